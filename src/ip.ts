@@ -1,0 +1,120 @@
+// IP addresses as canonical strings, and their wire bytes. Formatting follows glibc's inet_ntop
+// (longest run of two or more zero groups compressed, the first on a tie; ::ffff:a.b.c.d for
+// IPv4-mapped addresses) so that what we print matches ipvsadm and ipset line for line.
+import { isIPv4, isIPv6 } from 'node:net';
+
+export type AddressFamily = 'inet' | 'inet6';
+
+/** linux/socket.h */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+export function familyOf(address: string): AddressFamily | undefined {
+  if (isIPv4(address)) return 'inet';
+  if (isIPv6(address)) return 'inet6';
+  return undefined;
+}
+
+export const afNumber = (family: AddressFamily): number => (family === 'inet' ? AF_INET : AF_INET6);
+
+export function familyFromNumber(af: number): AddressFamily | undefined {
+  if (af === AF_INET) return 'inet';
+  if (af === AF_INET6) return 'inet6';
+  return undefined;
+}
+
+function ipv4Bytes(address: string): Buffer {
+  return Buffer.from(address.split('.').map((part) => Number(part)));
+}
+
+/** 4 bytes for IPv4, 16 for IPv6; throws on anything that is not an IP address. */
+export function addressToBytes(address: string): Buffer {
+  if (isIPv4(address)) return ipv4Bytes(address);
+  if (!isIPv6(address)) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+  const zone = address.indexOf('%');
+  let text = zone >= 0 ? address.slice(0, zone) : address;
+  const bytes = Buffer.alloc(16);
+  let tail: Buffer | undefined;
+  const lastColon = text.lastIndexOf(':');
+  if (text.slice(lastColon + 1).includes('.')) {
+    tail = ipv4Bytes(text.slice(lastColon + 1));
+    text = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const [head, rest] = text.split('::') as [string, string | undefined];
+  const headGroups = head === '' ? [] : head.split(':');
+  const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
+  const groups =
+    rest === undefined ? headGroups : [...headGroups, ...new Array(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
+  groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  if (tail) tail.copy(bytes, 12);
+  return bytes;
+}
+
+/** 16 bytes (union nf_inet_addr) with the IPv4 address in the first four. */
+export function addressToInetAddr(address: string): Buffer {
+  const bytes = addressToBytes(address);
+  if (bytes.length === 16) return bytes;
+  const padded = Buffer.alloc(16);
+  bytes.copy(padded);
+  return padded;
+}
+
+export function formatIPv4(bytes: Buffer, offset = 0): string {
+  return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
+}
+
+export function formatIPv6(bytes: Buffer): string {
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push(bytes.readUInt16BE(i * 2));
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (bestLength < 2) bestStart = -1;
+  if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && words[5] === 0xffff))) {
+    return `::${bestLength === 5 ? 'ffff:' : ''}${formatIPv4(bytes, 12)}`;
+  }
+  let text = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += '::';
+      i += bestLength - 1;
+      continue;
+    }
+    if (text !== '' && !text.endsWith(':')) text += ':';
+    text += words[i]!.toString(16);
+  }
+  return text;
+}
+
+/** Formats an address from `bytes` in `family`; the bytes may be longer (nf_inet_addr). */
+export function formatAddress(family: AddressFamily, bytes: Buffer): string {
+  if (family === 'inet') {
+    if (bytes.length < 4) throw new RangeError(`IPv4 address needs 4 bytes, got ${bytes.length}`);
+    return formatIPv4(bytes);
+  }
+  if (bytes.length < 16) throw new RangeError(`IPv6 address needs 16 bytes, got ${bytes.length}`);
+  return formatIPv6(bytes);
+}
+
+/** The canonical text of an address (as inet_ntop would print it), or undefined if invalid. */
+export function canonicalAddress(address: string): string | undefined {
+  const family = familyOf(address);
+  return family ? formatAddress(family, addressToBytes(address)) : undefined;
+}
+
+/** `10.0.0.1:80` or `[2001:db8::1]:80`, as ipvsadm prints a service or destination. */
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,383 @@
+// A batching netlink connection on the `netlink` package's raw socket.
+//
+// Many requests go to the kernel in one datagram. Only the last message of a datagram asks for an
+// ACK: the kernel handles a datagram's messages in order and reports every failure, ACK or not
+// (netlink_rcv_skb() calls netlink_ack() when NLM_F_ACK is set *or* err != 0), so when the last
+// message's ACK arrives every earlier message of the datagram has either failed with its own
+// NLMSG_ERROR or succeeded. That keeps the receive queue short: a burst of 100,000 ACKs would
+// overflow the socket's receive buffer (ENOBUFS) and lose outcomes. The bytes in flight are capped
+// by what the receive buffer can hold even if every request fails.
+import { RawNetlinkSocket } from 'netlink';
+import type { MessageInfo } from 'netlink';
+import { errnoName, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
+import {
+  encodeMessage,
+  messageSpace,
+  writeMessage,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
+  NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_NOOP,
+  NLMSG_OVERRUN,
+  parseErrorPayload,
+  parseMessages,
+  type NetlinkMessage,
+} from './message.js';
+import { withNetworkNamespace } from './netns.js';
+
+export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
+export const NETLINK_GENERIC = 16;
+
+export interface NetlinkRequest {
+  readonly type: number;
+  /** Extra flags besides NLM_F_REQUEST (NLM_F_CREATE, NLM_F_EXCL, ...). */
+  readonly flags?: number;
+  readonly payload: Buffer;
+  /** What this request does, for errors: `add real server 10.244.1.2:8080 to TCP 10.96.0.1:80`. */
+  readonly describe: () => string;
+}
+
+export type RequestOutcome = { readonly ok: true } | { readonly ok: false; readonly error: NetlinkRequestError };
+
+export interface ConnectionOptions {
+  /** Network namespace to open the socket in: a path such as /run/netns/NAME or /proc/PID/ns/net. */
+  readonly netns?: string;
+  /** Milliseconds before an unanswered request fails the connection's pending work. */
+  readonly timeoutMs?: number;
+  /** Largest datagram to send. */
+  readonly maxDatagramBytes?: number;
+}
+
+interface Pending {
+  onMessage(message: NetlinkMessage): void;
+  fail(error: Error): void;
+}
+
+/** Receive-buffer bytes one failed request can take: the skb overhead plus the echoed request. */
+const errorCost = (messageLength: number): number => 768 + 2 * messageLength;
+
+export class NetlinkConnection {
+  private readonly socket: RawNetlinkSocket;
+  private readonly pending = new Map<number, Pending>();
+  private nextSeq = (Math.random() * 0x7fffffff) >>> 0;
+  private dumpQueue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly maxDatagramBytes: number;
+  /** Receive-buffer bytes we allow requests in flight to consume if all of them fail. */
+  private readonly inFlightBudget: number;
+  private inFlightCost = 0;
+  private readonly waiters: Array<() => void> = [];
+  /** Counters for metrics and benchmarks. */
+  readonly stats = { datagramsSent: 0, messagesSent: 0, datagramsReceived: 0 };
+
+  private constructor(
+    readonly protocol: number,
+    options: ConnectionOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.maxDatagramBytes = options.maxDatagramBytes ?? 64 * 1024;
+    this.socket = new RawNetlinkSocket(protocol, {
+      recvBufferSize: 8 * 1024 * 1024,
+      sendBufferSize: 1024 * 1024,
+    } as ConstructorParameters<typeof RawNetlinkSocket>[1]);
+    // The kernel clamps SO_RCVBUF to net.core.rmem_max and doubles it; use half of what we got.
+    this.inFlightBudget = Math.max(32 * 1024, Math.floor(this.socket.getRecvBufferSize() / 2));
+    this.socket.on('message', (data, info) => this.receive(data, info));
+    this.socket.on('truncatedMessage', () => this.failAll(new NetlinkTransportError('a netlink reply was truncated')));
+    this.socket.on('error', (error) =>
+      this.failAll(new NetlinkTransportError('netlink socket error; outcomes of requests in flight are unknown', error.errno)),
+    );
+    this.socket.unref();
+  }
+
+  /** Opens a socket of `protocol` (NETLINK_GENERIC, NETLINK_NETFILTER, NETLINK_ROUTE). */
+  static open(protocol: number, options: ConnectionOptions = {}): NetlinkConnection {
+    return withNetworkNamespace(options.netns, () => new NetlinkConnection(protocol, options));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new NetlinkTransportError('netlink connection closed'));
+    this.socket.close();
+  }
+
+  private allocateSeq(): number {
+    this.nextSeq = (this.nextSeq + 1) >>> 0;
+    if (this.nextSeq === 0) this.nextSeq = 1;
+    return this.nextSeq;
+  }
+
+  private receive(data: Buffer, info: MessageInfo): void {
+    if (info.port !== 0) return; // only the kernel speaks to us
+    this.stats.datagramsReceived++;
+    let messages: NetlinkMessage[];
+    try {
+      messages = parseMessages(data);
+    } catch (error) {
+      this.failAll(error as Error);
+      return;
+    }
+    for (const message of messages) this.pending.get(message.seq)?.onMessage(message);
+  }
+
+  private failAll(error: Error): void {
+    const handlers = [...this.pending.values()];
+    this.pending.clear();
+    for (const handler of handlers) handler.fail(error);
+  }
+
+  private register(seqs: readonly number[], handler: Pending): () => void {
+    for (const seq of seqs) this.pending.set(seq, handler);
+    if (this.pending.size > 0) this.socket.ref();
+    return () => {
+      for (const seq of seqs) this.pending.delete(seq);
+      if (this.pending.size === 0) this.socket.unref();
+    };
+  }
+
+  private sendDatagram(datagram: Buffer, messages = 1): Promise<void> {
+    this.stats.datagramsSent++;
+    this.stats.messagesSent += messages;
+    return new Promise((resolve, reject) => {
+      this.socket.send(datagram, {}, (error) => {
+        if (error) reject(new NetlinkTransportError('sendmsg on netlink socket failed', error.errno));
+        else resolve();
+      });
+    });
+  }
+
+  private withTimeout<T>(work: (settle: { resolve: (value: T) => void; reject: (error: Error) => void }) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new NetlinkTransportError(`no answer from the kernel within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+      work({
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new NetlinkTransportError('netlink connection closed');
+  }
+
+  /**
+   * Sends every request, many per datagram, and returns one outcome per request, in order. A failed
+   * request does not hide the outcome of the others. Rejects only when the transport fails, in
+   * which case the outcome of requests in flight is unknown (the caller re-reads the kernel).
+   */
+  async execute(requests: readonly NetlinkRequest[]): Promise<RequestOutcome[]> {
+    this.assertOpen();
+    const outcomes: RequestOutcome[] = new Array(requests.length);
+    const datagrams: Promise<void>[] = [];
+    const datagramBudget = this.inFlightBudget / 4;
+    let index = 0;
+    while (index < requests.length) {
+      const start = index;
+      let bytes = 0;
+      let cost = 0;
+      while (index < requests.length) {
+        const space = messageSpace(requests[index]!.payload.length);
+        if (index > start && (bytes + space > this.maxDatagramBytes || cost + errorCost(space) > datagramBudget)) break;
+        bytes += space;
+        cost += errorCost(space);
+        index++;
+      }
+      await this.acquire(cost);
+      datagrams.push(this.sendBatch(requests, start, index, bytes, outcomes).finally(() => this.release(cost)));
+    }
+    await Promise.all(datagrams);
+    return outcomes;
+  }
+
+  private acquire(cost: number): Promise<void> {
+    if (this.inFlightCost === 0 || this.inFlightCost + cost <= this.inFlightBudget) {
+      this.inFlightCost += cost;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) =>
+      this.waiters.push(() => {
+        this.inFlightCost += cost;
+        resolve();
+      }),
+    );
+  }
+
+  private release(cost: number): void {
+    this.inFlightCost -= cost;
+    while (this.waiters.length > 0) {
+      const next = this.waiters[0]!;
+      // Admit the next waiter when the window has room (or is empty, for an oversized batch).
+      if (this.inFlightCost > 0 && this.inFlightCost >= this.inFlightBudget) break;
+      this.waiters.shift();
+      next();
+    }
+  }
+
+  private async sendBatch(
+    requests: readonly NetlinkRequest[],
+    start: number,
+    end: number,
+    bytes: number,
+    outcomes: RequestOutcome[],
+  ): Promise<void> {
+    const seqs: number[] = [];
+    const datagram = Buffer.allocUnsafe(bytes);
+    let offset = 0;
+    for (let i = start; i < end; i++) {
+      const request = requests[i]!;
+      const seq = this.allocateSeq();
+      seqs.push(seq);
+      const flags = NLM_F_REQUEST | (i === end - 1 ? NLM_F_ACK : 0) | (request.flags ?? 0);
+      offset = writeMessage(datagram, offset, request.type, flags, seq, request.payload);
+    }
+    const indexBySeq = new Map(seqs.map((seq, i) => [seq, start + i]));
+    const lastSeq = seqs[seqs.length - 1]!;
+    let unregister = (): void => {};
+    const done = this.withTimeout<void>(({ resolve, reject }) => {
+      unregister = this.register(seqs, {
+        onMessage: (message) => {
+          if (message.type !== NLMSG_ERROR) return; // replies to a request we did not ask for: ignore
+          const requestIndex = indexBySeq.get(message.seq)!;
+          let errno: number;
+          let extack: string | undefined;
+          try {
+            ({ errno, extackMessage: extack } = parseErrorPayload(message));
+          } catch (error) {
+            reject(error as Error);
+            return;
+          }
+          outcomes[requestIndex] =
+            errno === 0 ? { ok: true } : { ok: false, error: new NetlinkRequestError(requests[requestIndex]!.describe(), errno, extack) };
+          if (message.seq === lastSeq) {
+            for (let i = start; i < end; i++) outcomes[i] ??= { ok: true };
+            resolve();
+          }
+        },
+        fail: reject,
+      });
+    });
+    try {
+      await this.sendDatagram(datagram, end - start);
+      await done;
+    } finally {
+      unregister();
+    }
+  }
+
+  /** Sends one request and throws its NetlinkRequestError if the kernel refuses it. */
+  async executeOne(request: NetlinkRequest): Promise<void> {
+    const [outcome] = await this.execute([request]);
+    if (outcome && !outcome.ok) throw outcome.error;
+  }
+
+  /**
+   * A request that the kernel answers with messages (a GET that is not a dump), then an ACK.
+   * Resolves with the answers.
+   */
+  async query(request: NetlinkRequest): Promise<NetlinkMessage[]> {
+    this.assertOpen();
+    const seq = this.allocateSeq();
+    const replies: NetlinkMessage[] = [];
+    let unregister = (): void => {};
+    const done = this.withTimeout<NetlinkMessage[]>(({ resolve, reject }) => {
+      unregister = this.register([seq], {
+        onMessage: (message) => {
+          if (message.type === NLMSG_ERROR) {
+            const { errno, extackMessage } = parseErrorPayload(message);
+            if (errno === 0) resolve(replies);
+            else reject(new NetlinkRequestError(request.describe(), errno, extackMessage));
+          } else {
+            replies.push(message);
+          }
+        },
+        fail: reject,
+      });
+    });
+    try {
+      await this.sendDatagram(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_ACK | (request.flags ?? 0), seq, request.payload));
+      return await done;
+    } finally {
+      unregister();
+    }
+  }
+
+  /**
+   * A dump (NLM_F_DUMP): resolves with every message of the multi-part answer. Dumps on one socket
+   * run one after another: the kernel refuses a second dump while one is running (EBUSY).
+   * When the kernel says the dump was interrupted by a change (NLM_F_DUMP_INTR), it is retried.
+   */
+  dump(request: NetlinkRequest): Promise<NetlinkMessage[]> {
+    const run = this.dumpQueue.then(() => this.dumpWithRetry(request, 3));
+    this.dumpQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dumpWithRetry(request: NetlinkRequest, attempts: number): Promise<NetlinkMessage[]> {
+    for (let attempt = 1; ; attempt++) {
+      const { messages, interrupted } = await this.dumpOnce(request);
+      if (!interrupted || attempt >= attempts) return messages;
+    }
+  }
+
+  private async dumpOnce(request: NetlinkRequest): Promise<{ messages: NetlinkMessage[]; interrupted: boolean }> {
+    this.assertOpen();
+    const seq = this.allocateSeq();
+    const messages: NetlinkMessage[] = [];
+    let interrupted = false;
+    let unregister = (): void => {};
+    const done = this.withTimeout<void>(({ resolve, reject }) => {
+      unregister = this.register([seq], {
+        onMessage: (message) => {
+          if (message.flags & NLM_F_DUMP_INTR) interrupted = true;
+          switch (message.type) {
+            case NLMSG_DONE: {
+              // The DONE payload carries the dump's final status (negative errno), when present.
+              const status = message.payload.length >= 4 ? -message.payload.readInt32LE(0) : 0;
+              if (status > 0) reject(new NetlinkRequestError(request.describe(), status));
+              else resolve();
+              return;
+            }
+            case NLMSG_ERROR: {
+              const { errno, extackMessage } = parseErrorPayload(message);
+              if (errno === 0) resolve();
+              else reject(new NetlinkRequestError(request.describe(), errno, extackMessage));
+              return;
+            }
+            case NLMSG_NOOP:
+              return;
+            case NLMSG_OVERRUN:
+              reject(new NetlinkDecodeError('NLMSG_OVERRUN in dump'));
+              return;
+            default:
+              messages.push(message);
+          }
+        },
+        fail: reject,
+      });
+    });
+    try {
+      await this.sendDatagram(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_DUMP | (request.flags ?? 0), seq, request.payload));
+      await done;
+    } finally {
+      unregister();
+    }
+    return { messages, interrupted };
+  }
+}
+
+export { errnoName };

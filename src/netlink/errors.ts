@@ -1,0 +1,80 @@
+import { constants } from 'node:os';
+
+const errnoNames = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, value]) => [value, name]),
+);
+
+/** The symbolic name of an errno value (`EEXIST`), or `E<number>` when unknown. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** Base class: every kipvs error has a stable `code` that callers and tests branch on. */
+export class KipvsError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The kernel refused one netlink request. `operation` names what we asked
+ * (`add real server 10.244.1.2:8080 to TCP 10.96.0.1:80`), `errno` is the kernel's answer.
+ */
+export class NetlinkRequestError extends KipvsError {
+  constructor(
+    readonly operation: string,
+    readonly errno: number,
+    readonly extra?: string,
+  ) {
+    super('KIPVS_NETLINK_REQUEST', `${operation}: ${errnoName(errno)}${extra ? ` (${extra})` : ''}`);
+  }
+
+  get errnoName(): string {
+    return errnoName(this.errno);
+  }
+}
+
+/** Bytes from the kernel (or anyone) that do not form valid netlink messages or attributes. */
+export class NetlinkDecodeError extends KipvsError {
+  constructor(
+    message: string,
+    readonly offset?: number,
+  ) {
+    super('KIPVS_NETLINK_DECODE', offset === undefined ? message : `${message} at byte ${offset}`);
+  }
+}
+
+/** A value that cannot be encoded into an attribute (out of range, wrong type). */
+export class NetlinkEncodeError extends KipvsError {
+  constructor(message: string) {
+    super('KIPVS_NETLINK_ENCODE', message);
+  }
+}
+
+/** The socket itself failed: send error, receive overrun (ENOBUFS), timeout, closed. */
+export class NetlinkTransportError extends KipvsError {
+  constructor(
+    message: string,
+    readonly errno?: number,
+  ) {
+    super('KIPVS_NETLINK_TRANSPORT', errno === undefined ? message : `${message}: ${errnoName(errno)}`);
+  }
+}
+
+/** A kernel facility kipvs needs is missing (IPVS module not loaded, ipset not built). */
+export class KernelUnsupportedError extends KipvsError {
+  constructor(message: string) {
+    super('KIPVS_KERNEL_UNSUPPORTED', message);
+  }
+}
+
+/** The caller lacks a privilege (CAP_NET_ADMIN) for an operation. */
+export class PermissionError extends KipvsError {
+  constructor(message: string) {
+    super('KIPVS_PERMISSION', message);
+  }
+}

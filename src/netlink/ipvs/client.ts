@@ -1,0 +1,239 @@
+// The IPVS client: one generic netlink socket per network namespace (moby/ipvs's Handle).
+import { decodeAttributes, encodeAttributes } from '../attributes.js';
+import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
+import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
+import { decodeGenlPayload, genlHeader, resolveGenlFamily } from '../genl.js';
+import type { NetlinkMessage } from '../message.js';
+import {
+  decodeDestination,
+  decodeService,
+  encodeDestination,
+  encodeDestinationKey,
+  encodeService,
+  encodeServiceKey,
+} from './codec.js';
+import {
+  describeOperation,
+  formatServiceKey,
+  type IpvsDestination,
+  type IpvsInfo,
+  type IpvsOperation,
+  type IpvsService,
+  type IpvsServiceKey,
+  type IpvsTimeouts,
+} from './types.js';
+import { commandAttributes, infoAttributes, IPVS_GENL_NAME, IPVS_GENL_VERSION, IpvsCommand, type WireCommand } from './wire.js';
+
+export interface IpvsServiceWithDestinations {
+  readonly service: IpvsService;
+  readonly destinations: readonly IpvsDestination[];
+}
+
+/** Turns EPERM into an error that says which privilege is missing. */
+function explainPermission(error: unknown): never {
+  if (error instanceof NetlinkRequestError && (error.errnoName === 'EPERM' || error.errnoName === 'EACCES')) {
+    throw new PermissionError(`${error.operation}: ${error.errnoName}: programming or reading IPVS needs CAP_NET_ADMIN (run as root)`);
+  }
+  throw error;
+}
+
+export class IpvsClient {
+  private constructor(
+    private readonly connection: NetlinkConnection,
+    private readonly familyId: number,
+  ) {}
+
+  /** Opens an IPVS socket; fails with KernelUnsupportedError when the kernel has no IPVS. */
+  static async open(options: ConnectionOptions = {}): Promise<IpvsClient> {
+    const connection = NetlinkConnection.open(NETLINK_GENERIC, options);
+    try {
+      const family = await resolveGenlFamily(connection, IPVS_GENL_NAME);
+      if (!family) {
+        throw new KernelUnsupportedError(
+          'IPVS is not available in this kernel: generic netlink family "IPVS" not found (load the ip_vs module: modprobe ip_vs)',
+        );
+      }
+      return new IpvsClient(connection, family.id);
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  get transportStats(): NetlinkConnection['stats'] {
+    return this.connection.stats;
+  }
+
+  private request(command: number, attributes: WireCommand, describe: () => string, flags = 0): NetlinkRequest {
+    return {
+      type: this.familyId,
+      flags,
+      payload: encodeAttributes(commandAttributes, attributes, genlHeader(command, IPVS_GENL_VERSION)),
+      describe,
+    };
+  }
+
+  private decode(message: NetlinkMessage): WireCommand {
+    return decodeAttributes(commandAttributes, decodeGenlPayload(message).attributes);
+  }
+
+  async info(): Promise<IpvsInfo> {
+    const replies = await this.connection
+      .query(this.request(IpvsCommand.getInfo, {}, () => 'get IPVS info'))
+      .catch(explainPermission);
+    const reply = replies[0];
+    const attrs = reply ? decodeAttributes(infoAttributes, decodeGenlPayload(reply).attributes) : {};
+    return { version: attrs.version ?? 0, connectionTableSize: attrs.connTabSize ?? 0 };
+  }
+
+  async timeouts(): Promise<IpvsTimeouts> {
+    const replies = await this.connection
+      .query(this.request(IpvsCommand.getConfig, {}, () => 'get IPVS timeouts'))
+      .catch(explainPermission);
+    const attrs = replies[0] ? this.decode(replies[0]) : {};
+    return { tcp: attrs.timeoutTcp ?? 0, tcpFin: attrs.timeoutTcpFin ?? 0, udp: attrs.timeoutUdp ?? 0 };
+  }
+
+  /** Sets the timeouts that are given; 0 or absent leaves one unchanged, as in the kernel. */
+  async setTimeouts(timeouts: Partial<IpvsTimeouts>): Promise<void> {
+    const attributes: WireCommand = {
+      timeoutTcp: timeouts.tcp ?? 0,
+      timeoutTcpFin: timeouts.tcpFin ?? 0,
+      timeoutUdp: timeouts.udp ?? 0,
+    };
+    await this.connection
+      .executeOne(this.request(IpvsCommand.setConfig, attributes, () => `set IPVS timeouts ${JSON.stringify(timeouts)}`))
+      .catch(explainPermission);
+  }
+
+  async listServices(): Promise<IpvsService[]> {
+    const messages = await this.connection
+      .dump(this.request(IpvsCommand.getService, {}, () => 'list virtual servers'))
+      .catch(explainPermission);
+    const services: IpvsService[] = [];
+    for (const message of messages) {
+      const { service } = this.decode(message);
+      if (service) services.push(decodeService(service));
+    }
+    return services;
+  }
+
+  /** One service, or null when the kernel has none with this key. */
+  async getService(key: IpvsServiceKey): Promise<IpvsService | null> {
+    try {
+      const replies = await this.connection.query(
+        this.request(IpvsCommand.getService, { service: encodeServiceKey(key) }, () => `get virtual server ${formatServiceKey(key)}`),
+      );
+      const wire = replies[0] ? this.decode(replies[0]).service : undefined;
+      return wire ? decodeService(wire) : null;
+    } catch (error) {
+      if (error instanceof NetlinkRequestError && error.errnoName === 'ESRCH') return null;
+      return explainPermission(error);
+    }
+  }
+
+  async listDestinations(key: IpvsServiceKey): Promise<IpvsDestination[]> {
+    const messages = await this.connection
+      .dump(this.request(IpvsCommand.getDest, { service: encodeServiceKey(key) }, () => `list real servers of ${formatServiceKey(key)}`))
+      .catch(explainPermission);
+    const destinations: IpvsDestination[] = [];
+    for (const message of messages) {
+      const { dest } = this.decode(message);
+      if (dest) destinations.push(decodeDestination(dest, key.family));
+    }
+    return destinations;
+  }
+
+  /**
+   * Every virtual server with its real servers. A service deleted between the two dumps (ESRCH)
+   * is left out rather than failing the whole read.
+   */
+  async snapshot(): Promise<IpvsServiceWithDestinations[]> {
+    const services = await this.listServices();
+    const result: IpvsServiceWithDestinations[] = [];
+    for (const service of services) {
+      try {
+        result.push({ service, destinations: await this.listDestinations(service.key) });
+      } catch (error) {
+        if (error instanceof NetlinkRequestError && error.errnoName === 'ESRCH') continue;
+        throw error;
+      }
+    }
+    return result;
+  }
+
+  encodeOperation(operation: IpvsOperation): NetlinkRequest {
+    const describe = (): string => describeOperation(operation);
+    switch (operation.op) {
+      case 'addService':
+        return this.request(IpvsCommand.newService, { service: encodeService(operation.service) }, describe);
+      case 'editService':
+        return this.request(IpvsCommand.setService, { service: encodeService(operation.service) }, describe);
+      case 'deleteService':
+        return this.request(IpvsCommand.delService, { service: encodeServiceKey(operation.key) }, describe);
+      case 'addDestination':
+        return this.request(
+          IpvsCommand.newDest,
+          { service: encodeServiceKey(operation.service), dest: encodeDestination(operation.destination, operation.service.family) },
+          describe,
+        );
+      case 'editDestination':
+        return this.request(
+          IpvsCommand.setDest,
+          { service: encodeServiceKey(operation.service), dest: encodeDestination(operation.destination, operation.service.family) },
+          describe,
+        );
+      case 'deleteDestination':
+        return this.request(
+          IpvsCommand.delDest,
+          { service: encodeServiceKey(operation.service), dest: encodeDestinationKey(operation.destination, operation.service.family) },
+          describe,
+        );
+    }
+  }
+
+  /**
+   * Applies operations in order, batched; returns one outcome per operation. An operation that
+   * cannot even be encoded (bad address, scheduler name) fails alone without reaching the kernel.
+   */
+  async apply(operations: readonly IpvsOperation[]): Promise<RequestOutcome[]> {
+    const outcomes: RequestOutcome[] = new Array(operations.length);
+    const requests: NetlinkRequest[] = [];
+    const positions: number[] = [];
+    operations.forEach((operation, index) => {
+      try {
+        requests.push(this.encodeOperation(operation));
+        positions.push(index);
+      } catch (error) {
+        outcomes[index] = { ok: false, error: new NetlinkRequestError(describeOperation(operation), 22, (error as Error).message) };
+      }
+    });
+    const sent = await this.connection.execute(requests);
+    sent.forEach((outcome, i) => (outcomes[positions[i]!] = outcome));
+    return outcomes;
+  }
+
+  /** Applies operations and throws the first failure (for callers that want all or an error). */
+  async applyAll(operations: readonly IpvsOperation[]): Promise<void> {
+    const outcomes = await this.apply(operations);
+    const failed = outcomes.find((outcome) => !outcome.ok);
+    if (failed && !failed.ok) explainPermission(failed.error);
+  }
+
+  /** Removes every virtual server of this namespace (ipvsadm -C). */
+  async flush(): Promise<void> {
+    await this.connection.executeOne(this.request(IpvsCommand.flush, {}, () => 'flush IPVS table')).catch(explainPermission);
+  }
+
+  /** Zeroes the counters of one service, or of all when no key is given (ipvsadm -Z). */
+  async zero(key?: IpvsServiceKey): Promise<void> {
+    const attributes: WireCommand = key ? { service: encodeServiceKey(key) } : {};
+    await this.connection
+      .executeOne(this.request(IpvsCommand.zero, attributes, () => `zero counters${key ? ` of ${formatServiceKey(key)}` : ''}`))
+      .catch(explainPermission);
+  }
+}
