@@ -271,6 +271,7 @@ export class NetlinkConnection {
         fail: reject,
       });
     });
+    done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
       await this.sendDatagram(datagram, end - start);
       await done;
@@ -308,6 +309,7 @@ export class NetlinkConnection {
         fail: reject,
       });
     });
+    done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
       await this.sendDatagram(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_ACK | (request.flags ?? 0), seq, request.payload));
       return await done;
@@ -370,6 +372,7 @@ export class NetlinkConnection {
         fail: reject,
       });
     });
+    done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
       await this.sendDatagram(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_DUMP | (request.flags ?? 0), seq, request.payload));
       await done;

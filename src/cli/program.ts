@@ -1,0 +1,34 @@
+// The kipvs command line: one line for a user error, never a stack trace (KIPVS_DEBUG=1 shows it).
+import { Command, CommanderError } from 'commander';
+import { KipvsError } from '../netlink/errors.js';
+import { inspectCommand } from './inspect.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('kipvs')
+    .description('Kubernetes service proxy on IPVS, programmed over netlink')
+    .showHelpAfterError()
+    .exitOverride();
+  program.addCommand(inspectCommand());
+  return program;
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof KipvsError) return error.message;
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+export async function runCli(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv as string[], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode; // commander already printed it
+    console.error(`kipvs: ${describeError(error)}`);
+    if (process.env.KIPVS_DEBUG && error instanceof Error) console.error(error.stack);
+    return error instanceof KipvsError ? 1 : 70;
+  }
+}
+

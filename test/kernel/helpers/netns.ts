@@ -1,0 +1,41 @@
+// Kernel tests run inside a network namespace of their own: IPVS tables, ipsets, links and
+// iptables are all per namespace, so a test touches nothing it did not make, also when it runs
+// directly on a privileged host rather than in the UML sandbox.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export interface TestNetns {
+  readonly name: string;
+  /** /run/netns/<name>, for the `netns` option of kipvs's clients. */
+  readonly path: string;
+  /** Runs a command inside the namespace and returns its stdout; throws with stderr on failure. */
+  run(command: string, args: readonly string[], input?: string): string;
+  destroy(): void;
+}
+
+export function requireKernelSandbox(): void {
+  if (!process.env.KIPVS_SANDBOX) {
+    throw new Error('kernel tests run through scripts/sandbox.mjs (npm run test:kernel), which provides a kernel with IPVS');
+  }
+}
+
+export function createTestNetns(prefix = 'kipvs-test'): TestNetns {
+  requireKernelSandbox();
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', name]);
+  execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return {
+    name,
+    path: `/run/netns/${name}`,
+    run(command, args, input) {
+      const result = spawnSync('ip', ['netns', 'exec', name, command, ...args], { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+      if (result.status !== 0) {
+        throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
+      }
+      return result.stdout;
+    },
+    destroy() {
+      spawnSync('ip', ['netns', 'delete', name]);
+    },
+  };
+}

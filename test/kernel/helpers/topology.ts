@@ -1,0 +1,92 @@
+// A small cluster made of network namespaces, for traffic tests: a node (where IPVS is programmed),
+// a client outside it, and pods behind it, joined by veth pairs. Every address is inside
+// namespaces this helper makes; nothing leaves the sandbox.
+//
+//   client (10.200.0.2) --- (10.200.0.1) node (10.201.N.1) --- (10.201.N.2) pod-N
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createTestNetns, type TestNetns } from './netns.js';
+
+const helpers = import.meta.dirname;
+
+export interface Pod {
+  readonly name: string;
+  readonly ns: TestNetns;
+  readonly address: string;
+}
+
+export interface Topology {
+  readonly node: TestNetns;
+  readonly client: TestNetns;
+  readonly pods: readonly Pod[];
+  readonly clientAddress: string;
+  readonly nodeAddress: string;
+  /** Starts the echo server in a pod (TCP, or UDP) and waits until it listens. */
+  startServer(pod: Pod, port: number, protocol?: 'tcp' | 'udp'): Promise<void>;
+  /** Makes `count` TCP connections from the client namespace; returns answers per backend. */
+  request(address: string, port: number, count: number): { answers: Record<string, number>; failures: number };
+  destroy(): void;
+}
+
+function veth(a: TestNetns, aName: string, aAddress: string, b: TestNetns, bName: string, bAddress: string): void {
+  a.run('ip', ['link', 'add', aName, 'type', 'veth', 'peer', 'name', bName, 'netns', b.name]);
+  a.run('ip', ['addr', 'add', aAddress, 'dev', aName]);
+  a.run('ip', ['link', 'set', aName, 'up']);
+  b.run('ip', ['addr', 'add', bAddress, 'dev', bName]);
+  b.run('ip', ['link', 'set', bName, 'up']);
+}
+
+export function createTopology(podCount: number): Topology {
+  const node = createTestNetns('kipvs-node');
+  const client = createTestNetns('kipvs-client');
+  const pods: Pod[] = [];
+  const servers: ChildProcess[] = [];
+  try {
+    node.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    veth(client, 'eth0', '10.200.0.2/24', node, 'to-client', '10.200.0.1/24');
+    client.run('ip', ['route', 'add', 'default', 'via', '10.200.0.1']);
+    for (let i = 0; i < podCount; i++) {
+      const ns = createTestNetns(`kipvs-pod${i}`);
+      const address = `10.201.${i}.2`;
+      veth(ns, 'eth0', `${address}/24`, node, `to-pod${i}`, `10.201.${i}.1/24`);
+      ns.run('ip', ['route', 'add', 'default', 'via', `10.201.${i}.1`]);
+      pods.push({ name: `pod${i}`, ns, address });
+    }
+  } catch (error) {
+    for (const pod of pods) pod.ns.destroy();
+    client.destroy();
+    node.destroy();
+    throw error;
+  }
+  return {
+    node,
+    client,
+    pods,
+    clientAddress: '10.200.0.2',
+    nodeAddress: '10.200.0.1',
+    startServer(pod, port, protocol = 'tcp') {
+      const args = ['netns', 'exec', pod.ns.name, process.execPath, join(helpers, 'tcp-server.mjs'), pod.name, String(port)];
+      if (protocol === 'udp') args.push('udp');
+      const server = spawn('ip', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      servers.push(server);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`server in ${pod.name} did not start`)), 20_000);
+        server.stdout!.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.once('exit', (code) => reject(new Error(`server in ${pod.name} exited with ${code}`)));
+      });
+    },
+    request(address, port, count) {
+      const output = client.run(process.execPath, [join(helpers, 'tcp-client.mjs'), address, String(port), String(count)]);
+      return JSON.parse(output) as { answers: Record<string, number>; failures: number };
+    },
+    destroy() {
+      for (const server of servers) server.kill('SIGKILL');
+      for (const pod of pods) pod.ns.destroy();
+      client.destroy();
+      node.destroy();
+    },
+  };
+}
