@@ -18,6 +18,8 @@ interface KindValues {
   u16: number;
   u32: number;
   u64: bigint;
+  /** A 64-bit counter read as a number: exact below 2^53 (9 PB, 9e15 packets), no BigInt per value. */
+  counter64: number;
   /** 16-bit in network byte order (ports), the kernel's __be16. */
   be16: number;
   /** 32-bit in network byte order, the kernel's __be32. */
@@ -70,6 +72,7 @@ export const u8 = (id: number, orig: string): ScalarField<'u8'> => ({ id, orig, 
 export const u16 = (id: number, orig: string): ScalarField<'u16'> => ({ id, orig, kind: 'u16' });
 export const u32 = (id: number, orig: string): ScalarField<'u32'> => ({ id, orig, kind: 'u32' });
 export const u64 = (id: number, orig: string): ScalarField<'u64'> => ({ id, orig, kind: 'u64' });
+export const counter64 = (id: number, orig: string): ScalarField<'counter64'> => ({ id, orig, kind: 'counter64' });
 export const be16 = (id: number, orig: string, netByteOrderFlag = false): ScalarField<'be16'> => ({
   id,
   orig,
@@ -93,7 +96,7 @@ export const nested = <T extends AttrTable>(
   nestedFlag = false,
 ): NestedField<T> => ({ id, orig, kind: 'nested', table, nestedFlag });
 
-const FIXED_SIZE: Partial<Record<ScalarKind, number>> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, be32: 4, flag: 0 };
+const FIXED_SIZE: Partial<Record<ScalarKind, number>> = { u8: 1, u16: 2, u32: 4, u64: 8, counter64: 8, be16: 2, be32: 4, flag: 0 };
 
 function checkInteger(field: Field, value: unknown, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
@@ -183,6 +186,14 @@ class AttributeWriter {
         this.buf.writeBigUInt64LE(value, this.length);
         this.length += 8;
         return;
+      case 'counter64': {
+        const counter = checkInteger(field, value, Number.MAX_SAFE_INTEGER);
+        this.reserve(8);
+        this.buf.writeUInt32LE(counter % 0x1_0000_0000, this.length);
+        this.buf.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), this.length + 4);
+        this.length += 8;
+        return;
+      }
       case 'string': {
         if (typeof value !== 'string' || value.includes('\0')) {
           throw new NetlinkEncodeError(`${field.orig}: expected a string without NUL`);
@@ -266,50 +277,40 @@ function fieldsById(table: AttrTable): Map<number, [string, Field]> {
 }
 const byIdCache = new WeakMap<AttrTable, Map<number, [string, Field]>>();
 
-/** Calls `visit` for each attribute in `buf`; throws NetlinkDecodeError on malformed framing. */
-export function forEachAttribute(buf: Buffer, visit: (type: number, value: Buffer) => void, baseOffset = 0): void {
-  let offset = 0;
-  while (offset < buf.length) {
-    if (buf.length - offset < NLA_HEADER_LENGTH) {
-      throw new NetlinkDecodeError(`truncated attribute header (${buf.length - offset} bytes left)`, baseOffset + offset);
-    }
-    const length = buf.readUInt16LE(offset);
-    const type = buf.readUInt16LE(offset + 2);
-    if (length < NLA_HEADER_LENGTH || offset + length > buf.length) {
-      throw new NetlinkDecodeError(`attribute length ${length} does not fit in ${buf.length - offset} bytes`, baseOffset + offset);
-    }
-    visit(type, buf.subarray(offset + NLA_HEADER_LENGTH, offset + length));
-    offset += align4(length);
-  }
-}
 
-function decodeScalar(field: ScalarField, value: Buffer): unknown {
+/** Reads a scalar at buf[start, end) without slicing: dumps decode hundreds of thousands. */
+function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: number): unknown {
+  const length = end - start;
   const size = FIXED_SIZE[field.kind];
-  if (size !== undefined && value.length !== size) {
-    throw new NetlinkDecodeError(`${field.orig}: expected ${size} bytes, got ${value.length}`);
+  if (size !== undefined && length !== size) {
+    throw new NetlinkDecodeError(`${field.orig}: expected ${size} bytes, got ${length}`);
   }
   switch (field.kind) {
     case 'u8':
-      return value.readUInt8(0);
+      return buf[start];
     case 'u16':
-      return value.readUInt16LE(0);
+      return buf.readUInt16LE(start);
     case 'be16':
-      return value.readUInt16BE(0);
+      return buf.readUInt16BE(start);
     case 'u32':
-      return value.readUInt32LE(0);
+      return buf.readUInt32LE(start);
     case 'be32':
-      return value.readUInt32BE(0);
+      return buf.readUInt32BE(start);
     case 'u64':
-      return value.readBigUInt64LE(0);
+      return buf.readBigUInt64LE(start);
+    case 'counter64':
+      return buf.readUInt32LE(start + 4) * 0x1_0000_0000 + buf.readUInt32LE(start);
     case 'string': {
-      const end = value.indexOf(0);
-      return value.toString('utf8', 0, end < 0 ? value.length : end);
+      const nul = buf.indexOf(0, start);
+      return buf.toString('utf8', start, nul < 0 || nul >= end ? end : nul);
     }
     case 'binary':
-      if (field.length !== undefined && value.length !== field.length) {
-        throw new NetlinkDecodeError(`${field.orig}: expected ${field.length} bytes, got ${value.length}`);
+      if (field.length !== undefined && length !== field.length) {
+        throw new NetlinkDecodeError(`${field.orig}: expected ${field.length} bytes, got ${length}`);
       }
-      return Buffer.from(value);
+      // A view into the received datagram, not a copy: codecs turn it into addresses and
+      // strings at once. Unknown attributes, which live on, are copied.
+      return buf.subarray(start, end);
     case 'flag':
       return true;
   }
@@ -320,16 +321,28 @@ export function decodeAttributes<T extends AttrTable>(table: T, buf: Buffer, dep
   if (depth > 16) throw new NetlinkDecodeError('attributes nested too deeply');
   const index = fieldsById(table);
   const result: Record<string, unknown> = {};
-  const unknown: RawAttribute[] = [];
-  forEachAttribute(buf, (type, value) => {
+  let unknown: RawAttribute[] | undefined;
+  let offset = 0;
+  while (offset < buf.length) {
+    if (buf.length - offset < NLA_HEADER_LENGTH) {
+      throw new NetlinkDecodeError(`truncated attribute header (${buf.length - offset} bytes left)`, offset);
+    }
+    const length = buf.readUInt16LE(offset);
+    const type = buf.readUInt16LE(offset + 2);
+    if (length < NLA_HEADER_LENGTH || offset + length > buf.length) {
+      throw new NetlinkDecodeError(`attribute length ${length} does not fit in ${buf.length - offset} bytes`, offset);
+    }
+    const start = offset + NLA_HEADER_LENGTH;
+    const end = offset + length;
     const entry = index.get(type & NLA_TYPE_MASK);
     if (!entry) {
-      unknown.push({ type, value: Buffer.from(value) });
-      return;
+      (unknown ??= []).push({ type, value: Buffer.from(buf.subarray(start, end)) });
+    } else {
+      const [name, field] = entry;
+      result[name] = field.kind === 'nested' ? decodeAttributes(field.table, buf.subarray(start, end), depth + 1) : decodeScalar(field, buf, start, end);
     }
-    const [name, field] = entry;
-    result[name] = field.kind === 'nested' ? decodeAttributes(field.table, value, depth + 1) : decodeScalar(field, value);
-  });
-  if (unknown.length > 0) result.unknown = unknown;
+    offset += align4(length);
+  }
+  if (unknown) result.unknown = unknown;
   return result as Attrs<T>;
 }

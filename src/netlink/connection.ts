@@ -7,8 +7,9 @@
 // NLMSG_ERROR or succeeded. That keeps the receive queue short: a burst of 100,000 ACKs would
 // overflow the socket's receive buffer (ENOBUFS) and lose outcomes. The bytes in flight are capped
 // by what the receive buffer can hold even if every request fails.
-import { RawNetlinkSocket } from 'netlink';
-import type { MessageInfo } from 'netlink';
+// The raw socket module alone: the package's index also loads generated nl80211 codecs (~0.5 MB).
+import { RawNetlinkSocket } from 'netlink/dist/raw.js';
+import type { MessageInfo } from 'netlink/dist/raw.js';
 import { errnoName, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
 import {
   encodeMessage,
@@ -57,12 +58,25 @@ interface Pending {
   fail(error: Error): void;
 }
 
+interface Registered extends Pending {
+  /** The watchdog tick at which the request was sent. */
+  readonly sentAtTick: number;
+}
+
+const WATCHDOG_INTERVAL_MS = 1000;
+
 /** Receive-buffer bytes one failed request can take: the skb overhead plus the echoed request. */
 const errorCost = (messageLength: number): number => 768 + 2 * messageLength;
 
 export class NetlinkConnection {
   private readonly socket: RawNetlinkSocket;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Registered>();
+  /**
+   * One interval timer for all requests instead of a timer each: reading the clock per request
+   * is a syscall in the UML test kernel and showed up as the top cost of a dump of 10,000 services.
+   */
+  private watchdog: NodeJS.Timeout | undefined;
+  private tick = 0;
   private nextSeq = (Math.random() * 0x7fffffff) >>> 0;
   private dumpQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -127,18 +141,41 @@ export class NetlinkConnection {
   }
 
   private failAll(error: Error): void {
-    const handlers = [...this.pending.values()];
-    this.pending.clear();
+    const handlers = new Set(this.pending.values());
     for (const handler of handlers) handler.fail(error);
   }
 
   private register(seqs: readonly number[], handler: Pending): () => void {
-    for (const seq of seqs) this.pending.set(seq, handler);
-    if (this.pending.size > 0) this.socket.ref();
+    const registered: Registered = { ...handler, sentAtTick: this.tick };
+    for (const seq of seqs) this.pending.set(seq, registered);
+    if (this.pending.size > 0) {
+      this.socket.ref();
+      this.watchdog ??= setInterval(() => this.expire(), WATCHDOG_INTERVAL_MS);
+    }
     return () => {
       for (const seq of seqs) this.pending.delete(seq);
-      if (this.pending.size === 0) this.socket.unref();
+      if (this.pending.size === 0) {
+        if (!this.closed) this.socket.unref();
+        clearInterval(this.watchdog);
+        this.watchdog = undefined;
+      }
     };
+  }
+
+  private expire(): void {
+    this.tick++;
+    const limit = Math.ceil(this.timeoutMs / WATCHDOG_INTERVAL_MS);
+    const expired = new Set([...this.pending.values()].filter((handler) => this.tick - handler.sentAtTick > limit));
+    for (const handler of expired) handler.fail(new NetlinkTransportError(`no answer from the kernel within ${this.timeoutMs} ms`));
+  }
+
+  /**
+   * Sends and waits for the kernel's answer, not for the send callback: the answer often
+   * arrives first, and waiting for both costs an event-loop turn per round trip.
+   */
+  private sendAndWait<T>(datagram: Buffer, messages: number, answered: Promise<T>, fail: (error: Error) => void): Promise<T> {
+    this.sendDatagram(datagram, messages).catch(fail);
+    return answered;
   }
 
   private sendDatagram(datagram: Buffer, messages = 1): Promise<void> {
@@ -148,25 +185,6 @@ export class NetlinkConnection {
       this.socket.send(datagram, {}, (error) => {
         if (error) reject(new NetlinkTransportError('sendmsg on netlink socket failed', error.errno));
         else resolve();
-      });
-    });
-  }
-
-  private withTimeout<T>(work: (settle: { resolve: (value: T) => void; reject: (error: Error) => void }) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new NetlinkTransportError(`no answer from the kernel within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
-      work({
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
       });
     });
   }
@@ -248,7 +266,9 @@ export class NetlinkConnection {
     const indexBySeq = new Map(seqs.map((seq, i) => [seq, start + i]));
     const lastSeq = seqs[seqs.length - 1]!;
     let unregister = (): void => {};
-    const done = this.withTimeout<void>(({ resolve, reject }) => {
+    let failBatch: (error: Error) => void = () => {};
+    const done = new Promise<void>((resolve, reject) => {
+      failBatch = reject;
       unregister = this.register(seqs, {
         onMessage: (message) => {
           if (message.type !== NLMSG_ERROR) return; // replies to a request we did not ask for: ignore
@@ -273,8 +293,7 @@ export class NetlinkConnection {
     });
     done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
-      await this.sendDatagram(datagram, end - start);
-      await done;
+      await this.sendAndWait(datagram, end - start, done, failBatch);
     } finally {
       unregister();
     }
@@ -295,7 +314,9 @@ export class NetlinkConnection {
     const seq = this.allocateSeq();
     const replies: NetlinkMessage[] = [];
     let unregister = (): void => {};
-    const done = this.withTimeout<NetlinkMessage[]>(({ resolve, reject }) => {
+    let failQuery: (error: Error) => void = () => {};
+    const done = new Promise<NetlinkMessage[]>((resolve, reject) => {
+      failQuery = reject;
       unregister = this.register([seq], {
         onMessage: (message) => {
           if (message.type === NLMSG_ERROR) {
@@ -311,8 +332,7 @@ export class NetlinkConnection {
     });
     done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
-      await this.sendDatagram(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_ACK | (request.flags ?? 0), seq, request.payload));
-      return await done;
+      return await this.sendAndWait(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_ACK | (request.flags ?? 0), seq, request.payload), 1, done, failQuery);
     } finally {
       unregister();
     }
@@ -342,7 +362,9 @@ export class NetlinkConnection {
     const messages: NetlinkMessage[] = [];
     let interrupted = false;
     let unregister = (): void => {};
-    const done = this.withTimeout<void>(({ resolve, reject }) => {
+    let failDump: (error: Error) => void = () => {};
+    const done = new Promise<void>((resolve, reject) => {
+      failDump = reject;
       unregister = this.register([seq], {
         onMessage: (message) => {
           if (message.flags & NLM_F_DUMP_INTR) interrupted = true;
@@ -374,8 +396,7 @@ export class NetlinkConnection {
     });
     done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
-      await this.sendDatagram(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_DUMP | (request.flags ?? 0), seq, request.payload));
-      await done;
+      await this.sendAndWait(encodeMessage(request.type, NLM_F_REQUEST | NLM_F_DUMP | (request.flags ?? 0), seq, request.payload), 1, done, failDump);
     } finally {
       unregister();
     }

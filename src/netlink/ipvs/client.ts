@@ -37,10 +37,16 @@ function explainPermission(error: unknown): never {
   throw error;
 }
 
+/** Sockets that list real servers in parallel: one dump per service, each a round trip. */
+const DUMP_SOCKETS = 4;
+
 export class IpvsClient {
+  private readonly dumpConnections: NetlinkConnection[] = [];
+
   private constructor(
     private readonly connection: NetlinkConnection,
     private readonly familyId: number,
+    private readonly options: ConnectionOptions,
   ) {}
 
   /** Opens an IPVS socket; fails with KernelUnsupportedError when the kernel has no IPVS. */
@@ -53,7 +59,7 @@ export class IpvsClient {
           'IPVS is not available in this kernel: generic netlink family "IPVS" not found (load the ip_vs module: modprobe ip_vs)',
         );
       }
-      return new IpvsClient(connection, family.id);
+      return new IpvsClient(connection, family.id, options);
     } catch (error) {
       connection.close();
       throw error;
@@ -62,6 +68,8 @@ export class IpvsClient {
 
   close(): void {
     this.connection.close();
+    for (const connection of this.dumpConnections) connection.close();
+    this.dumpConnections.length = 0;
   }
 
   get transportStats(): NetlinkConnection['stats'] {
@@ -136,8 +144,8 @@ export class IpvsClient {
     }
   }
 
-  async listDestinations(key: IpvsServiceKey): Promise<IpvsDestination[]> {
-    const messages = await this.connection
+  async listDestinations(key: IpvsServiceKey, connection = this.connection): Promise<IpvsDestination[]> {
+    const messages = await connection
       .dump(this.request(IpvsCommand.getDest, { service: encodeServiceKey(key) }, () => `list real servers of ${formatServiceKey(key)}`))
       .catch(explainPermission);
     const destinations: IpvsDestination[] = [];
@@ -154,16 +162,27 @@ export class IpvsClient {
    */
   async snapshot(): Promise<IpvsServiceWithDestinations[]> {
     const services = await this.listServices();
-    const result: IpvsServiceWithDestinations[] = [];
-    for (const service of services) {
-      try {
-        result.push({ service, destinations: await this.listDestinations(service.key) });
-      } catch (error) {
-        if (error instanceof NetlinkRequestError && error.errnoName === 'ESRCH') continue;
-        throw error;
-      }
+    // The kernel has no dump of all real servers, only one per service: spread those round
+    // trips over a few sockets so the kernel's work and ours overlap.
+    while (this.dumpConnections.length < DUMP_SOCKETS - 1 && services.length > 64) {
+      this.dumpConnections.push(NetlinkConnection.open(NETLINK_GENERIC, this.options));
     }
-    return result;
+    const connections = [this.connection, ...this.dumpConnections];
+    const destinations: Array<IpvsDestination[] | null> = new Array(services.length);
+    let next = 0;
+    const worker = async (connection: NetlinkConnection): Promise<void> => {
+      while (next < services.length) {
+        const index = next++;
+        try {
+          destinations[index] = await this.listDestinations(services[index]!.key, connection);
+        } catch (error) {
+          if (!(error instanceof NetlinkRequestError && error.errnoName === 'ESRCH')) throw error;
+          destinations[index] = null; // deleted between the two dumps
+        }
+      }
+    };
+    await Promise.all(connections.map(worker));
+    return services.flatMap((service, i) => (destinations[i] ? [{ service, destinations: destinations[i] }] : []));
   }
 
   encodeOperation(operation: IpvsOperation): NetlinkRequest {

@@ -1,6 +1,6 @@
 // IPVS generic netlink wire format: commands and attribute tables from linux/ip_vs.h. Each entry
 // names its uapi constant; test/unit/netlink/uapi.test.ts checks every value against the header.
-import { be16, binary, nested, string, u16, u32, u64, u8, type Attrs } from '../attributes.js';
+import { be16, binary, counter64, nested, string, u16, u32, u64, u8, type Attrs } from '../attributes.js';
 
 export const IPVS_GENL_NAME = 'IPVS';
 export const IPVS_GENL_VERSION = 1;
@@ -53,16 +53,16 @@ export const statsAttributes = {
 
 /** The same counters, all 64-bit (IPVS_SVC_ATTR_STATS64, IPVS_DEST_ATTR_STATS64). */
 export const stats64Attributes = {
-  conns: u64(1, 'IPVS_STATS_ATTR_CONNS'),
-  inPackets: u64(2, 'IPVS_STATS_ATTR_INPKTS'),
-  outPackets: u64(3, 'IPVS_STATS_ATTR_OUTPKTS'),
-  inBytes: u64(4, 'IPVS_STATS_ATTR_INBYTES'),
-  outBytes: u64(5, 'IPVS_STATS_ATTR_OUTBYTES'),
-  cps: u64(6, 'IPVS_STATS_ATTR_CPS'),
-  inPps: u64(7, 'IPVS_STATS_ATTR_INPPS'),
-  outPps: u64(8, 'IPVS_STATS_ATTR_OUTPPS'),
-  inBps: u64(9, 'IPVS_STATS_ATTR_INBPS'),
-  outBps: u64(10, 'IPVS_STATS_ATTR_OUTBPS'),
+  conns: counter64(1, 'IPVS_STATS_ATTR_CONNS'),
+  inPackets: counter64(2, 'IPVS_STATS_ATTR_INPKTS'),
+  outPackets: counter64(3, 'IPVS_STATS_ATTR_OUTPKTS'),
+  inBytes: counter64(4, 'IPVS_STATS_ATTR_INBYTES'),
+  outBytes: counter64(5, 'IPVS_STATS_ATTR_OUTBYTES'),
+  cps: counter64(6, 'IPVS_STATS_ATTR_CPS'),
+  inPps: counter64(7, 'IPVS_STATS_ATTR_INPPS'),
+  outPps: counter64(8, 'IPVS_STATS_ATTR_OUTPPS'),
+  inBps: counter64(9, 'IPVS_STATS_ATTR_INBPS'),
+  outBps: counter64(10, 'IPVS_STATS_ATTR_OUTBPS'),
 } as const;
 
 export const serviceAttributes = {

@@ -15,6 +15,7 @@ import {
   u32,
   u64,
   u8,
+  counter64,
 } from '../../../src/netlink/attributes.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../../../src/netlink/errors.js';
 
@@ -32,6 +33,7 @@ const table = {
   present: flag(7, 'TEST_FLAG'),
   data: nested(8, 'TEST_DATA', inner, true),
   plain: nested(9, 'TEST_PLAIN', inner, false),
+  packets: counter64(10, 'TEST_COUNTER'),
 } as const;
 
 describe('attribute tables', () => {
@@ -78,6 +80,7 @@ describe('attribute tables', () => {
         name: fc.string().filter((s) => !s.includes('\0')),
         blob: fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
         present: fc.constant(true as const),
+        packets: fc.maxSafeNat(),
         data: fc.record({ port: fc.integer({ min: 0, max: 0xffff }), ip: fc.integer({ min: 0, max: 0xffffffff }) }, { requiredKeys: [] }),
       },
       { requiredKeys: [] },

@@ -49,7 +49,8 @@ export function readUapiConstants(headers: readonly string[] = UAPI_HEADERS): Ma
     }
     for (const match of text.matchAll(/enum\s*\w*\s*\{([^}]*)\}/g)) {
       let next = 0;
-      for (const entry of match[1]!.split(',')) {
+      // Enum bodies interleave preprocessor lines (`#define IFLA_COST IFLA_COST`): drop them.
+      for (const entry of match[1]!.replace(/^\s*#.*$/gm, '').split(',')) {
         const [name, expression] = entry.split('=').map((part) => part.trim());
         if (!name || !/^[A-Za-z_]\w*$/.test(name)) continue;
         const value = expression === undefined ? next : evaluate(expression, known);
