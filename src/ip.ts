@@ -118,3 +118,22 @@ export function canonicalAddress(address: string): string | undefined {
 export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
+
+/** Whether `address` lies in `cidr` (`10.0.0.0/8`, `fd00::/64`); false across families or when invalid. */
+export function cidrContains(cidr: string, address: string): boolean {
+  const slash = cidr.indexOf('/');
+  const network = slash < 0 ? cidr : cidr.slice(0, slash);
+  const family = familyOf(network);
+  if (!family || familyOf(address) !== family) return false;
+  const bits = family === 'inet' ? 32 : 128;
+  const prefix = slash < 0 ? bits : Number(cidr.slice(slash + 1));
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) return false;
+  const a = addressToBytes(network);
+  const b = addressToBytes(address);
+  const fullBytes = prefix >> 3;
+  for (let i = 0; i < fullBytes; i++) if (a[i] !== b[i]) return false;
+  const rest = prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[fullBytes]! & mask) === (b[fullBytes]! & mask);
+}

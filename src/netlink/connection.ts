@@ -75,7 +75,7 @@ export class NetlinkConnection {
    * One interval timer for all requests instead of a timer each: reading the clock per request
    * is a syscall in the UML test kernel and showed up as the top cost of a dump of 10,000 services.
    */
-  private watchdog: NodeJS.Timeout | undefined;
+  private readonly watchdog: NodeJS.Timeout;
   private tick = 0;
   private nextSeq = (Math.random() * 0x7fffffff) >>> 0;
   private dumpQueue: Promise<unknown> = Promise.resolve();
@@ -107,6 +107,10 @@ export class NetlinkConnection {
       this.failAll(new NetlinkTransportError('netlink socket error; outcomes of requests in flight are unknown', error.errno)),
     );
     this.socket.unref();
+    // Created once and unreferenced: it never keeps the process alive, and creating a timer per
+    // request would read the clock per request.
+    this.watchdog = setInterval(() => this.expire(), WATCHDOG_INTERVAL_MS);
+    this.watchdog.unref();
   }
 
   /** Opens a socket of `protocol` (NETLINK_GENERIC, NETLINK_NETFILTER, NETLINK_ROUTE). */
@@ -117,6 +121,7 @@ export class NetlinkConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.watchdog);
     this.failAll(new NetlinkTransportError('netlink connection closed'));
     this.socket.close();
   }
@@ -148,17 +153,10 @@ export class NetlinkConnection {
   private register(seqs: readonly number[], handler: Pending): () => void {
     const registered: Registered = { ...handler, sentAtTick: this.tick };
     for (const seq of seqs) this.pending.set(seq, registered);
-    if (this.pending.size > 0) {
-      this.socket.ref();
-      this.watchdog ??= setInterval(() => this.expire(), WATCHDOG_INTERVAL_MS);
-    }
+    if (this.pending.size > 0) this.socket.ref();
     return () => {
       for (const seq of seqs) this.pending.delete(seq);
-      if (this.pending.size === 0) {
-        if (!this.closed) this.socket.unref();
-        clearInterval(this.watchdog);
-        this.watchdog = undefined;
-      }
+      if (this.pending.size === 0 && !this.closed) this.socket.unref();
     };
   }
 

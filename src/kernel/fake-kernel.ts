@@ -1,0 +1,118 @@
+// An in-memory kernel for unit tests of the reconciler, stricter than the real one (as
+// knftables' fake is): it refuses what the kernel refuses — a real server for a missing virtual
+// server (ESRCH), a duplicate (EEXIST), an unknown scheduler (ENOENT), an entry for a missing set,
+// an address on a missing interface (ENODEV) — so no unit test passes on a plan the kernel would
+// reject. Kernel tests confirm the real kernel behaves as this fake says.
+import { NetlinkRequestError } from '../netlink/errors.js';
+import type { IpvsDestination, IpvsOperation } from '../netlink/ipvs/types.js';
+import { describeOperation } from '../netlink/ipvs/types.js';
+import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
+import type { KernelOperation, ObservedIpset, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
+import { describeKernelOperation, type ApplyResult, type Kernel, type OperationFailure } from './netlink-kernel.js';
+import type { IpsetEntry } from '../netlink/ipset/types.js';
+
+const KERNEL_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos']);
+const ERRNO = { EEXIST: 17, ESRCH: 3, ENOENT: 2, ENODEV: 19, EADDRNOTAVAIL: 99 } as const;
+
+interface FakeVirtualServer {
+  service: ObservedVirtualServer['service'];
+  realServers: Map<string, IpvsDestination>;
+}
+
+export class FakeKernel implements Kernel {
+  dummyInterface: string | undefined;
+  readonly virtualServers = new Map<string, FakeVirtualServer>();
+  readonly boundAddresses = new Set<string>();
+  readonly ipsets = new Map<string, { spec: ObservedIpset['spec']; entries: Map<string, IpsetEntry> }>();
+  /** Every operation applied successfully, in order, for tests that count kernel work. */
+  readonly log: KernelOperation[] = [];
+
+  constructor(readonly dummyInterfaceName = 'kube-ipvs0') {}
+
+  async observe(): Promise<ObservedState> {
+    const virtualServers = new Map<string, ObservedVirtualServer>();
+    for (const [key, vs] of this.virtualServers) virtualServers.set(key, { service: vs.service, realServers: new Map(vs.realServers) });
+    const ipsets = new Map<string, ObservedIpset>();
+    for (const [name, set] of this.ipsets) ipsets.set(name, { spec: set.spec, entries: new Map(set.entries) });
+    return { dummyInterfaceExists: this.dummyInterface !== undefined, virtualServers, boundAddresses: new Set(this.boundAddresses), ipsets };
+  }
+
+  async apply(plan: Plan): Promise<ApplyResult> {
+    const failures: OperationFailure[] = [];
+    for (const operation of plan.operations) {
+      const errno = this.applyOne(operation);
+      if (errno === undefined) this.log.push(operation);
+      else failures.push({ operation, error: new NetlinkRequestError(describeKernelOperation(operation, this.dummyInterfaceName), errno) });
+    }
+    return { applied: plan.operations.length - failures.length, failures };
+  }
+
+  close(): void {}
+
+  private applyOne(operation: KernelOperation): number | undefined {
+    switch (operation.kind) {
+      case 'ensureDummyInterface':
+        this.dummyInterface = operation.name;
+        return undefined;
+      case 'createIpset':
+        if (!this.ipsets.has(operation.name)) this.ipsets.set(operation.name, { spec: operation.spec, entries: new Map() });
+        return undefined;
+      case 'bindAddress':
+        if (this.dummyInterface === undefined) return ERRNO.ENODEV;
+        this.boundAddresses.add(operation.address);
+        return undefined;
+      case 'unbindAddress':
+        return this.boundAddresses.delete(operation.address) ? undefined : ERRNO.EADDRNOTAVAIL;
+      case 'addIpsetEntry':
+      case 'deleteIpsetEntry': {
+        const set = this.ipsets.get(operation.set);
+        if (!set) return ERRNO.ENOENT;
+        const key = ipsetEntryKey(operation.entry);
+        if (operation.kind === 'addIpsetEntry') set.entries.set(key, operation.entry);
+        else set.entries.delete(key);
+        return undefined; // idempotent, as kipvs sends ipset entries without NLM_F_EXCL
+      }
+      case 'ipvs':
+        return this.applyIpvs(operation.operation);
+    }
+  }
+
+  private applyIpvs(operation: IpvsOperation): number | undefined {
+    switch (operation.op) {
+      case 'addService': {
+        const key = virtualServerKey(operation.service.key);
+        if (this.virtualServers.has(key)) return ERRNO.EEXIST;
+        if (!KERNEL_SCHEDULERS.has(operation.service.scheduler)) return ERRNO.ENOENT;
+        this.virtualServers.set(key, { service: operation.service, realServers: new Map() });
+        return undefined;
+      }
+      case 'editService': {
+        const vs = this.virtualServers.get(virtualServerKey(operation.service.key));
+        if (!vs) return ERRNO.ESRCH;
+        if (!KERNEL_SCHEDULERS.has(operation.service.scheduler)) return ERRNO.ENOENT;
+        vs.service = operation.service;
+        return undefined;
+      }
+      case 'deleteService':
+        return this.virtualServers.delete(virtualServerKey(operation.key)) ? undefined : ERRNO.ESRCH;
+      case 'addDestination':
+      case 'editDestination': {
+        const vs = this.virtualServers.get(virtualServerKey(operation.service));
+        if (!vs) return ERRNO.ESRCH;
+        const key = realServerKey(operation.destination);
+        const exists = vs.realServers.has(key);
+        if (operation.op === 'addDestination' && exists) return ERRNO.EEXIST;
+        if (operation.op === 'editDestination' && !exists) return ERRNO.ENOENT;
+        vs.realServers.set(key, { activeConns: 0, inactiveConns: 0, persistConns: 0, ...vs.realServers.get(key), ...operation.destination });
+        return undefined;
+      }
+      case 'deleteDestination': {
+        const vs = this.virtualServers.get(virtualServerKey(operation.service));
+        if (!vs) return ERRNO.ESRCH;
+        return vs.realServers.delete(realServerKey(operation.destination)) ? undefined : ERRNO.ENOENT;
+      }
+    }
+  }
+}
+
+export { describeOperation };

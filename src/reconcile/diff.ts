@@ -1,0 +1,136 @@
+// The pure diff: desired state against what the kernel has, to the smallest ordered plan.
+// Only what kipvs owns is ever changed: virtual servers it wants, those whose address is bound on
+// its dummy interface (kube-proxy's rule, so a node switched from kube-proxy is adopted), those it
+// made before; never one inside --ipvs-exclude-cidrs. Someone else's virtual servers, ipsets and
+// addresses are left as they are.
+import { cidrContains } from '../ip.js';
+import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import { virtualServerKey, type DesiredState, type DesiredVirtualServer } from '../model/desired.js';
+import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
+
+export interface DiffContext {
+  readonly dummyInterface: string;
+  readonly excludeCidrs: readonly string[];
+  /** How long a removed TCP/SCTP real server drains at weight 0 before it is deleted; 0 deletes at once. */
+  readonly gracefulTerminationMs: number;
+  readonly now: number;
+  readonly draining: ReadonlyMap<string, DrainingRealServer>;
+  /** Virtual servers kipvs programmed before (across restarts, from its state file). */
+  readonly previouslyOwned: ReadonlySet<string>;
+}
+
+const sameService = (a: IpvsService, b: IpvsService): boolean =>
+  a.scheduler === b.scheduler && a.flags === b.flags && a.timeout === b.timeout && a.netmask === b.netmask &&
+  (a.persistenceEngine ?? '') === (b.persistenceEngine ?? '');
+
+const sameRealServer = (a: IpvsDestination, b: IpvsDestination): boolean =>
+  a.weight === b.weight && a.forwarding === b.forwarding && a.upperThreshold === b.upperThreshold && a.lowerThreshold === b.lowerThreshold;
+
+function excluded(service: IpvsService, excludeCidrs: readonly string[]): boolean {
+  return !isFwmarkKey(service.key) && excludeCidrs.some((cidr) => cidrContains(cidr, (service.key as { address: string }).address));
+}
+
+/** UDP has no connection to drain: a removed UDP real server goes at once (kube-proxy does the same). */
+const drains = (service: IpvsService): boolean => isFwmarkKey(service.key) || service.key.protocol !== 'UDP';
+
+interface PlanBuilder {
+  readonly creations: KernelOperation[];
+  readonly deletions: KernelOperation[];
+  readonly draining: Map<string, DrainingRealServer>;
+}
+
+function diffRealServers(
+  key: string,
+  desired: DesiredVirtualServer,
+  observed: ObservedVirtualServer | undefined,
+  context: DiffContext,
+  plan: PlanBuilder,
+): void {
+  const serviceKey = desired.service.key;
+  for (const [realKey, destination] of desired.realServers) {
+    const current = observed?.realServers.get(realKey);
+    if (!current) plan.creations.push({ kind: 'ipvs', operation: { op: 'addDestination', service: serviceKey, destination } });
+    else if (!sameRealServer(current, destination)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: serviceKey, destination } });
+  }
+  for (const [realKey, current] of observed?.realServers ?? []) {
+    if (desired.realServers.has(realKey)) continue;
+    removeRealServer(key, realKey, desired.service, current, context, plan);
+  }
+}
+
+function removeRealServer(
+  key: string,
+  realKey: string,
+  service: IpvsService,
+  current: IpvsDestination,
+  context: DiffContext,
+  plan: PlanBuilder,
+): void {
+  const deleteIt = (): void => {
+    plan.deletions.push({ kind: 'ipvs', operation: { op: 'deleteDestination', service: service.key, destination: current } });
+  };
+  if (!drains(service) || context.gracefulTerminationMs <= 0) return deleteIt();
+  const id = drainKey(key, realKey);
+  const since = context.draining.get(id)?.since ?? context.now;
+  const connections = (current.activeConns ?? 0) + (current.inactiveConns ?? 0);
+  const drained = current.weight === 0 && context.draining.has(id) && connections === 0;
+  if (drained || context.now - since >= context.gracefulTerminationMs) return deleteIt();
+  if (current.weight !== 0) {
+    plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: service.key, destination: { ...current, weight: 0 } } });
+  }
+  plan.draining.set(id, { virtualServer: key, realServer: realKey, since });
+}
+
+export function diff(desired: DesiredState, observed: ObservedState, context: DiffContext): Plan {
+  const plan: PlanBuilder = { creations: [], deletions: [], draining: new Map() };
+  const setup: KernelOperation[] = [];
+  if (!observed.dummyInterfaceExists) setup.push({ kind: 'ensureDummyInterface', name: context.dummyInterface });
+  for (const [name, set] of desired.ipsets) {
+    if (!observed.ipsets.has(name)) setup.push({ kind: 'createIpset', name, spec: set.spec });
+  }
+  for (const address of desired.boundAddresses) {
+    if (!observed.boundAddresses.has(address)) setup.push({ kind: 'bindAddress', address });
+  }
+
+  for (const [key, want] of desired.virtualServers) {
+    if (excluded(want.service, context.excludeCidrs)) continue;
+    const have = observed.virtualServers.get(key);
+    if (!have) plan.creations.push({ kind: 'ipvs', operation: { op: 'addService', service: want.service } });
+    else if (!sameService(have.service, want.service)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editService', service: want.service } });
+    diffRealServers(key, want, have, context, plan);
+  }
+  const serviceDeletions: KernelOperation[] = [];
+  for (const [key, have] of observed.virtualServers) {
+    if (desired.virtualServers.has(key) || excluded(have.service, context.excludeCidrs)) continue;
+    const address = isFwmarkKey(have.service.key) ? undefined : have.service.key.address;
+    const owned = context.previouslyOwned.has(key) || (address !== undefined && observed.boundAddresses.has(address));
+    if (owned) serviceDeletions.push({ kind: 'ipvs', operation: { op: 'deleteService', key: have.service.key } });
+  }
+
+  const entryAdds: KernelOperation[] = [];
+  const entryDeletes: KernelOperation[] = [];
+  for (const [name, want] of desired.ipsets) {
+    const have = observed.ipsets.get(name);
+    for (const [entryKey, entry] of want.entries) {
+      if (!have?.entries.has(entryKey)) entryAdds.push({ kind: 'addIpsetEntry', set: name, entry });
+    }
+    for (const [entryKey, entry] of have?.entries ?? []) {
+      if (!want.entries.has(entryKey)) entryDeletes.push({ kind: 'deleteIpsetEntry', set: name, entry });
+    }
+  }
+  const unbinds: KernelOperation[] = [];
+  for (const address of observed.boundAddresses) {
+    if (!desired.boundAddresses.has(address)) unbinds.push({ kind: 'unbindAddress', address });
+  }
+  return {
+    operations: [...setup, ...plan.creations, ...entryAdds, ...entryDeletes, ...plan.deletions, ...serviceDeletions, ...unbinds],
+    draining: plan.draining,
+  };
+}
+
+/** The virtual server keys kipvs owns after a plan: for the state file. */
+export function ownedAfter(desired: DesiredState): Set<string> {
+  return new Set([...desired.virtualServers.keys()]);
+}
+
+export { virtualServerKey };

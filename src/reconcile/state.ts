@@ -1,0 +1,52 @@
+// What the kernel has, as read back (observed), and the operations that change it (a plan).
+// Plain data: --dry-run prints a plan, tests compare plans, the fake kernel applies them.
+import type { IpvsDestination, IpvsOperation, IpvsService } from '../netlink/ipvs/types.js';
+import type { IpsetEntry, IpsetSetSpec } from '../netlink/ipset/types.js';
+
+export interface ObservedVirtualServer {
+  readonly service: IpvsService;
+  /** Keyed by realServerKey(). */
+  readonly realServers: ReadonlyMap<string, IpvsDestination>;
+}
+
+export interface ObservedIpset {
+  readonly spec: IpsetSetSpec;
+  /** Keyed by ipsetEntryKey(). */
+  readonly entries: ReadonlyMap<string, IpsetEntry>;
+}
+
+export interface ObservedState {
+  readonly dummyInterfaceExists: boolean;
+  /** Every virtual server in the namespace, ours or not; keyed by virtualServerKey(). */
+  readonly virtualServers: ReadonlyMap<string, ObservedVirtualServer>;
+  /** Addresses on the dummy interface (IPv6 link-local left out). */
+  readonly boundAddresses: ReadonlySet<string>;
+  /** The kube-proxy ipsets that exist, by name. */
+  readonly ipsets: ReadonlyMap<string, ObservedIpset>;
+}
+
+export type KernelOperation =
+  | { readonly kind: 'ensureDummyInterface'; readonly name: string }
+  | { readonly kind: 'createIpset'; readonly name: string; readonly spec: IpsetSetSpec }
+  | { readonly kind: 'bindAddress'; readonly address: string }
+  | { readonly kind: 'unbindAddress'; readonly address: string }
+  | { readonly kind: 'addIpsetEntry'; readonly set: string; readonly entry: IpsetEntry }
+  | { readonly kind: 'deleteIpsetEntry'; readonly set: string; readonly entry: IpsetEntry }
+  | { readonly kind: 'ipvs'; readonly operation: IpvsOperation };
+
+/** A real server taken out of service: weight 0 now, deleted once drained or after the timeout. */
+export interface DrainingRealServer {
+  readonly virtualServer: string;
+  readonly realServer: string;
+  /** Milliseconds (the reconciler's clock) when draining began. */
+  readonly since: number;
+}
+
+export interface Plan {
+  /** In the order they must run: creations first, deletions last. */
+  readonly operations: readonly KernelOperation[];
+  /** Real servers draining after this plan runs, keyed by `${virtualServer} -> ${realServer}`. */
+  readonly draining: ReadonlyMap<string, DrainingRealServer>;
+}
+
+export const drainKey = (virtualServer: string, realServer: string): string => `${virtualServer} -> ${realServer}`;

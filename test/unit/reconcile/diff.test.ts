@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { diff, type DiffContext } from '../../../src/reconcile/diff.js';
+import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { realServerKey, virtualServerKey, type DesiredState, type DesiredVirtualServer } from '../../../src/model/desired.js';
+import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
+import type { DrainingRealServer, Plan } from '../../../src/reconcile/state.js';
+
+const key = (address: string, port = 80, protocol: 'TCP' | 'UDP' = 'TCP'): IpvsServiceKey => ({ family: 'inet', protocol, address, port });
+const service = (k: IpvsServiceKey, scheduler = 'rr'): IpvsService => ({ key: k, scheduler, flags: 0, timeout: 0, netmask: 32 });
+const real = (address: string, weight = 1): IpvsDestination => ({ address, port: 8080, family: 'inet', forwarding: 'masq', weight, upperThreshold: 0, lowerThreshold: 0 });
+
+function virtualServer(k: IpvsServiceKey, reals: IpvsDestination[], scheduler = 'rr'): [string, DesiredVirtualServer] {
+  return [
+    virtualServerKey(k),
+    { service: service(k, scheduler), realServers: new Map(reals.map((r) => [realServerKey(r), r])), owner: { namespace: 'default', name: 'web', port: 'http' } },
+  ];
+}
+
+function desired(virtualServers: Array<[string, DesiredVirtualServer]>, extra: Partial<DesiredState> = {}): DesiredState {
+  const bound = new Set(virtualServers.map(([, vs]) => (vs.service.key as { address: string }).address));
+  return {
+    virtualServers: new Map(virtualServers),
+    boundAddresses: bound,
+    ipsets: new Map([
+      ['KUBE-CLUSTER-IP', { name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet' }, entries: new Map() }],
+    ]),
+    problems: [],
+    ...extra,
+  };
+}
+
+const context = (overrides: Partial<DiffContext> = {}): DiffContext => ({
+  dummyInterface: 'kube-ipvs0',
+  excludeCidrs: [],
+  gracefulTerminationMs: 60_000,
+  now: 1_000_000,
+  draining: new Map(),
+  previouslyOwned: new Set(),
+  ...overrides,
+});
+
+async function converge(kernel: FakeKernel, state: DesiredState, ctx = context()): Promise<Plan> {
+  const plan = diff(state, await kernel.observe(), ctx);
+  const result = await kernel.apply(plan);
+  expect(result.failures.map((f) => f.error.message)).toEqual([]);
+  return plan;
+}
+
+const describeOps = (plan: Plan): string[] =>
+  plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op}` : o.kind));
+
+describe('diff', () => {
+  it('programs an empty kernel in creation order and then has nothing left to do', async () => {
+    const kernel = new FakeKernel();
+    const state = desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1'), real('10.244.0.2')])]);
+    const plan = await converge(kernel, state);
+    expect(describeOps(plan)).toEqual(['ensureDummyInterface', 'createIpset', 'bindAddress', 'addService', 'addDestination', 'addDestination']);
+    expect(diff(state, await kernel.observe(), context()).operations).toEqual([]);
+  });
+
+  it('adopts what is already programmed: a restart changes nothing', async () => {
+    const kernel = new FakeKernel();
+    const state = desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]);
+    await converge(kernel, state);
+    const before = kernel.log.length;
+    expect(diff(state, await kernel.observe(), context({ previouslyOwned: new Set() })).operations).toEqual([]);
+    expect(kernel.log.length).toBe(before);
+  });
+
+  it('turns one endpoint change into one real-server operation, whatever the number of services', async () => {
+    const kernel = new FakeKernel();
+    const many = Array.from({ length: 2000 }, (_, i) => virtualServer(key(`10.96.${i >> 8}.${i & 255}`), [real(`10.244.${i >> 8}.${i & 255}`)]));
+    await converge(kernel, desired(many));
+    const changed = [...many];
+    changed[1234] = virtualServer(key('10.96.4.210'), [real('10.244.4.210'), real('10.245.0.1')]);
+    const plan = diff(desired(changed), await kernel.observe(), context());
+    expect(plan.operations).toEqual([{ kind: 'ipvs', operation: { op: 'addDestination', service: key('10.96.4.210'), destination: real('10.245.0.1') } }]);
+  });
+
+  it('edits a changed scheduler and a changed weight in place', async () => {
+    const kernel = new FakeKernel();
+    await converge(kernel, desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]));
+    const plan = await converge(kernel, desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1', 5)], 'wrr')]));
+    expect(describeOps(plan)).toEqual(['editService', 'editDestination']);
+    const vs = kernel.virtualServers.get('TCP 10.96.0.1:80')!;
+    expect(vs.service.scheduler).toBe('wrr');
+    expect(vs.realServers.get('10.244.0.1:8080')!.weight).toBe(5);
+  });
+
+  it('drains a removed TCP real server at weight 0, then deletes it once it has no connections', async () => {
+    const kernel = new FakeKernel();
+    const k = key('10.96.0.1');
+    await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
+    kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080')!.activeConns = 3;
+    const without = desired([virtualServer(k, [real('10.244.0.1')])]);
+    const first = await converge(kernel, without);
+    expect(describeOps(first)).toEqual(['editDestination']);
+    expect(kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080')!.weight).toBe(0);
+    expect([...first.draining.keys()]).toEqual(['TCP 10.96.0.1:80 -> 10.244.0.2:8080']);
+
+    // Still connected: it stays, at weight 0, with nothing to do.
+    const second = diff(without, await kernel.observe(), context({ now: 1_010_000, draining: first.draining }));
+    expect(second.operations).toEqual([]);
+    expect(second.draining.size).toBe(1);
+
+    // Connections gone: deleted.
+    (kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 0;
+    const third = await converge(kernel, without, context({ now: 1_020_000, draining: second.draining }));
+    expect(describeOps(third)).toEqual(['deleteDestination']);
+    expect(third.draining.size).toBe(0);
+  });
+
+  it('deletes a draining real server after the timeout even with connections left', async () => {
+    const kernel = new FakeKernel();
+    const k = key('10.96.0.1');
+    await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
+    (kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 1;
+    const without = desired([virtualServer(k, [real('10.244.0.1')])]);
+    const first = await converge(kernel, without);
+    const draining: ReadonlyMap<string, DrainingRealServer> = first.draining;
+    const late = await converge(kernel, without, context({ now: 1_000_000 + 60_000, draining }));
+    expect(describeOps(late)).toEqual(['deleteDestination']);
+  });
+
+  it('deletes a removed UDP real server at once', async () => {
+    const kernel = new FakeKernel();
+    const k = key('10.96.0.10', 53, 'UDP');
+    await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
+    const plan = await converge(kernel, desired([virtualServer(k, [real('10.244.0.1')])]));
+    expect(describeOps(plan)).toEqual(['deleteDestination']);
+  });
+
+  it('leaves virtual servers it does not own alone, and removes those it owns', async () => {
+    const kernel = new FakeKernel();
+    await converge(kernel, desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')]), virtualServer(key('10.96.0.2'), [real('10.244.0.2')])]));
+    // keepalived's virtual server on a node address, and one in an excluded range.
+    kernel.virtualServers.set('TCP 192.0.2.10:443', { service: service(key('192.0.2.10', 443)), realServers: new Map() });
+    kernel.boundAddresses.add('10.100.0.5');
+    kernel.virtualServers.set('TCP 10.100.0.5:80', { service: service(key('10.100.0.5')), realServers: new Map() });
+    const plan = await converge(
+      kernel,
+      desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]),
+      context({ excludeCidrs: ['10.100.0.0/16'] }),
+    );
+    expect(describeOps(plan)).toEqual(['deleteService', 'unbindAddress', 'unbindAddress']);
+    expect([...kernel.virtualServers.keys()].sort()).toEqual(['TCP 10.100.0.5:80', 'TCP 10.96.0.1:80', 'TCP 192.0.2.10:443']);
+  });
+
+  it('removes a virtual server it programmed before even when its address is gone from the dummy', async () => {
+    const kernel = new FakeKernel();
+    kernel.virtualServers.set('TCP 192.0.2.20:30080', { service: service(key('192.0.2.20', 30080)), realServers: new Map() });
+    const plan = diff(desired([]), await kernel.observe(), context({ previouslyOwned: new Set(['TCP 192.0.2.20:30080']) }));
+    expect(describeOps(plan)).toContain('deleteService');
+  });
+
+  it('the fake kernel refuses what the kernel refuses', async () => {
+    const kernel = new FakeKernel();
+    const result = await kernel.apply({
+      operations: [
+        { kind: 'ipvs', operation: { op: 'addDestination', service: key('10.96.9.9'), destination: real('10.244.9.9') } },
+        { kind: 'ipvs', operation: { op: 'addService', service: service(key('10.96.9.9'), 'nosuch') } },
+        { kind: 'bindAddress', address: '10.96.9.9' },
+      ],
+      draining: new Map(),
+    });
+    expect(result.failures.map((f) => f.error.message)).toEqual([
+      'add real server 10.244.9.9:8080 to TCP 10.96.9.9:80: ESRCH',
+      'add virtual server TCP 10.96.9.9:80: ENOENT',
+      'bind 10.96.9.9 to kube-ipvs0: ENODEV',
+    ]);
+  });
+});
