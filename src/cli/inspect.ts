@@ -1,7 +1,10 @@
-// `kipvs inspect`: the kernel's IPVS table (and ipsets) as ipvsadm shows it, or as JSON.
+// `kipvs inspect`: the kernel's IPVS table (and ipsets) as ipvsadm (and ipset) show them, or as JSON.
 import { Command, Option } from 'commander';
+import { IpsetClient } from '../netlink/ipset/client.js';
+import type { IpsetSet } from '../netlink/ipset/types.js';
 import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import type { IpvsInfo } from '../netlink/ipvs/types.js';
+import { formatIpsetListing } from './ipset-format.js';
 import { formatIpvsadmListing, type ListFormat } from './ipvsadm-format.js';
 
 export interface InspectOptions {
@@ -15,6 +18,8 @@ export interface InspectOptions {
 export interface InspectResult {
   readonly info: IpvsInfo;
   readonly services: readonly IpvsServiceWithDestinations[];
+  /** Present when asked for (--ipsets): every set of the namespace, in the kernel's order. */
+  readonly ipsets?: readonly IpsetSet[];
 }
 
 export async function readIpvsTable(netns?: string): Promise<InspectResult> {
@@ -26,21 +31,44 @@ export async function readIpvsTable(netns?: string): Promise<InspectResult> {
   }
 }
 
+/**
+ * Every set with its members, in the order `ipset list` shows them: the kernel's, which is the
+ * order of the set names it dumps (by index, so a new set can take a destroyed one's place).
+ */
+export async function readIpsets(netns?: string): Promise<IpsetSet[]> {
+  const client = await IpsetClient.open(netns ? { netns } : {});
+  try {
+    const sets: IpsetSet[] = [];
+    for (const name of await client.listSetNames()) {
+      const set = await client.listSet(name);
+      if (set) sets.push(set); // null: destroyed since the names were listed
+    }
+    return sets;
+  } finally {
+    client.close();
+  }
+}
+
 export function renderInspect(result: InspectResult, options: InspectOptions): string {
   if (options.json) return `${JSON.stringify(result, null, 2)}\n`;
   const format: ListFormat = options.stats ? 'stats' : options.rate ? 'rate' : 'connections';
-  return `${formatIpvsadmListing(result.info, result.services, format).join('\n')}\n`;
+  const lines = formatIpvsadmListing(result.info, result.services, format);
+  // `ipset list` prints nothing when there are no sets, and so do we after the IPVS table.
+  if (result.ipsets && result.ipsets.length > 0) lines.push('', ...formatIpsetListing(result.ipsets));
+  return `${lines.join('\n')}\n`;
 }
 
 export function inspectCommand(): Command {
   return new Command('inspect')
-    .description('show the virtual servers and real servers, in the layout of ipvsadm -Ln')
+    .description('show the virtual servers and real servers, in the layout of ipvsadm -Ln; with --ipsets the ipsets too')
     .addOption(new Option('--stats', 'counters: connections, packets and bytes').conflicts('rate'))
     .addOption(new Option('--rate', 'rates: connections, packets and bytes per second').conflicts('stats'))
+    .option('--ipsets', 'after the table, every ipset and its members in the layout of ipset list')
     .option('--json', 'print JSON instead')
     .option('--netns <name|path>', 'a network namespace: a name under /run/netns or a path')
     .action(async (options: InspectOptions) => {
-      const result = await readIpvsTable(options.netns);
+      const table = await readIpvsTable(options.netns);
+      const result = options.ipsets ? { ...table, ipsets: await readIpsets(options.netns) } : table;
       process.stdout.write(renderInspect(result, options));
     });
 }

@@ -1,6 +1,6 @@
 // ipset over nfnetlink: commands, attribute tables and error codes from linux/netfilter/ipset/ip_set.h,
 // ip_set_hash.h, ip_set_bitmap.h and linux/netfilter/nfnetlink.h. Each entry names its uapi constant;
-// test/unit/netlink/ipset/uapi.test.ts checks every value against the installed headers.
+// test/unit/netlink/uapi.test.ts checks every value against the installed headers.
 //
 // Two rules of the kernel shape these tables (net/netfilter/ipset/ip_set_core.c):
 //  - every nest (IPSET_ATTR_DATA, IPSET_ATTR_ADT, IPSET_ATTR_IP, IPSET_ATTR_IP2, ...) must carry

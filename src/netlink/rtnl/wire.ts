@@ -1,7 +1,7 @@
 // rtnetlink wire format for links and addresses: message types, flags and attribute tables from
 // linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h and linux/if.h, and the two fixed family
 // headers (struct ifinfomsg, struct ifaddrmsg). Each entry names its uapi constant;
-// test/unit/netlink/rtnl/uapi.test.ts checks every value against the installed headers.
+// test/unit/netlink/uapi.test.ts checks every value against the installed headers.
 import { binary, nested, string, u32, u8, type Attrs } from '../attributes.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../errors.js';
 

@@ -1,64 +1,126 @@
-// Reads constants straight from the kernel's uapi headers (linux-libc-dev), so that tests can check
-// every wire constant kipvs uses against the kernel's own definition.
-import { existsSync, readFileSync } from 'node:fs';
+// The kernel's own values for wire constants: a small C program that includes the uapi headers
+// (linux-libc-dev) prints each value, so the compiler, not a parser of ours, reads the headers —
+// enumerators, macros built from other macros, sizeof of a struct, all as the kernel's users see them.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-export const UAPI_HEADERS = [
-  '/usr/include/linux/netlink.h',
-  '/usr/include/linux/genetlink.h',
-  '/usr/include/linux/ip_vs.h',
-  '/usr/include/linux/netfilter/nfnetlink.h',
-  '/usr/include/linux/netfilter/ipset/ip_set.h',
-  '/usr/include/linux/netfilter/ipset/ip_set_hash.h',
-  '/usr/include/linux/netfilter/ipset/ip_set_bitmap.h',
-  '/usr/include/linux/rtnetlink.h',
-  '/usr/include/linux/if_link.h',
-  '/usr/include/linux/if_addr.h',
-  '/usr/include/linux/if.h',
-  '/usr/include/linux/netfilter/nfnetlink_conntrack.h',
+/** Every header a netlink family of kipvs takes constants from, in an order that compiles. */
+export const UAPI_INCLUDES: readonly string[] = [
+  'sys/socket.h', // struct sockaddr, which linux/if.h uses and does not define
+  'linux/netlink.h',
+  'linux/genetlink.h',
+  'linux/in.h',
+  'linux/netfilter.h',
+  'linux/ip_vs.h',
+  'linux/netfilter/nfnetlink.h',
+  'linux/netfilter/nfnetlink_conntrack.h',
+  'linux/netfilter/ipset/ip_set.h',
+  'linux/netfilter/ipset/ip_set_hash.h',
+  'linux/netfilter/ipset/ip_set_bitmap.h',
+  'linux/rtnetlink.h',
+  'linux/if_link.h',
+  'linux/if_addr.h',
+  'linux/if.h',
 ];
 
-function evaluate(expression: string, known: Map<string, number>): number | undefined {
-  const cleaned = expression.replace(/\b(\d+)U?L{0,2}\b/g, '$1').trim();
-  if (cleaned === '') return undefined;
-  let unresolved = false;
-  const substituted = cleaned.replace(/\b[A-Za-z_]\w*\b/g, (name) => {
-    const value = known.get(name);
-    if (value === undefined) unresolved = true;
-    return String(value);
-  });
-  if (unresolved || !/^[\d\s()+\-*|&<>~x a-fA-F]+$/.test(substituted)) return undefined;
+const INSTALL = 'install linux-libc-dev and a C compiler (apt-get install linux-libc-dev gcc) to check wire constants';
+
+export interface UapiValues {
+  /** Each expression's value: a number, or a string for a string macro (IPVS_GENL_NAME). */
+  readonly values: ReadonlyMap<string, number | string>;
+  /** Expressions the headers do not define (a misspelt or unknown name), with the compiler's word. */
+  readonly unknown: ReadonlyMap<string, string>;
+}
+
+interface CompilerError {
+  readonly line: number;
+  readonly message: string;
+}
+
+function cc(args: readonly string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync('cc', args, { input, encoding: 'utf8' });
+  if (result.error) {
+    const missing = (result.error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(missing ? `no C compiler: cc is not on PATH: ${INSTALL}` : `cannot run cc: ${result.error.message}: ${INSTALL}`);
+  }
+  return result;
+}
+
+function compile(dir: string, source: string): { ok: true } | { ok: false; errors: CompilerError[]; stderr: string } {
+  const file = join(dir, 'uapi.c');
+  writeFileSync(file, source);
+  const result = cc(['-std=gnu11', '-w', '-o', join(dir, 'uapi'), file]);
+  if (result.status === 0) return { ok: true };
+  // gcc and clang both report `file:line:column: error: message`; only lines of our file count.
+  const errors = [...result.stderr.matchAll(/^(.*?):(\d+):\d+: (?:fatal )?error: (.*)$/gm)]
+    .filter((match) => match[1] === file)
+    .map((match) => ({ line: Number(match[2]), message: match[3]! }));
+  return { ok: false, errors, stderr: result.stderr };
+}
+
+function program(includes: readonly string[], expressions: readonly string[]): { source: string; firstLine: number } {
+  const head = [
+    '#include <stdio.h>',
+    ...includes.map((header) => `#include <${header}>`),
+    'static void print_integer(int index, long long value) { printf("%d\\ti\\t%lld\\n", index, value); }',
+    'static void print_string(int index, const char *value) { printf("%d\\ts\\t%s\\n", index, value); }',
+    // A string macro selects print_string, anything else (enumerator, integer macro, sizeof) print_integer.
+    '#define PRINT(index, x) _Generic((x), char *: print_string, const char *: print_string, default: print_integer)(index, (x))',
+    'int main(void) {',
+  ];
+  const body = expressions.map((expression, index) => `  PRINT(${index}, ${expression});`);
+  return { source: [...head, ...body, '  return 0;', '}', ''].join('\n'), firstLine: head.length + 1 };
+}
+
+/**
+ * Evaluates C expressions (a constant's name, or `sizeof(struct nfgenmsg)`) with the installed
+ * headers. An expression that does not compile is reported in `unknown`, not thrown: the caller
+ * names the table entry it came from. Throws when there is no compiler or a header is missing.
+ */
+export function readUapiValues(expressions: Iterable<string>, includes: readonly string[] = UAPI_INCLUDES): UapiValues {
+  let remaining = [...new Set(expressions)];
+  const unknown = new Map<string, string>();
+  const dir = mkdtempSync(join(tmpdir(), 'kipvs-uapi-'));
   try {
-    const value = Function(`"use strict"; return (${substituted});`)() as unknown;
-    return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-  } catch {
-    return undefined;
+    for (;;) {
+      const { source, firstLine } = program(includes, remaining);
+      const compiled = compile(dir, source);
+      if (compiled.ok) break;
+      const failing = new Set<number>();
+      for (const error of compiled.errors) {
+        const index = error.line - firstLine;
+        if (index < 0 || index >= remaining.length) {
+          throw new Error(`the uapi headers do not compile (${error.message}): ${INSTALL}\n${compiled.stderr}`);
+        }
+        failing.add(index);
+        if (!unknown.has(remaining[index]!)) unknown.set(remaining[index]!, error.message);
+      }
+      if (failing.size === 0) throw new Error(`cc failed on the uapi program: ${INSTALL}\n${compiled.stderr}`);
+      remaining = remaining.filter((_, index) => !failing.has(index));
+    }
+    const run = spawnSync(join(dir, 'uapi'), { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`the uapi program failed: ${run.stderr}`);
+    const values = new Map<string, number | string>();
+    for (const line of run.stdout.split('\n').filter(Boolean)) {
+      const [index, kind, ...value] = line.split('\t');
+      values.set(remaining[Number(index)]!, kind === 's' ? value.join('\t') : Number(value.join('\t')));
+    }
+    return { values, unknown };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Every `#define NAME number-expression` and every enumerator of the given headers. */
-export function readUapiConstants(headers: readonly string[] = UAPI_HEADERS): Map<string, number> {
-  const known = new Map<string, number>();
-  for (const header of headers) {
-    if (!existsSync(header)) {
-      throw new Error(`${header} is missing: install linux-libc-dev (the kernel's uapi headers) to check wire constants`);
-    }
-    const text = readFileSync(header, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
-    for (const match of text.matchAll(/^#define\s+([A-Za-z_]\w*)\s+(.+)$/gm)) {
-      const value = evaluate(match[2]!, known);
-      if (value !== undefined) known.set(match[1]!, value);
-    }
-    for (const match of text.matchAll(/enum\s*\w*\s*\{([^}]*)\}/g)) {
-      let next = 0;
-      // Enum bodies interleave preprocessor lines (`#define IFLA_COST IFLA_COST`): drop them.
-      for (const entry of match[1]!.replace(/^\s*#.*$/gm, '').split(',')) {
-        const [name, expression] = entry.split('=').map((part) => part.trim());
-        if (!name || !/^[A-Za-z_]\w*$/.test(name)) continue;
-        const value = expression === undefined ? next : evaluate(expression, known);
-        if (value === undefined) continue;
-        known.set(name, value);
-        next = value + 1;
-      }
-    }
-  }
-  return known;
+/**
+ * The identifiers starting with `prefix` that appear in the given headers, read from the
+ * preprocessor's output (enumerators survive preprocessing; values still come from the compiler).
+ * For checks that a list of ours covers the kernel's, such as every IPSET_ERR_ name.
+ */
+export function uapiIdentifiers(prefix: string, includes: readonly string[]): string[] {
+  if (!/^\w+$/.test(prefix)) throw new Error(`${JSON.stringify(prefix)} is not the start of a C identifier`);
+  const result = cc(['-x', 'c', '-E', '-P', '-'], includes.map((header) => `#include <${header}>\n`).join(''));
+  if (result.status !== 0) throw new Error(`the uapi headers do not compile: ${INSTALL}\n${result.stderr}`);
+  return [...new Set(result.stdout.match(new RegExp(`\\b${prefix}\\w*`, 'g')) ?? [])];
 }
