@@ -32,8 +32,14 @@ export const KUBE_IPSETS = {
 
 export type KubeIpsetId = keyof typeof KUBE_IPSETS;
 
-/** The set's name in a family: IPv6 sets are "KUBE-6-…" (kube-proxy's ipset.go). */
+/** ipset's limit: IPSET_MAXNAMELEN (32) with the NUL. */
+const MAX_SET_NAME = 31;
+
+/**
+ * The set's name in a family: IPv6 sets are "KUBE-6-…", cut to ipset's 31 characters as
+ * kube-proxy's ipset.go does ("KUBE-6-LOAD-BALANCER-SOURCE-CID").
+ */
 export function ipsetName(id: KubeIpsetId, family: AddressFamily): string {
   const { name } = KUBE_IPSETS[id];
-  return family === 'inet6' ? name.replace(/^KUBE-/, 'KUBE-6-') : name;
+  return family === 'inet6' ? name.replace(/^KUBE-/, 'KUBE-6-').slice(0, MAX_SET_NAME) : name;
 }

@@ -1,0 +1,275 @@
+// The few iptables rules IPVS mode needs, applied with the iptables tools the node already uses.
+// kipvs owns a fixed set of chains (rewritten in full on every apply) and a fixed set of jumps into
+// them from the built-in chains (added only when absent); everything else in the tables belongs to
+// someone else and is never flushed, reordered or removed. Each apply is one `*-restore --noflush`
+// per family, so a table changes atomically (kube-proxy's RestoreAll with NoFlushTables).
+import { spawn } from 'node:child_process';
+import type { AddressFamily } from '../ip.js';
+import { KipvsError } from '../netlink/errors.js';
+
+export type IptablesTable = 'nat' | 'filter';
+export type IptablesBackendMode = 'legacy' | 'nft';
+
+export interface IptablesChainRef {
+  readonly table: IptablesTable;
+  readonly chain: string;
+}
+
+/** A rule in a built-in chain that jumps to one of ours: `-A PREROUTING -m comment --comment "…" -j KUBE-SERVICES`. */
+export interface IptablesJump {
+  readonly table: IptablesTable;
+  readonly from: string;
+  readonly to: string;
+  readonly comment: string;
+}
+
+/** What kipvs owns in the tables, and the only things cleanup removes. */
+export interface IptablesOwnership {
+  readonly chains: readonly IptablesChainRef[];
+  /** In kube-proxy's order; each is prepended, so the last listed ends up first (EnsureRule(Prepend)). */
+  readonly jumps: readonly IptablesJump[];
+}
+
+export interface IptablesRuleset extends IptablesOwnership {
+  readonly family: AddressFamily;
+  /** The `-A` lines of our chains per table, in iptables-restore syntax. */
+  readonly rules: Readonly<Record<IptablesTable, readonly string[]>>;
+}
+
+export interface IptablesOptions {
+  /** A named network namespace (`kipvs-test-1a2b3c` or /run/netns/kipvs-test-1a2b3c); tools run in it. */
+  readonly netns?: string;
+  /** The backend to use; without it every call detects one (the agent detects once and passes it). */
+  readonly backend?: IptablesBackendMode;
+}
+
+/** A failed iptables operation: the tool, the table and chain concerned (when known) and its stderr. */
+export class IptablesError extends KipvsError {
+  constructor(
+    code: 'KIPVS_IPTABLES_EXEC' | 'KIPVS_IPTABLES_SAVE' | 'KIPVS_IPTABLES_RESTORE' | 'KIPVS_IPTABLES_CHAIN_IN_USE',
+    readonly operation: string,
+    readonly table: IptablesTable | undefined,
+    readonly chain: string | undefined,
+    readonly stderr: string,
+  ) {
+    const where = [table && `table ${table}`, chain && `chain ${chain}`].filter(Boolean).join(', ');
+    super(code, `${operation}${where ? ` (${where})` : ''}: ${stderr.trim() || 'failed'}`);
+  }
+}
+
+const TABLES: readonly IptablesTable[] = ['nat', 'filter'];
+
+// ---- running the tools: the one place that knows about network namespaces ----
+
+interface ToolResult {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function netnsName(netns: string): string {
+  const name = netns.startsWith('/run/netns/') ? netns.slice('/run/netns/'.length) : netns;
+  if (name === '' || name.includes('/')) {
+    throw new IptablesError('KIPVS_IPTABLES_EXEC', `run iptables in network namespace ${netns}`, undefined, undefined, 'only named namespaces (ip netns) are supported');
+  }
+  return name;
+}
+
+/** Runs `tool args` (inside `ip netns exec NAME` for a namespace) with an argument array, never a shell. */
+function runTool(tool: string, args: readonly string[], options: IptablesOptions, input?: string): Promise<ToolResult> {
+  const [command, argv] = options.netns === undefined ? [tool, args] : ['ip', ['netns', 'exec', netnsName(options.netns), tool, ...args]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdin.on('error', () => {}); // a tool that exits early closes its stdin; its status says why
+    child.on('error', (error: NodeJS.ErrnoException) =>
+      reject(new IptablesError('KIPVS_IPTABLES_EXEC', `run ${tool}`, undefined, undefined, `${command}: ${error.code ?? error.message}`)),
+    );
+    child.on('close', (status) =>
+      resolve({ status: status ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') }),
+    );
+    child.stdin.end(input ?? '');
+  });
+}
+
+const toolName = (family: AddressFamily, mode: IptablesBackendMode, suffix: '' | '-save' | '-restore'): string =>
+  `${family === 'inet6' ? 'ip6tables' : 'iptables'}-${mode}${suffix}`;
+
+// ---- backend detection, as kube-proxy's image does it (kubernetes-sigs/iptables-wrappers) ----
+
+export interface IptablesBackend {
+  readonly mode: IptablesBackendMode;
+  /** Why this mode, for the agent's log. */
+  readonly reason: string;
+}
+
+async function saveOutput(mode: IptablesBackendMode, options: IptablesOptions): Promise<string> {
+  // Without -t: asking iptables-legacy-save for a table would make the kernel create it.
+  const outputs = await Promise.all(
+    (['inet', 'inet6'] as const).map((family) => runTool(toolName(family, mode, '-save'), [], options).catch(() => undefined)),
+  );
+  return outputs.map((result) => (result?.status === 0 ? result.stdout : '')).join('\n');
+}
+
+/**
+ * iptables-wrappers' order: kubelet's KUBE-IPTABLES-HINT / KUBE-KUBELET-CANARY chain says which
+ * backend the node uses; else the backend with more Kubernetes (KUBE-/kube) rules; else the one with
+ * more rules at all; else what `iptables --version` says the distribution's default is.
+ */
+export async function detectIptablesBackend(options: Omit<IptablesOptions, 'backend'> = {}): Promise<IptablesBackend> {
+  const [nft, legacy] = await Promise.all([saveOutput('nft', options), saveOutput('legacy', options)]);
+  const hint = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) /m;
+  if (hint.test(nft)) return { mode: 'nft', reason: 'kubelet hint chain (KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY) found with iptables-nft' };
+  if (hint.test(legacy)) return { mode: 'legacy', reason: 'kubelet hint chain (KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY) found with iptables-legacy' };
+  const rules = (text: string): string[] => text.split('\n').filter((line) => line.startsWith('-'));
+  const kube = (text: string): number => rules(text).filter((line) => /kube/i.test(line)).length;
+  const [kubeNft, kubeLegacy] = [kube(nft), kube(legacy)];
+  if (kubeNft !== kubeLegacy) {
+    const mode = kubeNft > kubeLegacy ? 'nft' : 'legacy';
+    return { mode, reason: `more Kubernetes rules with iptables-${mode} (legacy ${kubeLegacy}, nft ${kubeNft})` };
+  }
+  const [allNft, allLegacy] = [rules(nft).length, rules(legacy).length];
+  if (allNft !== allLegacy) {
+    const mode = allNft > allLegacy ? 'nft' : 'legacy';
+    return { mode, reason: `more rules with iptables-${mode} (legacy ${allLegacy}, nft ${allNft})` };
+  }
+  const version = await runTool('iptables', ['--version'], options);
+  const mode = /\(nf_tables\)/.test(version.stdout) ? 'nft' : /\(legacy\)/.test(version.stdout) ? 'legacy' : undefined;
+  if (version.status !== 0 || mode === undefined) {
+    throw new IptablesError('KIPVS_IPTABLES_EXEC', 'detect the iptables backend with iptables --version', undefined, undefined, version.stderr || version.stdout);
+  }
+  return { mode, reason: `no rules to tell by (${allLegacy} each); iptables --version says ${version.stdout.trim()}` };
+}
+
+// ---- reading the tables ----
+
+interface SavedTable {
+  readonly chains: Set<string>;
+  /** `-A CHAIN …` lines, as iptables-save prints them. */
+  readonly rules: string[];
+}
+
+/** Splits iptables-save output into tables; the counters and comments are dropped. */
+export function parseIptablesSave(text: string): Map<string, SavedTable> {
+  const tables = new Map<string, SavedTable>();
+  let current: SavedTable | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) tables.set(line.slice(1), (current = { chains: new Set(), rules: [] }));
+    else if (line.startsWith(':')) current?.chains.add(line.slice(1).split(' ')[0]!);
+    else if (line.startsWith('-A ')) current?.rules.push(line);
+  }
+  return tables;
+}
+
+async function save(family: AddressFamily, mode: IptablesBackendMode, options: IptablesOptions): Promise<Map<string, SavedTable>> {
+  const tool = toolName(family, mode, '-save');
+  const result = await runTool(tool, [], options);
+  if (result.status !== 0) throw new IptablesError('KIPVS_IPTABLES_SAVE', `read the tables with ${tool}`, undefined, undefined, result.stderr);
+  return parseIptablesSave(result.stdout);
+}
+
+/** The jump's rule spec exactly as iptables-save prints it, so presence is a string comparison. */
+export const jumpRuleSpec = (jump: IptablesJump): string => `-m comment --comment "${jump.comment}" -j ${jump.to}`;
+const jumpSaveLine = (jump: IptablesJump): string => `-A ${jump.from} ${jumpRuleSpec(jump)}`;
+
+// ---- writing ----
+
+/** Maps iptables-restore's "line N failed" back to the table and chain of our input. */
+function restoreError(tool: string, operation: string, input: string, stderr: string): IptablesError {
+  // Legacy and nft restore say `line N failed` (at COMMIT) or `Error occurred at line: N` (parsing).
+  const lineNumber = Number(/line (\d+) failed|at line: (\d+)/.exec(stderr)?.slice(1).find(Boolean) ?? 0);
+  const lines = input.split('\n');
+  let table: IptablesTable | undefined;
+  for (const line of lines.slice(0, lineNumber || lines.length)) if (line.startsWith('*')) table = line.slice(1) as IptablesTable;
+  const failed = lineNumber ? lines[lineNumber - 1] : undefined;
+  const chain = failed && /^(?:-[AIDX] |:)(\S+)/.exec(failed)?.[1];
+  const detail = failed ? `${stderr.trim()} [${failed}]` : stderr;
+  return new IptablesError('KIPVS_IPTABLES_RESTORE', `${operation} with ${tool}`, lineNumber ? table : undefined, chain || undefined, detail);
+}
+
+async function restore(family: AddressFamily, mode: IptablesBackendMode, input: string, operation: string, options: IptablesOptions): Promise<void> {
+  const tool = toolName(family, mode, '-restore');
+  // -w: wait for the xtables lock rather than fail while another agent (kubelet, a CNI) holds it.
+  const result = await runTool(tool, ['-w', '5', '--noflush'], options, input);
+  if (result.status !== 0) throw restoreError(tool, operation, input, result.stderr);
+}
+
+export interface IptablesApplyResult {
+  readonly backend: IptablesBackend;
+  /** Jumps that were missing and were added. */
+  readonly insertedJumps: readonly IptablesJump[];
+  /** The number of rules in kipvs's chains (constant: the Services live in the ipsets). */
+  readonly ruleCount: number;
+  /** What was fed to iptables-restore, for logs and --dry-run comparisons. */
+  readonly restoreInput: string;
+}
+
+const backendFor = async (options: IptablesOptions): Promise<IptablesBackend> =>
+  options.backend ? { mode: options.backend, reason: 'configured' } : detectIptablesBackend(options);
+
+/**
+ * The restore input: per table, our chains declared (which flushes them under --noflush) and
+ * rewritten, then `-I … 1` for each jump to insert (kube-proxy prepends its jumps).
+ */
+export function renderRestoreInput(ruleset: IptablesRuleset, jumpsToInsert: readonly IptablesJump[]): string {
+  const lines: string[] = [];
+  for (const table of TABLES) {
+    lines.push(`*${table}`);
+    for (const { chain } of ruleset.chains.filter((ref) => ref.table === table)) lines.push(`:${chain} - [0:0]`);
+    lines.push(...ruleset.rules[table]);
+    for (const jump of jumpsToInsert.filter((j) => j.table === table)) lines.push(`-I ${jump.from} 1 ${jumpRuleSpec(jump)}`);
+    lines.push('COMMIT');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes kipvs's chains in full and adds the jumps that are missing, in one restore per call. */
+export async function applyIptablesRules(ruleset: IptablesRuleset, options: IptablesOptions = {}): Promise<IptablesApplyResult> {
+  const backend = await backendFor(options);
+  const tables = await save(ruleset.family, backend.mode, options);
+  const missingJumps = ruleset.jumps.filter((jump) => !tables.get(jump.table)?.rules.includes(jumpSaveLine(jump)));
+  const restoreInput = renderRestoreInput(ruleset, missingJumps);
+  await restore(ruleset.family, backend.mode, restoreInput, 'write kipvs chains', options);
+  const ruleCount = TABLES.reduce((count, table) => count + ruleset.rules[table].length, 0);
+  return { backend, insertedJumps: missingJumps, ruleCount, restoreInput };
+}
+
+export interface IptablesCleanupResult {
+  readonly backend: IptablesBackend;
+  readonly removedJumps: number;
+  readonly removedChains: readonly IptablesChainRef[];
+}
+
+/** Removes exactly kipvs's jumps (every copy) and chains, and nothing else. */
+export async function cleanupIptables(family: AddressFamily, ownership: IptablesOwnership, options: IptablesOptions = {}): Promise<IptablesCleanupResult> {
+  const backend = await backendFor(options);
+  const tables = await save(family, backend.mode, options);
+  const lines: string[] = [];
+  let removedJumps = 0;
+  const removedChains: IptablesChainRef[] = [];
+  for (const table of TABLES) {
+    const saved = tables.get(table);
+    if (!saved) continue; // never instantiated, so nothing of ours is in it
+    const jumps = ownership.jumps.filter((jump) => jump.table === table);
+    const ours = new Set(ownership.chains.filter((ref) => ref.table === table && saved.chains.has(ref.chain)).map((ref) => ref.chain));
+    const deletions = saved.rules.flatMap((rule) => jumps.filter((jump) => rule === jumpSaveLine(jump)).map((jump) => `-D ${jump.from} ${jumpRuleSpec(jump)}`));
+    // A rule of someone else's that jumps to one of our chains would make -X fail; say whose.
+    const foreign = saved.rules.find((rule) => {
+      const [, chain, target] = /^-A (\S+) .*-[jg] (\S+)/.exec(rule) ?? [];
+      return target !== undefined && ours.has(target) && !ours.has(chain!) && !jumps.some((jump) => rule === jumpSaveLine(jump));
+    });
+    if (foreign) {
+      const target = /-[jg] (\S+)/.exec(foreign)![1]!;
+      throw new IptablesError('KIPVS_IPTABLES_CHAIN_IN_USE', 'remove kipvs chains', table, target, `still referenced by a rule kipvs does not own: ${foreign}`);
+    }
+    if (deletions.length === 0 && ours.size === 0) continue;
+    lines.push(`*${table}`, ...deletions, ...[...ours].map((chain) => `:${chain} - [0:0]`), ...[...ours].map((chain) => `-X ${chain}`), 'COMMIT');
+    removedJumps += deletions.length;
+    removedChains.push(...[...ours].map((chain) => ({ table, chain })));
+  }
+  if (lines.length > 0) await restore(family, backend.mode, `${lines.join('\n')}\n`, 'remove kipvs chains and jumps', options);
+  return { backend, removedJumps, removedChains };
+}
