@@ -6,7 +6,7 @@
 FROM node:20-bookworm
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      user-mode-linux iptables ipset ipvsadm kmod iproute2 conntrack linux-libc-dev g++ make python3 \
+      user-mode-linux iptables ipset ipvsadm kmod iproute2 conntrack nftables linux-libc-dev g++ make python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /kipvs
 COPY package.json package-lock.json ./

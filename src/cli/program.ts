@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { KipvsError } from '../netlink/errors.js';
 import { inspectCommand } from './inspect.js';
+import { agentCommand } from './agent.js';
+import { cleanupCommand } from './cleanup.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -10,7 +12,9 @@ export function buildProgram(): Command {
     .description('Kubernetes service proxy on IPVS, programmed over netlink')
     .showHelpAfterError()
     .exitOverride();
+  program.addCommand(agentCommand());
   program.addCommand(inspectCommand());
+  program.addCommand(cleanupCommand());
   return program;
 }
 

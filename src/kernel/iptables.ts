@@ -141,6 +141,16 @@ export async function detectIptablesBackend(options: Omit<IptablesOptions, 'back
   if (version.status !== 0 || mode === undefined) {
     throw new IptablesError('KIPVS_IPTABLES_EXEC', 'detect the iptables backend with iptables --version', undefined, undefined, version.stderr || version.stdout);
   }
+  if (mode === 'nft') {
+    // A kernel without nf_tables NAT (User-Mode Linux's, older ones) lists an empty nat table but
+    // refuses to create one ("Operation not supported"); then legacy is the only backend that works.
+    // Listing and --test do not tell, so the probe creates a chain of ours and deletes it.
+    const probe = await runTool('iptables-nft', ['-w', '5', '-t', 'nat', '-N', 'KIPVS-BACKEND-PROBE'], options).catch(() => undefined);
+    if (probe?.status === 0) await runTool('iptables-nft', ['-w', '5', '-t', 'nat', '-X', 'KIPVS-BACKEND-PROBE'], options);
+    if (probe && probe.status !== 0) {
+      return { mode: 'legacy', reason: `no rules to tell by; iptables --version says nf_tables, but its nat table fails here (${probe.stderr.trim().split('\n')[0]})` };
+    }
+  }
   return { mode, reason: `no rules to tell by (${allLegacy} each); iptables --version says ${version.stdout.trim()}` };
 }
 

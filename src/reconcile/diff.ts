@@ -73,7 +73,8 @@ function removeRealServer(
   const id = drainKey(key, realKey);
   const since = context.draining.get(id)?.since ?? context.now;
   const connections = (current.activeConns ?? 0) + (current.inactiveConns ?? 0);
-  const drained = current.weight === 0 && context.draining.has(id) && connections === 0;
+  // At weight 0 with no connection left (active or TIME_WAIT), as kube-proxy's graceful termination.
+  const drained = current.weight === 0 && connections === 0;
   if (drained || context.now - since >= context.gracefulTerminationMs) return deleteIt();
   if (current.weight !== 0) {
     plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: service.key, destination: { ...current, weight: 0 } } });

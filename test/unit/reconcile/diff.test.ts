@@ -91,7 +91,7 @@ describe('diff', () => {
     const kernel = new FakeKernel();
     const k = key('10.96.0.1');
     await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
-    kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080')!.activeConns = 3;
+    (kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 3;
     const without = desired([virtualServer(k, [real('10.244.0.1')])]);
     const first = await converge(kernel, without);
     expect(describeOps(first)).toEqual(['editDestination']);

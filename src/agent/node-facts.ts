@@ -1,0 +1,38 @@
+// The node's own facts: its name and the addresses NodePorts listen on.
+import { hostname } from 'node:os';
+import { cidrContains, familyOf, type AddressFamily } from '../ip.js';
+import { LinkClient } from '../netlink/rtnl/client.js';
+import type { NodeFacts } from '../model/settings.js';
+
+export interface NodeFactsOptions {
+  readonly netns?: string;
+  readonly hostnameOverride?: string;
+  /** --nodeport-addresses: CIDRs; empty means every address of the node. */
+  readonly nodePortAddresses: readonly string[];
+  readonly dummyInterface: string;
+}
+
+/**
+ * Every global address on the node's links except loopback and the dummy interface (which holds
+ * service addresses, not node addresses), filtered by --nodeport-addresses.
+ */
+export async function discoverNodeFacts(options: NodeFactsOptions): Promise<NodeFacts> {
+  const links = LinkClient.open(options.netns ? { netns: options.netns } : {});
+  try {
+    const addresses: string[] = [];
+    for (const link of await links.listLinks()) {
+      if (link.name === 'lo' || link.name === options.dummyInterface) continue;
+      for (const address of await links.listAddresses(link.name)) {
+        if (address.address.startsWith('fe80:')) continue;
+        if (options.nodePortAddresses.length > 0 && !options.nodePortAddresses.some((cidr) => cidrContains(cidr, address.address))) continue;
+        addresses.push(address.address);
+      }
+    }
+    const families = new Set<AddressFamily>();
+    for (const address of addresses) families.add(familyOf(address)!);
+    if (families.size === 0) families.add('inet');
+    return { name: options.hostnameOverride ?? hostname(), addresses, families: [...families] };
+  } finally {
+    links.close();
+  }
+}

@@ -1,0 +1,69 @@
+// What kipvs must remember across restarts: which virtual servers it programmed (so that one of a
+// Service deleted while the agent was down is still recognised as ours and removed) and since
+// when real servers have been draining (so a restart neither forgets nor restarts their timeout).
+// Kept under /run: it lives exactly as long as the kernel state it describes.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import type { DrainingRealServer } from '../reconcile/state.js';
+
+export interface AgentState {
+  readonly owned: ReadonlySet<string>;
+  readonly draining: ReadonlyMap<string, DrainingRealServer>;
+}
+
+const EMPTY: AgentState = { owned: new Set(), draining: new Map() };
+
+export interface OwnershipStore {
+  load(): AgentState;
+  save(state: AgentState): void;
+}
+
+export class FileOwnershipStore implements OwnershipStore {
+  private cached: AgentState | undefined;
+  private lastSaved = '';
+
+  constructor(private readonly path: string) {}
+
+  /** One file per network namespace kipvs programs. */
+  static forNamespace(netns: string | undefined, directory = '/run/kipvs'): FileOwnershipStore {
+    const suffix = netns ? `-${createHash('sha256').update(netns).digest('hex').slice(0, 12)}` : '';
+    return new FileOwnershipStore(join(directory, `owned-virtual-servers${suffix}.json`));
+  }
+
+  load(): AgentState {
+    if (this.cached) return this.cached;
+    try {
+      const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as { owned?: unknown; draining?: unknown };
+      const owned = Array.isArray(parsed.owned) ? parsed.owned.filter((key): key is string => typeof key === 'string') : [];
+      const draining = Array.isArray(parsed.draining) ? (parsed.draining as DrainingRealServer[]) : [];
+      this.cached = {
+        owned: new Set(owned),
+        draining: new Map(draining.filter((d) => typeof d?.virtualServer === 'string').map((d) => [`${d.virtualServer} -> ${d.realServer}`, d])),
+      };
+    } catch {
+      this.cached = EMPTY;
+    }
+    return this.cached;
+  }
+
+  save(state: AgentState): void {
+    this.cached = state;
+    const text = JSON.stringify({ owned: [...state.owned].sort(), draining: [...state.draining.values()] });
+    if (text === this.lastSaved) return;
+    mkdirSync(dirname(this.path), { recursive: true });
+    writeFileSync(`${this.path}.tmp`, text);
+    renameSync(`${this.path}.tmp`, this.path);
+    this.lastSaved = text;
+  }
+}
+
+export class MemoryOwnershipStore implements OwnershipStore {
+  private state: AgentState = EMPTY;
+  load(): AgentState {
+    return this.state;
+  }
+  save(state: AgentState): void {
+    this.state = state;
+  }
+}

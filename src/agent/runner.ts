@@ -1,0 +1,61 @@
+// When to sync: soon after a change, but not more often than the minimum period (a burst of
+// changes becomes one sync), and at least every sync period (repairing drift). kube-proxy's
+// BoundedFrequencyRunner, without the burst tokens.
+export interface SyncRunnerOptions {
+  readonly minIntervalMs: number;
+  readonly maxIntervalMs: number;
+  readonly sync: () => Promise<unknown>;
+  readonly onError: (error: unknown) => void;
+}
+
+export class SyncRunner {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private pending = false;
+  private lastStart = -Infinity;
+  private stopped = false;
+
+  constructor(private readonly options: SyncRunnerOptions) {}
+
+  /** Asks for a sync; it runs after the minimum interval since the last one. */
+  request(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.pending = true;
+      return;
+    }
+    const wait = Math.max(0, this.lastStart + this.options.minIntervalMs - performance.now());
+    this.schedule(wait);
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.run(), delayMs);
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    this.running = true;
+    this.pending = false;
+    this.lastStart = performance.now();
+    try {
+      await this.options.sync();
+    } catch (error) {
+      this.options.onError(error);
+    } finally {
+      this.running = false;
+    }
+    if (this.stopped) return;
+    if (this.pending) this.request();
+    else this.schedule(this.options.maxIntervalMs);
+  }
+}

@@ -1,0 +1,58 @@
+// `kipvs cleanup`: removes what kipvs owns and nothing else — its virtual servers (those bound
+// on the dummy interface or recorded as programmed), the dummy interface, kube-proxy's ipsets.
+import { Command } from 'commander';
+import { IpvsClient } from '../netlink/ipvs/client.js';
+import { IpsetClient } from '../netlink/ipset/client.js';
+import { LinkClient } from '../netlink/rtnl/client.js';
+import { isFwmarkKey } from '../netlink/ipvs/types.js';
+import { DEFAULT_SETTINGS } from '../model/settings.js';
+import { virtualServerKey } from '../model/desired.js';
+import { FileOwnershipStore } from '../agent/ownership.js';
+import { allIpsetNames, cleanupRules } from './agent.js';
+
+export interface CleanupOptions {
+  readonly netns?: string;
+}
+
+export async function cleanup(options: CleanupOptions): Promise<string[]> {
+  const connection = options.netns ? { netns: options.netns } : {};
+  const done: string[] = [];
+  const dummy = DEFAULT_SETTINGS.dummyInterface;
+  const links = LinkClient.open(connection);
+  const ipvs = await IpvsClient.open(connection);
+  const ipsets = await IpsetClient.open(connection);
+  const ownership = FileOwnershipStore.forNamespace(options.netns);
+  try {
+    done.push(`removed ${await cleanupRules(options.netns)} iptables chains`);
+    const bound = new Set((await links.getLink(dummy)) ? (await links.listAddresses(dummy)).map((a) => a.address) : []);
+    const owned = ownership.load().owned;
+    const deletions = (await ipvs.listServices()).filter(
+      (service) => owned.has(virtualServerKey(service.key)) || (!isFwmarkKey(service.key) && bound.has(service.key.address)),
+    );
+    await ipvs.applyAll(deletions.map((service) => ({ op: 'deleteService' as const, key: service.key })));
+    done.push(`deleted ${deletions.length} virtual servers`);
+    if (await links.getLink(dummy)) {
+      await links.deleteLink(dummy, { ignoreMissing: true });
+      done.push(`deleted ${dummy}`);
+    }
+    const existing = new Set(await ipsets.listSetNames());
+    const ours = allIpsetNames().filter((name) => existing.has(name));
+    for (const name of ours) await ipsets.destroy(name);
+    done.push(`destroyed ${ours.length} ipsets`);
+    ownership.save({ owned: new Set(), draining: new Map() });
+    return done;
+  } finally {
+    links.close();
+    ipvs.close();
+    ipsets.close();
+  }
+}
+
+export function cleanupCommand(): Command {
+  return new Command('cleanup')
+    .description('remove every kernel object kipvs owns (virtual servers, dummy interface, ipsets) and nothing else')
+    .option('--netns <name|path>', 'clean this network namespace')
+    .action(async (options: CleanupOptions) => {
+      for (const line of await cleanup(options)) console.log(line);
+    });
+}

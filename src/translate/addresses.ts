@@ -1,0 +1,75 @@
+// Strict parsing of the addresses, networks and ports a Service or EndpointSlice carries. Every
+// value comes from JSON that nobody validated for us (a file source, an old object), so each
+// helper takes `unknown` and answers undefined instead of throwing.
+import { addressToBytes, canonicalAddress, familyOf, formatAddress, type AddressFamily } from '../ip.js';
+
+export interface ParsedAddress {
+  /** Canonical text, as inet_ntop prints it (and as the kernel reports it back). */
+  readonly address: string;
+  readonly family: AddressFamily;
+}
+
+export interface ParsedCidr {
+  /** The network with its host bits cleared, as kube-proxy's ParseCIDRSloppy and ipset keep it. */
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: AddressFamily;
+}
+
+export const familyName = (family: AddressFamily): string => (family === 'inet' ? 'IPv4' : 'IPv6');
+
+const hostBits = (family: AddressFamily): number => (family === 'inet' ? 32 : 128);
+
+/**
+ * A unicast host address a Service can use. Refused: anything node's parser refuses (IPv4 with
+ * leading zeros included), zone indexes (`fe80::1%eth0`), the unspecified address, and
+ * IPv4-mapped IPv6 (Go parses `::ffff:1.2.3.4` as IPv4, node as IPv6: ambiguous, so neither).
+ */
+export function parseAddress(text: unknown): ParsedAddress | undefined {
+  if (typeof text !== 'string' || text.includes('%')) return undefined;
+  const family = familyOf(text);
+  if (!family) return undefined;
+  // node's isIPv4 takes only plain dotted decimal, which is already canonical: skip the bytes.
+  const address = family === 'inet' ? text : canonicalAddress(text);
+  if (address === undefined || address === '0.0.0.0' || address === '::' || address.startsWith('::ffff:')) return undefined;
+  return { address, family };
+}
+
+/** `10.0.0.0/8`, `fd00::/64`; host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`). */
+export function parseCidr(text: unknown): ParsedCidr | undefined {
+  if (typeof text !== 'string') return undefined;
+  const slash = text.indexOf('/');
+  if (slash < 0 || !/^\d{1,3}$/.test(text.slice(slash + 1))) return undefined;
+  const network = text.slice(0, slash);
+  if (network.includes('%')) return undefined;
+  const family = familyOf(network);
+  const prefix = Number(text.slice(slash + 1));
+  if (!family || prefix > hostBits(family)) return undefined;
+  const bytes = addressToBytes(network);
+  for (let bit = prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return { address: formatAddress(family, bytes), prefix, family };
+}
+
+export function inCidr(cidr: ParsedCidr, address: ParsedAddress): boolean {
+  if (cidr.family !== address.family) return false;
+  const network = addressToBytes(cidr.address);
+  const host = addressToBytes(address.address);
+  for (let bit = 0; bit < cidr.prefix; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if ((network[bit >> 3]! & mask) !== (host[bit >> 3]! & mask)) return false;
+  }
+  return true;
+}
+
+/** A TCP/UDP/SCTP port a Service or endpoint can name: an integer in 1..65535. */
+export const isPort = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 0xffff;
+
+/** How a bad value reads in a problem: strings quoted, everything else as JSON. */
+export function show(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

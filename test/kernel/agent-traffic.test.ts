@@ -1,0 +1,190 @@
+// The proxy end to end: `kipvs agent` (the built CLI) programs a node namespace from Service and
+// EndpointSlice files; real TCP traffic from a client namespace reaches pods in namespaces.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTopology, type Topology } from './helpers/topology.js';
+
+const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+const pods = [
+  { name: 'web-0', ip: '10.201.0.2' },
+  { name: 'web-1', ip: '10.201.1.2' },
+  { name: 'web-2', ip: '10.201.2.2' },
+];
+
+interface ServiceOptions {
+  readonly name: string;
+  readonly clusterIP: string;
+  readonly nodePort?: number;
+  readonly endpoints: readonly { name: string; ip: string }[];
+  readonly annotations?: Record<string, string>;
+  readonly affinity?: boolean;
+}
+
+function serviceYaml(options: ServiceOptions): string {
+  const annotations = Object.entries(options.annotations ?? {}).map(([k, v]) => `    ${k}: "${v}"`).join('\n');
+  return `apiVersion: v1
+kind: Service
+metadata:
+  name: ${options.name}
+  namespace: default
+${annotations ? `  annotations:\n${annotations}\n` : ''}spec:
+  type: ${options.nodePort ? 'NodePort' : 'ClusterIP'}
+  clusterIP: ${options.clusterIP}
+  clusterIPs: [${options.clusterIP}]
+  ports:
+    - { name: http, protocol: TCP, port: 80, targetPort: 8080${options.nodePort ? `, nodePort: ${options.nodePort}` : ''} }
+${options.affinity ? '  sessionAffinity: ClientIP\n  sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } }\n' : ''}---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${options.name}-abc
+  namespace: default
+  labels: { kubernetes.io/service-name: ${options.name} }
+addressType: IPv4
+ports: [{ name: http, protocol: TCP, port: 8080 }]
+endpoints:
+${options.endpoints.map((e) => `  - addresses: [${e.ip}]\n    conditions: { ready: true }\n    nodeName: node-a\n    targetRef: { kind: Pod, name: ${e.name}, namespace: default }`).join('\n')}
+`;
+}
+
+describe('kipvs agent with real traffic', () => {
+  let topology: Topology;
+  let sourceDir: string;
+
+  const writeServices = (services: readonly ServiceOptions[]): void => {
+    writeFileSync(join(sourceDir, 'services.yaml'), services.map(serviceYaml).join('---\n'));
+  };
+  const agentOnce = (...extra: string[]): string => {
+    const result = spawnSync(process.execPath, [cli, 'agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', ...extra], {
+      encoding: 'utf8',
+    });
+    if (result.status !== 0) throw new Error(`kipvs agent --once failed (${result.status}): ${result.stderr}`);
+    return result.stderr;
+  };
+  const ipvsadm = (...args: string[]): string => topology.node.run('ipvsadm', args);
+
+  beforeAll(async () => {
+    if (!process.env.KIPVS_SANDBOX) throw new Error('kernel tests run through scripts/sandbox.mjs');
+    topology = createTopology(3);
+    await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
+    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+  });
+  afterAll(() => {
+    topology?.destroy();
+    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
+  });
+
+  it('spreads requests to a ClusterIP exactly evenly with rr, and reaches the NodePort from outside', () => {
+    writeServices([{ name: 'web', clusterIP: '10.96.0.10', nodePort: 30080, endpoints: pods }]);
+    agentOnce('--scheduler', 'rr');
+    expect(topology.request('10.96.0.10', 80, 30)).toEqual({ answers: { pod0: 10, pod1: 10, pod2: 10 }, failures: 0 });
+    expect(topology.request(topology.nodeAddress, 30080, 9)).toEqual({ answers: { pod0: 3, pod1: 3, pod2: 3 }, failures: 0 });
+  });
+
+  it('follows endpoint weights with wrr', () => {
+    writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2), annotations: { 'kipvs.io/scheduler': 'wrr', 'kipvs.io/weights': 'web-0=3,web-1=1' } }]);
+    agentOnce();
+    expect(ipvsadm('-Ln', '-t', '10.96.0.10:80')).toMatch(/10\.201\.0\.2:8080\s+Masq\s+3/);
+    expect(topology.request('10.96.0.10', 80, 40)).toEqual({ answers: { pod0: 30, pod1: 10 }, failures: 0 });
+  });
+
+  it('keeps a client on one backend with sessionAffinity ClientIP', () => {
+    writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods, affinity: true }]);
+    agentOnce();
+    expect(ipvsadm('-Sn')).toContain('-A -t 10.96.0.10:80 -s rr -p 600');
+    const result = topology.request('10.96.0.10', 80, 20);
+    expect(result.failures).toBe(0);
+    expect(Object.values(result.answers)).toEqual([20]);
+  });
+
+  it('prefers the idle backend with lc', async () => {
+    writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2), annotations: { 'kipvs.io/scheduler': 'lc' } }]);
+    agentOnce();
+    // Hold two connections open: lc puts them on different backends; then, with pod0's closed,
+    // every new connection goes to the now idle pod0 while pod1 still has one.
+    const held = await Promise.all([openHeld(topology), openHeld(topology)]);
+    expect(held.map((h) => h.backend).sort()).toEqual(['pod0', 'pod1']);
+    const onPod0 = held.find((h) => h.backend === 'pod0')!;
+    onPod0.close();
+    await waitFor(() => /10\.201\.0\.2:8080\s+Masq\s+1\s+0\s/.test(ipvsadm('-Ln', '-t', '10.96.0.10:80')));
+    const next = await openHeld(topology);
+    expect(next.backend).toBe('pod0');
+    next.close();
+    held.find((h) => h.backend === 'pod1')!.close();
+  });
+
+  it('drains a removed endpoint: its established connection keeps working, new ones go elsewhere, and an agent restart changes nothing', async () => {
+    writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2) }]);
+    agentOnce();
+    const held = await openHeld(topology);
+    const victim = pods[Number(held.backend.slice(3))]!;
+    writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2).filter((p) => p !== victim) }]);
+    agentOnce();
+    expect(ipvsadm('-Ln', '-t', '10.96.0.10:80')).toMatch(new RegExp(`${victim.ip.replaceAll('.', '\\.')}:8080\\s+Masq\\s+0\\s+1`));
+    const survivor = `pod${pods.indexOf(pods.slice(0, 2).find((p) => p !== victim)!)}`;
+    expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { [survivor]: 6 }, failures: 0 });
+    expect(await held.echo('still there?')).toBe(`${held.backend} still there?`);
+    agentOnce(); // a restart: adopts, keeps draining
+    expect(await held.echo('after restart')).toBe(`${held.backend} after restart`);
+    held.close();
+  });
+});
+
+interface HeldConnection {
+  readonly backend: string;
+  echo(text: string): Promise<string>;
+  close(): void;
+}
+
+/** A TCP connection from the client namespace, kept open (bounded: 20 s). */
+function openHeld(topology: Topology): Promise<HeldConnection> {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', topology.client.name, process.execPath, join(import.meta.dirname, 'helpers', 'tcp-hold.mjs'), '10.96.0.10', '80'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  let waiting: ((line: string) => void) | undefined;
+  let buffered = '';
+  child.stdout!.on('data', (data: Buffer) => {
+    buffered += data.toString();
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (waiting) {
+        const resolve = waiting;
+        waiting = undefined;
+        resolve(line);
+      } else lines.push(line);
+    }
+  });
+  const nextLine = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const line = lines.shift();
+      if (line !== undefined) return resolve(line);
+      const timer = setTimeout(() => reject(new Error('no answer on the held connection within 10 s')), 10_000);
+      waiting = (l) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+    });
+  return nextLine().then((first) => ({
+    backend: first.split(' ')[0]!,
+    echo: async (text: string) => {
+      child.stdin!.write(`${text}\n`);
+      return nextLine();
+    },
+    close: () => child.kill(),
+  }));
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
