@@ -22,10 +22,11 @@ export interface InspectResult {
   readonly ipsets?: readonly IpsetSet[];
 }
 
-export async function readIpvsTable(netns?: string): Promise<InspectResult> {
+/** The table, with its counters only when they will be shown (they are most of a large dump's cost). */
+export async function readIpvsTable(netns?: string, withStats = true): Promise<InspectResult> {
   const client = await IpvsClient.open(netns ? { netns } : {});
   try {
-    return { info: await client.info(), services: await client.snapshot() };
+    return { info: await client.info(), services: await client.snapshot({ withStats }) };
   } finally {
     client.close();
   }
@@ -67,7 +68,7 @@ export function inspectCommand(): Command {
     .option('--json', 'print JSON instead')
     .option('--netns <name|path>', 'a network namespace: a name under /run/netns or a path')
     .action(async (options: InspectOptions) => {
-      const table = await readIpvsTable(options.netns);
+      const table = await readIpvsTable(options.netns, Boolean(options.stats || options.rate || options.json));
       const result = options.ipsets ? { ...table, ipsets: await readIpsets(options.netns) } : table;
       process.stdout.write(renderInspect(result, options));
     });

@@ -29,6 +29,8 @@ interface KindValues {
   binary: Buffer;
   /** Zero-length attribute whose presence means true. */
   flag: true;
+  /** An attribute a reader does not want decoded (a dump's counters when only the table is asked for). */
+  skip: never;
 }
 export type ScalarKind = keyof KindValues;
 
@@ -89,6 +91,8 @@ export const string = (id: number, orig: string): ScalarField<'string'> => ({ id
 export const binary = (id: number, orig: string, length?: number): ScalarField<'binary'> =>
   length === undefined ? { id, orig, kind: 'binary' } : { id, orig, kind: 'binary', length };
 export const flag = (id: number, orig: string): ScalarField<'flag'> => ({ id, orig, kind: 'flag' });
+/** Read past without decoding or copying; never encoded. */
+export const skip = (id: number, orig: string): ScalarField<'skip'> => ({ id, orig, kind: 'skip' });
 export const nested = <T extends AttrTable>(
   id: number,
   orig: string,
@@ -215,6 +219,8 @@ class AttributeWriter {
       case 'flag':
         if (value !== true) throw new NetlinkEncodeError(`${field.orig}: a flag is encoded only as true`);
         return;
+      case 'skip':
+        throw new NetlinkEncodeError(`${field.orig}: a skipped attribute is never encoded`);
     }
   }
 
@@ -313,6 +319,8 @@ function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: numbe
       return buf.subarray(start, end);
     case 'flag':
       return true;
+    case 'skip':
+      return undefined;
   }
 }
 
@@ -335,6 +343,10 @@ export function decodeAttributes<T extends AttrTable>(table: T, buf: Buffer, dep
     const start = offset + NLA_HEADER_LENGTH;
     const end = offset + length;
     const entry = index.get(type & NLA_TYPE_MASK);
+    if (entry?.[1].kind === 'skip') {
+      offset += align4(length);
+      continue;
+    }
     if (!entry) {
       (unknown ??= []).push({ type, value: Buffer.from(buf.subarray(start, end)) });
     } else {

@@ -22,7 +22,7 @@ import {
   type IpvsServiceKey,
   type IpvsTimeouts,
 } from './types.js';
-import { commandAttributes, infoAttributes, IPVS_GENL_NAME, IPVS_GENL_VERSION, IpvsCommand, type WireCommand } from './wire.js';
+import { commandAttributes, commandAttributesWithoutStats, infoAttributes, IPVS_GENL_NAME, IPVS_GENL_VERSION, IpvsCommand, type WireCommand } from './wire.js';
 
 export interface IpvsServiceWithDestinations {
   readonly service: IpvsService;
@@ -35,6 +35,11 @@ function explainPermission(error: unknown): never {
     throw new PermissionError(`${error.operation}: ${error.errnoName}: programming or reading IPVS needs CAP_NET_ADMIN (run as root)`);
   }
   throw error;
+}
+
+export interface ReadOptions {
+  /** Decode the counters and rates (default true); the table alone is cheaper to read. */
+  readonly withStats?: boolean;
 }
 
 /** Sockets that list real servers in parallel: one dump per service, each a round trip. */
@@ -85,8 +90,9 @@ export class IpvsClient {
     };
   }
 
-  private decode(message: NetlinkMessage): WireCommand {
-    return decodeAttributes(commandAttributes, decodeGenlPayload(message).attributes);
+  private decode(message: NetlinkMessage, withStats = true): WireCommand {
+    const table = withStats ? commandAttributes : commandAttributesWithoutStats;
+    return decodeAttributes(table, decodeGenlPayload(message).attributes) as WireCommand;
   }
 
   async info(): Promise<IpvsInfo> {
@@ -118,13 +124,14 @@ export class IpvsClient {
       .catch(explainPermission);
   }
 
-  async listServices(): Promise<IpvsService[]> {
+  /** Every virtual server; `withStats: false` leaves the counters out (cheaper for large tables). */
+  async listServices({ withStats = true }: ReadOptions = {}): Promise<IpvsService[]> {
     const messages = await this.connection
       .dump(this.request(IpvsCommand.getService, {}, () => 'list virtual servers'))
       .catch(explainPermission);
     const services: IpvsService[] = [];
     for (const message of messages) {
-      const { service } = this.decode(message);
+      const { service } = this.decode(message, withStats);
       if (service) services.push(decodeService(service));
     }
     return services;
@@ -144,13 +151,13 @@ export class IpvsClient {
     }
   }
 
-  async listDestinations(key: IpvsServiceKey, connection = this.connection): Promise<IpvsDestination[]> {
+  async listDestinations(key: IpvsServiceKey, { withStats = true }: ReadOptions = {}, connection = this.connection): Promise<IpvsDestination[]> {
     const messages = await connection
       .dump(this.request(IpvsCommand.getDest, { service: encodeServiceKey(key) }, () => `list real servers of ${formatServiceKey(key)}`))
       .catch(explainPermission);
     const destinations: IpvsDestination[] = [];
     for (const message of messages) {
-      const { dest } = this.decode(message);
+      const { dest } = this.decode(message, withStats);
       if (dest) destinations.push(decodeDestination(dest, key.family));
     }
     return destinations;
@@ -160,8 +167,8 @@ export class IpvsClient {
    * Every virtual server with its real servers. A service deleted between the two dumps (ESRCH)
    * is left out rather than failing the whole read.
    */
-  async snapshot(): Promise<IpvsServiceWithDestinations[]> {
-    const services = await this.listServices();
+  async snapshot(options: ReadOptions = {}): Promise<IpvsServiceWithDestinations[]> {
+    const services = await this.listServices(options);
     // The kernel has no dump of all real servers, only one per service: spread those round
     // trips over a few sockets so the kernel's work and ours overlap.
     while (this.dumpConnections.length < DUMP_SOCKETS - 1 && services.length > 64) {
@@ -174,7 +181,7 @@ export class IpvsClient {
       while (next < services.length) {
         const index = next++;
         try {
-          destinations[index] = await this.listDestinations(services[index]!.key, connection);
+          destinations[index] = await this.listDestinations(services[index]!.key, options, connection);
         } catch (error) {
           if (!(error instanceof NetlinkRequestError && error.errnoName === 'ESRCH')) throw error;
           destinations[index] = null; // deleted between the two dumps

@@ -1,6 +1,6 @@
 // IPVS generic netlink wire format: commands and attribute tables from linux/ip_vs.h. Each entry
 // names its uapi constant; test/unit/netlink/uapi.test.ts checks every value against the header.
-import { be16, binary, counter64, nested, string, u16, u32, u64, u8, type Attrs } from '../attributes.js';
+import { be16, binary, counter64, nested, skip, string, u16, u32, u64, u8, type Attrs } from '../attributes.js';
 
 export const IPVS_GENL_NAME = 'IPVS';
 export const IPVS_GENL_VERSION = 1;
@@ -107,6 +107,16 @@ export const commandAttributes = {
   timeoutTcp: u32(4, 'IPVS_CMD_ATTR_TIMEOUT_TCP'),
   timeoutTcpFin: u32(5, 'IPVS_CMD_ATTR_TIMEOUT_TCP_FIN'),
   timeoutUdp: u32(6, 'IPVS_CMD_ATTR_TIMEOUT_UDP'),
+} as const;
+
+/**
+ * The same command attributes for reading the table without its counters: dumps skip the two
+ * nested stats of every service and real server, the bulk of a large dump's decoding and garbage.
+ */
+export const commandAttributesWithoutStats = {
+  ...commandAttributes,
+  service: nested(1, 'IPVS_CMD_ATTR_SERVICE', { ...serviceAttributes, stats: skip(10, 'IPVS_SVC_ATTR_STATS'), stats64: skip(12, 'IPVS_SVC_ATTR_STATS64') }),
+  dest: nested(2, 'IPVS_CMD_ATTR_DEST', { ...destAttributes, stats: skip(10, 'IPVS_DEST_ATTR_STATS'), stats64: skip(12, 'IPVS_DEST_ATTR_STATS64') }),
 } as const;
 
 /** GET_INFO answers with these at the top level. */

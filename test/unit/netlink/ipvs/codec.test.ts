@@ -7,7 +7,7 @@ import {
   encodeDestination,
   encodeService,
 } from '../../../../src/netlink/ipvs/codec.js';
-import { commandAttributes } from '../../../../src/netlink/ipvs/wire.js';
+import { commandAttributes, commandAttributesWithoutStats } from '../../../../src/netlink/ipvs/wire.js';
 import type { IpvsDestination, IpvsService } from '../../../../src/netlink/ipvs/types.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../../../../src/netlink/errors.js';
 import { canonicalAddress } from '../../../../src/ip.js';
@@ -93,6 +93,20 @@ describe('IPVS codec', () => {
     const dest: IpvsDestination = { address: '10.0.0.2', port: 80, family: 'inet', forwarding: 'masq', weight: 70000, upperThreshold: 0, lowerThreshold: 0 };
     const bytes = encodeAttributes(commandAttributes, { dest: encodeDestination(dest, 'inet') });
     expect(decodeDestination(decodeAttributes(commandAttributes, bytes).dest!, 'inet').weight).toBe(70000);
+  });
+
+  it('reads a real server without its counters when asked, and without mistaking them for unknown attributes', () => {
+    const dest: IpvsDestination = { address: '10.0.0.2', port: 80, family: 'inet', forwarding: 'masq', weight: 2, upperThreshold: 0, lowerThreshold: 0 };
+    const stats = { conns: 5, inPackets: 6, outPackets: 7, inBytes: 8n, outBytes: 9n, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+    const stats64 = { conns: 5, inPackets: 6, outPackets: 7, inBytes: 8, outBytes: 9, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+    const bytes = encodeAttributes(commandAttributes, { dest: { ...encodeDestination(dest, 'inet'), activeConns: 3, stats, stats64 } });
+    const full = decodeAttributes(commandAttributes, bytes).dest!;
+    expect(decodeDestination(full, 'inet').stats?.conns).toBe(5);
+    const lean = decodeAttributes(commandAttributesWithoutStats, bytes).dest!;
+    expect(lean).not.toHaveProperty('stats');
+    expect(lean).not.toHaveProperty('stats64');
+    expect(lean).not.toHaveProperty('unknown');
+    expect(decodeDestination(lean as never, 'inet')).toEqual({ ...dest, activeConns: 3, inactiveConns: 0, persistConns: 0 });
   });
 
   it('refuses bad input with an error that names it', () => {
