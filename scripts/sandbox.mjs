@@ -37,6 +37,9 @@ function fail(message) {
 
 function hostHasIpvs() {
   if (process.getuid?.() !== 0) return false;
+  // Root in a container without CAP_SYS_ADMIN/CAP_NET_ADMIN may see /proc/net/ip_vs yet cannot
+  // make the network namespaces every kernel test works in: then UML it is.
+  if (spawnSync('unshare', ['-n', 'ip', 'link', 'add', 'kipvs-probe', 'type', 'dummy'], { stdio: 'ignore' }).status !== 0) return false;
   if (existsSync('/proc/net/ip_vs')) return true;
   return spawnSync('modprobe', ['ip_vs'], { stdio: 'ignore' }).status === 0 && existsSync('/proc/net/ip_vs');
 }
@@ -127,9 +130,12 @@ async function runUml(umlPath, command) {
     console.error(`sandbox: no result after ${timeoutSeconds} s; stopping the UML kernel`);
     try { process.kill(-uml.pid, 'SIGKILL'); } catch { /* already gone */ }
   }, timeoutSeconds * 1000);
-  const forward = (signal) => () => { try { process.kill(-uml.pid, 'SIGKILL'); } catch { /* gone */ } process.exit(128 + (signal === 'SIGINT' ? 2 : 15)); };
-  process.on('SIGINT', forward('SIGINT'));
-  process.on('SIGTERM', forward('SIGTERM'));
+  // UML runs in a session of its own: whatever ends this runner must end it too.
+  const killUml = () => { try { process.kill(-uml.pid, 'SIGKILL'); } catch { /* gone */ } };
+  process.on('exit', killUml);
+  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
+    process.on(signal, () => { killUml(); process.exit(128 + number); });
+  }
 
   await new Promise((resolveExit) => uml.on('exit', resolveExit));
   clearInterval(timer);

@@ -31,7 +31,9 @@ export async function discoverNodeFacts(options: NodeFactsOptions): Promise<Node
     const families = new Set<AddressFamily>();
     for (const address of addresses) families.add(familyOf(address)!);
     if (families.size === 0) families.add('inet');
-    return { name: options.hostnameOverride ?? hostname(), addresses, families: [...families] };
+    // Node names are lowercase; kube-proxy's GetHostname trims and lowercases both sources too.
+    const name = (options.hostnameOverride ?? hostname()).trim().toLowerCase();
+    return { name, addresses, families: [...families] };
   } finally {
     links.close();
   }

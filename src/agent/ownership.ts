@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { DrainingRealServer } from '../reconcile/state.js';
+import { netnsPath } from '../netlink/netns.js';
 
 export interface AgentState {
   readonly owned: ReadonlySet<string>;
@@ -27,7 +28,8 @@ export class FileOwnershipStore implements OwnershipStore {
 
   /** One file per network namespace kipvs programs. */
   static forNamespace(netns: string | undefined, directory = '/run/kipvs'): FileOwnershipStore {
-    const suffix = netns ? `-${createHash('sha256').update(netns).digest('hex').slice(0, 12)}` : '';
+    // By the namespace's path, so `--netns foo` and `--netns /run/netns/foo` share one file.
+    const suffix = netns ? `-${createHash('sha256').update(netnsPath(netns)).digest('hex').slice(0, 12)}` : '';
     return new FileOwnershipStore(join(directory, `owned-virtual-servers${suffix}.json`));
   }
 

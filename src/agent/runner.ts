@@ -14,6 +14,7 @@ export class SyncRunner {
   private pending = false;
   private lastStart = -Infinity;
   private stopped = false;
+  private inFlight: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: SyncRunnerOptions) {}
 
@@ -32,14 +33,16 @@ export class SyncRunner {
     this.schedule(0);
   }
 
-  stop(): void {
+  /** Stops scheduling; resolves once a sync that is running has finished. */
+  stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    return this.inFlight;
   }
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.run(), delayMs);
+    this.timer = setTimeout(() => (this.inFlight = this.run()), delayMs);
   }
 
   private async run(): Promise<void> {

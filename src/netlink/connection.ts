@@ -201,8 +201,11 @@ export class NetlinkConnection {
     const outcomes: RequestOutcome[] = new Array(requests.length);
     const datagrams: Promise<void>[] = [];
     const datagramBudget = this.inFlightBudget / 4;
+    // The first transport failure: it stops further sends (the outcome of what is in flight is
+    // unknown) and is thrown once every datagram has settled, never left unhandled meanwhile.
+    let failure: unknown;
     let index = 0;
-    while (index < requests.length) {
+    while (index < requests.length && failure === undefined) {
       const start = index;
       let bytes = 0;
       let cost = 0;
@@ -214,9 +217,16 @@ export class NetlinkConnection {
         index++;
       }
       await this.acquire(cost);
-      datagrams.push(this.sendBatch(requests, start, index, bytes, outcomes).finally(() => this.release(cost)));
+      if (failure !== undefined) {
+        this.release(cost);
+        break;
+      }
+      const sent = this.sendBatch(requests, start, index, bytes, outcomes).finally(() => this.release(cost));
+      sent.catch((error: unknown) => (failure ??= error));
+      datagrams.push(sent);
     }
-    await Promise.all(datagrams);
+    await Promise.allSettled(datagrams);
+    if (failure !== undefined) throw failure;
     return outcomes;
   }
 

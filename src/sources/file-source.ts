@@ -3,7 +3,7 @@
 // YAML, or a List). Reloaded when the files change. A document that is not a Service or an
 // EndpointSlice, or is malformed, is reported and skipped; the others are kept.
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
@@ -45,54 +45,121 @@ function isNamed(value: unknown): value is { metadata: { name: string } } {
   return typeof metadata === 'object' && metadata !== null && typeof metadata.name === 'string' && metadata.name !== '';
 }
 
-/** Reads every object once. Throws KipvsError when the path itself cannot be read. */
-export function readObjects(path: string): FileSnapshot {
-  const services: Service[] = [];
-  const endpointSlices: EndpointSlice[] = [];
-  const problems: SourceProblem[] = [];
-  for (const file of filesOf(path)) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      problems.push({ file, reason: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
-      continue;
-    }
-    parseAllDocuments(text).forEach((document, index) => {
-      const where = `${file}#${index + 1}`;
-      if (document.errors.length > 0) {
-        problems.push({ file: where, reason: `not valid YAML/JSON: ${document.errors[0]!.message.split('\n')[0]}` });
-        return;
-      }
-      for (const object of objectsOf(document.toJS())) {
-        const kind = (object as { kind?: unknown })?.kind;
-        if (kind !== 'Service' && kind !== 'EndpointSlice') {
-          problems.push({ file: where, reason: `ignored object of kind ${JSON.stringify(kind)}` });
-        } else if (!isNamed(object)) {
-          problems.push({ file: where, reason: `${kind} without metadata.name` });
-        } else if (kind === 'Service') {
-          services.push(object as unknown as Service);
-        } else {
-          endpointSlices.push(object as unknown as EndpointSlice);
-        }
-      }
-    });
-  }
-  return { services, endpointSlices, problems };
+interface FileObjects {
+  readonly services: readonly Service[];
+  readonly endpointSlices: readonly EndpointSlice[];
 }
 
-/** Calls `onChange` (debounced) when files under `path` change; returns a stop function. */
-export function watchObjects(path: string, onChange: () => void, debounceMs = 100): () => void {
+function parseFile(file: string, problems: SourceProblem[]): FileObjects | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    problems.push({ file, reason: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
+    return undefined;
+  }
+  const services: Service[] = [];
+  const endpointSlices: EndpointSlice[] = [];
+  let valid = true;
+  parseAllDocuments(text).forEach((document, index) => {
+    const where = `${file}#${index + 1}`;
+    if (document.errors.length > 0) {
+      problems.push({ file: where, reason: `not valid YAML/JSON: ${document.errors[0]!.message.split('\n')[0]}` });
+      valid = false;
+      return;
+    }
+    for (const object of objectsOf(document.toJS())) {
+      const kind = (object as { kind?: unknown })?.kind;
+      if (kind !== 'Service' && kind !== 'EndpointSlice') {
+        problems.push({ file: where, reason: `ignored object of kind ${JSON.stringify(kind)}` });
+      } else if (!isNamed(object)) {
+        problems.push({ file: where, reason: `${kind} without metadata.name` });
+      } else if (kind === 'Service') {
+        services.push(object as unknown as Service);
+      } else {
+        endpointSlices.push(object as unknown as EndpointSlice);
+      }
+    }
+  });
+  return valid ? { services, endpointSlices } : undefined;
+}
+
+/**
+ * A file or directory of objects, read again on demand. A file that does not parse (being
+ * written, or broken) keeps the objects it last had, so a half-written file never removes
+ * Services; a file seen for the first time broken contributes nothing.
+ */
+export class FileSource {
+  private readonly lastGood = new Map<string, FileObjects>();
+
+  constructor(readonly path: string) {}
+
+  /** Throws KipvsError when the path itself cannot be read. */
+  read(): FileSnapshot {
+    const problems: SourceProblem[] = [];
+    const services: Service[] = [];
+    const endpointSlices: EndpointSlice[] = [];
+    const seen = new Set<string>();
+    for (const file of filesOf(this.path)) {
+      seen.add(file);
+      let objects = parseFile(file, problems);
+      if (objects) this.lastGood.set(file, objects);
+      else {
+        objects = this.lastGood.get(file);
+        if (objects) problems.push({ file, reason: 'kept the objects it last had' });
+      }
+      services.push(...(objects?.services ?? []));
+      endpointSlices.push(...(objects?.endpointSlices ?? []));
+    }
+    for (const file of this.lastGood.keys()) if (!seen.has(file)) this.lastGood.delete(file);
+    return { services, endpointSlices, problems };
+  }
+}
+
+/** Reads every object once. Throws KipvsError when the path itself cannot be read. */
+export function readObjects(path: string): FileSnapshot {
+  return new FileSource(path).read();
+}
+
+/** Size and modification time of every file, to tell when a writer has finished. */
+function signature(path: string): string {
+  try {
+    return filesOf(path)
+      .map((file) => {
+        const stats = statSync(file);
+        return `${file}:${stats.size}:${stats.mtimeMs}`;
+      })
+      .join('|');
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * Calls `onChange` when files under `path` change and then stay unchanged for `settleMs` (a
+ * writer such as `kubectl get -o yaml > file` first truncates, then writes). Any event in the
+ * watched directory counts: a ConfigMap volume swaps a `..data` symlink and never names the file.
+ * Returns a stop function.
+ */
+export function watchObjects(path: string, onChange: () => void, settleMs = 200): () => void {
   let timer: NodeJS.Timeout | undefined;
+  let pending = signature(path);
+  const check = (): void => {
+    const now = signature(path);
+    if (now !== pending) {
+      pending = now;
+      timer = setTimeout(check, settleMs);
+      return;
+    }
+    onChange();
+  };
   const trigger = (): void => {
     clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
+    pending = signature(path);
+    timer = setTimeout(check, settleMs);
   };
-  // A file is watched through its directory: editors and kubectl replace files by renaming.
   const isDirectory = statSync(path).isDirectory();
-  const watcher: FSWatcher = watch(isDirectory ? path : dirname(path), { persistent: false }, (_event, name) => {
-    if (isDirectory || name === null || name === basename(path)) trigger();
-  });
+  const watcher: FSWatcher = watch(isDirectory ? path : dirname(path), { persistent: false }, trigger);
   return () => {
     clearTimeout(timer);
     watcher.close();

@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileSource, watchObjects } from '../../../src/sources/file-source.js';
+
+const service = (name: string): string => `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }\n`;
+
+describe('file source', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'kipvs-files-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads multi-document YAML, JSON and kubectl Lists, and reports what it ignores', () => {
+    writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${service('b')}---\nkind: ConfigMap\nmetadata: { name: x }\n`);
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ kind: 'List', items: [{ kind: 'EndpointSlice', metadata: { name: 's' }, addressType: 'IPv4' }] }));
+    writeFileSync(join(dir, 'notes.txt'), 'not read');
+    const snapshot = new FileSource(dir).read();
+    expect(snapshot.services.map((s) => s.metadata.name)).toEqual(['a', 'b']);
+    expect(snapshot.endpointSlices.map((s) => s.metadata.name)).toEqual(['s']);
+    expect(snapshot.problems).toEqual([{ file: `${join(dir, 'a.yaml')}#3`, reason: 'ignored object of kind "ConfigMap"' }]);
+  });
+
+  it('keeps the last good objects of a file that stops parsing (being written), and drops a deleted file', () => {
+    const source = new FileSource(dir);
+    writeFileSync(join(dir, 'a.yaml'), service('a'));
+    expect(source.read().services).toHaveLength(1);
+    writeFileSync(join(dir, 'a.yaml'), 'kind: Service\nmetadata: [half');
+    const broken = source.read();
+    expect(broken.services.map((s) => s.metadata.name)).toEqual(['a']);
+    expect(broken.problems.map((p) => p.reason)).toContain('kept the objects it last had');
+    rmSync(join(dir, 'a.yaml'));
+    expect(source.read().services).toEqual([]);
+  });
+
+  it('a file broken from the start contributes nothing, and the others still count', () => {
+    writeFileSync(join(dir, 'bad.yaml'), 'kind: Service\nmetadata: [half');
+    writeFileSync(join(dir, 'good.yaml'), service('good'));
+    const snapshot = new FileSource(dir).read();
+    expect(snapshot.services.map((s) => s.metadata.name)).toEqual(['good']);
+    expect(snapshot.problems[0]!.reason).toMatch(/^not valid YAML\/JSON/);
+  });
+
+  it('fails with one clear error when the path cannot be read', () => {
+    expect(() => new FileSource(join(dir, 'missing')).read()).toThrow(`cannot read source ${join(dir, 'missing')}: ENOENT`);
+  });
+
+  it('reports a change once the writer has finished', async () => {
+    const file = join(dir, 'a.yaml');
+    writeFileSync(file, service('a'));
+    let changes = 0;
+    const stop = watchObjects(file, () => changes++, 100);
+    try {
+      writeFileSync(file, '');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      writeFileSync(file, service('a') + '---\n' + service('b'));
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(changes).toBe(1);
+    } finally {
+      stop();
+    }
+  });
+});
