@@ -7,9 +7,10 @@ import { diff } from '../reconcile/diff.js';
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
 import type { ClusterSnapshot } from '../model/kubernetes.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
-import type { DesiredState } from '../model/desired.js';
+import { virtualServerKey, type DesiredState } from '../model/desired.js';
 import type { Plan } from '../reconcile/state.js';
 import type { OwnershipStore } from './ownership.js';
+import { FakeKernel } from '../kernel/fake-kernel.js';
 
 export interface SyncResult {
   readonly plan: Plan;
@@ -31,6 +32,12 @@ export class Proxier {
   private snapshot: ClusterSnapshot = { services: [], endpointSlices: [] };
   private readonly clock: () => number;
   private reportedProblems = new Set<string>();
+  /**
+   * What the kernel holds, as of the last full read plus every plan applied since without a
+   * failure. Syncs between full reads diff against it instead of dumping 10,000 virtual servers
+   * again; a failure, or a full sync (every --ipvs-sync-period), reads the kernel afresh.
+   */
+  private cache: FakeKernel | undefined;
 
   constructor(private readonly options: ProxierOptions) {
     this.clock = options.clock ?? Date.now;
@@ -40,11 +47,12 @@ export class Proxier {
     this.snapshot = snapshot;
   }
 
-  /** Computes the plan without changing anything (--dry-run). */
-  async plan(): Promise<{ plan: Plan; desired: DesiredState }> {
+  /** Computes the plan without changing anything (--dry-run); `full` reads the kernel afresh. */
+  async plan({ full = true }: { full?: boolean } = {}): Promise<{ plan: Plan; desired: DesiredState }> {
     const { kernel, node, settings, ownership } = this.options;
     const desired = translate(this.snapshot, node, settings);
-    const observed = await kernel.observe();
+    if (full || !this.cache) this.cache = FakeKernel.from(await kernel.observe(), settings.dummyInterface);
+    const observed = this.cache.view();
     const plan = diff(desired, observed, {
       dummyInterface: settings.dummyInterface,
       excludeCidrs: settings.excludeCidrs,
@@ -56,13 +64,20 @@ export class Proxier {
     return { plan, desired };
   }
 
-  async sync(): Promise<SyncResult> {
+  /** One sync; `full: false` trusts the cache of the kernel's state (after a change event). */
+  async sync({ full = true }: { full?: boolean } = {}): Promise<SyncResult> {
     const started = performance.now();
     const { kernel, log, settings, ownership } = this.options;
-    const { plan, desired } = await this.plan();
+    const { plan, desired } = await this.plan({ full });
     this.reportProblems(desired);
+    // Recorded before the kernel is touched: an apply that dies half-way (SIGKILL, OOM) must not
+    // leave a NodePort virtual server that no later run recognises as its own.
+    const previous = ownership.load();
+    ownership.save({ owned: new Set([...previous.owned, ...desired.virtualServers.keys()]), draining: previous.draining });
     const { failures } = await kernel.apply(plan);
-    ownership.save({ owned: new Set(desired.virtualServers.keys()), draining: plan.draining });
+    await this.updateCache(plan, failures.length);
+    const stillThere = failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : []));
+    ownership.save({ owned: new Set([...desired.virtualServers.keys(), ...stillThere]), draining: plan.draining });
     for (const failure of failures) {
       log.error({ operation: describeKernelOperation(failure.operation, settings.dummyInterface), err: failure.error.message }, 'kernel refused an operation');
     }
@@ -74,6 +89,13 @@ export class Proxier {
       );
     }
     return { plan, failures, desired, durationMs };
+  }
+
+  private async updateCache(plan: Plan, failed: number): Promise<void> {
+    if (!this.cache) return;
+    const mirrored = failed === 0 ? await this.cache.apply(plan) : undefined;
+    // The cache cannot tell which half of a failed plan landed, nor disagree with the kernel.
+    if (!mirrored || mirrored.failures.length > 0) this.cache = undefined;
   }
 
   /** Logs each skipped object once, not at every sync. */

@@ -11,7 +11,7 @@ import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { SyncRunner } from '../agent/runner.js';
-import { readObjects, watchObjects } from '../sources/file-source.js';
+import { FileSource, watchObjects } from '../sources/file-source.js';
 import { formatPlan } from './plan-format.js';
 import { release } from 'node:os';
 import { applyIptablesRules, cleanupIptables, detectIptablesBackend, type IptablesBackend } from '../kernel/iptables.js';
@@ -100,10 +100,11 @@ async function runAgent(options: AgentOptions): Promise<void> {
   const log = createLogger();
   const settings = settingsFrom(options);
   const source = options.source;
-  const first = readObjects(source);
+  const files = new FileSource(source);
+  const first = files.read();
   const kernel = await NetlinkKernel.open({ netns: options.netns, dummyInterface: settings.dummyInterface, ipsetNames: allIpsetNames() });
   try {
-    if (options.ipvsTcpTimeout || options.ipvsTcpfinTimeout || options.ipvsUdpTimeout) {
+    if (!options.dryRun && (options.ipvsTcpTimeout || options.ipvsTcpfinTimeout || options.ipvsUdpTimeout)) {
       const ipvs = await IpvsClient.open(options.netns ? { netns: options.netns } : {});
       try {
         await ipvs.setTimeouts({ tcp: options.ipvsTcpTimeout / 1000, tcpFin: options.ipvsTcpfinTimeout / 1000, udp: options.ipvsUdpTimeout / 1000 });
@@ -134,7 +135,7 @@ async function runAgent(options: AgentOptions): Promise<void> {
     };
     const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns) });
     const load = (): void => {
-      const snapshot = readObjects(source);
+      const snapshot = files.read();
       for (const problem of snapshot.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
       proxier.setSnapshot(snapshot);
     };
@@ -158,11 +159,16 @@ async function runAgent(options: AgentOptions): Promise<void> {
     }
     await new Promise<void>((resolve) => {
       let rulesAppliedAt = -Infinity;
+      let fullSyncAt = -Infinity;
       const runner = new SyncRunner({
         minIntervalMs: options.ipvsMinSyncPeriod,
         maxIntervalMs: options.ipvsSyncPeriod,
         sync: async () => {
-          await proxier.sync();
+          // Read the whole kernel once a sync period (repairing drift); between, changes are
+          // diffed against what kipvs knows it programmed.
+          const full = performance.now() - fullSyncAt >= options.ipvsSyncPeriod;
+          await proxier.sync({ full });
+          if (full) fullSyncAt = performance.now();
           // The rules do not depend on Services: rewrite them at start and once a sync period, to repair drift.
           if (performance.now() - rulesAppliedAt >= options.ipvsSyncPeriod) {
             await applyRules();
@@ -182,9 +188,10 @@ async function runAgent(options: AgentOptions): Promise<void> {
       runner.start();
       const stop = (): void => {
         log.info('stopping; the kernel state stays as programmed');
-        runner.stop();
         stopWatching();
-        resolve();
+        // A sync under way finishes first: closing its sockets mid-apply could leave a virtual
+        // server without its real servers.
+        void runner.stop().then(resolve);
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

@@ -29,6 +29,21 @@ export class FakeKernel implements Kernel {
 
   constructor(readonly dummyInterfaceName = 'kube-ipvs0') {}
 
+  /** A fake holding what a real kernel was observed to hold: the agent's cache between full reads. */
+  static from(observed: ObservedState, dummyInterfaceName = 'kube-ipvs0'): FakeKernel {
+    const kernel = new FakeKernel(dummyInterfaceName);
+    if (observed.dummyInterfaceExists) kernel.dummyInterface = dummyInterfaceName;
+    for (const [key, vs] of observed.virtualServers) kernel.virtualServers.set(key, { service: vs.service, realServers: new Map(vs.realServers) });
+    for (const address of observed.boundAddresses) kernel.boundAddresses.add(address);
+    for (const [name, set] of observed.ipsets) kernel.ipsets.set(name, { spec: set.spec, entries: new Map(set.entries) });
+    return kernel;
+  }
+
+  /** The state itself, not a copy: for readers that finish before the next apply (the diff). */
+  view(): ObservedState {
+    return { dummyInterfaceExists: this.dummyInterface !== undefined, virtualServers: this.virtualServers, boundAddresses: this.boundAddresses, ipsets: this.ipsets };
+  }
+
   async observe(): Promise<ObservedState> {
     const virtualServers = new Map<string, ObservedVirtualServer>();
     for (const [key, vs] of this.virtualServers) virtualServers.set(key, { service: vs.service, realServers: new Map(vs.realServers) });
@@ -74,6 +89,10 @@ export class FakeKernel implements Kernel {
       }
       case 'ipvs':
         return this.applyIpvs(operation.operation);
+      case 'deleteUdpFlows':
+        // No flows in here: accepted, and logged like every applied operation. The kernel does
+        // not refuse it either: a flow deletion that finds nothing deletes nothing.
+        return undefined;
     }
   }
 

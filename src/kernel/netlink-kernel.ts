@@ -1,9 +1,11 @@
 // The kernel adapter: reads the state kipvs reconciles (observe) and runs plans (apply), through
-// the IPVS, ipset and rtnetlink clients of one network namespace. No decisions here: those are
-// the diff's.
+// the IPVS, ipset, rtnetlink and conntrack clients of one network namespace. No decisions here:
+// those are the diff's.
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
+import { ConntrackClient } from '../netlink/conntrack/client.js';
+import { describeUdpFlowDeletion, type UdpFlowTarget } from '../netlink/conntrack/types.js';
 import type { RequestOutcome } from '../netlink/connection.js';
 import { NetlinkRequestError } from '../netlink/errors.js';
 import { describeOperation } from '../netlink/ipvs/types.js';
@@ -51,7 +53,22 @@ export function describeKernelOperation(operation: KernelOperation, dummyInterfa
       return describeEntryOperation('del', operation.set, operation.entry);
     case 'ipvs':
       return describeOperation(operation.operation);
+    case 'deleteUdpFlows':
+      return describeUdpFlowDeletion(udpFlowTarget(operation));
   }
+}
+
+type DeleteUdpFlows = Extract<KernelOperation, { kind: 'deleteUdpFlows' }>;
+
+/** What the conntrack client looks for, from the plan's operation. */
+export function udpFlowTarget(operation: DeleteUdpFlows): UdpFlowTarget {
+  return {
+    family: operation.virtualServer.family,
+    virtualAddress: operation.virtualServer.address,
+    virtualPort: operation.virtualServer.port,
+    endpointAddress: operation.endpoint.address,
+    endpointPort: operation.endpoint.port,
+  };
 }
 
 export class NetlinkKernel implements Kernel {
@@ -59,22 +76,26 @@ export class NetlinkKernel implements Kernel {
     private readonly ipvs: IpvsClient,
     private readonly ipsets: IpsetClient,
     private readonly links: LinkClient,
+    private readonly conntrack: ConntrackClient,
     private readonly options: KernelOptions,
   ) {}
 
   static async open(options: KernelOptions): Promise<NetlinkKernel> {
     const connection = options.netns ? { netns: options.netns } : {};
-    const ipvs = await IpvsClient.open(connection);
+    const opened: Array<{ close(): void }> = [];
     try {
+      const ipvs = await IpvsClient.open(connection);
+      opened.push(ipvs);
       const ipsets = await IpsetClient.open(connection);
-      try {
-        return new NetlinkKernel(ipvs, ipsets, LinkClient.open(connection), options);
-      } catch (error) {
-        ipsets.close();
-        throw error;
-      }
+      opened.push(ipsets);
+      const links = LinkClient.open(connection);
+      opened.push(links);
+      // Opening asks nothing of ctnetlink: a kernel without nf_conntrack_netlink fails only the
+      // deleteUdpFlows operations, each reported, not the whole agent.
+      const conntrack = ConntrackClient.open(connection);
+      return new NetlinkKernel(ipvs, ipsets, links, conntrack, options);
     } catch (error) {
-      ipvs.close();
+      for (const client of opened) client.close();
       throw error;
     }
   }
@@ -83,10 +104,11 @@ export class NetlinkKernel implements Kernel {
     this.ipvs.close();
     this.ipsets.close();
     this.links.close();
+    this.conntrack.close();
   }
 
   async observe(): Promise<ObservedState> {
-    const [table, link, ipsets] = await Promise.all([this.ipvs.snapshot(), this.links.getLink(this.options.dummyInterface), this.observeIpsets()]);
+    const [table, link, ipsets] = await Promise.all([this.ipvs.snapshot({ withStats: false }), this.links.getLink(this.options.dummyInterface), this.observeIpsets()]);
     const virtualServers = new Map<string, ObservedVirtualServer>();
     for (const { service, destinations } of table) {
       virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
@@ -115,20 +137,16 @@ export class NetlinkKernel implements Kernel {
    * A failed operation is reported and the others still run.
    */
   async apply(plan: Plan): Promise<ApplyResult> {
-    const failures: OperationFailure[] = [];
     const operations = plan.operations;
-    let index = 0;
-    while (index < operations.length) {
-      const batchKind = batchFamily(operations[index]!);
-      let end = index + 1;
-      while (end < operations.length && batchFamily(operations[end]!) === batchKind) end++;
-      const batch = operations.slice(index, end);
-      const outcomes = await this.applyBatch(batch);
-      outcomes.forEach((outcome, i) => {
-        if (!outcome.ok) failures.push({ operation: batch[i]!, error: outcome.error });
-      });
-      index = end;
+    const outcomes: RequestOutcome[] = new Array(operations.length);
+    for (const batch of batches(operations)) {
+      const results = await this.applyBatch(batch.map((index) => operations[index]!));
+      results.forEach((outcome, i) => (outcomes[batch[i]!] = outcome));
     }
+    const failures: OperationFailure[] = [];
+    outcomes.forEach((outcome, index) => {
+      if (!outcome.ok) failures.push({ operation: operations[index]!, error: outcome.error });
+    });
     return { applied: operations.length - failures.length, failures };
   }
 
@@ -144,10 +162,27 @@ export class NetlinkKernel implements Kernel {
       case 'addIpsetEntry':
       case 'deleteIpsetEntry':
         return this.applyIpsetEntries(batch as ReadonlyArray<Extract<KernelOperation, { kind: 'addIpsetEntry' | 'deleteIpsetEntry' }>>);
+      case 'deleteUdpFlows':
+        return this.deleteUdpFlows(batch as readonly DeleteUdpFlows[]);
       case 'ensureDummyInterface':
       case 'createIpset':
         return Promise.all(batch.map((operation) => this.runSingle(operation)));
     }
+  }
+
+  /** One read of the conntrack table for the whole batch; a failed read fails each operation. */
+  private async deleteUdpFlows(batch: readonly DeleteUdpFlows[]): Promise<RequestOutcome[]> {
+    try {
+      const results = await this.conntrack.deleteUdpFlows(batch.map(udpFlowTarget));
+      return results.map((result) => (result.ok ? { ok: true } : result));
+    } catch (error) {
+      return batch.map((operation) => ({ ok: false, error: this.asRequestError(operation, error) }));
+    }
+  }
+
+  private asRequestError(operation: KernelOperation, error: unknown): NetlinkRequestError {
+    if (error instanceof NetlinkRequestError) return error;
+    return new NetlinkRequestError(describeKernelOperation(operation, this.options.dummyInterface), 22, (error as Error).message);
   }
 
   /** Entries of several sets: one batched call per set, outcomes put back in plan order. */
@@ -175,14 +210,38 @@ export class NetlinkKernel implements Kernel {
       else if (operation.kind === 'createIpset') await this.ipsets.create(operation.name, operation.spec);
       return { ok: true };
     } catch (error) {
-      if (error instanceof NetlinkRequestError) return { ok: false, error };
-      return { ok: false, error: new NetlinkRequestError(describeKernelOperation(operation, this.options.dummyInterface), 22, (error as Error).message) };
+      return { ok: false, error: this.asRequestError(operation, error) };
     }
   }
 }
 
 function batchFamily(operation: KernelOperation): string {
   return operation.kind === 'addIpsetEntry' || operation.kind === 'deleteIpsetEntry' ? 'ipsetEntries' : operation.kind;
+}
+
+/**
+ * The plan's operations as batches of indexes: runs of one family, in plan order. One exception: a
+ * run of IPVS operations with UDP flow deletions among them (the diff puts each right after its
+ * deleteDestination) goes as two batches, its IPVS operations and then its flow deletions. A flow
+ * deletion needs only its real server gone first, so moving it later is safe, and one read of the
+ * conntrack table then serves every removed UDP real server instead of one read each.
+ */
+export function batches(operations: readonly KernelOperation[]): number[][] {
+  const result: number[][] = [];
+  const ipvsOrFlows = (index: number): boolean => operations[index]!.kind === 'ipvs' || operations[index]!.kind === 'deleteUdpFlows';
+  let index = 0;
+  while (index < operations.length) {
+    const kind = batchFamily(operations[index]!);
+    const sameRun = ipvsOrFlows(index) ? ipvsOrFlows : (i: number): boolean => batchFamily(operations[i]!) === kind;
+    let end = index + 1;
+    while (end < operations.length && sameRun(end)) end++;
+    const run = Array.from({ length: end - index }, (_, i) => index + i);
+    const ipvs = run.filter((i) => operations[i]!.kind !== 'deleteUdpFlows');
+    const flows = run.filter((i) => operations[i]!.kind === 'deleteUdpFlows');
+    for (const batch of [ipvs, flows]) if (batch.length > 0) result.push(batch);
+    index = end;
+  }
+  return result;
 }
 
 export { ipsetEntryKey };

@@ -68,6 +68,11 @@ function removeRealServer(
 ): void {
   const deleteIt = (): void => {
     plan.deletions.push({ kind: 'ipvs', operation: { op: 'deleteDestination', service: service.key, destination: current } });
+    // The conntrack entries of its UDP flows still name the deleted real server, and a UDP flow
+    // never closes: every datagram renews its entry's timeout. Cleared right after, as kube-proxy does.
+    if (!isFwmarkKey(service.key) && service.key.protocol === 'UDP') {
+      plan.deletions.push({ kind: 'deleteUdpFlows', virtualServer: service.key, endpoint: { address: current.address, port: current.port } });
+    }
   };
   if (!drains(service) || context.gracefulTerminationMs <= 0) return deleteIt();
   const id = drainKey(key, realKey);

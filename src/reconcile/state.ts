@@ -1,6 +1,6 @@
 // What the kernel has, as read back (observed), and the operations that change it (a plan).
 // Plain data: --dry-run prints a plan, tests compare plans, the fake kernel applies them.
-import type { IpvsDestination, IpvsOperation, IpvsService } from '../netlink/ipvs/types.js';
+import type { DestinationKey, IpvsDestination, IpvsOperation, IpvsService, ServiceKeyByAddress } from '../netlink/ipvs/types.js';
 import type { IpsetEntry, IpsetSetSpec } from '../netlink/ipset/types.js';
 
 export interface ObservedVirtualServer {
@@ -32,7 +32,12 @@ export type KernelOperation =
   | { readonly kind: 'unbindAddress'; readonly address: string }
   | { readonly kind: 'addIpsetEntry'; readonly set: string; readonly entry: IpsetEntry }
   | { readonly kind: 'deleteIpsetEntry'; readonly set: string; readonly entry: IpsetEntry }
-  | { readonly kind: 'ipvs'; readonly operation: IpvsOperation };
+  | { readonly kind: 'ipvs'; readonly operation: IpvsOperation }
+  /**
+   * Delete the conntrack entries of UDP flows through `virtualServer` to `endpoint`, once the real
+   * server is gone (kube-proxy's pkg/proxy/conntrack/cleanup.go does the same).
+   */
+  | { readonly kind: 'deleteUdpFlows'; readonly virtualServer: ServiceKeyByAddress; readonly endpoint: DestinationKey };
 
 /** A real server taken out of service: weight 0 now, deleted once drained or after the timeout. */
 export interface DrainingRealServer {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { diff, type DiffContext } from '../../../src/reconcile/diff.js';
 import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { batches, describeKernelOperation } from '../../../src/kernel/netlink-kernel.js';
 import { realServerKey, virtualServerKey, type DesiredState, type DesiredVirtualServer } from '../../../src/model/desired.js';
 import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
-import type { DrainingRealServer, Plan } from '../../../src/reconcile/state.js';
+import type { DrainingRealServer, KernelOperation, Plan } from '../../../src/reconcile/state.js';
 
 const key = (address: string, port = 80, protocol: 'TCP' | 'UDP' = 'TCP'): IpvsServiceKey => ({ family: 'inet', protocol, address, port });
 const service = (k: IpvsServiceKey, scheduler = 'rr'): IpvsService => ({ key: k, scheduler, flags: 0, timeout: 0, netmask: 32 });
@@ -122,12 +123,38 @@ describe('diff', () => {
     expect(describeOps(late)).toEqual(['deleteDestination']);
   });
 
-  it('deletes a removed UDP real server at once', async () => {
+  it('deletes a removed UDP real server at once, then the conntrack entries of its flows', async () => {
     const kernel = new FakeKernel();
     const k = key('10.96.0.10', 53, 'UDP');
     await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
     const plan = await converge(kernel, desired([virtualServer(k, [real('10.244.0.1')])]));
+    expect(describeOps(plan)).toEqual(['deleteDestination', 'deleteUdpFlows']);
+    expect(plan.operations[1]).toEqual({ kind: 'deleteUdpFlows', virtualServer: k, endpoint: { address: '10.244.0.2', port: 8080 } });
+    expect(describeKernelOperation(plan.operations[1]!, 'kube-ipvs0')).toBe('delete UDP flows to 10.244.0.2:8080 of UDP 10.96.0.10:53');
+    expect(kernel.log.at(-1)).toEqual(plan.operations[1]);
+    expect([...kernel.virtualServers.get('UDP 10.96.0.10:53')!.realServers.keys()]).toEqual(['10.244.0.1:8080']);
+  });
+
+  it('deletes flows only for UDP: a TCP real server deleted at once has no flow deletion', async () => {
+    const kernel = new FakeKernel();
+    const k = key('10.96.0.1');
+    await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
+    const plan = await converge(kernel, desired([virtualServer(k, [real('10.244.0.1')])]), context({ gracefulTerminationMs: 0 }));
     expect(describeOps(plan)).toEqual(['deleteDestination']);
+  });
+
+  it('puts each UDP flow deletion right after its real server deletion, for every removed UDP real server', async () => {
+    const kernel = new FakeKernel();
+    const dns = key('10.96.0.10', 53, 'UDP');
+    const syslog = key('10.96.0.20', 514, 'UDP');
+    await converge(kernel, desired([virtualServer(dns, [real('10.244.0.1'), real('10.244.0.2')]), virtualServer(syslog, [real('10.244.1.1'), real('10.244.1.2')])]));
+    const plan = await converge(kernel, desired([virtualServer(dns, [real('10.244.0.1')]), virtualServer(syslog, [real('10.244.1.2')])]));
+    expect(plan.operations.map((o) => describeKernelOperation(o, 'kube-ipvs0'))).toEqual([
+      'delete real server 10.244.0.2:8080 from UDP 10.96.0.10:53',
+      'delete UDP flows to 10.244.0.2:8080 of UDP 10.96.0.10:53',
+      'delete real server 10.244.1.1:8080 from UDP 10.96.0.20:514',
+      'delete UDP flows to 10.244.1.1:8080 of UDP 10.96.0.20:514',
+    ]);
   });
 
   it('leaves virtual servers it does not own alone, and removes those it owns', async () => {
@@ -168,5 +195,40 @@ describe('diff', () => {
       'add virtual server TCP 10.96.9.9:80: ENOENT',
       'bind 10.96.9.9 to kube-ipvs0: ENODEV',
     ]);
+  });
+});
+
+describe('the kernel adapter batches a plan', () => {
+  const dns = { family: 'inet', protocol: 'UDP', address: '10.96.0.10', port: 53 } as const;
+  const flows = (address: string): KernelOperation => ({ kind: 'deleteUdpFlows', virtualServer: dns, endpoint: { address, port: 8080 } });
+  const deleteReal = (address: string): KernelOperation => ({ kind: 'ipvs', operation: { op: 'deleteDestination', service: dns, destination: real(address) } });
+
+  it('by runs of one family, in plan order', () => {
+    const operations: KernelOperation[] = [
+      { kind: 'bindAddress', address: '10.96.0.10' },
+      { kind: 'bindAddress', address: '10.96.0.11' },
+      { kind: 'ipvs', operation: { op: 'addService', service: service(dns) } },
+      { kind: 'addIpsetEntry', set: 'S', entry: { ip: '10.96.0.10' } },
+      { kind: 'unbindAddress', address: '10.96.0.12' },
+    ];
+    expect(batches(operations)).toEqual([[0, 1], [2], [3], [4]]);
+  });
+
+  it('with the UDP flow deletions of a run of IPVS operations after them, all in one batch', () => {
+    const operations = [deleteReal('10.244.0.1'), flows('10.244.0.1'), deleteReal('10.244.0.2'), flows('10.244.0.2'), { kind: 'ipvs', operation: { op: 'deleteService', key: key('10.96.0.1') } } as KernelOperation, { kind: 'unbindAddress', address: '10.96.0.1' } as KernelOperation];
+    expect(batches(operations)).toEqual([[0, 2, 4], [1, 3], [5]]);
+  });
+
+  it('so that every flow deletion still runs after the deletion of its real server', async () => {
+    const kernel = new FakeKernel();
+    await converge(kernel, desired([virtualServer(dns, [real('10.244.0.1'), real('10.244.0.2'), real('10.244.0.3')])]));
+    const plan = diff(desired([virtualServer(dns, [real('10.244.0.3')])]), await kernel.observe(), context());
+    const order = batches(plan.operations).flat();
+    plan.operations.forEach((operation, index) => {
+      if (operation.kind !== 'deleteUdpFlows') return;
+      const deletion = plan.operations.findIndex((o) => o.kind === 'ipvs' && o.operation.op === 'deleteDestination' && o.operation.destination.address === operation.endpoint.address);
+      expect(order.indexOf(deletion)).toBeLessThan(order.indexOf(index));
+    });
+    expect(plan.operations.filter((o) => o.kind === 'deleteUdpFlows')).toHaveLength(2);
   });
 });

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Proxier } from '../../../src/agent/proxier.js';
+import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
+import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
+import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
+import type { ObservedState, Plan } from '../../../src/reconcile/state.js';
+import type { ApplyResult } from '../../../src/kernel/netlink-kernel.js';
+
+class CountingKernel extends FakeKernel {
+  observed = 0;
+  refuseNext = false;
+  override async observe(): Promise<ObservedState> {
+    this.observed++;
+    return super.observe();
+  }
+  override async apply(plan: Plan): Promise<ApplyResult> {
+    if (!this.refuseNext) return super.apply(plan);
+    this.refuseNext = false;
+    const [first, ...rest] = plan.operations;
+    const result = await super.apply({ operations: rest, draining: plan.draining });
+    return { applied: result.applied, failures: [...result.failures, { operation: first!, error: new Error('refused') }] };
+  }
+}
+
+function cluster(endpoints: string[]): ClusterSnapshot {
+  return {
+    services: [{ metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } }],
+    endpointSlices: [
+      {
+        metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+        endpoints: endpoints.map((address) => ({ addresses: [address], conditions: { ready: true } })),
+      },
+    ],
+  };
+}
+
+function proxier(kernel: FakeKernel): Proxier {
+  return new Proxier({
+    kernel,
+    node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
+    settings: DEFAULT_SETTINGS,
+    log: pino({ level: 'silent' }),
+    ownership: new MemoryOwnershipStore(),
+  });
+}
+
+describe('Proxier', () => {
+  it('reads the whole kernel only on full syncs; an endpoint change is one operation against its cache', async () => {
+    const kernel = new CountingKernel();
+    const agent = proxier(kernel);
+    agent.setSnapshot(cluster(['10.244.0.1']));
+    await agent.sync();
+    expect(kernel.observed).toBe(1);
+
+    agent.setSnapshot(cluster(['10.244.0.1', '10.244.0.2']));
+    const change = await agent.sync({ full: false });
+    expect(kernel.observed).toBe(1);
+    expect(change.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['addDestination']);
+    expect([...kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.keys()]).toEqual(['10.244.0.1:8080', '10.244.0.2:8080']);
+
+    const repaired = await agent.sync({ full: true });
+    expect(kernel.observed).toBe(2);
+    expect(repaired.plan.operations).toEqual([]);
+  });
+
+  it('reads the kernel afresh after a sync in which the kernel refused something', async () => {
+    const kernel = new CountingKernel();
+    const agent = proxier(kernel);
+    agent.setSnapshot(cluster(['10.244.0.1']));
+    kernel.refuseNext = true;
+    const first = await agent.sync();
+    expect(first.failures.map((f) => f.error.message)).toContain("refused");
+    await agent.sync({ full: false });
+    expect(kernel.observed).toBe(2);
+    expect((await agent.plan()).plan.operations).toEqual([]);
+  });
+
+  it('notices drift only at a full sync', async () => {
+    const kernel = new CountingKernel();
+    const agent = proxier(kernel);
+    agent.setSnapshot(cluster(['10.244.0.1']));
+    await agent.sync();
+    kernel.virtualServers.delete('TCP 10.96.0.10:80'); // an admin's ipvsadm -D
+    expect((await agent.sync({ full: false })).plan.operations).toEqual([]);
+    const full = await agent.sync({ full: true });
+    expect(full.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['addService', 'addDestination']);
+  });
+});
