@@ -68,8 +68,13 @@ run=${shellQuote(runDir)}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 # The root is the host's filesystem: everything a test creates lives on tmpfs instead.
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+${projectRoot.startsWith('/tmp/') ? `# The project itself lives under /tmp: carry it over the new /tmp.
+mkdir -p /run/kipvs-project
+mount --bind ${shellQuote(projectRoot)} /run/kipvs-project
+mount -t tmpfs tmpfs /tmp
+mkdir -p ${shellQuote(projectRoot)}
+mount --bind /run/kipvs-project ${shellQuote(projectRoot)}` : 'mount -t tmpfs tmpfs /tmp'}
 mkdir -p /run/netns ${modroot}/lib/modules/${kernelVersion}
 mount --bind /usr/lib/uml/modules/${kernelVersion} ${modroot}/lib/modules/${kernelVersion}
 export MODPROBE_OPTIONS="-d ${modroot}"
