@@ -20,6 +20,7 @@ import {
   IPPROTO_UDP,
   tupleAttributes,
 } from '../../../../src/netlink/conntrack/wire.js';
+import { attributeTree as makeAttributeTree } from '../../support/attribute-tree.js';
 
 const nfproto = (family: AddressFamily): number => (family === 'inet' ? 2 : 10);
 const addressLength = (family: AddressFamily): number => (family === 'inet' ? 4 : 16);
@@ -157,28 +158,7 @@ function survives(decode: () => unknown): void {
   }
 }
 
-/** Attributes with valid framing and arbitrary types, flags and contents, nested a few levels. */
-const attributeTree: fc.Arbitrary<Buffer> = fc.letrec<{ list: Buffer }>((tie) => ({
-  list: fc
-    .array(
-      fc.tuple(
-        fc.integer({ min: 0, max: 20 }),
-        fc.constantFrom(0, NLA_F_NESTED, NLA_F_NET_BYTEORDER),
-        fc.oneof({ depthSize: 'small' }, fc.uint8Array({ maxLength: 24 }).map((bytes) => Buffer.from(bytes)), tie('list')),
-      ),
-      { maxLength: 6 },
-    )
-    .map((attributes) =>
-      Buffer.concat(
-        attributes.map(([type, flags, value]) => {
-          const header = Buffer.alloc(4);
-          header.writeUInt16LE(4 + value.length, 0);
-          header.writeUInt16LE(type | flags, 2);
-          return Buffer.concat([header, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
-        }),
-      ),
-    ),
-})).list;
+const attributeTree = makeAttributeTree(20);
 
 function decodeEverything(bytes: Buffer, family: number): void {
   survives(() => decodeEntryMessage({ type: conntrackMessageType(ConntrackMessage.new), flags: 0, seq: 0, port: 0, payload: Buffer.concat([Buffer.from([family, 0, 0, 0]), bytes]) }));

@@ -16,6 +16,7 @@ import {
   setCommandAttributes,
   type WireSetCommand,
 } from '../../../../src/netlink/ipset/wire.js';
+import { attributeTree as makeAttributeTree } from '../../support/attribute-tree.js';
 
 const families: readonly AddressFamily[] = ['inet', 'inet6'];
 const addressLength = (family: AddressFamily): number => (family === 'inet' ? 4 : 16);
@@ -127,28 +128,7 @@ function decodeEverything(bytes: Buffer): void {
   for (const type of ipsetSetTypes) survives(() => decodeEntry(type, decodeAttributes(entryDataAttributes, bytes)));
 }
 
-/** Attributes with valid framing and arbitrary types, flags and contents, nested a few levels. */
-const attributeTree: fc.Arbitrary<Buffer> = fc.letrec<{ list: Buffer }>((tie) => ({
-  list: fc
-    .array(
-      fc.tuple(
-        fc.integer({ min: 0, max: 31 }),
-        fc.constantFrom(0, NLA_F_NESTED, NLA_F_NET_BYTEORDER),
-        fc.oneof({ depthSize: 'small' }, fc.uint8Array({ maxLength: 24 }).map((bytes) => Buffer.from(bytes)), tie('list')),
-      ),
-      { maxLength: 6 },
-    )
-    .map((attributes) =>
-      Buffer.concat(
-        attributes.map(([type, flags, value]) => {
-          const header = Buffer.alloc(4);
-          header.writeUInt16LE(4 + value.length, 0);
-          header.writeUInt16LE(type | flags, 2);
-          return Buffer.concat([header, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
-        }),
-      ),
-    ),
-})).list;
+const attributeTree = makeAttributeTree(31);
 
 describe('ipset decoders on hostile bytes (property)', () => {
   it('random bytes raise NetlinkDecodeError or decode, and never hang', () => {
