@@ -3,6 +3,7 @@
 // namespaces this helper makes; nothing leaves the sandbox.
 //
 //   client (10.200.0.2) --- (10.200.0.1) node (10.201.N.1) --- (10.201.N.2) pod-N
+//   with { ipv6: true } also fd00:200::2 / fd00:200::1 and fd00:201:N::1 / fd00:201:N::2
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createTestNetns, type TestNetns } from './netns.js';
@@ -21,6 +22,8 @@ export interface Topology {
   readonly pods: readonly Pod[];
   readonly clientAddress: string;
   readonly nodeAddress: string;
+  /** Set with { ipv6: true }. */
+  readonly nodeAddress6?: string;
   /** Starts the echo server in a pod (TCP, or UDP) and waits until it listens. */
   startServer(pod: Pod, port: number, protocol?: 'tcp' | 'udp'): Promise<void>;
   /** Makes `count` TCP connections from the client namespace; returns answers per backend. */
@@ -36,7 +39,12 @@ function veth(a: TestNetns, aName: string, aAddress: string, b: TestNetns, bName
   b.run('ip', ['link', 'set', bName, 'up']);
 }
 
-export function createTopology(podCount: number): Topology {
+function addIpv6(ns: TestNetns, device: string, address: string): void {
+  // nodad: usable at once, no duplicate address detection to wait for.
+  ns.run('ip', ['-6', 'addr', 'add', address, 'dev', device, 'nodad']);
+}
+
+export function createTopology(podCount: number, options: { readonly ipv6?: boolean } = {}): Topology {
   const node = createTestNetns('kipvs-node');
   const client = createTestNetns('kipvs-client');
   const pods: Pod[] = [];
@@ -45,11 +53,22 @@ export function createTopology(podCount: number): Topology {
     node.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     veth(client, 'eth0', '10.200.0.2/24', node, 'to-client', '10.200.0.1/24');
     client.run('ip', ['route', 'add', 'default', 'via', '10.200.0.1']);
+    if (options.ipv6) {
+      node.run('sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+      addIpv6(client, 'eth0', 'fd00:200::2/64');
+      addIpv6(node, 'to-client', 'fd00:200::1/64');
+      client.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:200::1']);
+    }
     for (let i = 0; i < podCount; i++) {
       const ns = createTestNetns(`kipvs-pod${i}`);
       const address = `10.201.${i}.2`;
       veth(ns, 'eth0', `${address}/24`, node, `to-pod${i}`, `10.201.${i}.1/24`);
       ns.run('ip', ['route', 'add', 'default', 'via', `10.201.${i}.1`]);
+      if (options.ipv6) {
+        addIpv6(ns, 'eth0', `fd00:201:${i}::2/64`);
+        addIpv6(node, `to-pod${i}`, `fd00:201:${i}::1/64`);
+        ns.run('ip', ['-6', 'route', 'add', 'default', 'via', `fd00:201:${i}::1`]);
+      }
       pods.push({ name: `pod${i}`, ns, address });
     }
   } catch (error) {
@@ -64,6 +83,7 @@ export function createTopology(podCount: number): Topology {
     pods,
     clientAddress: '10.200.0.2',
     nodeAddress: '10.200.0.1',
+    ...(options.ipv6 ? { nodeAddress6: 'fd00:200::1' } : {}),
     startServer(pod, port, protocol = 'tcp') {
       const args = ['netns', 'exec', pod.ns.name, process.execPath, join(helpers, 'tcp-server.mjs'), pod.name, String(port)];
       if (protocol === 'udp') args.push('udp');
