@@ -74,7 +74,13 @@ export class Proxier {
     // leave a NodePort virtual server that no later run recognises as its own.
     const previous = ownership.load();
     ownership.save({ owned: new Set([...previous.owned, ...desired.virtualServers.keys()]), draining: previous.draining });
-    const { failures } = await kernel.apply(plan);
+    let failures: SyncResult['failures'];
+    try {
+      ({ failures } = await kernel.apply(plan));
+    } catch (error) {
+      this.cache = undefined; // some of the plan may have landed: read the kernel next time
+      throw error;
+    }
     await this.updateCache(plan, failures.length);
     const stillThere = failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : []));
     ownership.save({ owned: new Set([...desired.virtualServers.keys(), ...stillThere]), draining: plan.draining });

@@ -7,7 +7,7 @@ import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
 import { describeUdpFlowDeletion, type UdpFlowTarget } from '../netlink/conntrack/types.js';
 import type { RequestOutcome } from '../netlink/connection.js';
-import { NetlinkRequestError } from '../netlink/errors.js';
+import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
 import { describeOperation } from '../netlink/ipvs/types.js';
 import { describeEntryOperation, type IpsetEntry } from '../netlink/ipset/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
@@ -180,8 +180,13 @@ export class NetlinkKernel implements Kernel {
     }
   }
 
+  /**
+   * A refusal of this one operation becomes its failure; a broken socket or a missing privilege
+   * is no refusal: it fails the whole sync, which then reads the kernel afresh.
+   */
   private asRequestError(operation: KernelOperation, error: unknown): NetlinkRequestError {
     if (error instanceof NetlinkRequestError) return error;
+    if (error instanceof NetlinkTransportError || error instanceof PermissionError) throw error;
     return new NetlinkRequestError(describeKernelOperation(operation, this.options.dummyInterface), 22, (error as Error).message);
   }
 
