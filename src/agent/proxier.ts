@@ -73,7 +73,10 @@ export class Proxier {
     // Recorded before the kernel is touched: an apply that dies half-way (SIGKILL, OOM) must not
     // leave a NodePort virtual server that no later run recognises as its own.
     const previous = ownership.load();
-    ownership.save({ owned: new Set([...previous.owned, ...desired.virtualServers.keys()]), draining: previous.draining });
+    const newlyOwned = plan.operations.flatMap((o) =>
+      o.kind === 'ipvs' && o.operation.op === 'addService' && !previous.owned.has(virtualServerKey(o.operation.service.key)) ? [virtualServerKey(o.operation.service.key)] : [],
+    );
+    if (newlyOwned.length > 0) ownership.save({ owned: new Set([...previous.owned, ...newlyOwned]), draining: previous.draining });
     let failures: SyncResult['failures'];
     try {
       ({ failures } = await kernel.apply(plan));
@@ -83,7 +86,10 @@ export class Proxier {
     }
     await this.updateCache(plan, failures.length);
     const stillThere = failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : []));
-    ownership.save({ owned: new Set([...desired.virtualServers.keys(), ...stillThere]), draining: plan.draining });
+    const owned = new Set([...desired.virtualServers.keys(), ...stillThere]);
+    if (!sameKeys(owned, ownership.load().owned) || !sameKeys(new Set(plan.draining.keys()), new Set(ownership.load().draining.keys()))) {
+      ownership.save({ owned, draining: plan.draining });
+    }
     for (const failure of failures) {
       log.error({ operation: describeKernelOperation(failure.operation, settings.dummyInterface), err: failure.error.message }, 'kernel refused an operation');
     }
@@ -115,3 +121,5 @@ export class Proxier {
     this.reportedProblems = current;
   }
 }
+
+const sameKeys = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((key) => b.has(key));
