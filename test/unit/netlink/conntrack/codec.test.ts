@@ -22,18 +22,8 @@ import {
   IPS_CONFIRMED,
   IPS_SEEN_REPLY,
 } from '../../../../src/netlink/conntrack/wire.js';
+import { hex } from '../../support/hex.js';
 
-/** Bytes from a commented hex dump: `02 00 # nfgenmsg` -> Buffer. */
-const hex = (dump: string): Buffer =>
-  Buffer.from(
-    dump
-      .split('\n')
-      .map((line) => line.replace(/#.*$/, ''))
-      .join(' ')
-      .trim()
-      .split(/\s+/)
-      .map((byte) => parseInt(byte, 16)),
-  );
 
 const message = (payload: Buffer, command: number = ConntrackMessage.new) => ({ type: conntrackMessageType(command), flags: 0, seq: 1, port: 0, payload });
 

@@ -20,18 +20,8 @@ import {
   setCommandAttributes,
   type WireSetCommand,
 } from '../../../../src/netlink/ipset/wire.js';
+import { hex } from '../../support/hex.js';
 
-/** Bytes from a commented hex dump: `02 00 # nfgenmsg` -> Buffer. */
-const hex = (dump: string): Buffer =>
-  Buffer.from(
-    dump
-      .split('\n')
-      .map((line) => line.replace(/#.*$/, ''))
-      .join(' ')
-      .trim()
-      .split(/\s+/)
-      .map((byte) => parseInt(byte, 16)),
-  );
 
 const HEAD = `
   02 00 00 00                   # nfgenmsg: AF_INET, NFNETLINK_V0, res_id 0
