@@ -30,8 +30,12 @@ for (const count of [1_000, 10_000]) {
     log: pino({ level: 'silent' }),
     ownership: new MemoryOwnershipStore(),
   });
+  // The changed snapshot shares every object but the one changed slice, as sources keep the
+  // identity of unchanged objects.
   const base = cluster(count);
-  const changed = cluster(count, count >> 1);
+  const changedSlices = [...base.endpointSlices];
+  changedSlices[count >> 1] = cluster(count, count >> 1).endpointSlices[count >> 1]!;
+  const changed = { services: base.services, endpointSlices: changedSlices };
   proxier.setSnapshot(base);
   await proxier.sync();
   const times: number[] = [];

@@ -2,7 +2,7 @@
 // has, diff, apply. Each step is its own module; this file only wires them and keeps the state
 // that lives between syncs (what is draining, what kipvs owns).
 import type { Logger } from 'pino';
-import { translate } from '../translate/translate.js';
+import { IncrementalTranslator } from '../translate/incremental.js';
 import { diff } from '../reconcile/diff.js';
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
 import type { ClusterSnapshot } from '../model/kubernetes.js';
@@ -38,6 +38,7 @@ export class Proxier {
    * again; a failure, or a full sync (every --ipvs-sync-period), reads the kernel afresh.
    */
   private cache: FakeKernel | undefined;
+  private readonly translator = new IncrementalTranslator();
 
   constructor(private readonly options: ProxierOptions) {
     this.clock = options.clock ?? Date.now;
@@ -50,7 +51,7 @@ export class Proxier {
   /** Computes the plan without changing anything (--dry-run); `full` reads the kernel afresh. */
   async plan({ full = true }: { full?: boolean } = {}): Promise<{ plan: Plan; desired: DesiredState }> {
     const { kernel, node, settings, ownership } = this.options;
-    const desired = translate(this.snapshot, node, settings);
+    const desired = this.translator.translate(this.snapshot, node, settings);
     if (full || !this.cache) this.cache = FakeKernel.from(await kernel.observe(), settings.dummyInterface);
     const observed = this.cache.view();
     const plan = diff(desired, observed, {

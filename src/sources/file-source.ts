@@ -50,14 +50,16 @@ interface FileObjects {
   readonly endpointSlices: readonly EndpointSlice[];
 }
 
-function parseFile(file: string, problems: SourceProblem[]): FileObjects | undefined {
-  let text: string;
+function readText(file: string, problems: SourceProblem[]): string | undefined {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     problems.push({ file, reason: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
     return undefined;
   }
+}
+
+function parseFile(file: string, text: string, problems: SourceProblem[]): FileObjects | undefined {
   const services: Service[] = [];
   const endpointSlices: EndpointSlice[] = [];
   let valid = true;
@@ -91,6 +93,8 @@ function parseFile(file: string, problems: SourceProblem[]): FileObjects | undef
  */
 export class FileSource {
   private readonly lastGood = new Map<string, FileObjects>();
+  /** The text each file had when it last parsed: an unchanged file keeps its objects, identity included. */
+  private readonly lastText = new Map<string, string>();
 
   constructor(readonly path: string) {}
 
@@ -102,16 +106,24 @@ export class FileSource {
     const seen = new Set<string>();
     for (const file of filesOf(this.path)) {
       seen.add(file);
-      let objects = parseFile(file, problems);
-      if (objects) this.lastGood.set(file, objects);
-      else {
+      const text = readText(file, problems);
+      let objects = text === undefined ? undefined : text === this.lastText.get(file) ? this.lastGood.get(file) : parseFile(file, text, problems);
+      if (objects && text !== undefined) {
+        this.lastGood.set(file, objects);
+        this.lastText.set(file, text);
+      } else {
         objects = this.lastGood.get(file);
         if (objects) problems.push({ file, reason: 'kept the objects it last had' });
       }
       services.push(...(objects?.services ?? []));
       endpointSlices.push(...(objects?.endpointSlices ?? []));
     }
-    for (const file of this.lastGood.keys()) if (!seen.has(file)) this.lastGood.delete(file);
+    for (const file of this.lastGood.keys()) {
+      if (!seen.has(file)) {
+        this.lastGood.delete(file);
+        this.lastText.delete(file);
+      }
+    }
     return { services, endpointSlices, problems };
   }
 }
