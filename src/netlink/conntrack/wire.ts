@@ -36,13 +36,8 @@ export const conntrackMessageOrig: Record<keyof typeof ConntrackMessage, string>
 /** The nfnetlink message type of a ctnetlink command: subsystem in the high byte. */
 export const conntrackMessageType = (command: number): number => (NFNL_SUBSYS_CTNETLINK << 8) | command;
 
-/** linux/in.h and linux/in6.h: the layer-4 protocols whose tuple keys kipvs reads. */
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_ICMPV6 = 58;
-export const IPPROTO_SCTP = 132;
-export const IPPROTO_UDPLITE = 136;
+/** The layer-4 protocols whose tuple keys kipvs reads. */
+export { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE } from '../inet.js';
 
 /** enum ip_conntrack_status (CTA_STATUS): the bits kipvs names. */
 export const IPS_SEEN_REPLY = 1 << 1;

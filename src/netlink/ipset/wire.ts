@@ -195,10 +195,8 @@ export const IPSET_FLAG_WITH_COMMENT = 1 << 4;
 export const IPSET_FLAG_WITH_FORCEADD = 1 << 5;
 export const IPSET_FLAG_WITH_SKBINFO = 1 << 6;
 
-/** linux/in.h protocol numbers of hash:*port* entries. */
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
+/** Protocol numbers of hash:*port* entries. */
+export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../inet.js';
 
 /** enum ipset_errno: errors every set type can answer. */
 export const IPSET_ERR_PRIVATE = 4096;

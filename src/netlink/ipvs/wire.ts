@@ -147,7 +147,4 @@ export const IP_VS_CONN_F_TUNNEL = 0x0002;
 export const IP_VS_CONN_F_DROUTE = 0x0003;
 export const IP_VS_CONN_F_BYPASS = 0x0004;
 
-/** linux/in.h protocol numbers. */
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
+export { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../inet.js';
