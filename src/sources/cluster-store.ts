@@ -1,0 +1,144 @@
+// The agent's copy of the cluster: Services and EndpointSlices by name, and which Services changed
+// since the agent last looked. Sources (the file source, the API server's informers) feed it
+// object by object; the agent translates only the Services it marks changed, so one endpoint
+// change costs the same with 100 Services or 10,000.
+import { SERVICE_NAME_LABEL, type ClusterSnapshot, type EndpointSlice, type Service } from '../model/kubernetes.js';
+import { identityOf } from '../translate/translation.js';
+
+/** `namespace/name` of the Service an EndpointSlice is labelled for; undefined without the label. */
+export function serviceIdOfSlice(slice: EndpointSlice): string | undefined {
+  const labels = (slice as { metadata?: { labels?: unknown } } | null)?.metadata?.labels;
+  const serviceName = typeof labels === 'object' && labels !== null ? (labels as Record<string, unknown>)[SERVICE_NAME_LABEL] : undefined;
+  if (typeof serviceName !== 'string' || serviceName === '') return undefined;
+  return `${identityOf(slice).namespace}/${serviceName}`;
+}
+
+/** What sources call; the store and test doubles implement it. */
+export interface ClusterSink {
+  upsertService(service: Service): void;
+  deleteService(service: Service): void;
+  upsertEndpointSlice(slice: EndpointSlice): void;
+  deleteEndpointSlice(slice: EndpointSlice): void;
+  /** Everything the source holds now (a relist, a reread file): what is not in it is deleted. */
+  replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): void;
+}
+
+export class ClusterStore implements ClusterSink {
+  private readonly services = new Map<string, Service>();
+  private readonly slices = new Map<string, EndpointSlice>();
+  /** Slice id → the Service id it was filed under, so a relabelled slice leaves its old Service. */
+  private readonly sliceOwner = new Map<string, string>();
+  private readonly slicesByService = new Map<string, Map<string, EndpointSlice>>();
+  private changed = new Set<string>();
+  private readonly listeners: (() => void)[] = [];
+  private notifying = false;
+  /** Bumped on every change; a sync records the generation it saw (for health and metrics). */
+  generation = 0;
+
+  /** Called soon after changes, once per synchronous burst (the agent asks its runner for a sync). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  upsertService(service: Service): void {
+    const { id, name } = identityOf(service);
+    if (name === '' || this.services.get(id) === service) return;
+    this.services.set(id, service);
+    this.mark(id);
+  }
+
+  deleteService(service: Service): void {
+    const { id } = identityOf(service);
+    if (this.services.delete(id)) this.mark(id);
+  }
+
+  upsertEndpointSlice(slice: EndpointSlice): void {
+    const { id, name } = identityOf(slice);
+    if (name === '' || this.slices.get(id) === slice) return;
+    this.removeSlice(id);
+    this.slices.set(id, slice);
+    const owner = serviceIdOfSlice(slice);
+    if (owner !== undefined) {
+      this.sliceOwner.set(id, owner);
+      let group = this.slicesByService.get(owner);
+      if (!group) this.slicesByService.set(owner, (group = new Map()));
+      group.set(id, slice);
+      this.mark(owner);
+    }
+  }
+
+  deleteEndpointSlice(slice: EndpointSlice): void {
+    const { id } = identityOf(slice);
+    this.removeSlice(id);
+  }
+
+  replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): void {
+    const serviceIds = new Set<string>();
+    for (const service of services) {
+      serviceIds.add(identityOf(service).id);
+      this.upsertService(service);
+    }
+    for (const [id, service] of this.services) if (!serviceIds.has(id)) this.deleteService(service);
+    const sliceIds = new Set<string>();
+    for (const slice of endpointSlices) {
+      sliceIds.add(identityOf(slice).id);
+      this.upsertEndpointSlice(slice);
+    }
+    for (const id of [...this.slices.keys()]) if (!sliceIds.has(id)) this.removeSlice(id);
+  }
+
+  service(id: string): Service | undefined {
+    return this.services.get(id);
+  }
+
+  /** The Service's slices in name order (the order translation sees them in, whatever the source). */
+  slicesOf(serviceId: string): EndpointSlice[] {
+    const group = this.slicesByService.get(serviceId);
+    if (!group) return [];
+    return [...group.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, slice]) => slice);
+  }
+
+  /** The ids of the Services changed (added, updated, deleted, slices touched) since the last call. */
+  takeChanged(): Set<string> {
+    const changed = this.changed;
+    this.changed = new Set();
+    return changed;
+  }
+
+  /** Every Service id, for a translation from scratch. */
+  serviceIds(): IterableIterator<string> {
+    return this.services.keys();
+  }
+
+  get size(): { services: number; endpointSlices: number } {
+    return { services: this.services.size, endpointSlices: this.slices.size };
+  }
+
+  /** The whole cluster as one snapshot (tests, --dry-run). */
+  snapshot(): ClusterSnapshot {
+    return { services: [...this.services.values()], endpointSlices: [...this.slices.values()] };
+  }
+
+  private removeSlice(id: string): void {
+    if (!this.slices.delete(id)) return;
+    const owner = this.sliceOwner.get(id);
+    if (owner === undefined) return;
+    this.sliceOwner.delete(id);
+    const group = this.slicesByService.get(owner);
+    group?.delete(id);
+    if (group?.size === 0) this.slicesByService.delete(owner);
+    this.mark(owner);
+  }
+
+  private mark(serviceId: string): void {
+    this.changed.add(serviceId);
+    this.generation++;
+    if (this.notifying) return;
+    // Once per burst of synchronous changes (a relist marks thousands), not once per object.
+    this.notifying = true;
+    queueMicrotask(() => {
+      this.notifying = false;
+      for (const listener of this.listeners) listener();
+    });
+  }
+}
