@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { Proxier } from '../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../src/agent/ownership.js';
 import { FakeKernel } from '../src/kernel/fake-kernel.js';
+import { ClusterStore } from '../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../src/model/kubernetes.js';
 
@@ -23,25 +24,26 @@ function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
 const percentile = (values: number[], p: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
 
 for (const count of [1_000, 10_000]) {
+  const store = new ClusterStore();
   const proxier = new Proxier({
     kernel: new FakeKernel(),
     node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
     settings: DEFAULT_SETTINGS,
     log: pino({ level: 'silent' }),
     ownership: new MemoryOwnershipStore(),
+    cluster: store,
   });
-  // The changed snapshot shares every object but the one changed slice, as sources keep the
-  // identity of unchanged objects.
   const base = cluster(count);
-  const changedSlices = [...base.endpointSlices];
-  changedSlices[count >> 1] = cluster(count, count >> 1).endpointSlices[count >> 1]!;
-  const changed = { services: base.services, endpointSlices: changedSlices };
-  proxier.setSnapshot(base);
+  const before = base.endpointSlices[count >> 1]!;
+  const after = cluster(count, count >> 1).endpointSlices[count >> 1]!;
+  store.replaceAll(base.services, base.endpointSlices);
   await proxier.sync();
   const times: number[] = [];
-  for (let round = 0; round < 40; round++) {
-    proxier.setSnapshot(round % 2 === 0 ? changed : base);
-    const { plan, durationMs } = await proxier.sync({ full: false });
+  for (let round = 0; round < 200; round++) {
+    const started = performance.now();
+    store.upsertEndpointSlice(round % 2 === 0 ? after : before);
+    const { plan } = await proxier.sync({ full: false });
+    const durationMs = performance.now() - started;
     if (plan.operations.length !== 1) throw new Error(`expected one operation, got ${plan.operations.length}`);
     times.push(durationMs);
   }

@@ -2,12 +2,11 @@
 // has, diff, apply. Each step is its own module; this file only wires them and keeps the state
 // that lives between syncs (what is draining, what kipvs owns).
 import type { Logger } from 'pino';
-import { IncrementalTranslator } from '../translate/incremental.js';
+import { IncrementalTranslator, type ServiceObjects } from '../translate/incremental.js';
 import { diff } from '../reconcile/diff.js';
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
-import type { ClusterSnapshot } from '../model/kubernetes.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
-import { virtualServerKey, type DesiredState } from '../model/desired.js';
+import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
 import type { Plan } from '../reconcile/state.js';
 import type { OwnershipStore } from './ownership.js';
 import { FakeKernel } from '../kernel/fake-kernel.js';
@@ -15,8 +14,26 @@ import { FakeKernel } from '../kernel/fake-kernel.js';
 export interface SyncResult {
   readonly plan: Plan;
   readonly failures: readonly OperationFailure[];
+  /** Live: the next sync changes it in place. */
   readonly desired: DesiredState;
   readonly durationMs: number;
+  /** The kernel was read afresh and every object compared. */
+  readonly full: boolean;
+  /** The Services translated again by this sync (all of them on the first). */
+  readonly changed: ReadonlySet<string>;
+}
+
+/** The cluster as the proxier reads it: the ClusterStore. */
+export interface ClusterObjects extends ServiceObjects {
+  /** The Services changed since the last call; the proxier calls it once per sync. */
+  takeChanged(): Set<string>;
+}
+
+interface Planned {
+  readonly plan: Plan;
+  readonly desired: DesiredState;
+  readonly scope: DiffScope;
+  readonly changed: ReadonlySet<string>;
 }
 
 export interface ProxierOptions {
@@ -25,11 +42,11 @@ export interface ProxierOptions {
   readonly settings: ProxySettings;
   readonly log: Logger;
   readonly ownership: OwnershipStore;
+  readonly cluster: ClusterObjects;
   readonly clock?: () => number;
 }
 
 export class Proxier {
-  private snapshot: ClusterSnapshot = { services: [], endpointSlices: [] };
   private readonly clock: () => number;
   private reportedProblems = new Set<string>();
   /**
@@ -44,39 +61,50 @@ export class Proxier {
     this.clock = options.clock ?? Date.now;
   }
 
-  setSnapshot(snapshot: ClusterSnapshot): void {
-    this.snapshot = snapshot;
-  }
-
   /** Computes the plan without changing anything (--dry-run); `full` reads the kernel afresh. */
   async plan({ full = true }: { full?: boolean } = {}): Promise<{ plan: Plan; desired: DesiredState }> {
-    const { kernel, node, settings, ownership } = this.options;
-    const desired = this.translator.translate(this.snapshot, node, settings);
-    if (full || !this.cache) this.cache = FakeKernel.from(await kernel.observe(), settings.dummyInterface);
-    const observed = this.cache.view();
-    const plan = diff(desired, observed, {
-      dummyInterface: settings.dummyInterface,
-      excludeCidrs: settings.excludeCidrs,
-      gracefulTerminationMs: settings.gracefulTerminationSeconds * 1000,
-      now: this.clock(),
-      draining: ownership.load().draining,
-      previouslyOwned: ownership.load().owned,
-    });
+    const { plan, desired } = await this.planSync(full);
     return { plan, desired };
   }
 
-  /** One sync; `full: false` trusts the cache of the kernel's state (after a change event). */
+  private async planSync(full: boolean): Promise<Planned> {
+    const { kernel, node, settings, ownership, cluster } = this.options;
+    const changed = cluster.takeChanged();
+    let scope = this.translator.update(cluster, changed, node, settings);
+    // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
+    if (full || !this.cache) {
+      this.cache = undefined;
+      this.cache = FakeKernel.from(await kernel.observe(), settings.dummyInterface);
+      scope = EVERYTHING;
+    }
+    const desired = this.translator.desired;
+    const plan = diff(
+      desired,
+      this.cache.view(),
+      {
+        dummyInterface: settings.dummyInterface,
+        excludeCidrs: settings.excludeCidrs,
+        gracefulTerminationMs: settings.gracefulTerminationSeconds * 1000,
+        now: this.clock(),
+        draining: ownership.load().draining,
+        previouslyOwned: ownership.load().owned,
+      },
+      scope,
+    );
+    return { plan, desired, scope, changed: scope.all ? new Set(cluster.serviceIds()) : changed };
+  }
+
+  /** One sync; `full: false` trusts the cache of the kernel's state and compares only what changed. */
   async sync({ full = true }: { full?: boolean } = {}): Promise<SyncResult> {
     const started = performance.now();
     const { kernel, log, settings, ownership } = this.options;
-    const { plan, desired } = await this.plan({ full });
+    const { plan, desired, scope, changed } = await this.planSync(full);
     this.reportProblems(desired);
     // Recorded before the kernel is touched: an apply that dies half-way (SIGKILL, OOM) must not
     // leave a NodePort virtual server that no later run recognises as its own.
     const previous = ownership.load();
-    const newlyOwned = plan.operations.flatMap((o) =>
-      o.kind === 'ipvs' && o.operation.op === 'addService' && !previous.owned.has(virtualServerKey(o.operation.service.key)) ? [virtualServerKey(o.operation.service.key)] : [],
-    );
+    const added = plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'addService' ? [virtualServerKey(o.operation.service.key)] : []));
+    const newlyOwned = added.filter((key) => !previous.owned.has(key));
     if (newlyOwned.length > 0) ownership.save({ owned: new Set([...previous.owned, ...newlyOwned]), draining: previous.draining });
     let failures: SyncResult['failures'];
     try {
@@ -86,11 +114,7 @@ export class Proxier {
       throw error;
     }
     await this.updateCache(plan, failures.length);
-    const stillThere = failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : []));
-    const owned = new Set([...desired.virtualServers.keys(), ...stillThere]);
-    if (!sameKeys(owned, ownership.load().owned) || !sameKeys(new Set(plan.draining.keys()), new Set(ownership.load().draining.keys()))) {
-      ownership.save({ owned, draining: plan.draining });
-    }
+    this.recordOwnership(plan, failures, desired, scope);
     for (const failure of failures) {
       log.error({ operation: describeKernelOperation(failure.operation, settings.dummyInterface), err: failure.error.message }, 'kernel refused an operation');
     }
@@ -101,7 +125,40 @@ export class Proxier {
         'synced',
       );
     }
-    return { plan, failures, desired, durationMs };
+    return { plan, failures, desired, durationMs, full: scope.all, changed };
+  }
+
+  /**
+   * The virtual servers kipvs owns after the plan: after a full sync exactly those desired (and
+   * those it failed to delete); after a partial one, the previous set with this plan's additions
+   * and deletions, so that an endpoint change does not walk 10,000 keys.
+   */
+  private recordOwnership(plan: Plan, failures: readonly OperationFailure[], desired: DesiredState, scope: DiffScope): void {
+    const { ownership } = this.options;
+    const before = ownership.load();
+    const stillThere = new Set(failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : [])));
+    let owned: ReadonlySet<string> = before.owned;
+    if (scope.all) {
+      const all = new Set([...desired.virtualServers.keys(), ...stillThere]);
+      if (!sameKeys(all, before.owned)) owned = all;
+    } else {
+      const added: string[] = [];
+      const deleted: string[] = [];
+      for (const operation of plan.operations) {
+        if (operation.kind !== 'ipvs') continue;
+        const op = operation.operation;
+        if (op.op === 'addService' && !before.owned.has(virtualServerKey(op.service.key))) added.push(virtualServerKey(op.service.key));
+        if (op.op === 'deleteService' && !stillThere.has(virtualServerKey(op.key))) deleted.push(virtualServerKey(op.key));
+      }
+      if (added.length > 0 || deleted.length > 0) {
+        const next = new Set(before.owned);
+        for (const key of added) next.add(key);
+        for (const key of deleted) next.delete(key);
+        owned = next;
+      }
+    }
+    const drainingChanged = !sameKeys(new Set(plan.draining.keys()), new Set(before.draining.keys()));
+    if (owned !== before.owned || drainingChanged) ownership.save({ owned, draining: plan.draining });
   }
 
   private async updateCache(plan: Plan, failed: number): Promise<void> {

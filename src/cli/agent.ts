@@ -11,7 +11,8 @@ import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { SyncRunner } from '../agent/runner.js';
-import { FileSource, watchObjects } from '../sources/file-source.js';
+import { FileSource, watchObjects, type FileSnapshot } from '../sources/file-source.js';
+import { ClusterStore } from '../sources/cluster-store.js';
 import { formatPlan } from './plan-format.js';
 import { release } from 'node:os';
 import { applyIptablesRules, cleanupIptables, detectIptablesBackend, type IptablesBackend } from '../kernel/iptables.js';
@@ -133,14 +134,16 @@ async function runAgent(options: AgentOptions): Promise<void> {
         if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
       }
     };
-    const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns) });
-    const load = (): void => {
-      const snapshot = files.read();
+    const cluster = new ClusterStore();
+    const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns), cluster });
+    const take = (snapshot: FileSnapshot): void => {
       for (const problem of snapshot.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
-      proxier.setSnapshot(snapshot);
+      for (const id of cluster.replaceAll(snapshot.services, snapshot.endpointSlices)) {
+        log.warn({ object: id, reason: 'the source holds this Service twice; the later copy is ignored' }, 'skipped');
+      }
     };
-    for (const problem of first.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
-    proxier.setSnapshot(first);
+    const load = (): void => take(files.read());
+    take(first);
 
     if (options.dryRun) {
       const { plan } = await proxier.plan();

@@ -53,3 +53,16 @@ export const realServerKey = (destination: { readonly address: string; readonly 
 
 /** An entry's identity (its comment is an attribute, not part of it). */
 export const ipsetEntryKey = (entry: IpsetEntry): string => formatEntry({ ...entry, comment: undefined } as IpsetEntry);
+
+/** Where a change can have touched the kernel: the keys the diff must look at, or everything. */
+export type DiffScope =
+  | { readonly all: true }
+  | {
+      readonly all: false;
+      readonly virtualServers: ReadonlySet<string>;
+      readonly addresses: ReadonlySet<string>;
+      /** Entry keys by set name. */
+      readonly ipsetEntries: ReadonlyMap<string, ReadonlySet<string>>;
+    };
+
+export const EVERYTHING: DiffScope = { all: true };

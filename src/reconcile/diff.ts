@@ -5,7 +5,7 @@
 // addresses are left as they are.
 import { cidrContains } from '../ip.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
-import { virtualServerKey, type DesiredState, type DesiredVirtualServer } from '../model/desired.js';
+import { EVERYTHING, virtualServerKey, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
 import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
 
 export interface DiffContext {
@@ -87,51 +87,72 @@ function removeRealServer(
   plan.draining.set(id, { virtualServer: key, realServer: realKey, since });
 }
 
-export function diff(desired: DesiredState, observed: ObservedState, context: DiffContext): Plan {
+/**
+ * The plan that makes the kernel match `desired`. With a scope (what changed Services touched),
+ * only those virtual servers, addresses and ipset entries are compared, and real servers draining
+ * elsewhere carry on as they were: the cost of a sync follows the change, not the cluster.
+ */
+export function diff(desired: DesiredState, observed: ObservedState, context: DiffContext, scope: DiffScope = EVERYTHING): Plan {
   const plan: PlanBuilder = { creations: [], deletions: [], draining: new Map() };
+  if (!scope.all) {
+    for (const [id, draining] of context.draining) if (!scope.virtualServers.has(draining.virtualServer)) plan.draining.set(id, draining);
+  }
   const setup: KernelOperation[] = [];
   if (!observed.dummyInterfaceExists) setup.push({ kind: 'ensureDummyInterface', name: context.dummyInterface });
   for (const [name, set] of desired.ipsets) {
     if (!observed.ipsets.has(name)) setup.push({ kind: 'createIpset', name, spec: set.spec });
   }
-  for (const address of desired.boundAddresses) {
-    if (!observed.boundAddresses.has(address)) setup.push({ kind: 'bindAddress', address });
+  const addresses = scope.all ? union(desired.boundAddresses, observed.boundAddresses) : scope.addresses;
+  const unbinds: KernelOperation[] = [];
+  for (const address of addresses) {
+    const wanted = desired.boundAddresses.has(address);
+    const bound = observed.boundAddresses.has(address);
+    if (wanted && !bound) setup.push({ kind: 'bindAddress', address });
+    else if (!wanted && bound) unbinds.push({ kind: 'unbindAddress', address });
   }
 
-  for (const [key, want] of desired.virtualServers) {
-    if (excluded(want.service, context.excludeCidrs)) continue;
-    const have = observed.virtualServers.get(key);
-    if (!have) plan.creations.push({ kind: 'ipvs', operation: { op: 'addService', service: want.service } });
-    else if (!sameService(have.service, want.service)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editService', service: want.service } });
-    diffRealServers(key, want, have, context, plan);
-  }
   const serviceDeletions: KernelOperation[] = [];
-  for (const [key, have] of observed.virtualServers) {
-    if (desired.virtualServers.has(key) || excluded(have.service, context.excludeCidrs)) continue;
-    const address = isFwmarkKey(have.service.key) ? undefined : have.service.key.address;
-    const owned = context.previouslyOwned.has(key) || (address !== undefined && observed.boundAddresses.has(address));
-    if (owned) serviceDeletions.push({ kind: 'ipvs', operation: { op: 'deleteService', key: have.service.key } });
+  const virtualServers = scope.all ? union(desired.virtualServers.keys(), observed.virtualServers.keys()) : scope.virtualServers;
+  for (const key of virtualServers) {
+    const want = desired.virtualServers.get(key);
+    const have = observed.virtualServers.get(key);
+    if (want) {
+      if (excluded(want.service, context.excludeCidrs)) continue;
+      if (!have) plan.creations.push({ kind: 'ipvs', operation: { op: 'addService', service: want.service } });
+      else if (!sameService(have.service, want.service)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editService', service: want.service } });
+      diffRealServers(key, want, have, context, plan);
+    } else if (have && !excluded(have.service, context.excludeCidrs)) {
+      const address = isFwmarkKey(have.service.key) ? undefined : have.service.key.address;
+      const owned = context.previouslyOwned.has(key) || (address !== undefined && observed.boundAddresses.has(address));
+      if (owned) serviceDeletions.push({ kind: 'ipvs', operation: { op: 'deleteService', key: have.service.key } });
+    }
   }
 
   const entryAdds: KernelOperation[] = [];
   const entryDeletes: KernelOperation[] = [];
-  for (const [name, want] of desired.ipsets) {
+  const sets = scope.all ? desired.ipsets.keys() : scope.ipsetEntries.keys();
+  for (const name of sets) {
+    const want = desired.ipsets.get(name);
+    if (!want) continue;
     const have = observed.ipsets.get(name);
-    for (const [entryKey, entry] of want.entries) {
-      if (!have?.entries.has(entryKey)) entryAdds.push({ kind: 'addIpsetEntry', set: name, entry });
+    const keys = scope.all ? union(want.entries.keys(), have?.entries.keys() ?? []) : scope.ipsetEntries.get(name)!;
+    for (const entryKey of keys) {
+      const wanted = want.entries.get(entryKey);
+      const present = have?.entries.get(entryKey);
+      if (wanted && !present) entryAdds.push({ kind: 'addIpsetEntry', set: name, entry: wanted });
+      else if (!wanted && present) entryDeletes.push({ kind: 'deleteIpsetEntry', set: name, entry: present });
     }
-    for (const [entryKey, entry] of have?.entries ?? []) {
-      if (!want.entries.has(entryKey)) entryDeletes.push({ kind: 'deleteIpsetEntry', set: name, entry });
-    }
-  }
-  const unbinds: KernelOperation[] = [];
-  for (const address of observed.boundAddresses) {
-    if (!desired.boundAddresses.has(address)) unbinds.push({ kind: 'unbindAddress', address });
   }
   return {
     operations: [...setup, ...plan.creations, ...entryAdds, ...entryDeletes, ...plan.deletions, ...serviceDeletions, ...unbinds],
     draining: plan.draining,
   };
+}
+
+function union<T>(a: Iterable<T>, b: Iterable<T>): Set<T> {
+  const all = new Set(a);
+  for (const item of b) all.add(item);
+  return all;
 }
 
 /** The virtual server keys kipvs owns after a plan: for the state file. */

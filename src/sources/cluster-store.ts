@@ -20,7 +20,7 @@ export interface ClusterSink {
   upsertEndpointSlice(slice: EndpointSlice): void;
   deleteEndpointSlice(slice: EndpointSlice): void;
   /** Everything the source holds now (a relist, a reread file): what is not in it is deleted. */
-  replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): void;
+  replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): unknown;
 }
 
 export class ClusterStore implements ClusterSink {
@@ -72,19 +72,29 @@ export class ClusterStore implements ClusterSink {
     this.removeSlice(id);
   }
 
-  replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): void {
+  /** Returns the ids of Services given more than once: the first copy is kept, the others ignored. */
+  replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): string[] {
     const serviceIds = new Set<string>();
+    const repeated: string[] = [];
     for (const service of services) {
-      serviceIds.add(identityOf(service).id);
+      const { id } = identityOf(service);
+      if (serviceIds.has(id)) {
+        repeated.push(id);
+        continue;
+      }
+      serviceIds.add(id);
       this.upsertService(service);
     }
     for (const [id, service] of this.services) if (!serviceIds.has(id)) this.deleteService(service);
     const sliceIds = new Set<string>();
     for (const slice of endpointSlices) {
-      sliceIds.add(identityOf(slice).id);
+      const { id } = identityOf(slice);
+      if (sliceIds.has(id)) continue;
+      sliceIds.add(id);
       this.upsertEndpointSlice(slice);
     }
     for (const id of [...this.slices.keys()]) if (!sliceIds.has(id)) this.removeSlice(id);
+    return repeated;
   }
 
   service(id: string): Service | undefined {

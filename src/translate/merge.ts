@@ -21,7 +21,7 @@ interface MutableIpset extends DesiredIpset {
   readonly entries: Map<string, IpsetEntry>;
 }
 
-function emptyIpsets(node: NodeFacts): Map<string, MutableIpset> {
+export function emptyIpsets(node: NodeFacts): Map<string, MutableIpset> {
   const ipsets = new Map<string, MutableIpset>();
   for (const family of new Set(node.families)) {
     for (const id of Object.keys(KUBE_IPSETS) as KubeIpsetId[]) {

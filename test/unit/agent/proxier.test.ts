@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Proxier } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
+import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
@@ -38,15 +39,26 @@ function cluster(endpoints: string[]): ClusterSnapshot {
   };
 }
 
-function proxier(kernel: FakeKernel): Proxier {
-  return new Proxier({
-    kernel,
-    node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
-    settings: DEFAULT_SETTINGS,
-    log: pino({ level: 'silent' }),
-    ownership: new MemoryOwnershipStore(),
-  });
+/** A proxier fed whole snapshots, as the file source feeds the store. */
+class SnapshotProxier extends Proxier {
+  private readonly store: ClusterStore;
+  constructor(kernel: FakeKernel, store = new ClusterStore()) {
+    super({
+      kernel,
+      node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
+      settings: DEFAULT_SETTINGS,
+      log: pino({ level: 'silent' }),
+      ownership: new MemoryOwnershipStore(),
+      cluster: store,
+    });
+    this.store = store;
+  }
+  setSnapshot(snapshot: ClusterSnapshot): void {
+    this.store.replaceAll(snapshot.services, snapshot.endpointSlices);
+  }
 }
+
+const proxier = (kernel: FakeKernel): SnapshotProxier => new SnapshotProxier(kernel);
 
 describe('Proxier', () => {
   it('reads the whole kernel only on full syncs; an endpoint change is one operation against its cache', async () => {
