@@ -10,7 +10,7 @@ import { ipsetName, KUBE_IPSETS, type KubeIpsetId } from '../model/ipsets.js';
 import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
-import { SyncRunner } from '../agent/runner.js';
+import { startDaemon } from '../agent/daemon.js';
 import { FileSource, watchObjects, type FileSnapshot } from '../sources/file-source.js';
 import { ClusterStore } from '../sources/cluster-store.js';
 import { formatPlan } from './plan-format.js';
@@ -160,41 +160,21 @@ async function runAgent(options: AgentOptions): Promise<void> {
       }
       return;
     }
+    const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules });
+    const stopWatching = watchObjects(source, () => {
+      try {
+        load();
+      } catch (error) {
+        log.error({ err: (error as Error).message }, 'cannot reload source; keeping the last good objects');
+      }
+    });
     await new Promise<void>((resolve) => {
-      let rulesAppliedAt = -Infinity;
-      let fullSyncAt = -Infinity;
-      const runner = new SyncRunner({
-        minIntervalMs: options.ipvsMinSyncPeriod,
-        maxIntervalMs: options.ipvsSyncPeriod,
-        sync: async () => {
-          // Read the whole kernel once a sync period (repairing drift); between, changes are
-          // diffed against what kipvs knows it programmed.
-          const full = performance.now() - fullSyncAt >= options.ipvsSyncPeriod;
-          await proxier.sync({ full });
-          if (full) fullSyncAt = performance.now();
-          // The rules do not depend on Services: rewrite them at start and once a sync period, to repair drift.
-          if (performance.now() - rulesAppliedAt >= options.ipvsSyncPeriod) {
-            await applyRules();
-            rulesAppliedAt = performance.now();
-          }
-        },
-        onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),
-      });
-      const stopWatching = watchObjects(source, () => {
-        try {
-          load();
-          runner.request();
-        } catch (error) {
-          log.error({ err: (error as Error).message }, 'cannot reload source; keeping the last good objects');
-        }
-      });
-      runner.start();
       const stop = (): void => {
         log.info('stopping; the kernel state stays as programmed');
         stopWatching();
         // A sync under way finishes first: closing its sockets mid-apply could leave a virtual
         // server without its real servers.
-        void runner.stop().then(resolve);
+        void daemon.stop().then(resolve);
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
