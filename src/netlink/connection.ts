@@ -51,6 +51,8 @@ export interface ConnectionOptions {
   readonly timeoutMs?: number;
   /** Largest datagram to send. */
   readonly maxDatagramBytes?: number;
+  /** Buffer offered to each receive (default 32 KiB, see RECEIVE_BUFFER_BYTES). */
+  readonly receiveBufferBytes?: number;
 }
 
 /**
@@ -108,7 +110,7 @@ export class NetlinkConnection {
       recvBufferSize: 8 * 1024 * 1024,
       sendBufferSize: 1024 * 1024,
       messagePeeking: false,
-      msgBufferSize: RECEIVE_BUFFER_BYTES,
+      msgBufferSize: options.receiveBufferBytes ?? RECEIVE_BUFFER_BYTES,
     });
     // The kernel clamps SO_RCVBUF to net.core.rmem_max and doubles it; use half of what we got.
     this.inFlightBudget = Math.max(32 * 1024, Math.floor(this.socket.getRecvBufferSize() / 2));

@@ -44,6 +44,13 @@ export interface ReadOptions {
 
 /** Sockets that list real servers in parallel: one dump per service, each a round trip. */
 const DUMP_SOCKETS = 4;
+/**
+ * What those sockets offer each receive. The kernel allocates each dump datagram at the size the
+ * reader last offered (up to 32 KiB); the real servers of one service fit in a page, and 10,000
+ * dumps of 32 KiB skbs (and as many 32 KiB receive buffers here) cost more than the listing
+ * itself. 4 KiB is the floor: the kernel never makes a dump datagram smaller than about a page.
+ */
+const DEST_DUMP_BUFFER_BYTES = 4096;
 
 export class IpvsClient {
   private readonly dumpConnections: NetlinkConnection[] = [];
@@ -171,10 +178,10 @@ export class IpvsClient {
     const services = await this.listServices(options);
     // The kernel has no dump of all real servers, only one per service: spread those round
     // trips over a few sockets so the kernel's work and ours overlap.
-    while (this.dumpConnections.length < DUMP_SOCKETS - 1 && services.length > 64) {
-      this.dumpConnections.push(NetlinkConnection.open(NETLINK_GENERIC, this.options));
+    while (this.dumpConnections.length < DUMP_SOCKETS && services.length > 64) {
+      this.dumpConnections.push(NetlinkConnection.open(NETLINK_GENERIC, { ...this.options, receiveBufferBytes: DEST_DUMP_BUFFER_BYTES }));
     }
-    const connections = [this.connection, ...this.dumpConnections];
+    const connections = services.length > 64 ? this.dumpConnections : [this.connection];
     const destinations: Array<IpvsDestination[] | null> = new Array(services.length);
     let next = 0;
     const worker = async (connection: NetlinkConnection): Promise<void> => {
