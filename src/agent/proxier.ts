@@ -10,6 +10,7 @@ import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from 
 import type { Plan } from '../reconcile/state.js';
 import type { OwnershipStore } from './ownership.js';
 import { FakeKernel } from '../kernel/fake-kernel.js';
+import type { ClusterChanges } from '../sources/cluster-store.js';
 
 export interface SyncResult {
   readonly plan: Plan;
@@ -19,21 +20,21 @@ export interface SyncResult {
   readonly durationMs: number;
   /** The kernel was read afresh and every object compared. */
   readonly full: boolean;
-  /** The Services translated again by this sync (all of them on the first). */
-  readonly changed: ReadonlySet<string>;
+  /** What this sync took in; `services` are those compared (every one on a full sync). */
+  readonly changes: ClusterChanges;
 }
 
 /** The cluster as the proxier reads it: the ClusterStore. */
 export interface ClusterObjects extends ServiceObjects {
-  /** The Services changed since the last call; the proxier calls it once per sync. */
-  takeChanged(): Set<string>;
+  /** What changed since the last call; the proxier calls it once per sync. */
+  takeChanges(): ClusterChanges;
 }
 
 interface Planned {
   readonly plan: Plan;
   readonly desired: DesiredState;
   readonly scope: DiffScope;
-  readonly changed: ReadonlySet<string>;
+  readonly changes: ClusterChanges;
 }
 
 export interface ProxierOptions {
@@ -69,8 +70,8 @@ export class Proxier {
 
   private async planSync(full: boolean): Promise<Planned> {
     const { kernel, node, settings, ownership, cluster } = this.options;
-    const changed = cluster.takeChanged();
-    let scope = this.translator.update(cluster, changed, node, settings);
+    const changes = cluster.takeChanges();
+    let scope = this.translator.update(cluster, changes.services, node, settings);
     // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
     if (full || !this.cache) {
       this.cache = undefined;
@@ -91,14 +92,14 @@ export class Proxier {
       },
       scope,
     );
-    return { plan, desired, scope, changed: scope.all ? new Set(cluster.serviceIds()) : changed };
+    return { plan, desired, scope, changes: scope.all ? { ...changes, services: new Set(cluster.serviceIds()) } : changes };
   }
 
   /** One sync; `full: false` trusts the cache of the kernel's state and compares only what changed. */
   async sync({ full = true }: { full?: boolean } = {}): Promise<SyncResult> {
     const started = performance.now();
     const { kernel, log, settings, ownership } = this.options;
-    const { plan, desired, scope, changed } = await this.planSync(full);
+    const { plan, desired, scope, changes } = await this.planSync(full);
     this.reportProblems(desired);
     // Recorded before the kernel is touched: an apply that dies half-way (SIGKILL, OOM) must not
     // leave a NodePort virtual server that no later run recognises as its own.
@@ -125,7 +126,7 @@ export class Proxier {
         'synced',
       );
     }
-    return { plan, failures, desired, durationMs, full: scope.all, changed };
+    return { plan, failures, desired, durationMs, full: scope.all, changes };
   }
 
   /**

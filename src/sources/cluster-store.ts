@@ -23,6 +23,17 @@ export interface ClusterSink {
   replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): unknown;
 }
 
+/** What changed since the agent last looked. */
+export interface ClusterChanges {
+  /** Ids of the Services to translate again. */
+  readonly services: Set<string>;
+  /** EndpointSlices added or updated (for the network programming latency). */
+  readonly endpointSlices: readonly EndpointSlice[];
+  /** Events that changed something, by kind (kube-proxy's *_changes_total). */
+  readonly serviceEvents: number;
+  readonly endpointSliceEvents: number;
+}
+
 export class ClusterStore implements ClusterSink {
   private readonly services = new Map<string, Service>();
   private readonly slices = new Map<string, EndpointSlice>();
@@ -30,6 +41,10 @@ export class ClusterStore implements ClusterSink {
   private readonly sliceOwner = new Map<string, string>();
   private readonly slicesByService = new Map<string, Map<string, EndpointSlice>>();
   private changed = new Set<string>();
+  private changedSlices: EndpointSlice[] = [];
+  private readonly totals = { services: 0, endpointSlices: 0 };
+  private serviceEvents = 0;
+  private endpointSliceEvents = 0;
   private readonly listeners: (() => void)[] = [];
   private notifying = false;
   /** Bumped on every change; a sync records the generation it saw (for health and metrics). */
@@ -44,19 +59,24 @@ export class ClusterStore implements ClusterSink {
     const { id, name } = identityOf(service);
     if (name === '' || this.services.get(id) === service) return;
     this.services.set(id, service);
+    this.countEvent('services');
     this.mark(id);
   }
 
   deleteService(service: Service): void {
     const { id } = identityOf(service);
-    if (this.services.delete(id)) this.mark(id);
+    if (!this.services.delete(id)) return;
+    this.countEvent('services');
+    this.mark(id);
   }
 
   upsertEndpointSlice(slice: EndpointSlice): void {
     const { id, name } = identityOf(slice);
     if (name === '' || this.slices.get(id) === slice) return;
-    this.removeSlice(id);
+    this.unfileSlice(id);
     this.slices.set(id, slice);
+    this.countEvent('endpointSlices');
+    this.changedSlices.push(slice);
     const owner = serviceIdOfSlice(slice);
     if (owner !== undefined) {
       this.sliceOwner.set(id, owner);
@@ -110,9 +130,22 @@ export class ClusterStore implements ClusterSink {
 
   /** The ids of the Services changed (added, updated, deleted, slices touched) since the last call. */
   takeChanged(): Set<string> {
-    const changed = this.changed;
+    return this.takeChanges().services;
+  }
+
+  /** Everything changed since the last call, and the event counts. */
+  takeChanges(): ClusterChanges {
+    const changes = { services: this.changed, endpointSlices: this.changedSlices, serviceEvents: this.serviceEvents, endpointSliceEvents: this.endpointSliceEvents };
     this.changed = new Set();
-    return changed;
+    this.changedSlices = [];
+    this.serviceEvents = 0;
+    this.endpointSliceEvents = 0;
+    return changes;
+  }
+
+  /** Events that changed something since the store began, by kind (kube-proxy's *_changes_total). */
+  get eventTotals(): { readonly services: number; readonly endpointSlices: number } {
+    return this.totals;
   }
 
   /** Every Service id, for a translation from scratch. */
@@ -130,14 +163,26 @@ export class ClusterStore implements ClusterSink {
   }
 
   private removeSlice(id: string): void {
-    if (!this.slices.delete(id)) return;
+    if (this.unfileSlice(id)) this.countEvent('endpointSlices');
+  }
+
+  /** Forgets the slice and marks its Service; false when there was none. */
+  private unfileSlice(id: string): boolean {
+    if (!this.slices.delete(id)) return false;
     const owner = this.sliceOwner.get(id);
-    if (owner === undefined) return;
+    if (owner === undefined) return true;
     this.sliceOwner.delete(id);
     const group = this.slicesByService.get(owner);
     group?.delete(id);
     if (group?.size === 0) this.slicesByService.delete(owner);
     this.mark(owner);
+    return true;
+  }
+
+  private countEvent(kind: 'services' | 'endpointSlices'): void {
+    if (kind === 'services') this.serviceEvents++;
+    else this.endpointSliceEvents++;
+    this.totals[kind]++;
   }
 
   private mark(serviceId: string): void {

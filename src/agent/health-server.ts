@@ -1,0 +1,228 @@
+// kube-proxy's proxy health: /healthz and /livez on --healthz-bind-address (default 0.0.0.0:10256),
+// as pkg/proxy/healthcheck/proxy_health.go serves them since Kubernetes 1.33 (kubernetes#129271,
+// the JSON body with a status per IP family). The state is pure and takes its clock from the
+// caller, so a test can age it without waiting; the HTTP side only reads it.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import type { AddressFamily } from '../ip.js';
+import { formatHostPort } from '../ip.js';
+import { KipvsError } from '../netlink/errors.js';
+import type { ProxyMetrics } from './metrics.js';
+
+export const DEFAULT_HEALTHZ_BIND_ADDRESS = '0.0.0.0:10256';
+
+/** pkg/proxy/healthcheck: the Cluster Autoscaler's taint on a node it is about to delete. */
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
+/** v1.IPFamily, the values of kube-proxy's `ip_family` label and health status keys. */
+export type IpFamilyName = 'IPv4' | 'IPv6';
+
+export const ipFamilyName = (family: AddressFamily): IpFamilyName => (family === 'inet' ? 'IPv4' : 'IPv6');
+
+/** The parts of a core/v1 Node that decide whether it is eligible for load balancer traffic. */
+export interface NodeEligibilityInput {
+  readonly metadata?: { readonly deletionTimestamp?: string | Date | null } | null;
+  readonly spec?: { readonly taints?: readonly { readonly key?: string }[] | null } | null;
+}
+
+export interface ProxierHealth {
+  /** Epoch milliseconds of the last successful sync; undefined before the first. */
+  readonly lastUpdated: number | undefined;
+  readonly healthy: boolean;
+}
+
+export interface ProxyHealthStatus {
+  /** The proxy's own health, without the node's eligibility (what /livez and service health checks use). */
+  readonly healthy: boolean;
+  readonly nodeEligible: boolean;
+  readonly lastUpdated: number | undefined;
+  readonly currentTime: number;
+  readonly families: ReadonlyMap<IpFamilyName, ProxierHealth>;
+}
+
+export interface ProxyHealthOptions {
+  /** kube-proxy uses twice the sync period. */
+  readonly healthTimeoutMs: number;
+  /** The families kipvs programs; one status entry each. Default IPv4. */
+  readonly families?: readonly AddressFamily[];
+  readonly clock?: () => number;
+}
+
+/**
+ * kube-proxy's ProxyHealthServer state. kipvs syncs every family in one pass, so queued() and
+ * updated() move all families together. One difference, on purpose: kube-proxy ≥1.33 checks a
+ * pending update only for families that have synced once (its Runner marks them updated at
+ * start); here a queued update that never completes makes the proxy unhealthy even before the
+ * first sync, as kube-proxy ≤1.32 did, so a first sync that hangs is not reported healthy.
+ */
+export class ProxyHealth {
+  private lastUpdated: number | undefined;
+  private oldestPendingQueued: number | undefined;
+  private eligible = true;
+  private readonly clock: () => number;
+  private readonly families: readonly IpFamilyName[];
+
+  constructor(private readonly options: ProxyHealthOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.families = [...new Set((options.families ?? ['inet']).map(ipFamilyName))].sort();
+  }
+
+  /** A change arrived that a sync has to program (kube-proxy's QueuedUpdate): the oldest one counts. */
+  queued(now: number = this.clock()): void {
+    this.oldestPendingQueued ??= now;
+  }
+
+  /** A sync completed (kube-proxy's Updated). */
+  updated(now: number = this.clock()): void {
+    this.oldestPendingQueued = undefined;
+    this.lastUpdated = now;
+  }
+
+  /**
+   * The node as last seen: not eligible while it is being deleted or carries the autoscaler's
+   * to-be-deleted taint. undefined (no Node known, e.g. a file source) counts as eligible, as
+   * kube-proxy treats a node it has not yet seen.
+   */
+  setNode(node: NodeEligibilityInput | undefined): void {
+    if (!node) {
+      this.eligible = true;
+      return;
+    }
+    const deletion = node.metadata?.deletionTimestamp;
+    const deleting = deletion !== undefined && deletion !== null && deletion !== '';
+    this.eligible = !deleting && !(node.spec?.taints ?? []).some((taint) => taint.key === TO_BE_DELETED_TAINT);
+  }
+
+  get nodeEligible(): boolean {
+    return this.eligible;
+  }
+
+  /** Healthy unless an update has waited healthTimeout or longer (kube-proxy: `< healthTimeout` is fine). */
+  status(now: number = this.clock()): ProxyHealthStatus {
+    const late = this.oldestPendingQueued !== undefined && now - this.oldestPendingQueued >= this.options.healthTimeoutMs;
+    const proxier: ProxierHealth = { lastUpdated: this.lastUpdated, healthy: !late };
+    return {
+      healthy: !late,
+      nodeEligible: this.eligible,
+      lastUpdated: this.lastUpdated,
+      currentTime: now,
+      families: new Map(this.families.map((family) => [family, proxier])),
+    };
+  }
+}
+
+/**
+ * A time as Go's time.Time marshals to JSON: RFC 3339 with the fraction's trailing zeros dropped,
+ * and the zero time `0001-01-01T00:00:00Z` for "never".
+ */
+export function goJsonTime(epochMs: number | undefined): string {
+  if (epochMs === undefined) return '0001-01-01T00:00:00Z';
+  return new Date(epochMs).toISOString().replace(/\.?0*Z$/, 'Z');
+}
+
+/** The body of /healthz (withNode) or /livez, byte for byte as kube-proxy's json.Marshal(ProxyHealth). */
+export function healthBody(status: ProxyHealthStatus, withNode: boolean): { code: 200 | 503; body: string } {
+  const ok = status.healthy && (!withNode || status.nodeEligible);
+  // kube-proxy reports lastUpdated as "now" when healthy, as older releases did.
+  const lastUpdated = ok ? status.currentTime : status.lastUpdated;
+  const families: Record<string, { lastUpdated: string; healthy: boolean }> = {};
+  for (const [family, health] of status.families) families[family] = { lastUpdated: goJsonTime(health.lastUpdated), healthy: health.healthy };
+  const body = {
+    lastUpdated: goJsonTime(lastUpdated),
+    currentTime: goJsonTime(status.currentTime),
+    ...(withNode ? { nodeEligible: status.nodeEligible } : {}),
+    healthy: status.healthy,
+    ...(status.families.size > 0 ? { status: families } : {}),
+  };
+  return { code: ok ? 200 : 503, body: JSON.stringify(body) };
+}
+
+/** A listener that could not be opened: names the address and the errno (`EADDRINUSE`). */
+export class ListenError extends KipvsError {
+  constructor(
+    readonly what: string,
+    readonly address: string,
+    readonly errno: string,
+  ) {
+    super('KIPVS_LISTEN', `listen on ${address} for ${what}: ${errno}`);
+  }
+}
+
+export interface BindAddress {
+  /** undefined: every address, both families (Go listens dual-stack on 0.0.0.0 and :: alike). */
+  readonly host: string | undefined;
+  readonly port: number;
+}
+
+/** `host:port`, `[v6]:port`, `:port`, or a bare address that takes `defaultPort` (kube-proxy's AppendPortIfNeeded). */
+export function parseBindAddress(text: string, defaultPort: number): BindAddress {
+  let host: string;
+  let portText: string;
+  if (isIP(text) !== 0) {
+    host = text;
+    portText = String(defaultPort);
+  } else {
+    const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+    if (!match) throw new KipvsError('KIPVS_BIND_ADDRESS', `bind address ${JSON.stringify(text)} is not host:port`);
+    host = match[1] ?? match[2] ?? '';
+    portText = match[3]!;
+  }
+  const port = Number(portText);
+  if (port > 0xffff || (host !== '' && isIP(host) === 0)) throw new KipvsError('KIPVS_BIND_ADDRESS', `bind address ${JSON.stringify(text)} is not an IP address and port`);
+  return { host: host === '' || host === '0.0.0.0' || host === '::' ? undefined : host, port };
+}
+
+export interface HttpEndpoint {
+  /** The address actually bound, with the port the kernel chose for port 0. */
+  readonly address: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Opens `server` on `bind`; a bind failure becomes a ListenError naming `what` and the address. */
+export function listen(server: Server, bind: BindAddress, what: string): Promise<HttpEndpoint> {
+  const shown = formatHostPort(bind.host ?? '0.0.0.0', bind.port);
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => reject(new ListenError(what, shown, error.code ?? error.message));
+    server.once('error', onError);
+    server.listen({ host: bind.host, port: bind.port }, () => {
+      server.off('error', onError);
+      const bound = server.address();
+      const port = typeof bound === 'object' && bound !== null ? bound.port : bind.port;
+      const host = typeof bound === 'object' && bound !== null ? bound.address : (bind.host ?? '::');
+      resolve({ address: formatHostPort(host, port), port, close: () => closeServer(server) });
+    });
+  });
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive connections would hold close() open and keep answering for a removed listener.
+    server.closeAllConnections();
+  });
+}
+
+/** Go's http.NotFound, which kube-proxy's muxes answer for unknown paths. */
+export function notFound(response: ServerResponse): void {
+  response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  response.end('404 page not found\n');
+}
+
+export const pathOf = (request: IncomingMessage): string => new URL(request.url ?? '/', 'http://localhost').pathname;
+
+/** Serves /healthz and /livez; `address` is `host:port` (port 0 picks one). */
+export function startHealthServer(address: string, health: ProxyHealth, metrics?: ProxyMetrics): Promise<HttpEndpoint> {
+  const bind = parseBindAddress(address, 10256);
+  const server = createServer((request, response) => {
+    const path = pathOf(request);
+    if (path !== '/healthz' && path !== '/livez') return notFound(response);
+    const withNode = path === '/healthz';
+    const { code, body } = healthBody(health.status(), withNode);
+    if (withNode) metrics?.countHealthz(code);
+    else metrics?.countLivez(code);
+    response.writeHead(code, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
+    response.end(body);
+  });
+  return listen(server, bind, 'healthz');
+}

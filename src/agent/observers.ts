@@ -1,0 +1,62 @@
+// What watches the daemon's syncs: kube-proxy's health state, its metrics, and the health-check
+// node ports of LoadBalancer Services with externalTrafficPolicy Local. Each keeps its own state
+// and follows the Services a sync took in, not the whole cluster.
+import type { Logger } from 'pino';
+import type { SyncObserver } from './daemon.js';
+import type { ProxyHealth } from './health-server.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { ServiceHealthServer } from './service-health.js';
+import type { ClusterStore } from '../sources/cluster-store.js';
+import type { NodeFacts } from '../model/settings.js';
+import { healthCheckOf, type ServiceHealthCheck } from '../translate/health-check.js';
+
+export function healthObserver(health: ProxyHealth): SyncObserver {
+  return {
+    changeQueued: (at) => health.queued(at),
+    synced: () => health.updated(),
+  };
+}
+
+export function metricsObserver(metrics: ProxyMetrics, cluster: ClusterStore): SyncObserver {
+  let startedAt = performance.now();
+  let counted = { services: 0, endpointSlices: 0 };
+  return {
+    changeQueued: (at) => {
+      metrics.recordQueued(at);
+      const totals = { ...cluster.eventTotals };
+      metrics.countChanges({ services: totals.services - counted.services, endpointSlices: totals.endpointSlices - counted.endpointSlices });
+      counted = totals;
+    },
+    synced: (result) => {
+      metrics.checkoutChanges();
+      metrics.recordSync({ full: result.full, durationSeconds: result.durationMs / 1000, succeeded: true });
+      metrics.recordApply(result.plan.operations, result.failures);
+      metrics.recordState(result.desired, result.plan.draining.size);
+      metrics.observeProgrammedSlices(result.changes.endpointSlices);
+      startedAt = performance.now();
+    },
+    syncFailed: () => metrics.recordSync({ full: true, durationSeconds: (performance.now() - startedAt) / 1000, succeeded: false }),
+  };
+}
+
+/** Health-check node ports, recomputed only for the Services a sync took in. */
+export function serviceHealthObserver(server: ServiceHealthServer, node: NodeFacts, log: Logger): SyncObserver {
+  const checks = new Map<string, ServiceHealthCheck>();
+  return {
+    synced: (result, cluster) => {
+      let changed = false;
+      for (const id of result.changes.services) {
+        const service = cluster.service(id);
+        const check = service ? healthCheckOf(service, cluster.slicesOf(id), node) : undefined;
+        const before = checks.get(id);
+        if (check) checks.set(id, check);
+        else checks.delete(id);
+        changed ||= !sameCheck(before, check);
+      }
+      if (changed) server.sync(new Map(checks)).catch((error: Error) => log.error({ err: error.message }, 'health check node ports'));
+    },
+  };
+}
+
+const sameCheck = (a: ServiceHealthCheck | undefined, b: ServiceHealthCheck | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.port === b.port && a.localEndpoints === b.localEndpoints && a.namespace === b.namespace && a.name === b.name);
