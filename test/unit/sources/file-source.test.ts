@@ -33,6 +33,19 @@ describe('file source', () => {
     expect(source.read().services).toEqual([]);
   });
 
+  it('keeps the very objects an edit did not change, in an unchanged file and in an edited one', () => {
+    const source = new FileSource(dir);
+    writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${service('b')}`);
+    writeFileSync(join(dir, 'c.yaml'), service('c'));
+    const first = source.read();
+    writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${service('b').replace('port: 80', 'port: 81')}`);
+    const second = source.read();
+    expect(second.services[0]).toBe(first.services[0]);
+    expect(second.services[1]).not.toBe(first.services[1]);
+    expect(second.services[1]!.spec!.ports![0]!.port).toBe(81);
+    expect(second.services[2]).toBe(first.services[2]);
+  });
+
   it('a file broken from the start contributes nothing, and the others still count', () => {
     writeFileSync(join(dir, 'bad.yaml'), 'kind: Service\nmetadata: [half');
     writeFileSync(join(dir, 'good.yaml'), service('good'));
