@@ -1,0 +1,51 @@
+// Kubernetes objects as client-node hands them over, turned into the JSON form of
+// src/model/kubernetes.ts (the form every source produces).
+import type { EndpointSlice, Service } from '../model/kubernetes.js';
+
+export interface NodeInfo {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** metadata.deletionTimestamp is set. */
+  readonly deleting: boolean;
+  readonly taints: readonly { readonly key: string; readonly effect: string }[];
+}
+
+// client-node hands the informer two shapes: list items are its model classes (V1Service: the
+// same field names as the JSON, checked for every field by test/unit/sources/kube-source.test.ts,
+// but Date objects for timestamps), watch events are the wire JSON as parsed. JSON.stringify
+// turns the former into the latter (Date → ISO string, absent fields dropped), so both end up as
+// the JSON form of src/model/kubernetes.ts. client-node's ObjectSerializer would do the same but
+// is not exported from the package.
+
+type JsonObject = Record<string, unknown>;
+
+function wireJson(object: object): JsonObject {
+  return Object.getPrototypeOf(object) === Object.prototype ? (object as JsonObject) : (JSON.parse(JSON.stringify(object)) as JsonObject);
+}
+
+function withKind(object: object, apiVersion: string, kind: string): JsonObject {
+  const json = wireJson(object);
+  // managedFields are bulky and read by no one here (kubectl hides them too).
+  const { managedFields: _managedFields, ...metadata } = (json.metadata ?? {}) as JsonObject;
+  // List items come without apiVersion and kind; watch events carry them. Make both alike.
+  return { ...json, apiVersion, kind, metadata };
+}
+
+export function toService(object: object): Service {
+  return withKind(object, 'v1', 'Service') as unknown as Service;
+}
+
+export function toEndpointSlice(object: object): EndpointSlice {
+  return withKind(object, 'discovery.k8s.io/v1', 'EndpointSlice') as unknown as EndpointSlice;
+}
+
+export function toNodeInfo(object: object): NodeInfo {
+  const json = wireJson(object) as { metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: unknown }; spec?: { taints?: { key?: string; effect?: string }[] } };
+  return {
+    name: json.metadata?.name ?? '',
+    labels: { ...json.metadata?.labels },
+    deleting: json.metadata?.deletionTimestamp !== undefined && json.metadata.deletionTimestamp !== null,
+    taints: (json.spec?.taints ?? []).map((taint) => ({ key: taint.key ?? '', effect: taint.effect ?? '' })),
+  };
+}
+

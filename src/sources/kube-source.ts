@@ -1,0 +1,435 @@
+// Services, EndpointSlices and this node's Node object from the Kubernetes API server, through
+// client-node's informers (ListWatch: list, then watch from the list's resourceVersion), into a
+// ClusterSink. Only the get/list/watch verbs are used.
+//
+// What client-node's ListWatch does itself (cache.js, watch.js in 1.4.0):
+// - relists after a 410 Gone, whether the API server answers the watch request with HTTP 410 or
+//   sends an ERROR event with a Status of code 410 and closes the stream;
+// - follows BOOKMARK events (moves its resourceVersion), but never asks for them;
+// - on a relist, reports only objects whose resourceVersion changed, and deletes the ones gone;
+// - reconnects at once after a watch the server ends normally, from the last resourceVersion;
+// - on any other error (connection refused, reset, HTTP 5xx), reports it and stops for good.
+// So this file wraps it thinly: a Watch that asks for bookmarks and a server-side timeout (with a
+// client-side deadline for a connection that died silently), and restarts after errors with
+// exponential backoff and jitter. While the API server is away, the sink keeps what it has.
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  ListWatch,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { KipvsError } from '../netlink/errors.js';
+import type { EndpointSlice, Service } from '../model/kubernetes.js';
+import type { ClusterSink } from './cluster-store.js';
+import { toEndpointSlice, toNodeInfo, toService, type NodeInfo } from './kube-objects.js';
+import { loadKubeConfig } from './kube-config.js';
+
+export { toEndpointSlice, toNodeInfo, toService, type NodeInfo, loadKubeConfig };
+
+export interface KubeSourceOptions {
+  /** A kubeconfig file; without it, the in-cluster config (service account token and CA). */
+  readonly kubeconfig?: string;
+  readonly nodeName: string;
+  readonly sink: ClusterSink;
+  readonly log: Logger;
+  /** This node as it changes; undefined when it does not exist (or was deleted). */
+  readonly onNode?: (node: NodeInfo | undefined) => void;
+  /** Delay before retrying after an error: doubles from initialMs up to maxMs, with jitter. */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Watch timeoutSeconds; by default random in [300, 600) as client-go's reflector does. */
+  readonly watchTimeoutSeconds?: number;
+  /** Page size of lists (limit/continue), as client-go's 500. */
+  readonly pageSize?: number;
+  /** Aborting rejects a start() still waiting for the first lists, and stops the source. */
+  readonly signal?: AbortSignal;
+}
+
+
+export interface KubeSourceStatus {
+  /** Services and EndpointSlices have each been listed once. */
+  readonly synced: boolean;
+  /** Every informer's last list or watch request was answered, and none failed since. */
+  readonly connected: boolean;
+  /** Lists completed after the first one of each informer (after a 410, or errors before any list). */
+  readonly relists: number;
+  /** Watch requests after the first one of each informer. */
+  readonly watchRestarts: number;
+  /** Date.now() of the last watch event (bookmarks included). */
+  readonly lastEventAt?: number;
+  /** Where each informer is: the resourceVersion it would watch from ('' before a list). */
+  readonly resourceVersions: Readonly<Record<string, string>>;
+}
+
+const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000 };
+/** A watch open this long past its timeoutSeconds has a dead connection under it. */
+const WATCH_DEADLINE_GRACE_MS = 30_000;
+
+/** Exponential backoff with "equal jitter": between half and all of initialMs·2^(attempt-1), capped. */
+export function backoffDelay(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number = Math.random): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
+
+/** The message of the API server's Status that a list's ApiException carries as a JSON string. */
+function statusMessage(body: unknown): string | undefined {
+  if (typeof body !== 'string') return undefined;
+  try {
+    const message = (JSON.parse(body) as { message?: unknown } | null)?.message;
+    return typeof message === 'string' ? message : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line for the log: `HTTP 403: services is forbidden: …`, `connect ECONNREFUSED …`. */
+function describeError(error: unknown): string {
+  const { code, statusCode, body } = (error ?? {}) as { code?: unknown; statusCode?: unknown; body?: unknown };
+  const httpStatus = typeof code === 'number' ? code : typeof statusCode === 'number' ? statusCode : undefined;
+  if (httpStatus !== undefined) {
+    const message = statusMessage(body);
+    return message ? `HTTP ${httpStatus}: ${message}` : `HTTP ${httpStatus}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+// --- One informer -----------------------------------------------------------------------------
+
+/** One informer: what to list and watch, and where its objects go. */
+interface ReflectorSpec {
+  readonly resource: string;
+  readonly path: string;
+  readonly fieldSelector?: string;
+  list(page: { _continue?: string; limit: number }): Promise<KubernetesListObject<KubernetesObject>>;
+  upsert(object: KubernetesObject): void;
+  remove(object: KubernetesObject): void;
+}
+
+interface ReflectorSettings {
+  readonly log: Logger;
+  readonly backoff: { readonly initialMs: number; readonly maxMs: number };
+  readonly watchTimeoutSeconds?: number;
+  readonly pageSize: number;
+  readonly onListed: () => void;
+}
+
+/** client-node's Watch with what its ListWatch does not ask for, and the hooks status needs. */
+class ReflectorWatch extends Watch {
+  private readonly open = new Set<AbortController>();
+
+  constructor(
+    config: KubeConfig,
+    private readonly reflector: Reflector,
+  ) {
+    super(config);
+  }
+
+  override async watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, object: unknown, raw?: unknown) => void, done: (error: unknown) => void): Promise<AbortController> {
+    const reflector = this.reflector;
+    // ListWatch lists (when it must) then calls this synchronously: the list is applied by now.
+    reflector.watchStarting();
+    await reflector.pauseAfterEmptyWatches();
+    if (reflector.stopped) return new AbortController();
+    const timeoutSeconds = reflector.timeoutSeconds();
+    let deadline: NodeJS.Timeout | undefined;
+    let ended = false;
+    let controller: AbortController | undefined;
+    let events = 0;
+    controller = await super.watch(
+      path,
+      { ...query, allowWatchBookmarks: true, timeoutSeconds },
+      (phase, object, raw) => {
+        if (reflector.stopped) return;
+        if (phase !== 'ERROR') events++;
+        reflector.watchEvent();
+        callback(phase, object, raw);
+      },
+      (error) => {
+        ended = true;
+        clearTimeout(deadline);
+        if (controller) this.open.delete(controller);
+        reflector.watchEnded(!error && events === 0);
+        done(error);
+      },
+    );
+    if (!ended) {
+      this.open.add(controller);
+      reflector.connectedNow();
+      deadline = setTimeout(() => controller?.abort(), timeoutSeconds * 1000 + WATCH_DEADLINE_GRACE_MS);
+      deadline.unref();
+    }
+    return controller;
+  }
+
+  abortAll(): void {
+    for (const controller of this.open) controller.abort();
+    this.open.clear();
+  }
+}
+
+class Reflector {
+  stopped = false;
+  listed = false;
+  connected = false;
+  lists = 0;
+  watches = 0;
+  lastEventAt: number | undefined;
+  /** Errors in a row: the backoff before the next restart. */
+  private failures = 0;
+  /** Watches in a row that the server ended normally before any event. */
+  private emptyWatches = 0;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly watcher: ReflectorWatch;
+  private readonly informer: ListWatch<KubernetesObject>;
+
+  constructor(
+    private readonly spec: ReflectorSpec,
+    config: KubeConfig,
+    private readonly settings: ReflectorSettings,
+  ) {
+    this.watcher = new ReflectorWatch(config, this);
+    this.informer = new ListWatch(spec.path, this.watcher, () => this.listAll(), false, undefined, spec.fieldSelector);
+    // ListWatch calls these from inside Watch's line handler, which swallows exceptions as JSON
+    // parse errors: report them here instead.
+    const guarded =
+      (handler: (object: KubernetesObject) => void) =>
+      (object: KubernetesObject): void => {
+        if (this.stopped) return;
+        try {
+          handler(object);
+        } catch (error) {
+          settings.log.error({ resource: spec.resource, object: idOf(object), err: describeError(error) }, 'cannot take object');
+        }
+      };
+    this.informer.on('add', guarded(spec.upsert));
+    this.informer.on('update', guarded(spec.upsert));
+    this.informer.on('delete', guarded(spec.remove));
+    this.informer.on('error', (error) => this.failed(error));
+  }
+
+  get resource(): string {
+    return this.spec.resource;
+  }
+
+  resourceVersion(): string {
+    return this.informer.latestResourceVersion();
+  }
+
+  start(): void {
+    this.informer.start().catch((error: unknown) => this.failed(error));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    void this.informer.stop();
+    this.watcher.abortAll();
+  }
+
+  timeoutSeconds(): number {
+    return this.settings.watchTimeoutSeconds ?? Math.floor(300 * (1 + Math.random()));
+  }
+
+  watchStarting(): void {
+    if (!this.listed) {
+      this.listed = true;
+      this.settings.onListed();
+    }
+    this.watches++;
+  }
+
+  connectedNow(): void {
+    this.connected = true;
+    this.failures = 0;
+  }
+
+  watchEvent(): void {
+    this.lastEventAt = Date.now();
+  }
+
+  watchEnded(empty: boolean): void {
+    this.emptyWatches = empty ? this.emptyWatches + 1 : 0;
+  }
+
+  /**
+   * ListWatch reconnects at once after a watch the server ended normally. A healthy watch has
+   * events (with bookmarks, at least one a minute); after one without any, back off first, so a
+   * server or proxy that closes every watch at once is not hammered.
+   */
+  async pauseAfterEmptyWatches(): Promise<void> {
+    if (this.emptyWatches === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.emptyWatches, this.settings.backoff)).unref());
+  }
+
+  /** Every page of one list (limit/continue, as client-go's pager), as one list for ListWatch. */
+  private async listAll(): Promise<KubernetesListObject<KubernetesObject>> {
+    const items: KubernetesObject[] = [];
+    let page: KubernetesListObject<KubernetesObject>;
+    let resourceVersion: string | undefined;
+    let continueToken: string | undefined;
+    do {
+      page = await this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) });
+      items.push(...page.items);
+      resourceVersion ??= page.metadata?.resourceVersion;
+      continueToken = page.metadata?._continue || undefined;
+    } while (continueToken);
+    this.lists++;
+    this.failures = 0;
+    this.emptyWatches = 0;
+    this.connected = true;
+    return { metadata: { resourceVersion }, items };
+  }
+
+  private failed(error: unknown): void {
+    if (this.stopped) return;
+    this.connected = false;
+    if (this.retry) return;
+    this.failures++;
+    const delayMs = backoffDelay(this.failures, this.settings.backoff);
+    this.settings.log.warn({ resource: this.spec.resource, err: describeError(error), retryInMs: delayMs }, 'list/watch failed; keeping the last objects and retrying');
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.start();
+    }, delayMs);
+  }
+}
+
+// --- The source -------------------------------------------------------------------------------
+
+/**
+ * The object last passed to the sink, per id: an object seen again at the same resourceVersion is
+ * passed as that very object, which the store skips (===) instead of translating its Service
+ * again. ListWatch already leaves such objects out of a relist (cache.js isSameVersion); this is
+ * the same guarantee at our boundary, and gives a deletion the object the store knows.
+ */
+class Converted<T extends { metadata: { resourceVersion?: string } }> {
+  private readonly byId = new Map<string, T>();
+
+  constructor(private readonly convert: (object: object) => T) {}
+
+  upsert(object: KubernetesObject): T {
+    const id = idOf(object);
+    const last = this.byId.get(id);
+    const version = object.metadata?.resourceVersion;
+    if (last && version !== undefined && last.metadata.resourceVersion === version) return last;
+    const converted = this.convert(object);
+    this.byId.set(id, converted);
+    return converted;
+  }
+
+  remove(object: KubernetesObject): T {
+    const id = idOf(object);
+    const last = this.byId.get(id);
+    this.byId.delete(id);
+    return last ?? this.convert(object);
+  }
+}
+
+function idOf(object: KubernetesObject): string {
+  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
+}
+
+export class KubeSource {
+  private readonly reflectors: Reflector[];
+  private readonly synced: Promise<void>;
+  private stopped = false;
+
+  private constructor(options: KubeSourceOptions, config: KubeConfig) {
+    const core = config.makeApiClient(CoreV1Api);
+    const discovery = config.makeApiClient(DiscoveryV1Api);
+    const services = new Converted(toService);
+    const slices = new Converted(toEndpointSlice);
+    const { sink, log } = options;
+    let markListed!: (resource: string) => void;
+    this.synced = new Promise<void>((resolve) => {
+      const listed = new Set<string>();
+      markListed = (resource) => {
+        listed.add(resource);
+        if (listed.has('services') && listed.has('endpointslices')) resolve();
+      };
+    });
+    const settings = (resource: string): ReflectorSettings => ({
+      log,
+      backoff: options.backoff ?? DEFAULT_BACKOFF,
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
+      pageSize: options.pageSize ?? 500,
+      onListed: () => markListed(resource),
+    });
+    const nodeSelector = `metadata.name=${options.nodeName}`;
+    const specs: ReflectorSpec[] = [
+      {
+        resource: 'services',
+        path: '/api/v1/services',
+        list: (page) => core.listServiceForAllNamespaces(page),
+        upsert: (object) => sink.upsertService(services.upsert(object)),
+        remove: (object) => sink.deleteService(services.remove(object)),
+      },
+      {
+        resource: 'endpointslices',
+        path: '/apis/discovery.k8s.io/v1/endpointslices',
+        list: (page) => discovery.listEndpointSliceForAllNamespaces(page),
+        upsert: (object) => sink.upsertEndpointSlice(slices.upsert(object)),
+        remove: (object) => sink.deleteEndpointSlice(slices.remove(object)),
+      },
+      {
+        resource: 'nodes',
+        path: '/api/v1/nodes',
+        fieldSelector: nodeSelector,
+        list: (page) => core.listNode({ ...page, fieldSelector: nodeSelector }),
+        upsert: (object) => options.onNode?.(toNodeInfo(object)),
+        remove: () => options.onNode?.(undefined),
+      },
+    ];
+    this.reflectors = specs.map((spec) => new Reflector(spec, config, settings(spec.resource)));
+  }
+
+  /**
+   * Starts the informers; resolves once Services and EndpointSlices have been listed once (as
+   * kube-proxy waits for its caches to sync), retrying with backoff until then. Rejects only on a
+   * bad kubeconfig, or when options.signal aborts first.
+   */
+  static async start(options: KubeSourceOptions): Promise<KubeSource> {
+    const source = new KubeSource(options, loadKubeConfig(options.kubeconfig));
+    const { signal } = options;
+    if (signal?.aborted) throw new KipvsError('KIPVS_ABORTED', 'stopped before the first list from the API server');
+    for (const reflector of source.reflectors) reflector.start();
+    if (!signal) {
+      await source.synced;
+      return source;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        void source.stop();
+        reject(new KipvsError('KIPVS_ABORTED', 'stopped before the first list from the API server'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      void source.synced.then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+    return source;
+  }
+
+  status(): KubeSourceStatus {
+    const lastEvents = this.reflectors.map((reflector) => reflector.lastEventAt).filter((at): at is number => at !== undefined);
+    return {
+      synced: this.reflectors[0]!.listed && this.reflectors[1]!.listed,
+      connected: this.reflectors.every((reflector) => reflector.connected),
+      relists: this.reflectors.reduce((sum, reflector) => sum + Math.max(0, reflector.lists - 1), 0),
+      watchRestarts: this.reflectors.reduce((sum, reflector) => sum + Math.max(0, reflector.watches - 1), 0),
+      ...(lastEvents.length > 0 ? { lastEventAt: Math.max(...lastEvents) } : {}),
+      resourceVersions: Object.fromEntries(this.reflectors.map((reflector) => [reflector.resource, reflector.resourceVersion()])),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const reflector of this.reflectors) reflector.stop();
+  }
+}

@@ -1,0 +1,314 @@
+// A small Kubernetes API server for tests, on node:http at 127.0.0.1: Services, EndpointSlices and
+// Nodes, with the list and watch protocol as kube-apiserver speaks it (as far as client-node's
+// informers use it). One resourceVersion counter for everything, as etcd's revision; a history of
+// events, so a watch from a past resourceVersion replays what followed; compact() forgets that
+// history, and a watch from before it gets "410 Gone" (an ERROR event, as kube-apiserver sends,
+// or an HTTP 410, by option). Only GET is served; every request is logged for tests to check.
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+
+export type Resource = 'services' | 'endpointslices' | 'nodes';
+
+const RESOURCES: Record<Resource, { readonly path: string; readonly apiVersion: string; readonly kind: string }> = {
+  services: { path: '/api/v1/services', apiVersion: 'v1', kind: 'Service' },
+  endpointslices: { path: '/apis/discovery.k8s.io/v1/endpointslices', apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' },
+  nodes: { path: '/api/v1/nodes', apiVersion: 'v1', kind: 'Node' },
+};
+
+export interface ApiObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+export interface ApiRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: Readonly<Record<string, string>>;
+  readonly watch: boolean;
+  /** The Authorization header, when the client sent one. */
+  readonly authorization?: string;
+}
+
+export interface ApiServerOptions {
+  /** 0 (default): an ephemeral port, kept across stop()/start(). */
+  readonly port?: number;
+  /** How a watch from a compacted resourceVersion fails: an ERROR event (kube-apiserver) or HTTP 410. */
+  readonly expiredWatch?: 'event' | 'status';
+}
+
+type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+interface HistoryEvent {
+  readonly resourceVersion: number;
+  readonly resource: Resource;
+  readonly type: EventType;
+  readonly object: ApiObject;
+}
+
+interface Watcher {
+  readonly resource: Resource;
+  readonly selector: FieldSelector;
+  readonly bookmarks: boolean;
+  readonly response: ServerResponse;
+}
+
+type FieldSelector = (object: ApiObject) => boolean;
+
+function status(code: number, reason: string, message: string): object {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+/** `metadata.name=x,metadata.namespace=y` (also `==`); undefined for anything else. */
+function parseFieldSelector(text: string | undefined): FieldSelector | undefined {
+  const terms = (text ?? '').split(',').filter(Boolean).map((term) => /^(metadata\.name|metadata\.namespace)==?(.*)$/.exec(term));
+  if (terms.some((term) => !term)) return undefined;
+  return (object) => terms.every((term) => (term![1] === 'metadata.name' ? object.metadata.name : (object.metadata.namespace ?? '')) === term![2]);
+}
+
+const idOf = (object: ApiObject): string => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+
+export class TestApiServer {
+  /** Every request, in order. */
+  readonly requests: ApiRequest[] = [];
+  expiredWatch: 'event' | 'status';
+  /** Ends every watch right after its headers, without events (a misbehaving proxy). */
+  closeWatchesAtOnce = false;
+  private resourceVersion = 1000;
+  private compactedAt = 0;
+  private readonly objects = new Map<Resource, Map<string, ApiObject>>(Object.keys(RESOURCES).map((resource) => [resource as Resource, new Map()]));
+  private history: HistoryEvent[] = [];
+  private readonly watchers = new Set<Watcher>();
+  private readonly sockets = new Set<Socket>();
+  private readonly pages = new Map<string, { readonly items: ApiObject[]; readonly resourceVersion: string }>();
+  private server: Server | undefined;
+  private listenPort: number;
+
+  private constructor(options: ApiServerOptions) {
+    this.listenPort = options.port ?? 0;
+    this.expiredWatch = options.expiredWatch ?? 'event';
+  }
+
+  static async start(options: ApiServerOptions = {}): Promise<TestApiServer> {
+    const server = new TestApiServer(options);
+    await server.start();
+    return server;
+  }
+
+  get port(): number {
+    return this.listenPort;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.listenPort}`;
+  }
+
+  get running(): boolean {
+    return this.server !== undefined;
+  }
+
+  /** Listens (again, after stop(): on the same port). */
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((request, response) => this.handle(request, response));
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.listenPort, '127.0.0.1', () => resolve());
+    });
+    this.listenPort = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  /** An outage: refuses connections and cuts the open ones (watches too) until start(). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  create(resource: Resource, object: ApiObject): ApiObject {
+    if (this.objects.get(resource)!.has(idOf(object))) throw new Error(`${resource} ${idOf(object)} already exists`);
+    return this.write(resource, 'ADDED', object, { uid: randomUUID(), creationTimestamp: new Date().toISOString() });
+  }
+
+  update(resource: Resource, object: ApiObject): ApiObject {
+    const existing = this.objects.get(resource)!.get(idOf(object));
+    if (!existing) throw new Error(`${resource} ${idOf(object)} does not exist`);
+    return this.write(resource, 'MODIFIED', object, { uid: existing.metadata.uid, creationTimestamp: existing.metadata.creationTimestamp });
+  }
+
+  /** Create or update. */
+  apply(resource: Resource, object: ApiObject): ApiObject {
+    return this.objects.get(resource)!.has(idOf(object)) ? this.update(resource, object) : this.create(resource, object);
+  }
+
+  delete(resource: Resource, name: string, namespace?: string): void {
+    const id = `${namespace ?? ''}/${name}`;
+    const existing = this.objects.get(resource)!.get(id);
+    if (!existing) throw new Error(`${resource} ${id} does not exist`);
+    this.objects.get(resource)!.delete(id);
+    // The deleted object goes out with the resourceVersion of its deletion, as kube-apiserver does.
+    this.record(resource, 'DELETED', { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.resourceVersion) } });
+  }
+
+  /** The objects now, sorted by namespace/name. */
+  list(resource: Resource): ApiObject[] {
+    return [...this.objects.get(resource)!.values()].sort((a, b) => (idOf(a) < idOf(b) ? -1 : 1));
+  }
+
+  get currentResourceVersion(): string {
+    return String(this.resourceVersion);
+  }
+
+  /** etcd compaction: the history up to now is gone; watches from before now get 410 Gone. */
+  compact(): void {
+    this.compactedAt = this.resourceVersion;
+    this.history = [];
+  }
+
+  /** Cuts every open watch connection, as a broken network or a restarting API server would. */
+  dropWatches(): void {
+    for (const watcher of this.watchers) watcher.response.socket?.destroy();
+    this.watchers.clear();
+  }
+
+  /** A BOOKMARK with the current resourceVersion to every watch (of one resource) that allowed bookmarks. */
+  bookmark(resource?: Resource): void {
+    for (const watcher of this.watchers) if (watcher.bookmarks && (resource === undefined || watcher.resource === resource)) this.sendBookmark(watcher);
+  }
+
+  get openWatches(): number {
+    return this.watchers.size;
+  }
+
+  /**
+   * A kubeconfig for this server, without authentication. client-node refuses a plain http://
+   * server unless insecure-skip-tls-verify is set (config.js createAgent), whence the flag.
+   */
+  writeKubeconfig(dir: string, user: Record<string, unknown> = {}): string {
+    const path = join(dir, 'kubeconfig');
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'test', user }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
+      'current-context': 'test',
+    };
+    writeFileSync(path, JSON.stringify(config, null, 2)); // JSON is YAML
+    return path;
+  }
+
+  private write(resource: Resource, type: EventType, object: ApiObject, kept: Record<string, unknown>): ApiObject {
+    const { apiVersion, kind } = RESOURCES[resource];
+    const stored: ApiObject = structuredClone({ ...object, apiVersion, kind, metadata: { ...object.metadata, ...kept, resourceVersion: String(++this.resourceVersion) } });
+    this.objects.get(resource)!.set(idOf(stored), stored);
+    this.record(resource, type, stored);
+    return structuredClone(stored);
+  }
+
+  private record(resource: Resource, type: EventType, object: ApiObject): void {
+    const event: HistoryEvent = { resourceVersion: this.resourceVersion, resource, type, object };
+    this.history.push(event);
+    for (const watcher of this.watchers) if (watcher.resource === resource && watcher.selector(object)) this.send(watcher.response, type, object);
+  }
+
+  private handle(request: IncomingMessage, response: ServerResponse): void {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const query = Object.fromEntries(url.searchParams);
+    const watch = query.watch === 'true' || query.watch === '1';
+    this.requests.push({ method: request.method ?? '', path: url.pathname, query, watch, authorization: request.headers.authorization });
+    const resource = (Object.keys(RESOURCES) as Resource[]).find((name) => RESOURCES[name].path === url.pathname);
+    if (request.method !== 'GET') return this.reply(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not served here`));
+    if (!resource) return this.reply(response, 404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
+    const selector = parseFieldSelector(query.fieldSelector);
+    if (!selector) return this.reply(response, 400, status(400, 'BadRequest', `field selector not supported: ${query.fieldSelector}`));
+    if (watch) this.serveWatch(resource, selector, query, response);
+    else this.serveList(resource, selector, query, response);
+  }
+
+  private serveList(resource: Resource, selector: FieldSelector, query: Record<string, string>, response: ServerResponse): void {
+    let page: { items: ApiObject[]; resourceVersion: string };
+    if (query.continue) {
+      const rest = this.pages.get(query.continue);
+      if (!rest) return this.reply(response, 410, status(410, 'Expired', 'The provided continue parameter is too old'));
+      this.pages.delete(query.continue);
+      page = rest;
+    } else {
+      page = { items: this.list(resource).filter(selector), resourceVersion: this.currentResourceVersion };
+    }
+    const limit = Number(query.limit) > 0 ? Number(query.limit) : Infinity;
+    const metadata: Record<string, string> = { resourceVersion: page.resourceVersion };
+    if (page.items.length > limit) {
+      metadata.continue = randomUUID();
+      this.pages.set(metadata.continue, { items: page.items.slice(limit), resourceVersion: page.resourceVersion });
+    }
+    const { apiVersion, kind } = RESOURCES[resource];
+    // List items come without apiVersion and kind, as from kube-apiserver.
+    const items = page.items.slice(0, limit).map(({ apiVersion: _apiVersion, kind: _kind, ...item }) => item);
+    this.reply(response, 200, { apiVersion, kind: `${kind}List`, metadata, items });
+  }
+
+  private serveWatch(resource: Resource, selector: FieldSelector, query: Record<string, string>, response: ServerResponse): void {
+    const from = query.resourceVersion ?? '';
+    if (from !== '' && from !== '0' && !/^\d+$/.test(from)) return this.reply(response, 400, status(400, 'BadRequest', `invalid resourceVersion ${from}`));
+    if (from !== '' && from !== '0' && Number(from) < this.compactedAt) {
+      const expired = status(410, 'Expired', `too old resource version: ${from} (${this.compactedAt})`);
+      if (this.expiredWatch === 'status') return this.reply(response, 410, expired);
+      response.writeHead(200, { 'Content-Type': 'application/json' });
+      return void response.end(`${JSON.stringify({ type: 'ERROR', object: expired })}\n`);
+    }
+    response.writeHead(200, { 'Content-Type': 'application/json' });
+    if (this.closeWatchesAtOnce) return void response.end();
+    response.flushHeaders();
+    const watcher: Watcher = { resource, selector, bookmarks: query.allowWatchBookmarks === 'true', response };
+    if (from === '' || from === '0') {
+      // Without a resourceVersion a watch starts with the current state as ADDED events.
+      for (const object of this.list(resource).filter(selector)) this.send(response, 'ADDED', object);
+    } else {
+      for (const event of this.history) {
+        if (event.resourceVersion > Number(from) && event.resource === resource && selector(event.object)) this.send(response, event.type, event.object);
+      }
+    }
+    this.watchers.add(watcher);
+    const timeoutSeconds = Number(query.timeoutSeconds);
+    const timer =
+      timeoutSeconds > 0
+        ? setTimeout(() => {
+            // kube-apiserver ends a watch at its timeout with a last bookmark when allowed.
+            if (watcher.bookmarks) this.sendBookmark(watcher);
+            this.watchers.delete(watcher);
+            response.end();
+          }, timeoutSeconds * 1000)
+        : undefined;
+    response.on('close', () => {
+      clearTimeout(timer);
+      this.watchers.delete(watcher);
+    });
+  }
+
+  private sendBookmark(watcher: Watcher): void {
+    const { apiVersion, kind } = RESOURCES[watcher.resource];
+    this.send(watcher.response, 'BOOKMARK', { apiVersion, kind, metadata: { resourceVersion: this.currentResourceVersion } });
+  }
+
+  private send(response: ServerResponse, type: EventType | 'BOOKMARK', object: object): void {
+    response.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  private reply(response: ServerResponse, code: number, body: object): void {
+    response.writeHead(code, { 'Content-Type': 'application/json' });
+    response.end(JSON.stringify(body));
+  }
+}
