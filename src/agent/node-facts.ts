@@ -12,8 +12,10 @@ export interface NodeFactsOptions {
   readonly dummyInterface: string;
 }
 
+const NOT_NODE_ADDRESSES = ['127.0.0.0/8', '::1/128', '169.254.0.0/16', 'fe80::/10'];
+
 /**
- * Every global address on the node's links except loopback and the dummy interface (which holds
+ * Every address on the node's links except loopback and link-local ones and those of the dummy interface (which holds
  * service addresses, not node addresses), filtered by --nodeport-addresses.
  */
 export async function discoverNodeFacts(options: NodeFactsOptions): Promise<NodeFacts> {
@@ -21,9 +23,11 @@ export async function discoverNodeFacts(options: NodeFactsOptions): Promise<Node
   try {
     const addresses: string[] = [];
     for (const link of await links.listLinks()) {
-      if (link.name === 'lo' || link.name === options.dummyInterface) continue;
+      if (link.name === options.dummyInterface) continue;
       for (const address of await links.listAddresses(link.name)) {
-        if (address.address.startsWith('fe80:')) continue;
+        // By address, not by link, as kube-proxy's isValidForSet: a /32 on lo (BGP, MetalLB
+        // setups) is a node address, 127.0.0.1 and link-local addresses are not.
+        if (NOT_NODE_ADDRESSES.some((cidr) => cidrContains(cidr, address.address))) continue;
         if (options.nodePortAddresses.length > 0 && !options.nodePortAddresses.some((cidr) => cidrContains(cidr, address.address))) continue;
         addresses.push(address.address);
       }

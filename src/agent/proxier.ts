@@ -57,9 +57,11 @@ export class Proxier {
    */
   private cache: FakeKernel | undefined;
   private readonly translator = new IncrementalTranslator();
+  private readonly nodeAddresses: ReadonlySet<string>;
 
   constructor(private readonly options: ProxierOptions) {
     this.clock = options.clock ?? Date.now;
+    this.nodeAddresses = new Set(options.node.addresses);
   }
 
   /** Computes the plan without changing anything (--dry-run); `full` reads the kernel afresh. */
@@ -73,15 +75,16 @@ export class Proxier {
     const changes = cluster.takeChanges();
     let scope = this.translator.update(cluster, changes.services, node, settings);
     // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
-    if (full || !this.cache) {
+    const fresh = full || !this.cache;
+    if (fresh) {
       this.cache = undefined;
-      this.cache = FakeKernel.from(await kernel.observe(), settings.dummyInterface);
       scope = EVERYTHING;
     }
+    const cache = (this.cache ??= FakeKernel.from(await kernel.observe(), settings.dummyInterface));
     const desired = this.translator.desired;
     const plan = diff(
       desired,
-      this.cache.view(),
+      cache.view(),
       {
         dummyInterface: settings.dummyInterface,
         excludeCidrs: settings.excludeCidrs,
@@ -89,6 +92,8 @@ export class Proxier {
         now: this.clock(),
         draining: ownership.load().draining,
         previouslyOwned: ownership.load().owned,
+        nodeAddresses: this.nodeAddresses,
+        freshCounters: fresh,
       },
       scope,
     );

@@ -1,12 +1,14 @@
-// `kipvs cleanup`: removes what kipvs owns and nothing else — its virtual servers (those bound
-// on the dummy interface or recorded as programmed), the dummy interface, kube-proxy's ipsets.
+// `kipvs cleanup`: removes what kipvs owns and nothing else — its virtual servers (by the rules of
+// reconcile/ownership.ts, also kube-proxy's), the dummy interface, kube-proxy's ipsets.
 import { Command } from 'commander';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
-import { isFwmarkKey } from '../netlink/ipvs/types.js';
 import { DEFAULT_SETTINGS } from '../model/settings.js';
-import { virtualServerKey } from '../model/desired.js';
+import { ipsetEntryKey } from '../model/desired.js';
+import { mayDelete, recordedNodePorts } from '../reconcile/ownership.js';
+import type { ObservedIpset } from '../reconcile/state.js';
+import { discoverNodeFacts } from '../agent/node-facts.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { allIpsetNames, cleanupRules } from './agent.js';
 
@@ -25,10 +27,14 @@ export async function cleanup(options: CleanupOptions): Promise<string[]> {
   try {
     done.push(`removed ${await cleanupRules(options.netns)} iptables chains`);
     const bound = new Set((await links.getLink(dummy)) ? (await links.listAddresses(dummy)).map((a) => a.address) : []);
-    const owned = ownership.load().owned;
-    const deletions = (await ipvs.listServices()).filter(
-      (service) => owned.has(virtualServerKey(service.key)) || (!isFwmarkKey(service.key) && bound.has(service.key.address)),
-    );
+    const node = await discoverNodeFacts({ netns: options.netns, nodePortAddresses: [], dummyInterface: dummy });
+    const sets = new Map<string, ObservedIpset>();
+    for (const name of allIpsetNames()) {
+      const set = await ipsets.listSet(name);
+      if (set) sets.set(name, { spec: set.header, entries: new Map(set.entries.map((entry) => [ipsetEntryKey(entry), entry])) });
+    }
+    const facts = { previouslyOwned: ownership.load().owned, boundAddresses: bound, nodeAddresses: new Set(node.addresses), recordedNodePorts: () => recordedNodePorts(sets) };
+    const deletions = (await ipvs.listServices()).filter((service) => mayDelete(service, facts));
     await ipvs.applyAll(deletions.map((service) => ({ op: 'deleteService' as const, key: service.key })));
     done.push(`deleted ${deletions.length} virtual servers`);
     if (await links.getLink(dummy)) {

@@ -98,6 +98,18 @@ function runTool(tool: string, args: readonly string[], options: IptablesOptions
 const toolName = (family: AddressFamily, mode: IptablesBackendMode, suffix: '' | '-save' | '-restore'): string =>
   `${family === 'inet6' ? 'ip6tables' : 'iptables'}-${mode}${suffix}`;
 
+/**
+ * Whether MASQUERADE takes --random-fully: iptables 1.6.2 and later, as kube-proxy's
+ * HasRandomFully() decides from `iptables --version`.
+ */
+export async function hasRandomFully(mode: IptablesBackendMode, options: Omit<IptablesOptions, 'backend'> = {}): Promise<boolean> {
+  const result = await runTool(toolName('inet', mode, ''), ['--version'], options).catch(() => undefined);
+  const match = /v(\d+)\.(\d+)\.(\d+)/.exec(result?.stdout ?? '');
+  if (!match) return false;
+  const [major, minor, patch] = match.slice(1).map(Number) as [number, number, number];
+  return major > 1 || (major === 1 && (minor > 6 || (minor === 6 && patch >= 2)));
+}
+
 // ---- backend detection, as kube-proxy's image does it (kubernetes-sigs/iptables-wrappers) ----
 
 export interface IptablesBackend {

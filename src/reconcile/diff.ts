@@ -1,11 +1,12 @@
 // The pure diff: desired state against what the kernel has, to the smallest ordered plan.
-// Only what kipvs owns is ever changed: virtual servers it wants, those whose address is bound on
-// its dummy interface (kube-proxy's rule, so a node switched from kube-proxy is adopted), those it
-// made before; never one inside --ipvs-exclude-cidrs. Someone else's virtual servers, ipsets and
+// Only what kipvs owns is ever changed: virtual servers it wants, and those ownership.ts says it may
+// delete (bound on its dummy interface, made before, or a NodePort kube-proxy's sets record); never
+// one inside --ipvs-exclude-cidrs. Someone else's virtual servers, ipsets and
 // addresses are left as they are.
 import { cidrContains } from '../ip.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
+import { mayDelete, recordedNodePorts, type OwnershipFacts } from './ownership.js';
 import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
 
 export interface DiffContext {
@@ -17,6 +18,14 @@ export interface DiffContext {
   readonly draining: ReadonlyMap<string, DrainingRealServer>;
   /** Virtual servers kipvs programmed before (across restarts, from its state file). */
   readonly previouslyOwned: ReadonlySet<string>;
+  /** The node's addresses: a NodePort virtual server on one, at a port kube-proxy's sets record, is ours to delete. */
+  readonly nodeAddresses?: ReadonlySet<string>;
+  /**
+   * The connection counts were read from the kernel for this diff (not a cache from the last full
+   * read): a removed real server with none is deleted at once, as kube-proxy does, rather than
+   * first set to weight 0.
+   */
+  readonly freshCounters?: boolean;
 }
 
 const sameService = (a: IpvsService, b: IpvsService): boolean =>
@@ -78,8 +87,9 @@ function removeRealServer(
   const id = drainKey(key, realKey);
   const since = context.draining.get(id)?.since ?? context.now;
   const connections = (current.activeConns ?? 0) + (current.inactiveConns ?? 0);
-  // At weight 0 with no connection left (active or TIME_WAIT), as kube-proxy's graceful termination.
-  const drained = current.weight === 0 && connections === 0;
+  // No connection left (active or TIME_WAIT), as kube-proxy's graceful termination; counts from the
+  // cache may be old, so there only a real server already at weight 0 (no new connections) counts.
+  const drained = connections === 0 && (current.weight === 0 || context.freshCounters === true);
   if (drained || context.now - since >= context.gracefulTerminationMs) return deleteIt();
   if (current.weight !== 0) {
     plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: service.key, destination: { ...current, weight: 0 } } });
@@ -112,6 +122,13 @@ export function diff(desired: DesiredState, observed: ObservedState, context: Di
   }
 
   const serviceDeletions: KernelOperation[] = [];
+  let nodePorts: Set<string> | undefined;
+  const ownership: OwnershipFacts = {
+    previouslyOwned: context.previouslyOwned,
+    boundAddresses: observed.boundAddresses,
+    nodeAddresses: context.nodeAddresses ?? new Set(),
+    recordedNodePorts: () => (nodePorts ??= recordedNodePorts(observed.ipsets)),
+  };
   const virtualServers = scope.all ? union(desired.virtualServers.keys(), observed.virtualServers.keys()) : scope.virtualServers;
   for (const key of virtualServers) {
     const want = desired.virtualServers.get(key);
@@ -121,10 +138,8 @@ export function diff(desired: DesiredState, observed: ObservedState, context: Di
       if (!have) plan.creations.push({ kind: 'ipvs', operation: { op: 'addService', service: want.service } });
       else if (!sameService(have.service, want.service)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editService', service: want.service } });
       diffRealServers(key, want, have, context, plan);
-    } else if (have && !excluded(have.service, context.excludeCidrs)) {
-      const address = isFwmarkKey(have.service.key) ? undefined : have.service.key.address;
-      const owned = context.previouslyOwned.has(key) || (address !== undefined && observed.boundAddresses.has(address));
-      if (owned) serviceDeletions.push({ kind: 'ipvs', operation: { op: 'deleteService', key: have.service.key } });
+    } else if (have && !excluded(have.service, context.excludeCidrs) && mayDelete(have.service, ownership)) {
+      serviceDeletions.push({ kind: 'ipvs', operation: { op: 'deleteService', key: have.service.key } });
     }
   }
 

@@ -111,6 +111,19 @@ describe('diff', () => {
     expect(third.draining.size).toBe(0);
   });
 
+  it('deletes an idle removed real server at once when the counts were just read, and drains it first when they come from a cache', async () => {
+    const kernel = new FakeKernel();
+    const k = key('10.96.0.1');
+    await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
+    const without = desired([virtualServer(k, [real('10.244.0.1')])]);
+    // From a cache, zero connections may be an old figure: weight 0 first, so no new ones arrive.
+    expect(describeOps(diff(without, await kernel.observe(), context()))).toEqual(['editDestination']);
+    // Read for this diff (as kube-proxy reads before each sync): nothing to drain.
+    const fresh = diff(without, await kernel.observe(), context({ freshCounters: true }));
+    expect(describeOps(fresh)).toEqual(['deleteDestination']);
+    expect(fresh.draining.size).toBe(0);
+  });
+
   it('deletes a draining real server after the timeout even with connections left', async () => {
     const kernel = new FakeKernel();
     const k = key('10.96.0.1');
@@ -178,6 +191,18 @@ describe('diff', () => {
     kernel.virtualServers.set('TCP 192.0.2.20:30080', { service: service(key('192.0.2.20', 30080)), realServers: new Map() });
     const plan = diff(desired([]), await kernel.observe(), context({ previouslyOwned: new Set(['TCP 192.0.2.20:30080']) }));
     expect(describeOps(plan)).toContain('deleteService');
+  });
+
+  it("removes kube-proxy's NodePort virtual servers of a deleted Service: on a node address, at a port its sets record", async () => {
+    const kernel = new FakeKernel();
+    for (const [address, port] of [['192.0.2.20', 30080], ['192.0.2.20', 30081], ['198.51.100.9', 30080]] as const) {
+      kernel.virtualServers.set(`TCP ${address}:${port}`, { service: service(key(address, port)), realServers: new Map() });
+    }
+    kernel.virtualServers.set('UDP 192.0.2.20:30080', { service: service(key('192.0.2.20', 30080, 'UDP')), realServers: new Map() });
+    kernel.ipsets.set('KUBE-NODE-PORT-TCP', { spec: { type: 'bitmap:port', range: { from: 0, to: 65535 } }, entries: new Map([['30080', { port: 30080 }]]) });
+    const plan = diff(desired([]), await kernel.observe(), context({ nodeAddresses: new Set(['192.0.2.20']) }));
+    // Not 30081 (not recorded), not 198.51.100.9 (not a node address), not UDP (only TCP recorded).
+    expect(plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'deleteService' ? [virtualServerKey(o.operation.key)] : []))).toEqual(['TCP 192.0.2.20:30080']);
   });
 
   it('the fake kernel refuses what the kernel refuses', async () => {
