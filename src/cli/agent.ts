@@ -1,196 +1,172 @@
 // `kipvs agent` and `kipvs cleanup`. Flag names follow kube-proxy's where they mean the same thing.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
-import { familyOf } from '../ip.js';
 import { KipvsError } from '../netlink/errors.js';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
-import { DEFAULT_SETTINGS, type ProxySettings } from '../model/settings.js';
-import { ipsetName, KUBE_IPSETS, type KubeIpsetId } from '../model/ipsets.js';
 import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
-import { startDaemon } from '../agent/daemon.js';
-import { FileSource, watchObjects, type FileSnapshot } from '../sources/file-source.js';
+import { startDaemon, type SyncObserver } from '../agent/daemon.js';
+import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
+import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
+import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
+import { DEFAULT_METRICS_BIND_ADDRESS, ProxyMetrics, startMetricsServer } from '../agent/metrics.js';
+import { ServiceHealthServer } from '../agent/service-health.js';
 import { ClusterStore } from '../sources/cluster-store.js';
+import { startClusterSource, type ClusterSource } from '../sources/start.js';
 import { formatPlan } from './plan-format.js';
-import { release } from 'node:os';
-import { applyIptablesRules, cleanupIptables, detectIptablesBackend, type IptablesBackend } from '../kernel/iptables.js';
-import { buildIptablesRules, KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
-import { ensureIpvsSysctls } from '../kernel/sysctl.js';
+import { cleanupIptables, detectIptablesBackend, type IptablesBackend } from '../kernel/iptables.js';
+import { KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
 import type { AddressFamily } from '../ip.js';
+import type { NodeFacts } from '../model/settings.js';
+import { allIpsetNames, parseCidrs, parseDuration, parseScheduler, settingsFrom, type AgentOptions } from './agent-options.js';
+import { explicitFlags, loadKubeProxyConfiguration, mergeWithFlags } from './kube-proxy-config.js';
 
-export interface AgentOptions {
-  scheduler: string;
-  source?: string;
-  kubeconfig?: string;
-  hostnameOverride?: string;
-  clusterCidr: string[];
-  masqueradeAll: boolean;
-  nodeportAddresses: string[];
-  ipvsSyncPeriod: number;
-  ipvsMinSyncPeriod: number;
-  ipvsStrictArp: boolean;
-  ipvsExcludeCidrs: string[];
-  ipvsTcpTimeout: number;
-  ipvsTcpfinTimeout: number;
-  ipvsUdpTimeout: number;
-  gracefulTerminationTimeout: number;
-  netns?: string;
-  once: boolean;
-  dryRun: boolean;
-}
-
-/** Go durations as kube-proxy takes them: 30s, 1m, 500ms, 1h30m; a bare number is seconds. */
-export function parseDuration(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let rest = text;
-  while (rest.length > 0) {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
-    if (!match) throw new InvalidArgumentError(`"${text}" is not a duration (like 30s, 1m, 500ms)`);
-    total += Number(match[1]) * units[match[2]!]!;
-    rest = rest.slice(match[0].length);
-  }
-  return total;
-}
-
-function parseCidrs(text: string): string[] {
-  const cidrs = text.split(',').map((part) => part.trim()).filter(Boolean);
-  for (const cidr of cidrs) {
-    const [address, prefix, extra] = cidr.split('/');
-    const family = address ? familyOf(address) : undefined;
-    const max = family === 'inet' ? 32 : 128;
-    if (!family || extra !== undefined || (prefix !== undefined && !(Number.isInteger(Number(prefix)) && Number(prefix) >= 0 && Number(prefix) <= max))) {
-      throw new InvalidArgumentError(`"${cidr}" is not a CIDR`);
-    }
-  }
-  return cidrs;
-}
-
-const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
-
-function parseScheduler(name: string): string {
-  if (!SCHEDULERS.includes(name)) throw new InvalidArgumentError(`unknown IPVS scheduler "${name}" (one of ${SCHEDULERS.join(', ')})`);
-  return name;
-}
-
-export function settingsFrom(options: AgentOptions): ProxySettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    scheduler: options.scheduler,
-    masqueradeAll: options.masqueradeAll,
-    clusterCidrs: options.clusterCidr,
-    excludeCidrs: options.ipvsExcludeCidrs,
-    gracefulTerminationSeconds: options.gracefulTerminationTimeout / 1000,
-  };
-}
-
-export function allIpsetNames(): string[] {
-  return (Object.keys(KUBE_IPSETS) as KubeIpsetId[]).flatMap((id) => [ipsetName(id, 'inet'), ipsetName(id, 'inet6')]);
-}
+export { allIpsetNames, parseDuration, settingsFrom, type AgentOptions };
 
 function createLogger(): Logger {
   return pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
 }
 
-async function runAgent(options: AgentOptions): Promise<void> {
-  if (options.kubeconfig) throw new KipvsError('KIPVS_USAGE', '--kubeconfig: the Kubernetes API source is not available in this version; use --source FILE|DIR');
-  if (!options.source) throw new KipvsError('KIPVS_USAGE', 'no source: give --source FILE|DIR (Service and EndpointSlice objects as kubectl prints them)');
+/** The file's settings under the flags given on the command line. */
+function resolveOptions(cli: AgentOptions, command: Command, log: Logger): AgentOptions {
+  if (!cli.config) return cli;
+  const { options, warnings } = loadKubeProxyConfiguration(cli.config);
+  for (const warning of warnings) log.warn({ config: cli.config }, warning);
+  return mergeWithFlags<AgentOptions>(options as Partial<AgentOptions>, cli, explicitFlags(command));
+}
+
+async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
   const log = createLogger();
+  const options = resolveOptions(cli, command, log);
+  if (options.source && options.kubeconfig && command.getOptionValueSource('kubeconfig') === 'cli') {
+    throw new KipvsError('KIPVS_USAGE', '--source and --kubeconfig: give one source of Services and EndpointSlices');
+  }
   const settings = settingsFrom(options);
-  const source = options.source;
-  const files = new FileSource(source);
-  const first = files.read();
   const kernel = await NetlinkKernel.open({ netns: options.netns, dummyInterface: settings.dummyInterface, ipsetNames: allIpsetNames() });
+  let source: ClusterSource | undefined;
   try {
-    if (!options.dryRun && (options.ipvsTcpTimeout || options.ipvsTcpfinTimeout || options.ipvsUdpTimeout)) {
-      const ipvs = await IpvsClient.open(options.netns ? { netns: options.netns } : {});
-      try {
-        await ipvs.setTimeouts({ tcp: options.ipvsTcpTimeout / 1000, tcpFin: options.ipvsTcpfinTimeout / 1000, udp: options.ipvsUdpTimeout / 1000 });
-      } finally {
-        ipvs.close();
-      }
-    }
     const node = await discoverNodeFacts({
       netns: options.netns,
       hostnameOverride: options.hostnameOverride,
       nodePortAddresses: options.nodeportAddresses,
       dummyInterface: settings.dummyInterface,
     });
-    log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source }, 'starting');
-    const backend = options.dryRun ? undefined : await detectIptablesBackend(options.netns ? { netns: options.netns } : {});
-    if (backend) log.info({ backend: backend.mode, reason: backend.reason }, 'iptables backend');
-    if (!options.dryRun) {
-      const { changes, skipped } = ensureIpvsSysctls({ strictArp: options.ipvsStrictArp, kernelRelease: release(), netns: options.netns });
-      for (const change of changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set sysctl');
-      for (const skip of skipped) log.info({ sysctl: skip.name, reason: skip.reason }, 'left sysctl as is');
-    }
-    // The rules reference kube-proxy's ipsets, which the first sync creates: apply them after it.
-    const applyRules = async (): Promise<void> => {
-      for (const family of node.families) {
-        const result = await applyIptablesRules(buildIptablesRules(settings, { family }), { netns: options.netns, backend: backend!.mode });
-        if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
-      }
-    };
     const cluster = new ClusterStore();
+    const health = new ProxyHealth({ healthTimeoutMs: 2 * options.ipvsSyncPeriod, families: node.families });
+    source = await startClusterSource({ file: options.source, kubeconfig: options.kubeconfig, nodeName: node.name, cluster, log, onNode: (info) => health.setNode(info) });
+    log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source: options.source ?? options.kubeconfig ?? 'in-cluster', ...cluster.size }, 'starting');
     const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns), cluster });
-    const take = (snapshot: FileSnapshot): void => {
-      for (const problem of snapshot.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
-      for (const id of cluster.replaceAll(snapshot.services, snapshot.endpointSlices)) {
-        log.warn({ object: id, reason: 'the source holds this Service twice; the later copy is ignored' }, 'skipped');
-      }
-    };
-    const load = (): void => take(files.read());
-    take(first);
-
     if (options.dryRun) {
       const { plan } = await proxier.plan();
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
       return;
     }
-    if (options.once) {
-      const result = await proxier.sync();
-      await applyRules();
-      const { plan: remaining } = await proxier.plan();
-      const leftover = remaining.operations.length;
-      if (result.failures.length > 0 || leftover > 0) {
-        throw new KipvsError('KIPVS_NOT_CONVERGED', `not converged: ${result.failures.length} operations failed, ${leftover} still to do`);
-      }
-      return;
-    }
-    const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules });
-    const stopWatching = watchObjects(source, () => {
-      try {
-        load();
-      } catch (error) {
-        log.error({ err: (error as Error).message }, 'cannot reload source; keeping the last good objects');
-      }
-    });
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        log.info('stopping; the kernel state stays as programmed');
-        stopWatching();
-        // A sync under way finishes first: closing its sockets mid-apply could leave a virtual
-        // server without its real servers.
-        void daemon.stop().then(resolve);
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
+    const writeRules = await prepareNode({ options, settings, node, log });
+    if (options.once) return await syncOnce(proxier, writeRules);
+    await runDaemon({ options, node, cluster, proxier, writeRules, health, log });
   } finally {
+    await source?.stop();
     kernel.close();
   }
+}
+
+/** --once: converge, write the rules, and fail unless a fresh read finds nothing left to do. */
+async function syncOnce(proxier: Proxier, writeRules: RulesWriter): Promise<void> {
+  const result = await proxier.sync();
+  await writeRules();
+  const { plan: remaining } = await proxier.plan();
+  const leftover = remaining.operations.length;
+  if (result.failures.length > 0 || leftover > 0) {
+    throw new KipvsError('KIPVS_NOT_CONVERGED', `not converged: ${result.failures.length} operations failed, ${leftover} still to do`);
+  }
+}
+
+interface DaemonContext {
+  readonly options: AgentOptions;
+  readonly node: NodeFacts;
+  readonly cluster: ClusterStore;
+  readonly proxier: Proxier;
+  readonly writeRules: RulesWriter;
+  readonly health: ProxyHealth;
+  readonly log: Logger;
+}
+
+/** Until SIGTERM or SIGINT: syncs, health, metrics and health-check node ports. */
+async function runDaemon({ options, node, cluster, proxier, writeRules, health, log }: DaemonContext): Promise<void> {
+  const metrics = new ProxyMetrics({ families: node.families });
+  const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
+  const servers = [
+    keepServing(options.healthzBindAddress, 'healthz', () => startHealthServer(options.healthzBindAddress, health, metrics), log),
+    keepServing(options.metricsBindAddress, 'metrics', () => startMetricsServer(options.metricsBindAddress, metrics), log),
+  ];
+  const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
+  // As kube-proxy's runner: the proxy counts as updated when its loop starts.
+  health.updated();
+  metrics.recordQueued();
+  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      log.info('stopping; the kernel state stays as programmed');
+      // A sync under way finishes first: closing its sockets mid-apply could leave a virtual
+      // server without its real servers.
+      void daemon.stop().then(resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await Promise.all([...servers.map((server) => server.close()), serviceHealth.close()]);
+}
+
+/**
+ * Serves on `address` (empty: not at all). A port that is taken is logged and tried again every
+ * 5 s, as kube-proxy does: the proxy itself matters more than its health endpoint.
+ */
+function keepServing(address: string, what: string, start: () => Promise<HttpEndpoint>, log: Logger): { close(): Promise<void> } {
+  let endpoint: HttpEndpoint | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const attempt = (): void => {
+    start().then(
+      (opened) => {
+        if (closed) return void opened.close();
+        endpoint = opened;
+        log.info({ address: `${opened.address}:${opened.port}` }, `serving ${what}`);
+      },
+      (error: Error) => {
+        log.error({ err: error.message }, `cannot serve ${what}; trying again in 5 s`);
+        if (!closed) timer = setTimeout(attempt, 5000);
+      },
+    );
+  };
+  if (address !== '') attempt();
+  return {
+    close: async () => {
+      closed = true;
+      clearTimeout(timer);
+      await endpoint?.close();
+    },
+  };
+}
+
+function parseMasqueradeBit(text: string): number {
+  const bit = Number(text);
+  if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new InvalidArgumentError(`"${text}" is not a bit number (0-31)`);
+  return bit;
 }
 
 export function agentCommand(): Command {
   const duration = (text: string): number => parseDuration(text);
   return new Command('agent')
     .description('program IPVS, ipsets and addresses from Services and EndpointSlices, and keep them in sync')
+    .option('--config <path>', "a kube-proxy configuration file (KubeProxyConfiguration, mode ipvs); flags given override it")
     .addOption(new Option('--scheduler <name>', 'IPVS scheduler (rr, lc, wrr, wlc, sh, dh, sed, nq, mh, ...)').default('rr').argParser(parseScheduler))
-    .option('--source <path>', 'a YAML/JSON file or directory of Service and EndpointSlice objects')
-    .option('--kubeconfig <path>', 'read objects from the Kubernetes API server')
+    .option('--source <path>', 'a YAML/JSON file or directory of Service and EndpointSlice objects (instead of the API server)')
+    .option('--kubeconfig <path>', 'the API server to watch (default: the in-cluster service account)')
+    .addOption(new Option('--healthz-bind-address <host:port>', "/healthz and /livez, as kube-proxy's (empty: off)").default(DEFAULT_HEALTHZ_BIND_ADDRESS))
+    .addOption(new Option('--metrics-bind-address <host:port>', 'Prometheus /metrics (empty: off)').default(DEFAULT_METRICS_BIND_ADDRESS))
+    .addOption(new Option('--iptables-masquerade-bit <bit>', 'the fwmark bit that marks packets to masquerade').default(14).argParser(parseMasqueradeBit))
     .option('--hostname-override <name>', "this node's name, for externalTrafficPolicy/internalTrafficPolicy Local")
     .addOption(new Option('--cluster-cidr <cidrs>', 'pod CIDRs; traffic from outside them to a ClusterIP is masqueraded').default([]).argParser(parseCidrs))
     .option('--masquerade-all', 'masquerade all traffic to services', false)
@@ -206,7 +182,7 @@ export function agentCommand(): Command {
     .option('--netns <name|path>', 'program this network namespace')
     .option('--once', 'converge once; exit 0 when the kernel matches, non-zero on any error', false)
     .option('--dry-run', 'print the plan and change nothing', false)
-    .action(async (options: AgentOptions) => runAgent(options));
+    .action(async (options: AgentOptions, command: Command) => runAgent(options, command));
 }
 
 export { IpvsClient };

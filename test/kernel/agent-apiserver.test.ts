@@ -1,0 +1,158 @@
+// The agent driven only by a Kubernetes API server (the test one, on 127.0.0.1 of the sandbox's
+// root namespace): it programs what it lists, follows what it watches, keeps forwarding while the
+// API server is away, and converges (through a relist after 410 Gone) when it is back.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestApiServer, type ApiObject } from '../support/api-server.js';
+import { createTopology, type Topology } from './helpers/topology.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const cli = join(root, 'dist', 'cli', 'main.js');
+
+const webService = (clusterIP = '10.96.0.10', name = 'web'): ApiObject => ({
+  metadata: { name, namespace: 'default' },
+  spec: {
+    type: 'ClusterIP',
+    clusterIP,
+    clusterIPs: [clusterIP],
+    ipFamilies: ['IPv4'],
+    selector: { app: 'web' },
+    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 'http' }],
+  },
+});
+
+/** The EndpointSlice of a Service with the given pods (by index: pod N is 10.201.N.2). */
+const webSlice = (pods: number[], service = 'web'): ApiObject => ({
+  metadata: { name: `${service}-abcde`, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
+  addressType: 'IPv4',
+  ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+  endpoints: pods.map((pod) => ({
+    addresses: [`10.201.${pod}.2`],
+    conditions: { ready: true, serving: true, terminating: false },
+    nodeName: 'node-a',
+    targetRef: { kind: 'Pod', name: `web-${pod}`, namespace: 'default' },
+  })),
+});
+
+describe('kipvs agent with --kubeconfig', () => {
+  let topology: Topology;
+  let api: TestApiServer;
+  let dir: string;
+  let agent: ChildProcess | undefined;
+  let logs = '';
+
+  /** Real servers of a virtual server and their weights, as ipvsadm lists them ({} while it does not exist). */
+  const realServers = (address: string): Record<string, number> => {
+    let listing: string;
+    try {
+      listing = topology.node.run('ipvsadm', ['-Ln', '-t', address]);
+    } catch {
+      return {};
+    }
+    return Object.fromEntries([...listing.matchAll(/->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+\S+\s+(\d+)/g)].map((match) => [match[1]!, Number(match[2])]));
+  };
+  /** Real servers that take new connections. */
+  const serving = (address: string): string[] =>
+    Object.entries(realServers(address))
+      .filter(([, weight]) => weight > 0)
+      .map(([server]) => server)
+      .sort();
+
+  /** The agent started by the first test, still running. */
+  const runningAgent = (): ChildProcess => {
+    if (!agent || agent.exitCode !== null) throw new Error(`the agent is not running (exit ${agent?.exitCode}):\n${logs}`);
+    return agent;
+  };
+
+  async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<number> {
+    const started = Date.now();
+    while (!condition()) {
+      if (agent && agent.exitCode !== null) throw new Error(`${what}: the agent exited with ${agent.exitCode}:\n${logs}`);
+      if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms; agent log:\n${logs}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return Date.now() - started;
+  }
+
+  beforeAll(async () => {
+    topology = createTopology(3);
+    await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
+    api = await TestApiServer.start();
+    dir = mkdtempSync(join(tmpdir(), 'kipvs-apiserver-'));
+    api.create('nodes', { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } });
+    api.create('services', webService());
+    api.create('endpointslices', webSlice([0, 1]));
+  });
+  afterAll(async () => {
+    agent?.kill('SIGKILL');
+    if (topology) spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
+    topology?.destroy();
+    await api?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('programs what it lists, then follows added and removed endpoints within 3 s', async () => {
+    const args = ['agent', '--kubeconfig', api.writeKubeconfig(dir), '--netns', topology.node.name, '--hostname-override', 'node-a', '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms'];
+    agent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
+    await waitFor('initial sync', () => serving('10.96.0.10:80').length === 2);
+    expect(serving('10.96.0.10:80')).toEqual(['10.201.0.2:8080', '10.201.1.2:8080']);
+    expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod0: 3, pod1: 3 }, failures: 0 });
+
+    api.update('endpointslices', webSlice([0, 1, 2]));
+    expect(await waitFor('endpoint added', () => serving('10.96.0.10:80').includes('10.201.2.2:8080'), 5_000)).toBeLessThan(3_000);
+    expect(topology.request('10.96.0.10', 80, 9)).toEqual({ answers: { pod0: 3, pod1: 3, pod2: 3 }, failures: 0 });
+
+    // A removed TCP real server drains at weight 0 before it goes: no new connections reach it.
+    api.update('endpointslices', webSlice([1, 2]));
+    expect(await waitFor('endpoint removed', () => !serving('10.96.0.10:80').includes('10.201.0.2:8080'), 5_000)).toBeLessThan(3_000);
+    expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod1: 3, pod2: 3 }, failures: 0 });
+
+    // Read-only: every request the agent made was a GET (list or watch).
+    expect(api.requests.length).toBeGreaterThanOrEqual(6);
+    expect(api.requests.filter((request) => request.method !== 'GET')).toEqual([]);
+    expect(api.requests.filter((request) => request.watch).every((request) => request.query.allowWatchBookmarks === 'true')).toBe(true);
+  });
+
+  it('keeps forwarding while the API server is away, and converges when it is back', async () => {
+    runningAgent();
+    await api.stop();
+    // Several seconds, across full sync periods (3 s): the agent keeps what it programmed.
+    const until = Date.now() + 5_000;
+    while (Date.now() < until) {
+      expect(topology.request('10.96.0.10', 80, 4).failures).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(serving('10.96.0.10:80')).toEqual(['10.201.1.2:8080', '10.201.2.2:8080']);
+    runningAgent();
+
+    // Changed while it is away, and the history compacted: the agent must relist (410 Gone).
+    api.update('endpointslices', webSlice([0, 2]));
+    api.create('services', webService('10.96.0.11', 'api'));
+    api.create('endpointslices', webSlice([1], 'api'));
+    api.compact();
+    await api.start();
+    // After ~5 s of refused connections the informers' backoff (0.5 s doubling, jittered) can be
+    // up to 8 s: allow for it.
+    await waitFor('converged after the outage', () => serving('10.96.0.10:80').join() === '10.201.0.2:8080,10.201.2.2:8080' && serving('10.96.0.11:80').length === 1, 25_000);
+    expect(serving('10.96.0.11:80')).toEqual(['10.201.1.2:8080']);
+    expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod0: 3, pod2: 3 }, failures: 0 });
+    expect(topology.request('10.96.0.11', 80, 2)).toEqual({ answers: { pod1: 2 }, failures: 0 });
+    const lists = api.requests.filter((request) => !request.watch && request.path === '/apis/discovery.k8s.io/v1/endpointslices');
+    expect(lists.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops on SIGTERM with status 0 and leaves the kernel as programmed', async () => {
+    const running = runningAgent();
+    const before = topology.node.run('ipvsadm', ['-Sn']);
+    const exited = new Promise<number | null>((resolve) => running.once('exit', resolve));
+    running.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    agent = undefined;
+    expect(topology.node.run('ipvsadm', ['-Sn'])).toBe(before);
+    await waitFor('its watches closed', () => api.openWatches === 0, 2_000);
+  });
+});
