@@ -80,7 +80,7 @@ export class Proxier {
       this.cache = undefined;
       scope = EVERYTHING;
     }
-    const cache = (this.cache ??= FakeKernel.from(await kernel.observe(), settings.dummyInterface));
+    const cache = (this.cache ??= FakeKernel.adopt(await kernel.observe(), settings.dummyInterface));
     const desired = this.translator.desired;
     const plan = diff(
       desired,

@@ -11,7 +11,7 @@ import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../
 import { describeOperation } from '../netlink/ipvs/types.js';
 import { describeEntryOperation, type IpsetEntry } from '../netlink/ipset/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
-import type { KernelOperation, ObservedIpset, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
+import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
 
 export interface KernelOptions {
   readonly netns?: string;
@@ -32,7 +32,8 @@ export interface ApplyResult {
 
 /** What the reconciler needs of a kernel; the fake kernel of the unit tests implements it too. */
 export interface Kernel {
-  observe(): Promise<ObservedState>;
+  /** Everything kipvs reconciles, read afresh; the caller owns the result (FakeKernel.adopt). */
+  observe(): Promise<FreshObservedState>;
   apply(plan: Plan): Promise<ApplyResult>;
   close(): void;
 }
@@ -107,9 +108,9 @@ export class NetlinkKernel implements Kernel {
     this.conntrack.close();
   }
 
-  async observe(): Promise<ObservedState> {
+  async observe(): Promise<FreshObservedState> {
     const [table, link, ipsets] = await Promise.all([this.ipvs.snapshot({ withStats: false }), this.links.getLink(this.options.dummyInterface), this.observeIpsets()]);
-    const virtualServers = new Map<string, ObservedVirtualServer>();
+    const virtualServers: FreshObservedState['virtualServers'] = new Map();
     for (const { service, destinations } of table) {
       virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
     }
@@ -122,8 +123,8 @@ export class NetlinkKernel implements Kernel {
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ipsets };
   }
 
-  private async observeIpsets(): Promise<Map<string, ObservedIpset>> {
-    const result = new Map<string, ObservedIpset>();
+  private async observeIpsets(): Promise<FreshObservedState['ipsets']> {
+    const result: FreshObservedState['ipsets'] = new Map();
     for (const name of this.options.ipsetNames) {
       const set = await this.ipsets.listSet(name);
       if (!set) continue;

@@ -25,6 +25,13 @@ export interface ObservedState {
   readonly ipsets: ReadonlyMap<string, ObservedIpset>;
 }
 
+/** An observed state just read: its maps belong to whoever asked (the agent's cache takes them over). */
+export interface FreshObservedState extends ObservedState {
+  readonly virtualServers: Map<string, { service: IpvsService; readonly realServers: Map<string, IpvsDestination> }>;
+  readonly boundAddresses: Set<string>;
+  readonly ipsets: Map<string, { readonly spec: IpsetSetSpec; readonly entries: Map<string, IpsetEntry> }>;
+}
+
 export type KernelOperation =
   | { readonly kind: 'ensureDummyInterface'; readonly name: string }
   | { readonly kind: 'createIpset'; readonly name: string; readonly spec: IpsetSetSpec }

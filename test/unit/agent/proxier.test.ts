@@ -6,13 +6,13 @@ import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
-import type { ObservedState, Plan } from '../../../src/reconcile/state.js';
+import type { FreshObservedState, Plan } from '../../../src/reconcile/state.js';
 import type { ApplyResult } from '../../../src/kernel/netlink-kernel.js';
 
 class CountingKernel extends FakeKernel {
   observed = 0;
   refuseNext = false;
-  override async observe(): Promise<ObservedState> {
+  override async observe(): Promise<FreshObservedState> {
     this.observed++;
     return super.observe();
   }
