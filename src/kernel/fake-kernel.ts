@@ -4,12 +4,11 @@
 // an address on a missing interface (ENODEV) — so no unit test passes on a plan the kernel would
 // reject. Kernel tests confirm the real kernel behaves as this fake says.
 import { NetlinkRequestError } from '../netlink/errors.js';
-import type { IpvsDestination, IpvsOperation } from '../netlink/ipvs/types.js';
+import type { IpvsOperation } from '../netlink/ipvs/types.js';
 import { describeOperation } from '../netlink/ipvs/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../reconcile/state.js';
 import { describeKernelOperation, type ApplyResult, type Kernel, type OperationFailure } from './netlink-kernel.js';
-import type { IpsetEntry } from '../netlink/ipset/types.js';
 
 const KERNEL_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos']);
 const ERRNO = { EEXIST: 17, ESRCH: 3, ENOENT: 2, ENODEV: 19, EADDRNOTAVAIL: 99 } as const;

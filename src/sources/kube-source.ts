@@ -23,7 +23,6 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
-import type { EndpointSlice, Service } from '../model/kubernetes.js';
 import type { ClusterSink } from './cluster-store.js';
 import { toEndpointSlice, toNodeInfo, toService, type NodeInfo } from './kube-objects.js';
 import { loadKubeConfig } from './kube-config.js';

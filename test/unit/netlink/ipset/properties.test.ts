@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { formatIPv4, formatIPv6, type AddressFamily } from '../../../../src/ip.js';
-import { decodeAttributes, encodeAttributes, NLA_F_NESTED, NLA_F_NET_BYTEORDER } from '../../../../src/netlink/attributes.js';
+import { decodeAttributes, encodeAttributes, NLA_F_NESTED } from '../../../../src/netlink/attributes.js';
 import { NetlinkDecodeError } from '../../../../src/netlink/errors.js';
 import { decodeEntry, decodeIpsetMessage, decodeSetHeader, decodeSetListing, encodeEntry, nfgenHeader } from '../../../../src/netlink/ipset/codec.js';
 import { ipsetSetTypes, type IpNet, type IpsetEntry, type IpsetSetType } from '../../../../src/netlink/ipset/types.js';
