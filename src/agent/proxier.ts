@@ -102,6 +102,19 @@ export class Proxier {
 
   /** One sync; `full: false` trusts the cache of the kernel's state and compares only what changed. */
   async sync({ full = true }: { full?: boolean } = {}): Promise<SyncResult> {
+    try {
+      return await this.syncOnce(full);
+    } catch (error) {
+      // The changes this sync took are in the translator but maybe not in the kernel, and some of
+      // its plan may have landed: the next sync reads the kernel and compares everything. A throw
+      // inside translation may have left it half-updated: it starts afresh too.
+      this.cache = undefined;
+      this.translator.reset();
+      throw error;
+    }
+  }
+
+  private async syncOnce(full: boolean): Promise<SyncResult> {
     const started = performance.now();
     const { kernel, log, settings, ownership } = this.options;
     const { plan, desired, scope, changes } = await this.planSync(full);
@@ -112,13 +125,7 @@ export class Proxier {
     const added = plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'addService' ? [virtualServerKey(o.operation.service.key)] : []));
     const newlyOwned = added.filter((key) => !previous.owned.has(key));
     if (newlyOwned.length > 0) ownership.save({ owned: new Set([...previous.owned, ...newlyOwned]), draining: previous.draining });
-    let failures: SyncResult['failures'];
-    try {
-      ({ failures } = await kernel.apply(plan));
-    } catch (error) {
-      this.cache = undefined; // some of the plan may have landed: read the kernel next time
-      throw error;
-    }
+    const { failures } = await kernel.apply(plan);
     await this.updateCache(plan, failures.length);
     this.recordOwnership(plan, failures, desired, scope);
     for (const failure of failures) {

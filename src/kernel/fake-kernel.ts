@@ -133,7 +133,11 @@ export class FakeKernel implements Kernel {
         const exists = vs.realServers.has(key);
         if (operation.op === 'addDestination' && exists) return ERRNO.EEXIST;
         if (operation.op === 'editDestination' && !exists) return ERRNO.ENOENT;
-        vs.realServers.set(key, { activeConns: 0, inactiveConns: 0, persistConns: 0, ...vs.realServers.get(key), ...operation.destination });
+        // Counters are the kernel's: an add starts them at 0, an edit keeps them.
+        const { activeConns: _a, inactiveConns: _i, persistConns: _p, stats: _s, ...settable } = operation.destination;
+        const existing = vs.realServers.get(key);
+        const counters = existing ? { activeConns: existing.activeConns, inactiveConns: existing.inactiveConns, persistConns: existing.persistConns, stats: existing.stats } : { activeConns: 0, inactiveConns: 0, persistConns: 0 };
+        vs.realServers.set(key, { ...settable, ...counters });
         return undefined;
       }
       case 'deleteDestination': {

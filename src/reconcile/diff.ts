@@ -22,8 +22,8 @@ export interface DiffContext {
   readonly nodeAddresses?: ReadonlySet<string>;
   /**
    * The connection counts were read from the kernel for this diff (not a cache from the last full
-   * read): a removed real server with none is deleted at once, as kube-proxy does, rather than
-   * first set to weight 0.
+   * read): a removed real server with none is deleted at once, as kube-proxy does. Without fresh
+   * counts a removed real server only drains (weight 0) until a full read or its timeout.
    */
   readonly freshCounters?: boolean;
 }
@@ -87,9 +87,10 @@ function removeRealServer(
   const id = drainKey(key, realKey);
   const since = context.draining.get(id)?.since ?? context.now;
   const connections = (current.activeConns ?? 0) + (current.inactiveConns ?? 0);
-  // No connection left (active or TIME_WAIT), as kube-proxy's graceful termination; counts from the
-  // cache may be old, so there only a real server already at weight 0 (no new connections) counts.
-  const drained = connections === 0 && (current.weight === 0 || context.freshCounters === true);
+  // No connection left (active or TIME_WAIT), as kube-proxy's graceful termination. Only counts
+  // just read from the kernel say so: the cache's are from the last full read (or 0 for a real
+  // server added since), so between full reads a draining real server waits for the next one.
+  const drained = connections === 0 && context.freshCounters === true;
   if (drained || context.now - since >= context.gracefulTerminationMs) return deleteIt();
   if (current.weight !== 0) {
     plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: service.key, destination: { ...current, weight: 0 } } });

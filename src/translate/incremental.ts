@@ -176,6 +176,11 @@ export class IncrementalTranslator {
   /** Services translated by the last call (for tests and logs). */
   translatedLastTime = 0;
 
+  /** Forgets everything: the next update translates every Service again. */
+  reset(): void {
+    this.merged = undefined;
+  }
+
   /** The desired state as of the last update: live, changed in place by the next one. */
   get desired(): DesiredState {
     if (!this.merged) throw new Error('IncrementalTranslator: update() before reading the desired state');

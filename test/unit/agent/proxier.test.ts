@@ -101,4 +101,44 @@ describe('Proxier', () => {
     const full = await agent.sync({ full: true });
     expect(full.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['addService', 'addDestination']);
   });
+
+  it('keeps a draining real server with connections through later changes of its Service (a rolling update between full reads)', async () => {
+    const kernel = new CountingKernel();
+    const agent = proxier(kernel);
+    agent.setSnapshot(cluster(['10.244.0.1', '10.244.0.2', '10.244.0.3']));
+    await agent.sync();
+    // Connections arrive after the full read: the cache still says 0.
+    (kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.get('10.244.0.1:8080') as { activeConns: number }).activeConns = 5;
+    agent.setSnapshot(cluster(['10.244.0.2', '10.244.0.3']));
+    const drain = await agent.sync({ full: false });
+    expect(drain.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['editDestination']);
+    agent.setSnapshot(cluster(['10.244.0.3']));
+    const next = await agent.sync({ full: false });
+    expect(next.plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op}` : o.kind))).toEqual(['editDestination']);
+    expect(kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.has('10.244.0.1:8080')).toBe(true);
+    // A full read sees its connections: it stays; the idle one is deleted.
+    const full = await agent.sync({ full: true });
+    expect(full.plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op} ${'destination' in o.operation ? o.operation.destination.address : ''}` : o.kind))).toEqual([
+      'deleteDestination 10.244.0.2',
+    ]);
+  });
+
+  it('loses no change when a sync throws before applying: the next sync reads the kernel and compares everything', async () => {
+    const kernel = new CountingKernel();
+    const store = new ClusterStore();
+    let failSave = false;
+    const ownership = new MemoryOwnershipStore();
+    const flaky = { load: () => ownership.load(), save: (state: Parameters<MemoryOwnershipStore['save']>[0]) => (failSave ? (() => { throw new Error('EROFS'); })() : ownership.save(state)) };
+    const agent = new Proxier({ kernel, node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] }, settings: DEFAULT_SETTINGS, log: pino({ level: 'silent' }), ownership: flaky, cluster: store });
+    const snapshot = cluster(['10.244.0.1']);
+    store.replaceAll(snapshot.services, snapshot.endpointSlices);
+    await agent.sync();
+    const other = { metadata: { name: 'db', namespace: 'default' }, spec: { clusterIP: '10.96.0.20', ports: [{ port: 5432 }] } };
+    store.upsertService(other);
+    failSave = true;
+    await expect(agent.sync({ full: false })).rejects.toThrow('EROFS');
+    failSave = false;
+    await agent.sync({ full: false });
+    expect(kernel.virtualServers.has('TCP 10.96.0.20:5432')).toBe(true);
+  });
 });
