@@ -1,4 +1,5 @@
 // The IPVS client: one generic netlink socket per network namespace (moby/ipvs's Handle).
+import { closeSync, openSync, readSync } from 'node:fs';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
 import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
@@ -48,9 +49,27 @@ const DUMP_SOCKETS = 4;
  * What those sockets offer each receive. The kernel allocates each dump datagram at the size the
  * reader last offered (up to 32 KiB); the real servers of one service fit in a page, and 10,000
  * dumps of 32 KiB skbs (and as many 32 KiB receive buffers here) cost more than the listing
- * itself. 4 KiB is the floor: the kernel never makes a dump datagram smaller than about a page.
+ * itself. The floor is the kernel's NLMSG_GOODSIZE, about a page up to 8 KiB: 4 KiB on most
+ * machines, 8 KiB where pages are larger (arm64 and ppc64 with 64 KiB pages).
  */
-const DEST_DUMP_BUFFER_BYTES = 4096;
+const DEST_DUMP_BUFFER_BYTES = Math.min(8192, Math.max(4096, kernelPageSize()));
+
+/** The kernel's page size, from the first mapping in /proc/self/smaps; 4 KiB when unreadable. */
+function kernelPageSize(): number {
+  try {
+    const fd = openSync('/proc/self/smaps', 'r');
+    try {
+      const head = Buffer.alloc(4096);
+      const text = head.toString('latin1', 0, readSync(fd, head, 0, head.length, null));
+      const kib = /^KernelPageSize:\s+(\d+) kB$/m.exec(text)?.[1];
+      return kib ? Number(kib) * 1024 : 4096;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return 4096;
+  }
+}
 
 export class IpvsClient {
   private readonly dumpConnections: NetlinkConnection[] = [];
