@@ -12,7 +12,7 @@ export interface SyncObserver {
   /** A change arrived and a sync is due. */
   changeQueued?(at: number): void;
   synced?(result: SyncResult, cluster: ClusterStore): void;
-  syncFailed?(error: unknown): void;
+  syncFailed?(error: unknown, sync: { readonly full: boolean; readonly durationMs: number }): void;
 }
 
 export interface DaemonOptions {
@@ -49,19 +49,24 @@ export function startDaemon(options: DaemonOptions): Daemon {
     maxIntervalMs: syncPeriodMs,
     sync: async () => {
       const full = performance.now() - fullSyncAt >= syncPeriodMs;
-      const result = await proxier.sync({ full });
+      const started = performance.now();
+      let result: SyncResult;
+      try {
+        result = await proxier.sync({ full });
+      } catch (error) {
+        notify((observer) => observer.syncFailed?.(error, { full, durationMs: performance.now() - started }));
+        throw error;
+      }
       if (full) fullSyncAt = performance.now();
-      // The rules do not depend on Services: written at start and once a sync period, to repair drift.
+      notify((observer) => observer.synced?.(result, cluster));
+      // The rules do not depend on Services: written at start and once a sync period, to repair
+      // drift; until they are written once, at every sync.
       if (performance.now() - rulesAppliedAt >= syncPeriodMs) {
         await applyRules();
         rulesAppliedAt = performance.now();
       }
-      notify((observer) => observer.synced?.(result, cluster));
     },
-    onError: (error) => {
-      log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed');
-      notify((observer) => observer.syncFailed?.(error));
-    },
+    onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),
   });
   cluster.onChange(() => {
     notify((observer) => observer.changeQueued?.(Date.now()));

@@ -90,6 +90,11 @@ export function lastChangeTriggerTime(slice: EndpointSlice): number | undefined 
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+interface RecordedState {
+  readonly desired: DesiredState;
+  readonly draining: number;
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   private readonly families: readonly IpFamilyName[];
@@ -117,6 +122,7 @@ export class ProxyMetrics {
   private readonly translationProblems: Gauge;
   private readonly kernelOperations: Counter<'kind'>;
   private readonly kernelFailures: Counter<'kind' | 'errno'>;
+  private state: RecordedState | undefined;
 
   constructor(options: ProxyMetricsOptions = {}) {
     this.families = [...new Set((options.families ?? ['inet']).map(ipFamilyName))];
@@ -144,12 +150,44 @@ export class ProxyMetrics {
     this.healthzTotal = new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers });
     this.livezTotal = new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers });
 
-    this.virtualServers = new Gauge({ name: 'kipvs_virtual_servers', help: 'IPVS virtual servers kipvs wants, as of the last sync', registers });
-    this.realServers = new Gauge({ name: 'kipvs_real_servers', help: 'IPVS real servers kipvs wants across all virtual servers, as of the last sync', registers });
-    this.drainingRealServers = new Gauge({ name: 'kipvs_draining_real_servers', help: 'Removed real servers kept at weight 0 until their connections drain', registers });
-    this.ipsetEntries = new Gauge({ name: 'kipvs_ipset_entries', help: 'Entries kipvs wants in each kube-proxy ipset, as of the last sync', labelNames: ['set'], registers });
-    this.boundAddresses = new Gauge({ name: 'kipvs_bound_addresses', help: 'Service addresses kipvs wants bound to the dummy interface', registers });
-    this.translationProblems = new Gauge({ name: 'kipvs_translation_problems', help: 'Services and EndpointSlices (or parts of them) skipped as invalid at the last sync', registers });
+    // Counted from the live desired state when scraped, not at every sync: a sync's cost must not
+    // grow with the cluster, and a scrape every 15 s can afford a walk over 10,000 virtual servers.
+    const state = (): RecordedState | undefined => this.state;
+    const stateGauge = (name: string, help: string, value: (recorded: RecordedState) => number): Gauge =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const recorded = state();
+          if (recorded) this.set(value(recorded));
+        },
+      });
+    this.virtualServers = stateGauge('kipvs_virtual_servers', 'IPVS virtual servers kipvs wants, as of the last sync', ({ desired }) => desired.virtualServers.size);
+    this.realServers = stateGauge('kipvs_real_servers', 'IPVS real servers kipvs wants across all virtual servers, as of the last sync', ({ desired }) => {
+      let count = 0;
+      for (const virtualServer of desired.virtualServers.values()) count += virtualServer.realServers.size;
+      return count;
+    });
+    this.drainingRealServers = stateGauge('kipvs_draining_real_servers', 'Removed real servers kept at weight 0 until their connections drain', ({ draining }) => draining);
+    this.ipsetEntries = new Gauge({
+      name: 'kipvs_ipset_entries',
+      help: 'Entries kipvs wants in each kube-proxy ipset, as of the last sync',
+      labelNames: ['set'],
+      registers,
+      collect() {
+        const recorded = state();
+        if (!recorded) return;
+        this.reset();
+        for (const [name, set] of recorded.desired.ipsets) this.set({ set: name }, set.entries.size);
+      },
+    });
+    this.boundAddresses = stateGauge('kipvs_bound_addresses', 'Service addresses kipvs wants bound to the dummy interface', ({ desired }) => desired.boundAddresses.size);
+    this.translationProblems = stateGauge(
+      'kipvs_translation_problems',
+      'Services and EndpointSlices (or parts of them) skipped as invalid at the last sync',
+      ({ desired }) => desired.problems.length,
+    );
     this.kernelOperations = new Counter({ name: 'kipvs_kernel_operations_total', help: 'Kernel operations kipvs attempted, by kind', labelNames: ['kind'], registers });
     this.kernelFailures = new Counter({
       name: 'kipvs_kernel_operation_failures_total',
@@ -204,17 +242,11 @@ export class ProxyMetrics {
   }
 
   /** What kipvs wants in the kernel after a sync, and how many real servers are draining. */
+  /** The state the kipvs_* gauges report (the desired state is live: read when scraped). */
   recordState(desired: DesiredState, drainingRealServers: number): void {
-    this.virtualServers.set(desired.virtualServers.size);
-    let realServers = 0;
-    for (const virtualServer of desired.virtualServers.values()) realServers += virtualServer.realServers.size;
-    this.realServers.set(realServers);
-    this.drainingRealServers.set(drainingRealServers);
-    this.boundAddresses.set(desired.boundAddresses.size);
-    this.translationProblems.set(desired.problems.length);
-    this.ipsetEntries.reset();
-    for (const [name, set] of desired.ipsets) this.ipsetEntries.set({ set: name }, set.entries.size);
+    this.state = { desired, draining: drainingRealServers };
   }
+
 
   observeProgrammingLatency(seconds: number, family: AddressFamily = 'inet'): void {
     this.programmingLatency.observe({ ip_family: ipFamilyName(family) }, seconds);

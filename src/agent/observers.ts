@@ -18,7 +18,6 @@ export function healthObserver(health: ProxyHealth): SyncObserver {
 }
 
 export function metricsObserver(metrics: ProxyMetrics, cluster: ClusterStore): SyncObserver {
-  let startedAt = performance.now();
   let counted = { services: 0, endpointSlices: 0 };
   return {
     changeQueued: (at) => {
@@ -33,13 +32,16 @@ export function metricsObserver(metrics: ProxyMetrics, cluster: ClusterStore): S
       metrics.recordApply(result.plan.operations, result.failures);
       metrics.recordState(result.desired, result.plan.draining.size);
       metrics.observeProgrammedSlices(result.changes.endpointSlices);
-      startedAt = performance.now();
     },
-    syncFailed: () => metrics.recordSync({ full: true, durationSeconds: (performance.now() - startedAt) / 1000, succeeded: false }),
+    syncFailed: (_error, sync) => metrics.recordSync({ full: sync.full, durationSeconds: sync.durationMs / 1000, succeeded: false }),
   };
 }
 
-/** Health-check node ports, recomputed only for the Services a sync took in. */
+/**
+ * Health-check node ports, recomputed only for the Services a sync took in. The listeners are
+ * brought in line when a check changed, and also after a full sync or while one is missing: a
+ * port that could not be bound (kube-proxy still on it during a switch) is tried again.
+ */
 export function serviceHealthObserver(server: ServiceHealthServer, node: NodeFacts, log: Logger): SyncObserver {
   const checks = new Map<string, ServiceHealthCheck>();
   return {
@@ -53,7 +55,11 @@ export function serviceHealthObserver(server: ServiceHealthServer, node: NodeFac
         else checks.delete(id);
         changed ||= !sameCheck(before, check);
       }
-      if (changed) server.sync(new Map(checks)).catch((error: Error) => log.error({ err: error.message }, 'health check node ports'));
+      const missing = (): boolean => {
+        const listening = server.listening();
+        return [...checks.keys()].some((id) => !listening.has(id));
+      };
+      if (changed || result.full || missing()) server.sync(new Map(checks)).catch((error: Error) => log.error({ err: error.message }, 'health check node ports'));
     },
   };
 }

@@ -1,0 +1,56 @@
+import { createServer, type Server } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProxyHealth } from '../../../src/agent/health-server.js';
+import { ServiceHealthServer } from '../../../src/agent/service-health.js';
+import { serviceHealthObserver } from '../../../src/agent/observers.js';
+import type { SyncResult } from '../../../src/agent/proxier.js';
+import { ClusterStore } from '../../../src/sources/cluster-store.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Only what the observer reads of a sync. */
+const syncResult = (services: string[], full: boolean): SyncResult =>
+  ({ full, changes: { services: new Set(services), endpointSlices: [], serviceEvents: 0, endpointSliceEvents: 0 } }) as unknown as SyncResult;
+
+const waitFor = async (condition: () => boolean): Promise<void> => {
+  for (let i = 0; i < 100 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(condition()).toBe(true);
+};
+
+describe('serviceHealthObserver', () => {
+  let server: ServiceHealthServer | undefined;
+  let blocker: Server | undefined;
+  afterEach(async () => {
+    await server?.close();
+    if (blocker?.listening) await new Promise((resolve) => blocker!.close(resolve));
+  });
+
+  it('opens a health-check node port that was taken once it is free, at the next sync, even one that changed nothing', async () => {
+    const port = await freePort();
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker!.listen(port, '127.0.0.1', resolve));
+    const cluster = new ClusterStore();
+    cluster.upsertService({
+      metadata: { name: 'lb', namespace: 'shop' },
+      spec: { type: 'LoadBalancer', clusterIP: '10.96.0.5', externalTrafficPolicy: 'Local', healthCheckNodePort: port, ports: [{ port: 80, nodePort: 30080 }] },
+    });
+    server = new ServiceHealthServer({ addresses: ['127.0.0.1'], health: new ProxyHealth({ healthTimeoutMs: 60_000 }), log: pino({ level: 'silent' }) });
+    const observer = serviceHealthObserver(server, { name: 'node-a', addresses: ['127.0.0.1'], families: ['inet'] }, pino({ level: 'silent' }));
+
+    observer.synced!(syncResult(['shop/lb'], false), cluster);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.listening().has('shop/lb')).toBe(false);
+
+    await new Promise((resolve) => blocker!.close(resolve));
+    observer.synced!(syncResult([], false), cluster);
+    await waitFor(() => server!.listening().get('shop/lb') === port);
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(503); // no local endpoint
+  });
+});
