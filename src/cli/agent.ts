@@ -43,9 +43,20 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
   if (options.source && options.kubeconfig && command.getOptionValueSource('kubeconfig') === 'cli') {
     throw new KipvsError('KIPVS_USAGE', '--source and --kubeconfig: give one source of Services and EndpointSlices');
   }
+  const daemon = !options.once && !options.dryRun;
   const settings = settingsFrom(options);
+  const stopping = new AbortController();
+  const stop = (): void => {
+    log.info('stopping; the kernel state stays as programmed');
+    stopping.abort();
+  };
+  if (daemon) {
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  }
   const kernel = await NetlinkKernel.open({ netns: options.netns, dummyInterface: settings.dummyInterface, ipsetNames: allIpsetNames() });
   let source: ClusterSource | undefined;
+  let servers: Array<{ close(): Promise<void> }> = [];
   try {
     const node = await discoverNodeFacts({
       netns: options.netns,
@@ -55,7 +66,24 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     });
     const cluster = new ClusterStore();
     const health = new ProxyHealth({ healthTimeoutMs: 2 * options.ipvsSyncPeriod, families: node.families });
-    source = await startClusterSource({ file: options.source, kubeconfig: options.kubeconfig, nodeName: node.name, cluster, log, onNode: (info) => health.setNode(info) });
+    const metrics = new ProxyMetrics({ families: node.families, defaultMetrics: daemon });
+    // Served before the first list, as kube-proxy does: a pod restarting while the API server is
+    // away must not be killed by its liveness probe.
+    if (daemon) {
+      servers = [
+        keepServing(options.healthzBindAddress, 'healthz', () => startHealthServer(options.healthzBindAddress, health, metrics), log),
+        keepServing(options.metricsBindAddress, 'metrics', () => startMetricsServer(options.metricsBindAddress, metrics), log),
+      ];
+    }
+    source = await startClusterSource({
+      file: options.source,
+      kubeconfig: options.kubeconfig,
+      nodeName: node.name,
+      cluster,
+      log,
+      onNode: (info) => health.setNode(info),
+      signal: stopping.signal,
+    });
     log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source: options.source ?? options.kubeconfig ?? 'in-cluster', ...cluster.size }, 'starting');
     const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns), cluster });
     if (options.dryRun) {
@@ -65,8 +93,13 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     }
     const writeRules = await prepareNode({ options, settings, node, log });
     if (options.once) return await syncOnce(proxier, writeRules);
-    await runDaemon({ options, node, cluster, proxier, writeRules, health, log });
+    if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal });
+  } catch (error) {
+    // SIGTERM while waiting for the first list from the API server: a clean stop.
+    if (stopping.signal.aborted && (error as KipvsError).code === 'KIPVS_ABORTED') return;
+    throw error;
   } finally {
+    await Promise.all(servers.map((server) => server.close()));
     await source?.stop();
     kernel.close();
   }
@@ -90,33 +123,24 @@ interface DaemonContext {
   readonly proxier: Proxier;
   readonly writeRules: RulesWriter;
   readonly health: ProxyHealth;
+  readonly metrics: ProxyMetrics;
   readonly log: Logger;
+  readonly stopping: AbortSignal;
 }
 
-/** Until SIGTERM or SIGINT: syncs, health, metrics and health-check node ports. */
-async function runDaemon({ options, node, cluster, proxier, writeRules, health, log }: DaemonContext): Promise<void> {
-  const metrics = new ProxyMetrics({ families: node.families });
+/** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
+async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
-  const servers = [
-    keepServing(options.healthzBindAddress, 'healthz', () => startHealthServer(options.healthzBindAddress, health, metrics), log),
-    keepServing(options.metricsBindAddress, 'metrics', () => startMetricsServer(options.metricsBindAddress, metrics), log),
-  ];
   const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
   const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers });
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      log.info('stopping; the kernel state stays as programmed');
-      // A sync under way finishes first: closing its sockets mid-apply could leave a virtual
-      // server without its real servers.
-      void daemon.stop().then(resolve);
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
-  await Promise.all([...servers.map((server) => server.close()), serviceHealth.close()]);
+  await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
+  // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
+  // without its real servers.
+  await daemon.stop();
+  await serviceHealth.close();
 }
 
 /**

@@ -41,6 +41,8 @@ export interface KubeSourceOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Watch timeoutSeconds; by default random in [300, 600) as client-go's reflector does. */
   readonly watchTimeoutSeconds?: number;
+  /** A list page or watch request unanswered this long is given up and retried (default 60 s). */
+  readonly requestTimeoutMs?: number;
   /** Page size of lists (limit/continue), as client-go's 500. */
   readonly pageSize?: number;
   /** Aborting rejects a start() still waiting for the first lists, and stops the source. */
@@ -64,6 +66,19 @@ export interface KubeSourceStatus {
 }
 
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000 };
+/** A list page or a watch request unanswered this long is given up (client-node sets no timeout). */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/** Rejects when `promise` has not settled within `ms`; a late result is dropped. */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A watch open this long past its timeoutSeconds has a dead connection under it. */
 const WATCH_DEADLINE_GRACE_MS = 30_000;
 
@@ -112,6 +127,7 @@ interface ReflectorSettings {
   readonly log: Logger;
   readonly backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly watchTimeoutSeconds?: number;
+  readonly requestTimeoutMs: number;
   readonly pageSize: number;
   readonly onListed: () => void;
 }
@@ -138,23 +154,38 @@ class ReflectorWatch extends Watch {
     let ended = false;
     let controller: AbortController | undefined;
     let events = 0;
+    // client-node gives the request no timeout of its own: a watch whose answer never comes (a
+    // half-open connection) is given up after REQUEST_TIMEOUT_MS and the informer restarted.
+    let abandoned = false;
+    const unanswered = setTimeout(() => {
+      abandoned = true;
+      ended = true;
+      done(new Error(`no answer to the watch of ${reflector.resource} within ${reflector.requestTimeoutMs / 1000} s`));
+    }, reflector.requestTimeoutMs);
+    unanswered.unref();
     controller = await super.watch(
       path,
       { ...query, allowWatchBookmarks: true, timeoutSeconds },
       (phase, object, raw) => {
-        if (reflector.stopped) return;
+        if (reflector.stopped || abandoned) return;
         if (phase !== 'ERROR') events++;
         reflector.watchEvent();
         callback(phase, object, raw);
       },
       (error) => {
+        if (abandoned) return;
         ended = true;
         clearTimeout(deadline);
         if (controller) this.open.delete(controller);
         reflector.watchEnded(!error && events === 0);
         done(error);
       },
-    );
+    ).finally(() => clearTimeout(unanswered));
+    // Stopped (or given up) while the request was on its way: nobody will abort it later.
+    if (reflector.stopped || abandoned) {
+      controller.abort();
+      return controller;
+    }
     if (!ended) {
       this.open.add(controller);
       reflector.connectedNow();
@@ -229,6 +260,10 @@ class Reflector {
     this.watcher.abortAll();
   }
 
+  get requestTimeoutMs(): number {
+    return this.settings.requestTimeoutMs;
+  }
+
   timeoutSeconds(): number {
     return this.settings.watchTimeoutSeconds ?? Math.floor(300 * (1 + Math.random()));
   }
@@ -271,7 +306,7 @@ class Reflector {
     let resourceVersion: string | undefined;
     let continueToken: string | undefined;
     do {
-      page = await this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) });
+      page = await withTimeout(this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) }), this.settings.requestTimeoutMs, `list ${this.spec.resource}`);
       items.push(...page.items);
       resourceVersion ??= page.metadata?.resourceVersion;
       continueToken = page.metadata?._continue || undefined;
@@ -355,6 +390,7 @@ export class KubeSource {
       log,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       watchTimeoutSeconds: options.watchTimeoutSeconds,
+      requestTimeoutMs: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
       pageSize: options.pageSize ?? 500,
       onListed: () => markListed(resource),
     });

@@ -22,6 +22,8 @@ export interface SourceOptions {
   readonly log: Logger;
   /** This node's object, from the API server (deletion, taints: /healthz's nodeEligible). */
   readonly onNode?: (node: NodeEligibilityInput | undefined) => void;
+  /** Aborting stops waiting for the first lists (start() then rejects with KIPVS_ABORTED). */
+  readonly signal?: AbortSignal;
 }
 
 /** Resolves once the store holds a first complete view (a file read, or the first lists). */
@@ -48,11 +50,11 @@ function startFileSource(path: string, { cluster, log }: SourceOptions): Cluster
   return { stop: async () => stopWatching() };
 }
 
-async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode }: SourceOptions): Promise<ClusterSource> {
+async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, signal }: SourceOptions): Promise<ClusterSource> {
   if (kubeconfig === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
     throw new KipvsError('KIPVS_USAGE', 'no source: give --kubeconfig FILE, run in a pod (in-cluster config), or --source FILE|DIR');
   }
-  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
+  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
   return { stop: () => source.stop() };
 }
 

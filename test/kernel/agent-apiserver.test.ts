@@ -155,4 +155,27 @@ describe('kipvs agent with --kubeconfig', () => {
     expect(topology.node.run('ipvsadm', ['-Sn'])).toBe(before);
     await waitFor('its watches closed', () => api.openWatches === 0, 2_000);
   });
+
+  it('serves /livez while it waits for an API server that is away, and stops on SIGTERM before its first list', async () => {
+    await api.stop();
+    const healthz = '127.0.0.1:20266';
+    const waiting = spawn(
+      process.execPath,
+      [cli, 'agent', '--kubeconfig', api.writeKubeconfig(dir), '--netns', topology.node.name, '--hostname-override', 'node-a', '--healthz-bind-address', healthz, '--metrics-bind-address', ''],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let waitingLogs = '';
+    waiting.stderr!.on('data', (data: Buffer) => (waitingLogs += data.toString()));
+    const live = (): boolean => spawnSync('curl', ['-sf', '--max-time', '2', `http://${healthz}/livez`]).status === 0;
+    const started = Date.now();
+    while (!live()) {
+      if (Date.now() - started > 15_000) throw new Error(`no /livez while waiting for the API server:\n${waitingLogs}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(waitingLogs).toMatch(/list\/watch failed; keeping the last objects and retrying/);
+    const exited = new Promise<number | null>((resolve) => waiting.once('exit', resolve));
+    waiting.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await api.start();
+  });
 });

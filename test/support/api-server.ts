@@ -78,6 +78,9 @@ export class TestApiServer {
   expiredWatch: 'event' | 'status';
   /** Ends every watch right after its headers, without events (a misbehaving proxy). */
   closeWatchesAtOnce = false;
+  /** Never answers a watch request (no headers): a connection that died half-open. */
+  holdWatches = false;
+  private readonly held = new Set<ServerResponse>();
   private resourceVersion = 1000;
   private compactedAt = 0;
   private readonly objects = new Map<Resource, Map<string, ApiObject>>(Object.keys(RESOURCES).map((resource) => [resource as Resource, new Map()]));
@@ -181,6 +184,8 @@ export class TestApiServer {
   dropWatches(): void {
     for (const watcher of this.watchers) watcher.response.socket?.destroy();
     this.watchers.clear();
+    for (const response of this.held) response.socket?.destroy();
+    this.held.clear();
   }
 
   /** A BOOKMARK with the current resourceVersion to every watch (of one resource) that allowed bookmarks. */
@@ -190,6 +195,11 @@ export class TestApiServer {
 
   get openWatches(): number {
     return this.watchers.size;
+  }
+
+  /** Watch requests held without an answer (holdWatches) whose connection is still open. */
+  get heldWatches(): number {
+    return this.held.size;
   }
 
   /**
@@ -268,6 +278,12 @@ export class TestApiServer {
       if (this.expiredWatch === 'status') return this.reply(response, 410, expired);
       response.writeHead(200, { 'Content-Type': 'application/json' });
       return void response.end(`${JSON.stringify({ type: 'ERROR', object: expired })}\n`);
+    }
+    if (this.holdWatches) {
+      // Neither headers nor an error: a half-open connection, as far as the client can tell.
+      this.held.add(response);
+      response.on('close', () => this.held.delete(response));
+      return;
     }
     response.writeHead(200, { 'Content-Type': 'application/json' });
     if (this.closeWatchesAtOnce) return void response.end();

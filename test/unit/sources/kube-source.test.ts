@@ -315,6 +315,27 @@ describe('KubeSource against an API server', () => {
     await expect(KubeSource.start({ kubeconfig: plainHttp, nodeName: 'node-a', sink: store, log: logged.log })).rejects.toThrow(/plain HTTP, which needs insecure-skip-tls-verify: true/);
   });
 
+  it('stopped while its watches are being opened, it leaves none open (the process can exit)', async () => {
+    const started = await start();
+    await started.stop();
+    source = undefined;
+    const watchesSeen = () => server.requests.filter((request) => request.watch).length;
+    await waitFor('the watch requests arrived', () => watchesSeen() >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor('no watch left open', () => server.openWatches === 0);
+  });
+
+  it('gives up a watch request that is never answered, and watches again', async () => {
+    server.holdWatches = true;
+    const started = await start({ requestTimeoutMs: 300 });
+    await waitFor('held', () => server.heldWatches >= 3);
+    await waitFor('given up and retried', () => logged.records.some((record) => /no answer to the watch/.test(String(record.err))));
+    server.holdWatches = false;
+    server.create('services', service('late', '10.96.0.99'));
+    await waitFor('watching again', () => server.openWatches === 3 && started.status().connected);
+    await waitFor('the new Service arrives', () => store.service('default/late') !== undefined);
+  });
+
   it('an aborted start() rejects and stops asking', async () => {
     await server.stop();
     const controller = new AbortController();
