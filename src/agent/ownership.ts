@@ -9,6 +9,7 @@ import type { DrainingRealServer } from '../reconcile/state.js';
 import { netnsPath } from '../netlink/netns.js';
 
 export interface AgentState {
+  /** Never changed in place: a new set when a virtual server comes or goes. */
   readonly owned: ReadonlySet<string>;
   readonly draining: ReadonlyMap<string, DrainingRealServer>;
 }
@@ -23,6 +24,7 @@ export interface OwnershipStore {
 export class FileOwnershipStore implements OwnershipStore {
   private cached: AgentState | undefined;
   private lastSaved = '';
+  private ownedSerialised: { readonly set: ReadonlySet<string>; readonly json: string } | undefined;
 
   constructor(private readonly path: string) {}
 
@@ -50,8 +52,11 @@ export class FileOwnershipStore implements OwnershipStore {
   }
 
   save(state: AgentState): void {
+    // The owned set is the same object until a virtual server comes or goes: its 10,000 sorted
+    // keys are serialised again only then, not for every real server that starts draining.
+    if (state.owned !== this.ownedSerialised?.set) this.ownedSerialised = { set: state.owned, json: JSON.stringify([...state.owned].sort()) };
     this.cached = state;
-    const text = JSON.stringify({ owned: [...state.owned].sort(), draining: [...state.draining.values()] });
+    const text = `{"owned":${this.ownedSerialised.json},"draining":${JSON.stringify([...state.draining.values()])}}`;
     if (text === this.lastSaved) return;
     mkdirSync(dirname(this.path), { recursive: true });
     writeFileSync(`${this.path}.tmp`, text);
