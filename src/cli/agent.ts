@@ -105,11 +105,15 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
   }
 }
 
-/** --once: converge, write the rules, and fail unless a fresh read finds nothing left to do. */
+/**
+ * --once: converge, write the rules, and fail unless the kernel acknowledged every operation and
+ * nothing is left to do (against what was programmed: a second read of 10,000 virtual servers
+ * would only catch someone else changing them meanwhile).
+ */
 async function syncOnce(proxier: Proxier, writeRules: RulesWriter): Promise<void> {
   const result = await proxier.sync();
   await writeRules();
-  const { plan: remaining } = await proxier.plan();
+  const { plan: remaining } = await proxier.plan({ full: false });
   const leftover = remaining.operations.length;
   if (result.failures.length > 0 || leftover > 0) {
     throw new KipvsError('KIPVS_NOT_CONVERGED', `not converged: ${result.failures.length} operations failed, ${leftover} still to do`);
