@@ -10,6 +10,8 @@ export interface SyncRunnerOptions {
 
 export class SyncRunner {
   private timer: NodeJS.Timeout | undefined;
+  /** When the scheduled timer fires (performance.now() time). */
+  private dueAt = Infinity;
   private running = false;
   private pending = false;
   private lastStart = -Infinity;
@@ -25,8 +27,10 @@ export class SyncRunner {
       this.pending = true;
       return;
     }
-    const wait = Math.max(0, this.lastStart + this.options.minIntervalMs - performance.now());
-    this.schedule(wait);
+    const at = Math.max(performance.now(), this.lastStart + this.options.minIntervalMs);
+    // Already due by then: a stream of changes must not keep postponing the sync.
+    if (this.timer !== undefined && this.dueAt <= at) return;
+    this.schedule(at - performance.now());
   }
 
   start(): void {
@@ -42,7 +46,11 @@ export class SyncRunner {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => (this.inFlight = this.run()), delayMs);
+    this.dueAt = performance.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.inFlight = this.run();
+    }, delayMs);
   }
 
   private async run(): Promise<void> {
