@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FileSource, watchObjects, type FileSnapshot } from './file-source.js';
-import { KubeSource, type NodeInfo } from './kube-source.js';
+import type { NodeInfo } from './kube-source.js';
 import type { NodeEligibilityInput } from '../agent/health-server.js';
 
 export interface ClusterSource {
@@ -54,6 +54,8 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, sig
   if (kubeconfig === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
     throw new KipvsError('KIPVS_USAGE', 'no source: give --kubeconfig FILE, run in a pod (in-cluster config), or --source FILE|DIR');
   }
+  // Loaded only for the API source: client-node is most of the agent's start-up time.
+  const { KubeSource } = await import('./kube-source.js');
   const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
   return { stop: () => source.stop() };
 }
