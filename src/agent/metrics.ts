@@ -114,12 +114,6 @@ export class ProxyMetrics {
   private readonly serviceChangesTotal: Counter;
   private readonly healthzTotal: Counter<'code'>;
   private readonly livezTotal: Counter<'code'>;
-  private readonly virtualServers: Gauge;
-  private readonly realServers: Gauge;
-  private readonly drainingRealServers: Gauge;
-  private readonly ipsetEntries: Gauge<'set'>;
-  private readonly boundAddresses: Gauge;
-  private readonly translationProblems: Gauge;
   private readonly kernelOperations: Counter<'kind'>;
   private readonly kernelFailures: Counter<'kind' | 'errno'>;
   private state: RecordedState | undefined;
@@ -152,6 +146,7 @@ export class ProxyMetrics {
 
     // Counted from the live desired state when scraped, not at every sync: a sync's cost must not
     // grow with the cluster, and a scrape every 15 s can afford a walk over 10,000 virtual servers.
+    // The registry holds these gauges; nothing here needs to.
     const state = (): RecordedState | undefined => this.state;
     const stateGauge = (name: string, help: string, value: (recorded: RecordedState) => number): Gauge =>
       new Gauge({
@@ -163,14 +158,14 @@ export class ProxyMetrics {
           if (recorded) this.set(value(recorded));
         },
       });
-    this.virtualServers = stateGauge('kipvs_virtual_servers', 'IPVS virtual servers kipvs wants, as of the last sync', ({ desired }) => desired.virtualServers.size);
-    this.realServers = stateGauge('kipvs_real_servers', 'IPVS real servers kipvs wants across all virtual servers, as of the last sync', ({ desired }) => {
+    stateGauge('kipvs_virtual_servers', 'IPVS virtual servers kipvs wants, as of the last sync', ({ desired }) => desired.virtualServers.size);
+    stateGauge('kipvs_real_servers', 'IPVS real servers kipvs wants across all virtual servers, as of the last sync', ({ desired }) => {
       let count = 0;
       for (const virtualServer of desired.virtualServers.values()) count += virtualServer.realServers.size;
       return count;
     });
-    this.drainingRealServers = stateGauge('kipvs_draining_real_servers', 'Removed real servers kept at weight 0 until their connections drain', ({ draining }) => draining);
-    this.ipsetEntries = new Gauge({
+    stateGauge('kipvs_draining_real_servers', 'Removed real servers kept at weight 0 until their connections drain', ({ draining }) => draining);
+    new Gauge({
       name: 'kipvs_ipset_entries',
       help: 'Entries kipvs wants in each kube-proxy ipset, as of the last sync',
       labelNames: ['set'],
@@ -182,8 +177,8 @@ export class ProxyMetrics {
         for (const [name, set] of recorded.desired.ipsets) this.set({ set: name }, set.entries.size);
       },
     });
-    this.boundAddresses = stateGauge('kipvs_bound_addresses', 'Service addresses kipvs wants bound to the dummy interface', ({ desired }) => desired.boundAddresses.size);
-    this.translationProblems = stateGauge(
+    stateGauge('kipvs_bound_addresses', 'Service addresses kipvs wants bound to the dummy interface', ({ desired }) => desired.boundAddresses.size);
+    stateGauge(
       'kipvs_translation_problems',
       'Services and EndpointSlices (or parts of them) skipped as invalid at the last sync',
       ({ desired }) => desired.problems.length,
