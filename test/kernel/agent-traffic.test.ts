@@ -1,11 +1,12 @@
 // The proxy end to end: `kipvs agent` (the built CLI) programs a node namespace from Service and
 // EndpointSlice files; real TCP traffic from a client namespace reaches pods in namespaces.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopology, type Topology } from './helpers/topology.js';
+import { openHeld } from './helpers/held-connection.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const pods = [
@@ -105,12 +106,12 @@ describe('kipvs agent with real traffic', () => {
     agentOnce();
     // Hold two connections open: lc puts them on different backends; then, with pod0's closed,
     // every new connection goes to the now idle pod0 while pod1 still has one.
-    const held = await Promise.all([openHeld(topology), openHeld(topology)]);
+    const held = await Promise.all([openHeld(topology.client, '10.96.0.10', 80), openHeld(topology.client, '10.96.0.10', 80)]);
     expect(held.map((h) => h.backend).sort()).toEqual(['pod0', 'pod1']);
     const onPod0 = held.find((h) => h.backend === 'pod0')!;
     onPod0.close();
     await waitFor(() => /10\.201\.0\.2:8080\s+Masq\s+1\s+0\s/.test(ipvsadm('-Ln', '-t', '10.96.0.10:80')));
-    const next = await openHeld(topology);
+    const next = await openHeld(topology.client, '10.96.0.10', 80);
     expect(next.backend).toBe('pod0');
     next.close();
     held.find((h) => h.backend === 'pod1')!.close();
@@ -119,7 +120,7 @@ describe('kipvs agent with real traffic', () => {
   it('drains a removed endpoint: its established connection keeps working, new ones go elsewhere, and an agent restart changes nothing', async () => {
     writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2) }]);
     agentOnce();
-    const held = await openHeld(topology);
+    const held = await openHeld(topology.client, '10.96.0.10', 80);
     const victim = pods[Number(held.backend.slice(3))]!;
     writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2).filter((p) => p !== victim) }]);
     agentOnce();
@@ -132,53 +133,6 @@ describe('kipvs agent with real traffic', () => {
     held.close();
   });
 });
-
-interface HeldConnection {
-  readonly backend: string;
-  echo(text: string): Promise<string>;
-  close(): void;
-}
-
-/** A TCP connection from the client namespace, kept open (bounded: 20 s). */
-function openHeld(topology: Topology): Promise<HeldConnection> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', topology.client.name, process.execPath, join(import.meta.dirname, 'helpers', 'tcp-hold.mjs'), '10.96.0.10', '80'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  let waiting: ((line: string) => void) | undefined;
-  let buffered = '';
-  child.stdout!.on('data', (data: Buffer) => {
-    buffered += data.toString();
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (waiting) {
-        const resolve = waiting;
-        waiting = undefined;
-        resolve(line);
-      } else lines.push(line);
-    }
-  });
-  const nextLine = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const line = lines.shift();
-      if (line !== undefined) return resolve(line);
-      const timer = setTimeout(() => reject(new Error('no answer on the held connection within 10 s')), 10_000);
-      waiting = (l) => {
-        clearTimeout(timer);
-        resolve(l);
-      };
-    });
-  return nextLine().then((first) => ({
-    backend: first.split(' ')[0]!,
-    echo: async (text: string) => {
-      child.stdin!.write(`${text}\n`);
-      return nextLine();
-    },
-    close: () => child.kill(),
-  }));
-}
 
 async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
