@@ -2,16 +2,8 @@
 // since the agent last looked. Sources (the file source, the API server's informers) feed it
 // object by object; the agent translates only the Services it marks changed, so one endpoint
 // change costs the same with 100 Services or 10,000.
-import { SERVICE_NAME_LABEL, type ClusterSnapshot, type EndpointSlice, type Service } from '../model/kubernetes.js';
-import { identityOf } from '../translate/translation.js';
-
-/** `namespace/name` of the Service an EndpointSlice is labelled for; undefined without the label. */
-export function serviceIdOfSlice(slice: EndpointSlice): string | undefined {
-  const labels = (slice as { metadata?: { labels?: unknown } } | null)?.metadata?.labels;
-  const serviceName = typeof labels === 'object' && labels !== null ? (labels as Record<string, unknown>)[SERVICE_NAME_LABEL] : undefined;
-  if (typeof serviceName !== 'string' || serviceName === '') return undefined;
-  return `${identityOf(slice).namespace}/${serviceName}`;
-}
+import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
+import { identityOf, serviceIdOfSlice } from '../translate/translation.js';
 
 /** What sources call; the store and test doubles implement it. */
 export interface ClusterSink {

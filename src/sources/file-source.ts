@@ -170,11 +170,6 @@ export class FileSource {
   }
 }
 
-/** Reads every object once. Throws KipvsError when the path itself cannot be read. */
-export function readObjects(path: string): FileSnapshot {
-  return new FileSource(path).read();
-}
-
 /** Size and modification time of every file, to tell when a writer has finished. */
 function signature(path: string): string {
   try {

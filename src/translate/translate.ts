@@ -2,11 +2,11 @@
 // Service translated alone, then merged. Agents that track changes call translateService for the
 // Services that changed and mergeTranslations over all of them instead.
 import type { DesiredState, TranslationProblem } from '../model/desired.js';
-import { SERVICE_NAME_LABEL, type ClusterSnapshot, type EndpointSlice } from '../model/kubernetes.js';
+import type { ClusterSnapshot, EndpointSlice } from '../model/kubernetes.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { mergeTranslations } from './merge.js';
 import { translateService } from './service.js';
-import { emptyTranslation, identityOf, type ServiceTranslation } from './translation.js';
+import { emptyTranslation, identityOf, serviceIdOfSlice, type ServiceTranslation } from './translation.js';
 
 export { mergeTranslations, kubeIpsetSpec } from './merge.js';
 export { translateService } from './service.js';
@@ -19,10 +19,8 @@ export type { ServiceTranslation } from './translation.js';
 export function groupEndpointSlices(endpointSlices: readonly EndpointSlice[]): Map<string, EndpointSlice[]> {
   const groups = new Map<string, EndpointSlice[]>();
   for (const slice of endpointSlices) {
-    const labels = (slice as { metadata?: { labels?: unknown } } | null)?.metadata?.labels;
-    const serviceName = typeof labels === 'object' && labels !== null ? (labels as Record<string, unknown>)[SERVICE_NAME_LABEL] : undefined;
-    if (typeof serviceName !== 'string' || serviceName === '') continue;
-    const key = `${identityOf(slice).namespace}/${serviceName}`;
+    const key = serviceIdOfSlice(slice);
+    if (key === undefined) continue;
     const group = groups.get(key);
     if (group) group.push(slice);
     else groups.set(key, [slice]);

@@ -2,6 +2,7 @@
 // recompute alone when only that Service or its EndpointSlices changed.
 import type { DesiredVirtualServer, TranslationProblem } from '../model/desired.js';
 import type { IpsetEntriesBySet } from './ipset-entries.js';
+import { SERVICE_NAME_LABEL, type EndpointSlice } from '../model/kubernetes.js';
 
 export interface ServiceTranslation {
   /** `namespace/name`: the order in which merging settles conflicts between Services. */
@@ -41,3 +42,11 @@ export const emptyTranslation = (service: string, problems: readonly Translation
   ipsetEntries: new Map(),
   problems,
 });
+
+/** `namespace/name` of the Service an EndpointSlice is labelled for; undefined without the label. */
+export function serviceIdOfSlice(slice: EndpointSlice): string | undefined {
+  const labels = (slice as { metadata?: { labels?: unknown } } | null)?.metadata?.labels;
+  const serviceName = typeof labels === 'object' && labels !== null ? (labels as Record<string, unknown>)[SERVICE_NAME_LABEL] : undefined;
+  if (typeof serviceName !== 'string' || serviceName === '') return undefined;
+  return `${identityOf(slice).namespace}/${serviceName}`;
+}
