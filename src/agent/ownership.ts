@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import type { DrainingRealServer } from '../reconcile/state.js';
+import { drainKey, type DrainingRealServer } from '../reconcile/state.js';
 import { netnsPath } from '../netlink/netns.js';
 
 export interface AgentState {
@@ -43,7 +43,7 @@ export class FileOwnershipStore implements OwnershipStore {
       const draining = Array.isArray(parsed.draining) ? (parsed.draining as DrainingRealServer[]) : [];
       this.cached = {
         owned: new Set(owned),
-        draining: new Map(draining.filter((d) => typeof d?.virtualServer === 'string').map((d) => [`${d.virtualServer} -> ${d.realServer}`, d])),
+        draining: new Map(draining.filter((d) => typeof d?.virtualServer === 'string').map((d) => [drainKey(d.virtualServer, d.realServer), d])),
       };
     } catch {
       this.cached = EMPTY;
