@@ -4,7 +4,7 @@
 import { pino } from 'pino';
 import { Proxier } from '../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../src/agent/ownership.js';
-import { FakeKernel } from '../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../test/support/fake-kernel.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../src/model/kubernetes.js';

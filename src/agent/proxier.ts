@@ -9,7 +9,7 @@ import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
 import type { Plan } from '../reconcile/state.js';
 import type { OwnershipStore } from './ownership.js';
-import { FakeKernel } from '../kernel/fake-kernel.js';
+import { KernelMirror } from '../kernel/mirror.js';
 import type { ClusterChanges } from '../sources/cluster-store.js';
 
 export interface SyncResult {
@@ -55,7 +55,7 @@ export class Proxier {
    * failure. Syncs between full reads diff against it instead of dumping 10,000 virtual servers
    * again; a failure, or a full sync (every --ipvs-sync-period), reads the kernel afresh.
    */
-  private cache: FakeKernel | undefined;
+  private cache: KernelMirror | undefined;
   private readonly translator = new IncrementalTranslator();
   private readonly nodeAddresses: ReadonlySet<string>;
 
@@ -80,7 +80,7 @@ export class Proxier {
       this.cache = undefined;
       scope = EVERYTHING;
     }
-    const cache = (this.cache ??= FakeKernel.adopt(await kernel.observe(), settings.dummyInterface));
+    const cache = (this.cache ??= KernelMirror.adopt(await kernel.observe(), settings.dummyInterface));
     const desired = this.translator.desired;
     const plan = diff(
       desired,
@@ -126,7 +126,7 @@ export class Proxier {
     const newlyOwned = added.filter((key) => !previous.owned.has(key));
     if (newlyOwned.length > 0) ownership.save({ owned: new Set([...previous.owned, ...newlyOwned]), draining: previous.draining });
     const { failures } = await kernel.apply(plan);
-    await this.updateCache(plan, failures.length);
+    this.updateCache(plan, failures.length);
     this.recordOwnership(plan, failures, desired, scope);
     for (const failure of failures) {
       log.error({ operation: describeKernelOperation(failure.operation, settings.dummyInterface), err: failure.error.message }, 'kernel refused an operation');
@@ -174,11 +174,11 @@ export class Proxier {
     if (owned !== before.owned || drainingChanged) ownership.save({ owned, draining: plan.draining });
   }
 
-  private async updateCache(plan: Plan, failed: number): Promise<void> {
+  private updateCache(plan: Plan, failed: number): void {
     if (!this.cache) return;
-    const mirrored = failed === 0 ? await this.cache.apply(plan) : undefined;
+    const refused = failed === 0 ? this.cache.apply(plan) : undefined;
     // The cache cannot tell which half of a failed plan landed, nor disagree with the kernel.
-    if (!mirrored || mirrored.failures.length > 0) this.cache = undefined;
+    if (!refused || refused.length > 0) this.cache = undefined;
   }
 
   /** Logs each skipped object once, not at every sync. */

@@ -32,7 +32,7 @@ export interface ApplyResult {
 
 /** What the reconciler needs of a kernel; the fake kernel of the unit tests implements it too. */
 export interface Kernel {
-  /** Everything kipvs reconciles, read afresh; the caller owns the result (FakeKernel.adopt). */
+  /** Everything kipvs reconciles, read afresh; the caller owns the result (KernelMirror.adopt). */
   observe(): Promise<FreshObservedState>;
   apply(plan: Plan): Promise<ApplyResult>;
   close(): void;

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { Proxier } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
-import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
 import type { FreshObservedState, Plan } from '../../../src/reconcile/state.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { diff, type DiffContext } from '../../../src/reconcile/diff.js';
-import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
 import { batches, describeKernelOperation } from '../../../src/kernel/netlink-kernel.js';
 import { realServerKey, virtualServerKey, type DesiredState, type DesiredVirtualServer } from '../../../src/model/desired.js';
 import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { IncrementalTranslator } from '../../../src/translate/incremental.js';
 import { translate } from '../../../src/translate/translate.js';
 import { diff } from '../../../src/reconcile/diff.js';
-import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import type { DesiredState } from '../../../src/model/desired.js';

@@ -1,0 +1,46 @@
+// An in-memory kernel for unit tests of the reconciler and the agent: the production KernelMirror
+// behind the Kernel interface, so it refuses what the kernel refuses (a real server for a missing
+// virtual server, a duplicate, an unknown scheduler, an entry for a missing set, an address on a
+// missing interface) and no unit test passes on a plan the kernel would reject. The sandbox's
+// mirror contract test holds the mirror to the real kernel. Its maps are public for tests that
+// play an administrator changing the kernel behind the agent's back.
+import type { IpsetEntry, IpsetSetSpec } from '../../src/netlink/ipset/types.js';
+import type { IpvsDestination, IpvsService } from '../../src/netlink/ipvs/types.js';
+import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../../src/reconcile/state.js';
+import type { ApplyResult, Kernel, OperationFailure } from '../../src/kernel/netlink-kernel.js';
+import { KernelMirror } from '../../src/kernel/mirror.js';
+
+export class FakeKernel implements Kernel {
+  readonly virtualServers = new Map<string, { service: IpvsService; readonly realServers: Map<string, IpvsDestination> }>();
+  readonly boundAddresses = new Set<string>();
+  readonly ipsets = new Map<string, { readonly spec: IpsetSetSpec; readonly entries: Map<string, IpsetEntry> }>();
+  /** Every operation applied successfully, in order, for tests that count kernel work. */
+  readonly log: KernelOperation[] = [];
+  private readonly mirror: KernelMirror;
+
+  constructor(readonly dummyInterfaceName = 'kube-ipvs0') {
+    const state = { dummyInterfaceExists: false, virtualServers: this.virtualServers, boundAddresses: this.boundAddresses, ipsets: this.ipsets };
+    this.mirror = KernelMirror.adopt(state, dummyInterfaceName);
+  }
+
+  /** The state itself, not a copy. */
+  view(): ObservedState {
+    return this.mirror.view();
+  }
+
+  observe(): Promise<FreshObservedState> {
+    return Promise.resolve(this.mirror.copy());
+  }
+
+  apply(plan: Plan): Promise<ApplyResult> {
+    const failures: OperationFailure[] = [];
+    for (const operation of plan.operations) {
+      const error = this.mirror.applyOperation(operation);
+      if (error) failures.push({ operation, error });
+      else this.log.push(operation);
+    }
+    return Promise.resolve({ applied: plan.operations.length - failures.length, failures });
+  }
+
+  close(): void {}
+}
