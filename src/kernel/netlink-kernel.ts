@@ -7,9 +7,11 @@ import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
 import { describeUdpFlowDeletion, type UdpFlowTarget } from '../netlink/conntrack/types.js';
 import type { RequestOutcome } from '../netlink/connection.js';
-import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
-import { describeOperation } from '../netlink/ipvs/types.js';
-import { describeEntryOperation, type IpsetEntry } from '../netlink/ipset/types.js';
+import { constants } from 'node:os';
+import { KipvsError, NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
+import { LinkNotFoundError } from '../netlink/rtnl/types.js';
+import { describeOperation, type IpvsOperation } from '../netlink/ipvs/types.js';
+import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
 
@@ -139,35 +141,51 @@ export class NetlinkKernel implements Kernel {
    */
   async apply(plan: Plan): Promise<ApplyResult> {
     const operations = plan.operations;
-    const outcomes: RequestOutcome[] = new Array(operations.length);
+    const outcomes: Array<RequestOutcome | undefined> = new Array<RequestOutcome | undefined>(operations.length);
     for (const batch of batches(operations)) {
-      const results = await this.applyBatch(batch.map((index) => operations[index]!));
-      results.forEach((outcome, i) => (outcomes[batch[i]!] = outcome));
+      const results = await this.applyBatch(batch);
+      batch.indexes.forEach((planIndex, i) => {
+        outcomes[planIndex] = results[i];
+      });
     }
     const failures: OperationFailure[] = [];
-    outcomes.forEach((outcome, index) => {
-      if (!outcome.ok) failures.push({ operation: operations[index]!, error: outcome.error });
+    operations.forEach((operation, index) => {
+      const outcome = outcomes[index];
+      if (!outcome) throw new KipvsError('KIPVS_INTERNAL', `no outcome for ${describeKernelOperation(operation, this.options.dummyInterface)}`);
+      if (!outcome.ok) failures.push({ operation, error: outcome.error });
     });
     return { applied: operations.length - failures.length, failures };
   }
 
-  private async applyBatch(batch: readonly KernelOperation[]): Promise<RequestOutcome[]> {
-    const first = batch[0]!;
-    switch (first.kind) {
+  private async applyBatch(batch: Batch): Promise<RequestOutcome[]> {
+    switch (batch.kind) {
       case 'ipvs':
-        return this.ipvs.apply(batch.map((operation) => (operation as Extract<KernelOperation, { kind: 'ipvs' }>).operation));
+        return this.ipvs.apply(batch.operations);
       case 'bindAddress':
-        return this.links.addAddresses(this.options.dummyInterface, batch.map((operation) => (operation as { address: string }).address), { ignoreExisting: true });
       case 'unbindAddress':
-        return this.links.deleteAddresses(this.options.dummyInterface, batch.map((operation) => (operation as { address: string }).address), { ignoreMissing: true });
-      case 'addIpsetEntry':
-      case 'deleteIpsetEntry':
-        return this.applyIpsetEntries(batch as ReadonlyArray<Extract<KernelOperation, { kind: 'addIpsetEntry' | 'deleteIpsetEntry' }>>);
+        return this.changeAddresses(batch);
+      case 'ipsetEntries':
+        return this.applyIpsetEntries(batch.operations);
       case 'deleteUdpFlows':
-        return this.deleteUdpFlows(batch as readonly DeleteUdpFlows[]);
+        return this.deleteUdpFlows(batch.operations);
       case 'ensureDummyInterface':
       case 'createIpset':
-        return Promise.all(batch.map((operation) => this.runSingle(operation)));
+        return Promise.all(batch.operations.map((operation) => this.runSingle(operation)));
+    }
+  }
+
+  /** Addresses on the dummy interface; with no interface, each fails with ENODEV, as the kernel answers for one that vanished. */
+  private async changeAddresses(batch: AddressBatch): Promise<RequestOutcome[]> {
+    const link = this.options.dummyInterface;
+    try {
+      if (batch.kind === 'bindAddress') return await this.links.addAddresses(link, batch.addresses, { ignoreExisting: true });
+      return await this.links.deleteAddresses(link, batch.addresses, { ignoreMissing: true });
+    } catch (error) {
+      if (!(error instanceof LinkNotFoundError)) throw error;
+      return batch.addresses.map((address) => {
+        const operation = describeKernelOperation({ kind: batch.kind, address }, link);
+        return { ok: false, error: new NetlinkRequestError(operation, constants.errno.ENODEV, error.message) };
+      });
     }
   }
 
@@ -191,29 +209,24 @@ export class NetlinkKernel implements Kernel {
     return new NetlinkRequestError(describeKernelOperation(operation, this.options.dummyInterface), 22, (error as Error).message);
   }
 
-  /** Entries of several sets: one batched call per set, outcomes put back in plan order. */
-  private async applyIpsetEntries(batch: ReadonlyArray<Extract<KernelOperation, { kind: 'addIpsetEntry' | 'deleteIpsetEntry' }>>): Promise<RequestOutcome[]> {
-    const outcomes: RequestOutcome[] = new Array(batch.length);
-    const groups = new Map<string, { indexes: number[]; entries: IpsetEntry[] }>();
-    batch.forEach((operation, i) => {
-      const groupKey = `${operation.kind} ${operation.set}`;
-      const group = groups.get(groupKey) ?? { indexes: [], entries: [] };
-      group.indexes.push(i);
-      group.entries.push(operation.entry);
-      groups.set(groupKey, group);
-    });
-    for (const [groupKey, group] of groups) {
-      const [kind, set] = groupKey.split(' ') as [string, string];
-      const results = kind === 'addIpsetEntry' ? await this.ipsets.add(set, group.entries) : await this.ipsets.del(set, group.entries);
-      results.forEach((outcome, i) => (outcomes[group.indexes[i]!] = outcome));
+  /**
+   * Entries of several sets: one batched call per run of one set and one direction, so that the
+   * plan's order holds also for an entry added and then deleted.
+   */
+  private async applyIpsetEntries(batch: readonly IpsetEntryOperation[]): Promise<RequestOutcome[]> {
+    const outcomes: RequestOutcome[] = [];
+    for (const run of runsOf(batch, (a, b) => a.kind === b.kind && a.set === b.set)) {
+      const [{ kind, set }] = run;
+      const entries = run.map((operation) => operation.entry);
+      outcomes.push(...(kind === 'addIpsetEntry' ? await this.ipsets.add(set, entries) : await this.ipsets.del(set, entries)));
     }
     return outcomes;
   }
 
-  private async runSingle(operation: KernelOperation): Promise<RequestOutcome> {
+  private async runSingle(operation: OperationOf<'ensureDummyInterface' | 'createIpset'>): Promise<RequestOutcome> {
     try {
       if (operation.kind === 'ensureDummyInterface') await this.links.ensureDummy(operation.name);
-      else if (operation.kind === 'createIpset') await this.ipsets.create(operation.name, operation.spec);
+      else await this.ipsets.create(operation.name, operation.spec);
       return { ok: true };
     } catch (error) {
       return { ok: false, error: this.asRequestError(operation, error) };
@@ -221,33 +234,91 @@ export class NetlinkKernel implements Kernel {
   }
 }
 
-function batchFamily(operation: KernelOperation): string {
-  return operation.kind === 'addIpsetEntry' || operation.kind === 'deleteIpsetEntry' ? 'ipsetEntries' : operation.kind;
+type OperationOf<K extends KernelOperation['kind']> = Extract<KernelOperation, { kind: K }>;
+type IpsetEntryOperation = OperationOf<'addIpsetEntry' | 'deleteIpsetEntry'>;
+type AddressBatch = { readonly kind: 'bindAddress' | 'unbindAddress'; readonly indexes: number[]; readonly addresses: string[] };
+
+/** Operations that go to the kernel together, with their places in the plan (`indexes`, in the batch's order). */
+export type Batch =
+  | { readonly kind: 'ipvs'; readonly indexes: number[]; readonly operations: IpvsOperation[] }
+  | AddressBatch
+  | { readonly kind: 'ipsetEntries'; readonly indexes: number[]; readonly operations: IpsetEntryOperation[] }
+  | { readonly kind: 'deleteUdpFlows'; readonly indexes: number[]; readonly operations: DeleteUdpFlows[] }
+  | { readonly kind: 'ensureDummyInterface'; readonly indexes: number[]; readonly operations: Array<OperationOf<'ensureDummyInterface'>> }
+  | { readonly kind: 'createIpset'; readonly indexes: number[]; readonly operations: Array<OperationOf<'createIpset'>> };
+
+function emptyBatchFor(operation: KernelOperation): Batch {
+  switch (operation.kind) {
+    case 'bindAddress':
+    case 'unbindAddress':
+      return { kind: operation.kind, indexes: [], addresses: [] };
+    case 'addIpsetEntry':
+    case 'deleteIpsetEntry':
+      return { kind: 'ipsetEntries', indexes: [], operations: [] };
+    case 'ipvs':
+    case 'deleteUdpFlows':
+    case 'ensureDummyInterface':
+    case 'createIpset':
+      return { kind: operation.kind, indexes: [], operations: [] };
+  }
+}
+
+/** Adds the operation to the batch if it is of the batch's family; says whether it did. */
+function join(batch: Batch, index: number, operation: KernelOperation): boolean {
+  if (batch.kind === 'ipvs' && operation.kind === 'ipvs') batch.operations.push(operation.operation);
+  else if ((batch.kind === 'bindAddress' || batch.kind === 'unbindAddress') && (operation.kind === 'bindAddress' || operation.kind === 'unbindAddress')) {
+    if (batch.kind !== operation.kind) return false;
+    batch.addresses.push(operation.address);
+  } else if (batch.kind === 'ipsetEntries' && (operation.kind === 'addIpsetEntry' || operation.kind === 'deleteIpsetEntry')) batch.operations.push(operation);
+  else if (batch.kind === 'deleteUdpFlows' && operation.kind === 'deleteUdpFlows') batch.operations.push(operation);
+  else if (batch.kind === 'ensureDummyInterface' && operation.kind === 'ensureDummyInterface') batch.operations.push(operation);
+  else if (batch.kind === 'createIpset' && operation.kind === 'createIpset') batch.operations.push(operation);
+  else return false;
+  batch.indexes.push(index);
+  return true;
 }
 
 /**
- * The plan's operations as batches of indexes: runs of one family, in plan order. One exception: a
- * run of IPVS operations with UDP flow deletions among them (the diff puts each right after its
+ * The plan's operations as batches: runs of one family, in plan order. One exception: a run of
+ * IPVS operations with UDP flow deletions among them (the diff puts each right after its
  * deleteDestination) goes as two batches, its IPVS operations and then its flow deletions. A flow
  * deletion needs only its real server gone first, so moving it later is safe, and one read of the
  * conntrack table then serves every removed UDP real server instead of one read each.
  */
-export function batches(operations: readonly KernelOperation[]): number[][] {
-  const result: number[][] = [];
-  const ipvsOrFlows = (index: number): boolean => operations[index]!.kind === 'ipvs' || operations[index]!.kind === 'deleteUdpFlows';
-  let index = 0;
-  while (index < operations.length) {
-    const kind = batchFamily(operations[index]!);
-    const sameRun = ipvsOrFlows(index) ? ipvsOrFlows : (i: number): boolean => batchFamily(operations[i]!) === kind;
-    let end = index + 1;
-    while (end < operations.length && sameRun(end)) end++;
-    const run = Array.from({ length: end - index }, (_, i) => index + i);
-    const ipvs = run.filter((i) => operations[i]!.kind !== 'deleteUdpFlows');
-    const flows = run.filter((i) => operations[i]!.kind === 'deleteUdpFlows');
-    for (const batch of [ipvs, flows]) if (batch.length > 0) result.push(batch);
-    index = end;
-  }
+export function batches(operations: readonly KernelOperation[]): Batch[] {
+  const result: Batch[] = [];
+  let open: Batch | undefined;
+  let ipvs: Batch | undefined;
+  let flows: Batch | undefined;
+  const close = (): void => {
+    for (const batch of [open, ipvs, flows]) if (batch) result.push(batch);
+    open = ipvs = flows = undefined;
+  };
+  operations.forEach((operation, index) => {
+    if (operation.kind === 'ipvs' || operation.kind === 'deleteUdpFlows') {
+      if (open) close();
+      if (operation.kind === 'ipvs') join((ipvs ??= emptyBatchFor(operation)), index, operation);
+      else join((flows ??= emptyBatchFor(operation)), index, operation);
+      return;
+    }
+    if (open && join(open, index, operation)) return;
+    close();
+    open = emptyBatchFor(operation);
+    join(open, index, operation);
+  });
+  close();
   return result;
+}
+
+/** Consecutive items that belong together, in order. */
+function runsOf<T>(items: readonly T[], together: (a: T, b: T) => boolean): Array<[T, ...T[]]> {
+  const runs: Array<[T, ...T[]]> = [];
+  let current: [T, ...T[]] | undefined;
+  for (const item of items) {
+    if (current && together(current[0], item)) current.push(item);
+    else runs.push((current = [item]));
+  }
+  return runs;
 }
 
 export { ipsetEntryKey };

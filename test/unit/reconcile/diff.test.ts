@@ -239,19 +239,40 @@ describe('the kernel adapter batches a plan', () => {
       { kind: 'addIpsetEntry', set: 'S', entry: { ip: '10.96.0.10' } },
       { kind: 'unbindAddress', address: '10.96.0.12' },
     ];
-    expect(batches(operations)).toEqual([[0, 1], [2], [3], [4]]);
+    expect(batches(operations).map((batch) => batch.indexes)).toEqual([[0, 1], [2], [3], [4]]);
+  });
+
+  it('into typed batches: the addresses, IPVS operations and entries of each run, in plan order', () => {
+    const addService = { op: 'addService', service: service(dns) } as const;
+    const added = { kind: 'addIpsetEntry', set: 'S', entry: { ip: '10.96.0.10' } } as const;
+    const deleted = { kind: 'deleteIpsetEntry', set: 'S', entry: { ip: '10.96.0.9' } } as const;
+    const operations: KernelOperation[] = [
+      { kind: 'bindAddress', address: '10.96.0.10' },
+      { kind: 'unbindAddress', address: '10.96.0.9' },
+      { kind: 'ipvs', operation: addService },
+      added,
+      deleted,
+      flows('10.244.0.1'),
+    ];
+    expect(batches(operations)).toEqual([
+      { kind: 'bindAddress', indexes: [0], addresses: ['10.96.0.10'] },
+      { kind: 'unbindAddress', indexes: [1], addresses: ['10.96.0.9'] },
+      { kind: 'ipvs', indexes: [2], operations: [addService] },
+      { kind: 'ipsetEntries', indexes: [3, 4], operations: [added, deleted] },
+      { kind: 'deleteUdpFlows', indexes: [5], operations: [operations[5]] },
+    ]);
   });
 
   it('with the UDP flow deletions of a run of IPVS operations after them, all in one batch', () => {
     const operations = [deleteReal('10.244.0.1'), flows('10.244.0.1'), deleteReal('10.244.0.2'), flows('10.244.0.2'), { kind: 'ipvs', operation: { op: 'deleteService', key: key('10.96.0.1') } } as KernelOperation, { kind: 'unbindAddress', address: '10.96.0.1' } as KernelOperation];
-    expect(batches(operations)).toEqual([[0, 2, 4], [1, 3], [5]]);
+    expect(batches(operations).map((batch) => batch.indexes)).toEqual([[0, 2, 4], [1, 3], [5]]);
   });
 
   it('so that every flow deletion still runs after the deletion of its real server', async () => {
     const kernel = new FakeKernel();
     await converge(kernel, desired([virtualServer(dns, [real('10.244.0.1'), real('10.244.0.2'), real('10.244.0.3')])]));
     const plan = diff(desired([virtualServer(dns, [real('10.244.0.3')])]), await kernel.observe(), context());
-    const order = batches(plan.operations).flat();
+    const order = batches(plan.operations).flatMap((batch) => batch.indexes);
     plan.operations.forEach((operation, index) => {
       if (operation.kind !== 'deleteUdpFlows') return;
       const deletion = plan.operations.findIndex((o) => o.kind === 'ipvs' && o.operation.op === 'deleteDestination' && o.operation.destination.address === operation.endpoint.address);
