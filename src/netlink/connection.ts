@@ -10,7 +10,7 @@
 // The raw socket module alone: the package's index also loads generated nl80211 codecs (~0.5 MB).
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import type { MessageInfo } from 'netlink/dist/raw.js';
-import { errnoName, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
+import { DumpInterruptedError, errnoName, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
 import {
   encodeMessage,
   messageSpace,
@@ -362,7 +362,10 @@ export class NetlinkConnection {
   /**
    * A dump (NLM_F_DUMP): resolves with every message of the multi-part answer. Dumps on one socket
    * run one after another: the kernel refuses a second dump while one is running (EBUSY).
-   * When the kernel says the dump was interrupted by a change (NLM_F_DUMP_INTR), it is retried.
+   * When the kernel says the dump was interrupted by a change (NLM_F_DUMP_INTR), it is retried;
+   * after three interrupted attempts it fails with DumpInterruptedError: what an interrupted dump
+   * returns may be inconsistent (a change between two datagrams can hide an object or show it twice),
+   * and a caller that diffed against it would delete or recreate what exists.
    */
   dump(request: NetlinkRequest): Promise<NetlinkMessage[]> {
     const run = this.dumpQueue.then(() => this.dumpWithRetry(request, 3));
@@ -373,7 +376,8 @@ export class NetlinkConnection {
   private async dumpWithRetry(request: NetlinkRequest, attempts: number): Promise<NetlinkMessage[]> {
     for (let attempt = 1; ; attempt++) {
       const { messages, interrupted } = await this.dumpOnce(request);
-      if (!interrupted || attempt >= attempts) return messages;
+      if (!interrupted) return messages;
+      if (attempt >= attempts) throw new DumpInterruptedError(request.describe(), attempts);
     }
   }
 

@@ -65,6 +65,19 @@ export class NetlinkTransportError extends KipvsError {
   }
 }
 
+/**
+ * A dump the kernel interrupted (NLM_F_DUMP_INTR: the table changed while it was read) on every
+ * attempt: its answer may be inconsistent, so there is none. The caller treats the read as failed.
+ */
+export class DumpInterruptedError extends KipvsError {
+  constructor(
+    readonly operation: string,
+    readonly attempts: number,
+  ) {
+    super('KIPVS_NETLINK_DUMP_INTERRUPTED', `${operation}: the kernel interrupted the dump ${attempts} times in a row (NLM_F_DUMP_INTR), its answer may be inconsistent`);
+  }
+}
+
 /** A kernel facility kipvs needs is missing (IPVS module not loaded, ipset not built). */
 export class KernelUnsupportedError extends KipvsError {
   constructor(message: string) {

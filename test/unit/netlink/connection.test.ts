@@ -2,7 +2,8 @@
 // netlink controller (read-only, no privilege needed).
 import { describe, expect, it } from 'vitest';
 import { NETLINK_GENERIC, NetlinkConnection, type NetlinkRequest } from '../../../src/netlink/connection.js';
-import { NetlinkTransportError } from '../../../src/netlink/errors.js';
+import { DumpInterruptedError, NetlinkTransportError } from '../../../src/netlink/errors.js';
+import { NLM_F_DUMP_INTR } from '../../../src/netlink/message.js';
 import { encodeAttributes } from '../../../src/netlink/attributes.js';
 import { controllerAttributes, CTRL_CMD_GETFAMILY, genlHeader, GENL_ID_CTRL, resolveGenlFamily } from '../../../src/netlink/genl.js';
 
@@ -12,7 +13,60 @@ const askController = (name: string): NetlinkRequest => ({
   describe: () => `resolve ${name}`,
 });
 
+const listFamilies: NetlinkRequest = {
+  type: GENL_ID_CTRL,
+  payload: encodeAttributes(controllerAttributes, {}, genlHeader(CTRL_CMD_GETFAMILY, 1)),
+  describe: () => 'list generic netlink families',
+};
+
+/**
+ * Marks every message of the first `attempts` dumps (told apart by their sequence numbers) as
+ * interrupted, as the kernel does when the table changes while it is dumped.
+ */
+function interruptDumps(connection: NetlinkConnection, attempts: number): void {
+  const socket = (connection as unknown as { socket: { emit(event: string, ...args: unknown[]): boolean } }).socket;
+  const emit = socket.emit.bind(socket);
+  const seen = new Set<number>();
+  socket.emit = (event: string, ...args: unknown[]): boolean => {
+    const data = args[0];
+    if (event === 'message' && Buffer.isBuffer(data)) {
+      for (let offset = 0; offset + 16 <= data.length; offset += (data.readUInt32LE(offset) + 3) & ~3) {
+        seen.add(data.readUInt32LE(offset + 8));
+        if (seen.size <= attempts) data.writeUInt16LE(data.readUInt16LE(offset + 6) | NLM_F_DUMP_INTR, offset + 6);
+      }
+    }
+    return emit(event, ...args);
+  };
+}
+
 describe('NetlinkConnection', () => {
+  it('retries a dump the kernel interrupted, and returns the first complete one', async () => {
+    const connection = NetlinkConnection.open(NETLINK_GENERIC);
+    try {
+      const complete = await connection.dump(listFamilies);
+      interruptDumps(connection, 2);
+      const retried = await connection.dump(listFamilies);
+      expect(retried.map((message) => message.payload)).toEqual(complete.map((message) => message.payload));
+      expect(retried.every((message) => (message.flags & NLM_F_DUMP_INTR) === 0)).toBe(true);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('fails a dump interrupted three times in a row with a stable code instead of returning it', async () => {
+    const connection = NetlinkConnection.open(NETLINK_GENERIC);
+    try {
+      interruptDumps(connection, 3);
+      const failed = connection.dump(listFamilies);
+      await expect(failed).rejects.toBeInstanceOf(DumpInterruptedError);
+      await expect(failed).rejects.toMatchObject({ code: 'KIPVS_NETLINK_DUMP_INTERRUPTED', operation: 'list generic netlink families', attempts: 3 });
+      // The socket is still good: the next dump, not interrupted, succeeds.
+      expect((await connection.dump(listFamilies)).length).toBeGreaterThan(0);
+    } finally {
+      connection.close();
+    }
+  });
+
   it('sends thousands of requests in few datagrams and reports each failure on its own request', async () => {
     const connection = NetlinkConnection.open(NETLINK_GENERIC);
     try {
