@@ -8,12 +8,18 @@ import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
 import type { FreshObservedState, Plan } from '../../../src/reconcile/state.js';
 import type { ApplyResult } from '../../../src/kernel/netlink-kernel.js';
+import { DumpInterruptedError } from '../../../src/netlink/errors.js';
 
 class CountingKernel extends FakeKernel {
   observed = 0;
   refuseNext = false;
+  /** Thrown by the next observe(), as a read of the kernel that fails. */
+  failNextObserve: Error | undefined;
   override async observe(): Promise<FreshObservedState> {
     this.observed++;
+    const failure = this.failNextObserve;
+    this.failNextObserve = undefined;
+    if (failure) throw failure;
     return super.observe();
   }
   override async apply(plan: Plan): Promise<ApplyResult> {
@@ -121,6 +127,22 @@ describe('Proxier', () => {
     expect(full.plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op} ${'destination' in o.operation ? o.operation.destination.address : ''}` : o.kind))).toEqual([
       'deleteDestination 10.244.0.2',
     ]);
+  });
+
+  it('plans nothing from a kernel read that failed (a dump interrupted on every attempt), and reads afresh at the next sync', async () => {
+    const kernel = new CountingKernel();
+    const agent = proxier(kernel);
+    agent.setSnapshot(cluster(['10.244.0.1']));
+    await agent.sync();
+    const applied = kernel.log.length;
+    agent.setSnapshot(cluster(['10.244.0.1', '10.244.0.2']));
+    kernel.failNextObserve = new DumpInterruptedError('list addresses of kube-ipvs0', 3);
+    await expect(agent.sync()).rejects.toMatchObject({ code: 'KIPVS_NETLINK_DUMP_INTERRUPTED' });
+    expect(kernel.log.length).toBe(applied);
+    const next = await agent.sync({ full: false });
+    expect(next.full).toBe(true);
+    expect(kernel.observed).toBe(3);
+    expect(next.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['addDestination']);
   });
 
   it('loses no change when a sync throws before applying: the next sync reads the kernel and compares everything', async () => {
