@@ -170,8 +170,15 @@ export class NetlinkKernel implements Kernel {
         return this.deleteUdpFlows(batch.operations);
       case 'ensureDummyInterface':
       case 'createIpset':
-        return Promise.all(batch.operations.map((operation) => this.runSingle(operation)));
+        return this.runOneByOne(batch.operations);
     }
+  }
+
+  /** One after another, so that the plan's order holds (two creations of one set name, say). */
+  private async runOneByOne(operations: ReadonlyArray<OperationOf<'ensureDummyInterface' | 'createIpset'>>): Promise<RequestOutcome[]> {
+    const outcomes: RequestOutcome[] = [];
+    for (const operation of operations) outcomes.push(await this.runSingle(operation));
+    return outcomes;
   }
 
   /** Addresses on the dummy interface; with no interface, each fails with ENODEV, as the kernel answers for one that vanished. */
