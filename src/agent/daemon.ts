@@ -24,6 +24,8 @@ export interface DaemonOptions {
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
   readonly applyRules: () => Promise<void>;
   readonly observers?: readonly SyncObserver[];
+  /** Looks at the source again before each full sync, so a lost change event costs one period at most. */
+  readonly checkSource?: () => void;
 }
 
 export interface Daemon {
@@ -32,7 +34,7 @@ export interface Daemon {
 }
 
 export function startDaemon(options: DaemonOptions): Daemon {
-  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [] } = options;
+  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [], checkSource } = options;
   let rulesAppliedAt = -Infinity;
   let fullSyncAt = -Infinity;
   const notify = (call: (observer: SyncObserver) => void): void => {
@@ -49,6 +51,8 @@ export function startDaemon(options: DaemonOptions): Daemon {
     maxIntervalMs: syncPeriodMs,
     sync: async () => {
       const full = performance.now() - fullSyncAt >= syncPeriodMs;
+      // Synchronous: what it finds is in the store, and so in this very sync.
+      if (full) checkSource?.();
       const started = performance.now();
       let result: SyncResult;
       try {
