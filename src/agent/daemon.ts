@@ -49,8 +49,9 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const runner = new SyncRunner({
     minIntervalMs: options.minSyncPeriodMs,
     maxIntervalMs: syncPeriodMs,
-    sync: async () => {
-      const full = performance.now() - fullSyncAt >= syncPeriodMs;
+    sync: async ({ periodic }) => {
+      // A full sync also when the last periodic one failed before it could be full.
+      const full = periodic || performance.now() - fullSyncAt >= syncPeriodMs;
       // Synchronous: what it finds is in the store, and so in this very sync.
       if (full) checkSource?.();
       const started = performance.now();
@@ -61,7 +62,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
         notify((observer) => observer.syncFailed?.(error, { full, durationMs: performance.now() - started }));
         throw error;
       }
-      if (full) fullSyncAt = performance.now();
+      if (full) fullSyncAt = started;
       notify((observer) => observer.synced?.(result, cluster));
       // The rules do not depend on Services: written at start and once a sync period, to repair
       // drift; until they are written once, at every sync.
