@@ -81,20 +81,26 @@ export const MAX_DEPTH = 64;
  */
 export function exceedsLimits(value: unknown, budget: number, maxDepth: number = MAX_DEPTH): string | undefined {
   let spent = 0;
-  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+  // Two parallel stacks rather than one of {value, depth} objects: this walks every parsed node.
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const current = values.pop();
+    const depth = depths.pop() ?? 0;
     spent += 1;
-    const current = item.value;
     if (typeof current === 'string') spent += current.length;
     else if (typeof current === 'object' && current !== null) {
-      if (item.depth >= maxDepth) return `nested deeper than ${maxDepth} levels`;
-      const entries = Array.isArray(current) ? current : Object.entries(current);
-      for (const entry of entries) {
-        if (Array.isArray(current)) stack.push({ value: entry, depth: item.depth + 1 });
-        else {
-          const [key, child] = entry as [string, unknown];
+      if (depth >= maxDepth) return `nested deeper than ${maxDepth} levels`;
+      if (Array.isArray(current)) {
+        for (const child of current as unknown[]) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      } else {
+        for (const key in current) {
           spent += key.length;
-          stack.push({ value: child, depth: item.depth + 1 });
+          values.push((current as Record<string, unknown>)[key]);
+          depths.push(depth + 1);
         }
       }
     }
