@@ -24,6 +24,8 @@ export interface DaemonOptions {
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
   readonly applyRules: () => Promise<void>;
   readonly observers?: readonly SyncObserver[];
+  /** Looks at the source again before each full sync, so a lost change event costs one period at most. */
+  readonly checkSource?: () => void;
 }
 
 export interface Daemon {
@@ -32,7 +34,7 @@ export interface Daemon {
 }
 
 export function startDaemon(options: DaemonOptions): Daemon {
-  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [] } = options;
+  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [], checkSource } = options;
   let rulesAppliedAt = -Infinity;
   let fullSyncAt = -Infinity;
   const notify = (call: (observer: SyncObserver) => void): void => {
@@ -47,8 +49,11 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const runner = new SyncRunner({
     minIntervalMs: options.minSyncPeriodMs,
     maxIntervalMs: syncPeriodMs,
-    sync: async () => {
-      const full = performance.now() - fullSyncAt >= syncPeriodMs;
+    sync: async ({ periodic }) => {
+      // A full sync also when the last periodic one failed before it could be full.
+      const full = periodic || performance.now() - fullSyncAt >= syncPeriodMs;
+      // Synchronous: what it finds is in the store, and so in this very sync.
+      if (full) checkSource?.();
       const started = performance.now();
       let result: SyncResult;
       try {
@@ -57,7 +62,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
         notify((observer) => observer.syncFailed?.(error, { full, durationMs: performance.now() - started }));
         throw error;
       }
-      if (full) fullSyncAt = performance.now();
+      if (full) fullSyncAt = started;
       notify((observer) => observer.synced?.(result, cluster));
       // The rules do not depend on Services: written at start and once a sync period, to repair
       // drift; until they are written once, at every sync.

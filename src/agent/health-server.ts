@@ -38,6 +38,8 @@ export interface ProxyHealthStatus {
   readonly lastUpdated: number | undefined;
   readonly currentTime: number;
   readonly families: ReadonlyMap<IpFamilyName, ProxierHealth>;
+  /** Source inputs that cannot be read now (the last good objects are kept): in /healthz's body only. */
+  readonly sourceProblems?: readonly string[];
 }
 
 export interface ProxyHealthOptions {
@@ -59,6 +61,7 @@ export class ProxyHealth {
   private lastUpdated: number | undefined;
   private oldestPendingQueued: number | undefined;
   private eligible = true;
+  private sourceProblems: readonly string[] = [];
   private readonly clock: () => number;
   private readonly families: readonly IpFamilyName[];
 
@@ -93,6 +96,11 @@ export class ProxyHealth {
     this.eligible = !deleting && !(node.spec?.taints ?? []).some((taint) => taint.key === TO_BE_DELETED_TAINT);
   }
 
+  /** Inputs the source cannot read now; the proxy keeps serving its last good objects. */
+  setSourceProblems(problems: readonly string[]): void {
+    this.sourceProblems = problems;
+  }
+
   get nodeEligible(): boolean {
     return this.eligible;
   }
@@ -107,6 +115,7 @@ export class ProxyHealth {
       lastUpdated: this.lastUpdated,
       currentTime: now,
       families: new Map(this.families.map((family) => [family, proxier])),
+      ...(this.sourceProblems.length > 0 ? { sourceProblems: this.sourceProblems } : {}),
     };
   }
 }
@@ -133,6 +142,8 @@ export function healthBody(status: ProxyHealthStatus, withNode: boolean): { code
     ...(withNode ? { nodeEligible: status.nodeEligible } : {}),
     healthy: status.healthy,
     ...(status.families.size > 0 ? { status: families } : {}),
+    // Not in kube-proxy's body (it has no file source): present only while an input fails.
+    ...(status.sourceProblems && status.sourceProblems.length > 0 ? { sourceProblems: status.sourceProblems } : {}),
   };
   return { code: ok ? 200 : 503, body: JSON.stringify(body) };
 }

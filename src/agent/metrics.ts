@@ -116,6 +116,7 @@ export class ProxyMetrics {
   private readonly livezTotal: Counter<'code'>;
   private readonly kernelOperations: Counter<'kind'>;
   private readonly kernelFailures: Counter<'kind' | 'errno'>;
+  private readonly sourceFailing: Gauge;
   private state: RecordedState | undefined;
 
   constructor(options: ProxyMetricsOptions = {}) {
@@ -190,7 +191,17 @@ export class ProxyMetrics {
       labelNames: ['kind', 'errno'],
       registers,
     });
+    this.sourceFailing = new Gauge({
+      name: 'kipvs_source_failing_inputs',
+      help: 'Source files that cannot be read or parsed now; the objects they last had are kept',
+      registers,
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** How many source inputs fail now (0: all read). */
+  recordSourceFailing(count: number): void {
+    this.sourceFailing.set(count);
   }
 
   /** A sync was requested (kube-proxy sets this with QueuedUpdate). */

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { IncrementalTranslator, type ServiceObjects } from '../translate/incremental.js';
 import { diff } from '../reconcile/diff.js';
+import { withoutRemovalsOfUnknown } from '../reconcile/keep-unknown.js';
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
@@ -28,6 +29,8 @@ export interface SyncResult {
 export interface ClusterObjects extends ServiceObjects {
   /** What changed since the last call; the proxier calls it once per sync. */
   takeChanges(): ClusterChanges;
+  /** False: the source could not read all its input, so nothing it might define is removed. */
+  readonly complete?: boolean;
 }
 
 interface Planned {
@@ -82,7 +85,7 @@ export class Proxier {
     }
     const cache = (this.cache ??= KernelMirror.adopt(await kernel.observe(), settings.dummyInterface));
     const desired = this.translator.desired;
-    const plan = diff(
+    const diffed = diff(
       desired,
       cache.view(),
       {
@@ -97,6 +100,7 @@ export class Proxier {
       },
       scope,
     );
+    const plan = cluster.complete === false ? withoutRemovalsOfUnknown(diffed) : diffed;
     return { plan, desired, scope, changes: scope.all ? { ...changes, services: new Set(cluster.serviceIds()) } : changes };
   }
 
@@ -151,7 +155,8 @@ export class Proxier {
     const before = ownership.load();
     const stillThere = new Set(failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : [])));
     let owned: ReadonlySet<string> = before.owned;
-    if (scope.all) {
+    // While removals wait (an incomplete source), what is kept stays owned: counted as a partial plan.
+    if (scope.all && this.options.cluster.complete !== false) {
       const all = new Set([...desired.virtualServers.keys(), ...stillThere]);
       if (!sameKeys(all, before.owned)) owned = all;
     } else {

@@ -1,10 +1,13 @@
 // When to sync: soon after a change, but not more often than the minimum period (a burst of
 // changes becomes one sync), and at least every sync period (repairing drift). kube-proxy's
-// BoundedFrequencyRunner, without the burst tokens.
+// BoundedFrequencyRunner, without the burst tokens. The periodic sync keeps its own rhythm: syncs
+// for changes in between do not push it back (else a steady stream of changes would delay it
+// to nearly two periods).
 export interface SyncRunnerOptions {
   readonly minIntervalMs: number;
   readonly maxIntervalMs: number;
-  readonly sync: () => Promise<unknown>;
+  /** `periodic`: this is the sync due every maxIntervalMs (the first one too). */
+  readonly sync: (run: { readonly periodic: boolean }) => Promise<unknown>;
   readonly onError: (error: unknown) => void;
 }
 
@@ -15,6 +18,8 @@ export class SyncRunner {
   private running = false;
   private pending = false;
   private lastStart = -Infinity;
+  /** When the next periodic sync is due (performance.now() time). */
+  private periodicDueAt = -Infinity;
   private stopped = false;
   private inFlight: Promise<void> = Promise.resolve();
 
@@ -58,8 +63,10 @@ export class SyncRunner {
     this.running = true;
     this.pending = false;
     this.lastStart = performance.now();
+    const periodic = this.lastStart >= this.periodicDueAt;
+    if (periodic) this.periodicDueAt = this.lastStart + this.options.maxIntervalMs;
     try {
-      await this.options.sync();
+      await this.options.sync({ periodic });
     } catch (error) {
       this.options.onError(error);
     } finally {
@@ -67,6 +74,6 @@ export class SyncRunner {
     }
     if (this.stopped) return;
     if (this.pending) this.request();
-    else this.schedule(this.options.maxIntervalMs);
+    else this.schedule(Math.max(0, this.periodicDueAt - performance.now()));
   }
 }

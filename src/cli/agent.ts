@@ -83,6 +83,11 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       log,
       onNode: (info) => health.setNode(info),
       signal: stopping.signal,
+      minSyncPeriodMs: options.ipvsMinSyncPeriod,
+      onFailing: (failing) => {
+        health.setSourceProblems(failing.map((problem) => `${problem.file}: ${problem.reason}`));
+        metrics.recordSourceFailing(failing.length);
+      },
     });
     log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source: options.source ?? options.kubeconfig ?? 'in-cluster', ...cluster.size }, 'starting');
     const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns), cluster });
@@ -92,8 +97,8 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       return;
     }
     const writeRules = await prepareNode({ options, settings, node, log });
-    if (options.once) return await syncOnce(proxier, writeRules);
-    if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal });
+    if (options.once) return await syncOnce(proxier, writeRules, source);
+    if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal, source });
   } catch (error) {
     // SIGTERM while waiting for the first list from the API server: a clean stop.
     if (stopping.signal.aborted && (error as KipvsError).code === 'KIPVS_ABORTED') return;
@@ -108,11 +113,18 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
 /**
  * --once: converge, write the rules, and fail unless the kernel acknowledged every operation and
  * nothing is left to do (against what was programmed: a second read of 10,000 virtual servers
- * would only catch someone else changing them meanwhile).
+ * would only catch someone else changing them meanwhile). A source file that could not be used
+ * fails it too, after the good objects are programmed (and nothing it may define removed).
  */
-async function syncOnce(proxier: Proxier, writeRules: RulesWriter): Promise<void> {
+async function syncOnce(proxier: Proxier, writeRules: RulesWriter, source: ClusterSource): Promise<void> {
   const result = await proxier.sync();
   await writeRules();
+  const failing = source.failing();
+  const first = failing[0];
+  if (first) {
+    const more = failing.length > 1 ? ` (and ${String(failing.length - 1)} more)` : '';
+    throw new KipvsError('KIPVS_SOURCE', `source not fully read: ${first.file}: ${first.reason}${more}`);
+  }
   const { plan: remaining } = await proxier.plan({ full: false });
   const leftover = remaining.operations.length;
   if (result.failures.length > 0 || leftover > 0) {
@@ -130,16 +142,17 @@ interface DaemonContext {
   readonly metrics: ProxyMetrics;
   readonly log: Logger;
   readonly stopping: AbortSignal;
+  readonly source: ClusterSource;
 }
 
 /** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
-async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping }: DaemonContext): Promise<void> {
+async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping, source }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
   const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
-  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers });
+  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, checkSource: () => source.check() });
   await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
   // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
   // without its real servers.

@@ -41,6 +41,11 @@ export class ClusterStore implements ClusterSink {
   private notifying = false;
   /** Bumped on every change; a sync records the generation it saw (for health and metrics). */
   generation = 0;
+  /**
+   * False while the source holds input it could not read even once (a file broken since the
+   * agent started): the store may lack Services that are programmed, so a sync removes nothing.
+   */
+  complete = true;
 
   /** Called soon after changes, once per synchronous burst (the agent asks its runner for a sync). */
   onChange(listener: () => void): void {

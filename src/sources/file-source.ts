@@ -1,13 +1,17 @@
 // The embedded default source: Service and EndpointSlice objects from a YAML or JSON file, or a
 // directory of them, exactly as `kubectl get -o yaml` prints them (single objects, multi-document
 // YAML, or a List). Reloaded when the files change. A document that is not a Service or an
-// EndpointSlice, or is malformed, is reported and skipped; the others are kept.
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+// EndpointSlice, or is malformed, is reported and skipped; the others are kept. A file that cannot
+// be read or parsed keeps the objects it last had; one that never could makes the snapshot
+// incomplete (who knows what it defines), and the sync then removes nothing.
+import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
+import { expansionBudget, exceedsLimits, quoteInput, readRegularFile } from './file-read.js';
+import { excludingLabel, refusalOf, sliceNotice } from './object-checks.js';
 
 export interface SourceProblem {
   readonly file: string;
@@ -15,7 +19,12 @@ export interface SourceProblem {
 }
 
 export interface FileSnapshot extends ClusterSnapshot {
+  /** Objects skipped or noted, in the files parsed by this read (an unchanged file is not reported again). */
   readonly problems: readonly SourceProblem[];
+  /** Files that could not be read or parsed: the objects they last had are in the snapshot. */
+  readonly failing: readonly SourceProblem[];
+  /** False when a failing file never parsed: the objects it defines are unknown. */
+  readonly complete: boolean;
 }
 
 const OBJECT_FILES = new Set(['.yaml', '.yml', '.json']);
@@ -51,48 +60,58 @@ interface FileObjects {
   readonly endpointSlices: readonly EndpointSlice[];
 }
 
-function readText(file: string, problems: SourceProblem[]): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    problems.push({ file, reason: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
-    return undefined;
-  }
-}
+/** A file's documents, or why they cannot be used (the file then counts as failing). */
+type Parsed = { readonly documents: unknown[] } | { readonly failure: SourceProblem };
 
 /**
  * Every document of the file, or undefined (and a problem) when it does not parse. js-yaml rather
  * than the yaml package here: 20,000 kubectl-printed objects (30 MB) parse in 1 s instead of 14.
- * A .json file is one JSON document.
+ * js-yaml keeps an alias as a reference (no expansion while parsing); exceedsLimits() then
+ * refuses a document that aliases blow up before anything walks or prints it. A .json file is
+ * one JSON document.
  */
-function parseDocuments(file: string, text: string, problems: SourceProblem[]): unknown[] | undefined {
+function parseDocuments(file: string, text: string): Parsed {
+  // A file being rewritten in place (`> file`) is empty for a moment: that is not "no objects".
+  if (text.trim() === '') return { failure: { file, reason: 'empty (a writer midway?); write "---" or remove the file to define nothing' } };
+  let documents: unknown[];
   try {
-    return extname(file) === '.json' ? [JSON.parse(text)] : loadAll(text);
+    documents = extname(file) === '.json' ? [JSON.parse(text)] : loadAll(text);
   } catch (error) {
     const mark = (error as YAMLException).mark as { line?: number } | undefined;
     const where = mark?.line !== undefined ? `${file}:${mark.line + 1}` : file;
     const reason = error instanceof YAMLException ? error.reason : (error as Error).message;
-    problems.push({ file: where, reason: `not valid YAML/JSON: ${reason}` });
-    return undefined;
+    return { failure: { file: where, reason: `not valid YAML/JSON: ${quoteInput(reason, 200).slice(1, -1)}` } };
   }
+  const tooLarge = exceedsLimits(documents, expansionBudget(text.length));
+  return tooLarge === undefined ? { documents } : { failure: { file, reason: tooLarge } };
 }
 
-function parseFile(file: string, text: string, problems: SourceProblem[]): FileObjects | undefined {
-  const documents = parseDocuments(file, text, problems);
-  if (!documents) return undefined;
+function parseFile(file: string, documents: readonly unknown[], problems: SourceProblem[]): FileObjects {
   const services: Service[] = [];
   const endpointSlices: EndpointSlice[] = [];
   documents.forEach((document, index) => {
     const where = `${file}#${index + 1}`;
     for (const object of objectsOf(document)) {
-      const kind = (object as { kind?: unknown })?.kind;
+      const kind = (object as { kind?: unknown } | null)?.kind;
       if (kind !== 'Service' && kind !== 'EndpointSlice') {
-        problems.push({ file: where, reason: `ignored object of kind ${JSON.stringify(kind)}` });
-      } else if (!isNamed(object)) {
+        problems.push({ file: where, reason: `ignored object of kind ${quoteInput(kind)}` });
+        continue;
+      }
+      if (!isNamed(object)) {
         problems.push({ file: where, reason: `${kind} without metadata.name` });
-      } else if (kind === 'Service') {
-        services.push(object as unknown as Service);
-      } else {
+        continue;
+      }
+      const refusal = refusalOf(kind, object as unknown as Record<string, unknown>);
+      if (refusal !== undefined) {
+        problems.push({ file: where, reason: `${quoteInput(object.metadata.name)}: ${refusal}` });
+        continue;
+      }
+      // kube-proxy's label selector: what it never sees is not programmed here either.
+      if (excludingLabel(object) !== undefined) continue;
+      if (kind === 'Service') services.push(object as unknown as Service);
+      else {
+        const notice = sliceNotice(object as unknown as Record<string, unknown>);
+        if (notice !== undefined) problems.push({ file: where, reason: `${quoteInput(object.metadata.name)}: ${notice}` });
         endpointSlices.push(object as unknown as EndpointSlice);
       }
     }
@@ -126,13 +145,13 @@ function equalJson(a: unknown, b: unknown): boolean {
 }
 
 /**
- * A file or directory of objects, read again on demand. A file that does not parse (being
- * written, or broken) keeps the objects it last had, so a half-written file never removes
- * Services; a file seen for the first time broken contributes nothing.
+ * A file or directory of objects, read again on demand. A file that cannot be read or parsed
+ * (being written, or broken) keeps the objects it last had, so a half-written file never removes
+ * Services; a file seen for the first time broken contributes nothing and makes the snapshot
+ * incomplete.
  */
 export class FileSource {
   private readonly lastGood = new Map<string, FileObjects>();
-  /** The text each file had when it last parsed: an unchanged file keeps its objects, identity included. */
   /** A digest of each file's text when it last parsed (not the text: 30 MB for 10,000 Services). */
   private readonly lastDigest = new Map<string, string>();
 
@@ -141,22 +160,15 @@ export class FileSource {
   /** Throws KipvsError when the path itself cannot be read. */
   read(): FileSnapshot {
     const problems: SourceProblem[] = [];
+    const failing: SourceProblem[] = [];
     const services: Service[] = [];
     const endpointSlices: EndpointSlice[] = [];
     const seen = new Set<string>();
+    let complete = true;
     for (const file of filesOf(this.path)) {
       seen.add(file);
-      const text = readText(file, problems);
-      const digest = text === undefined ? undefined : createHash('sha256').update(text).digest('hex');
-      let objects = text === undefined ? undefined : digest === this.lastDigest.get(file) ? this.lastGood.get(file) : parseFile(file, text, problems);
-      if (objects && objects !== this.lastGood.get(file)) objects = keepUnchanged(this.lastGood.get(file), objects);
-      if (objects && text !== undefined) {
-        this.lastGood.set(file, objects);
-        this.lastDigest.set(file, digest!);
-      } else {
-        objects = this.lastGood.get(file);
-        if (objects) problems.push({ file, reason: 'kept the objects it last had' });
-      }
+      const objects = this.readFile(file, problems, failing);
+      if (!objects) complete = false;
       services.push(...(objects?.services ?? []));
       endpointSlices.push(...(objects?.endpointSlices ?? []));
     }
@@ -166,7 +178,30 @@ export class FileSource {
         this.lastDigest.delete(file);
       }
     }
-    return { services, endpointSlices, problems };
+    return { services, endpointSlices, problems, failing, complete };
+  }
+
+  /** The file's objects now, or the last good ones when it fails (undefined: it never parsed). */
+  private readFile(file: string, problems: SourceProblem[], failing: SourceProblem[]): FileObjects | undefined {
+    const read = readRegularFile(file);
+    const kept = this.lastGood.get(file);
+    if ('refused' in read) return this.failed({ file, reason: read.refused }, kept, problems, failing);
+    const digest = createHash('sha256').update(read.text).digest('hex');
+    if (kept && digest === this.lastDigest.get(file)) return kept;
+    const parsed = parseDocuments(file, read.text);
+    if ('failure' in parsed) return this.failed(parsed.failure, kept, problems, failing);
+    const objects = keepUnchanged(kept, parseFile(file, parsed.documents, problems));
+    this.lastGood.set(file, objects);
+    this.lastDigest.set(file, digest);
+    return objects;
+  }
+
+  private failed(failure: SourceProblem, kept: FileObjects | undefined, problems: SourceProblem[], failing: SourceProblem[]): FileObjects | undefined {
+    problems.push(failure);
+    if (kept) problems.push({ file: failure.file, reason: 'kept the objects it last had' });
+    const outcome = kept ? 'kept the objects it last had' : 'its objects are unknown, so no Service is removed';
+    failing.push({ file: failure.file, reason: `${failure.reason}; ${outcome}` });
+    return kept;
   }
 }
 
@@ -186,26 +221,35 @@ function signature(path: string): string {
 
 /**
  * Calls `onChange` when files under `path` change and then stay unchanged for `settleMs` (a
- * writer such as `kubectl get -o yaml > file` first truncates, then writes). Any event in the
- * watched directory counts: a ConfigMap volume swaps a `..data` symlink and never names the file.
- * Returns a stop function.
+ * writer such as `kubectl get -o yaml > file` first truncates, then writes), and at the latest
+ * `maxWaitMs` after the first change of a burst: a file rewritten without pause must still be
+ * read (a broken read keeps the last good objects). Any event in the watched directory counts:
+ * a ConfigMap volume swaps a `..data` symlink and never names the file. Returns a stop function.
  */
-export function watchObjects(path: string, onChange: () => void, settleMs = 200): () => void {
+export function watchObjects(path: string, onChange: () => void, settleMs = 200, maxWaitMs = 1000): () => void {
   let timer: NodeJS.Timeout | undefined;
+  let burstStartedAt: number | undefined;
   let pending = signature(path);
-  const check = (): void => {
+  const arm = (startedAt: number): void => {
+    const left = startedAt + maxWaitMs - performance.now();
+    timer = setTimeout(() => check(startedAt), Math.max(0, Math.min(settleMs, left)));
+  };
+  const check = (startedAt: number): void => {
+    timer = undefined;
     const now = signature(path);
-    if (now !== pending) {
+    if (now !== pending && performance.now() - startedAt < maxWaitMs) {
       pending = now;
-      timer = setTimeout(check, settleMs);
+      arm(startedAt);
       return;
     }
+    burstStartedAt = undefined;
     onChange();
   };
   const trigger = (): void => {
+    burstStartedAt ??= performance.now();
     clearTimeout(timer);
     pending = signature(path);
-    timer = setTimeout(check, settleMs);
+    arm(burstStartedAt);
   };
   const isDirectory = statSync(path).isDirectory();
   const watcher: FSWatcher = watch(isDirectory ? path : dirname(path), { persistent: false }, trigger);

@@ -24,8 +24,10 @@ import {
 import type { Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterSink } from './cluster-store.js';
+import type { EndpointSlice } from '../model/kubernetes.js';
 import { toEndpointSlice, toNodeInfo, toService, type NodeInfo } from './kube-objects.js';
 import { loadKubeConfig } from './kube-config.js';
+import { PROXY_LABEL_SELECTOR, sliceNotice } from './object-checks.js';
 
 export { toEndpointSlice, toNodeInfo, toService, type NodeInfo, loadKubeConfig };
 
@@ -118,6 +120,7 @@ interface ReflectorSpec {
   readonly resource: string;
   readonly path: string;
   readonly fieldSelector?: string;
+  readonly labelSelector?: string;
   list(page: { _continue?: string; limit: number }): Promise<KubernetesListObject<KubernetesObject>>;
   upsert(object: KubernetesObject): void;
   remove(object: KubernetesObject): void;
@@ -213,6 +216,7 @@ class Reflector {
   /** Watches in a row that the server ended normally before any event. */
   private emptyWatches = 0;
   private retry: NodeJS.Timeout | undefined;
+  private startedAt = 0;
   private readonly watcher: ReflectorWatch;
   private readonly informer: ListWatch<KubernetesObject>;
 
@@ -222,7 +226,7 @@ class Reflector {
     private readonly settings: ReflectorSettings,
   ) {
     this.watcher = new ReflectorWatch(config, this);
-    this.informer = new ListWatch(spec.path, this.watcher, () => this.listAll(), false, undefined, spec.fieldSelector);
+    this.informer = new ListWatch(spec.path, this.watcher, () => this.listAll(), false, spec.labelSelector, spec.fieldSelector);
     // ListWatch calls these from inside Watch's line handler, which swallows exceptions as JSON
     // parse errors: report them here instead.
     const guarded =
@@ -250,7 +254,22 @@ class Reflector {
   }
 
   start(): void {
+    this.startedAt = performance.now();
     this.informer.start().catch((error: unknown) => this.failed(error));
+  }
+
+  /**
+   * Each full sync: an informer that is neither connected nor waiting to retry, long after it
+   * last started, lost its error somewhere; it is restarted rather than left silent for good.
+   */
+  check(): void {
+    if (this.stopped || this.connected || this.retry !== undefined) return;
+    if (performance.now() - this.startedAt < this.settings.requestTimeoutMs) return;
+    this.settings.log.warn({ resource: this.spec.resource }, 'informer neither connected nor retrying; restarting it');
+    this.watcher.abortAll();
+    void this.informer.stop().then(() => {
+      if (!this.stopped) this.start();
+    });
   }
 
   stop(): void {
@@ -363,6 +382,29 @@ class Converted<T extends { metadata: { resourceVersion?: string } }> {
   }
 }
 
+/** Logs what kube-proxy ignores in a slice (FQDN, no ports) once per slice and reason, not at every update. */
+class SliceNotices {
+  private readonly reported = new Map<string, string>();
+
+  constructor(private readonly log: Logger) {}
+
+  forget(slice: EndpointSlice): void {
+    this.reported.delete(`${slice.metadata.namespace ?? ''}/${slice.metadata.name}`);
+  }
+
+  report(slice: EndpointSlice): void {
+    const id = `${slice.metadata.namespace ?? ''}/${slice.metadata.name}`;
+    const notice = sliceNotice(slice as unknown as Record<string, unknown>);
+    if (notice === undefined) {
+      this.reported.delete(id);
+      return;
+    }
+    if (this.reported.get(id) === notice) return;
+    this.reported.set(id, notice);
+    this.log.info({ object: id, reason: notice }, 'no endpoints');
+  }
+}
+
 function idOf(object: KubernetesObject): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
@@ -378,6 +420,7 @@ export class KubeSource {
     const services = new Converted(toService);
     const slices = new Converted(toEndpointSlice);
     const { sink, log } = options;
+    const notices = new SliceNotices(log);
     let markListed!: (resource: string) => void;
     this.synced = new Promise<void>((resolve) => {
       const listed = new Set<string>();
@@ -399,16 +442,28 @@ export class KubeSource {
       {
         resource: 'services',
         path: '/api/v1/services',
-        list: (page) => core.listServiceForAllNamespaces(page),
+        // kube-proxy's selector: the server leaves out what is not ours, and sends a Service that
+        // gains one of the labels as DELETED (it left the selection).
+        labelSelector: PROXY_LABEL_SELECTOR,
+        list: (page) => core.listServiceForAllNamespaces({ ...page, labelSelector: PROXY_LABEL_SELECTOR }),
         upsert: (object) => sink.upsertService(services.upsert(object)),
         remove: (object) => sink.deleteService(services.remove(object)),
       },
       {
         resource: 'endpointslices',
         path: '/apis/discovery.k8s.io/v1/endpointslices',
-        list: (page) => discovery.listEndpointSliceForAllNamespaces(page),
-        upsert: (object) => sink.upsertEndpointSlice(slices.upsert(object)),
-        remove: (object) => sink.deleteEndpointSlice(slices.remove(object)),
+        labelSelector: PROXY_LABEL_SELECTOR,
+        list: (page) => discovery.listEndpointSliceForAllNamespaces({ ...page, labelSelector: PROXY_LABEL_SELECTOR }),
+        upsert: (object) => {
+          const slice = slices.upsert(object);
+          notices.report(slice);
+          sink.upsertEndpointSlice(slice);
+        },
+        remove: (object) => {
+          const slice = slices.remove(object);
+          notices.forget(slice);
+          sink.deleteEndpointSlice(slice);
+        },
       },
       {
         resource: 'nodes',
@@ -460,6 +515,11 @@ export class KubeSource {
       ...(lastEvents.length > 0 ? { lastEventAt: Math.max(...lastEvents) } : {}),
       resourceVersions: Object.fromEntries(this.reflectors.map((reflector) => [reflector.resource, reflector.resourceVersion()])),
     };
+  }
+
+  /** Restarts informers that stopped without retrying (called at each full sync). */
+  check(): void {
+    for (const reflector of this.reflectors) reflector.check();
   }
 
   async stop(): Promise<void> {

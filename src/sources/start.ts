@@ -4,13 +4,22 @@
 import type { Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterStore } from './cluster-store.js';
-import { FileSource, watchObjects, type FileSnapshot } from './file-source.js';
+import { FileSource, watchObjects, type FileSnapshot, type SourceProblem } from './file-source.js';
 import type { NodeInfo } from './kube-source.js';
 import type { NodeEligibilityInput } from '../agent/health-server.js';
 
 export interface ClusterSource {
   stop(): Promise<void>;
+  /**
+   * Looks at the input again, whatever events said (each full sync calls it): a lost file event
+   * is applied within one sync period; an API source restarts an informer that stopped retrying.
+   */
+  check(): void;
+  /** What cannot be read now, with the last good objects kept in its place; empty when all is well. */
+  failing(): readonly SourceProblem[];
 }
+
+export type { SourceProblem };
 
 export interface SourceOptions {
   /** --source: a file or directory of objects. */
@@ -24,6 +33,10 @@ export interface SourceOptions {
   readonly onNode?: (node: NodeEligibilityInput | undefined) => void;
   /** Aborting stops waiting for the first lists (start() then rejects with KIPVS_ABORTED). */
   readonly signal?: AbortSignal;
+  /** --ipvs-min-sync-period: files changing without pause are read at least this often. */
+  readonly minSyncPeriodMs?: number;
+  /** Told each time the set of failing inputs changes (health, metrics). */
+  readonly onFailing?: (failing: readonly SourceProblem[]) => void;
 }
 
 /** Resolves once the store holds a first complete view (a file read, or the first lists). */
@@ -31,24 +44,36 @@ export async function startClusterSource(options: SourceOptions): Promise<Cluste
   return options.file !== undefined ? startFileSource(options.file, options) : startKubeSource(options);
 }
 
-function startFileSource(path: string, { cluster, log }: SourceOptions): ClusterSource {
+function startFileSource(path: string, { cluster, log, minSyncPeriodMs, onFailing }: SourceOptions): ClusterSource {
   const files = new FileSource(path);
+  let failing: readonly SourceProblem[] = [];
   const take = (snapshot: FileSnapshot): void => {
     for (const problem of snapshot.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
+    cluster.complete = snapshot.complete;
     for (const id of cluster.replaceAll(snapshot.services, snapshot.endpointSlices)) {
       log.warn({ object: id, reason: 'the source holds this Service twice; the later copy is ignored' }, 'skipped');
     }
+    const before = new Set(failing.map(describe));
+    const now = new Set(snapshot.failing.map(describe));
+    if (before.size === now.size && [...now].every((line) => before.has(line))) return;
+    failing = snapshot.failing;
+    for (const problem of snapshot.failing) log.error({ file: problem.file, reason: problem.reason }, 'cannot use source file');
+    if (failing.length === 0) log.info({ source: path }, 'every source file read again');
+    onFailing?.(failing);
   };
-  take(files.read());
-  const stopWatching = watchObjects(path, () => {
+  const reread = (): void => {
     try {
       take(files.read());
     } catch (error) {
       log.error({ err: (error as Error).message }, 'cannot reload source; keeping the last good objects');
     }
-  });
-  return { stop: async () => stopWatching() };
+  };
+  take(files.read());
+  const stopWatching = watchObjects(path, reread, 200, minSyncPeriodMs ?? 1000);
+  return { stop: async () => stopWatching(), check: reread, failing: () => failing };
 }
+
+const describe = (problem: SourceProblem): string => `${problem.file}: ${problem.reason}`;
 
 async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, signal }: SourceOptions): Promise<ClusterSource> {
   if (kubeconfig === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
@@ -57,7 +82,7 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, sig
   // Loaded only for the API source: client-node is most of the agent's start-up time.
   const { KubeSource } = await import('./kube-source.js');
   const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
-  return { stop: () => source.stop() };
+  return { stop: () => source.stop(), check: () => source.check(), failing: () => [] };
 }
 
 const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({

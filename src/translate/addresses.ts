@@ -64,12 +64,17 @@ export function inCidr(cidr: ParsedCidr, address: ParsedAddress): boolean {
 /** A TCP/UDP/SCTP port a Service or endpoint can name: an integer in 1..65535. */
 export const isPort = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 0xffff;
 
-/** How a bad value reads in a problem: strings quoted, everything else as JSON. */
+/** Longest quote of input in a problem: a 1 MB annotation must not become a 1 MB log line. */
+const MAX_SHOWN = 120;
+
+/** How a bad value reads in a problem: strings quoted, everything else as JSON, at most MAX_SHOWN characters. */
 export function show(value: unknown): string {
   if (value === undefined) return 'undefined';
+  let text: string;
   try {
-    return JSON.stringify(value) ?? String(value);
+    text = JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value);
+    text = String(value);
   }
+  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}… (${text.length} characters)` : text;
 }

@@ -70,6 +70,36 @@ function parseFieldSelector(text: string | undefined): FieldSelector | undefined
   return (object) => terms.every((term) => (term![1] === 'metadata.name' ? object.metadata.name : (object.metadata.namespace ?? '')) === term![2]);
 }
 
+/**
+ * A label selector as kube-proxy sends one: `!key`, `key`, `key=value`, `key!=value`, comma-separated
+ * (all must hold); undefined for anything else.
+ */
+function parseLabelSelector(text: string | undefined): FieldSelector | undefined {
+  const terms = (text ?? '').split(',').filter(Boolean).map((term) => /^(!?)([\w./-]+)(?:(!=|==?)(.*))?$/.exec(term));
+  if (terms.some((term) => !term)) return undefined;
+  return (object) => {
+    const labels = (object.metadata.labels ?? {}) as Record<string, string>;
+    return terms.every((term) => {
+      const [, not, key, operator, value] = term!;
+      const has = Object.hasOwn(labels, key!);
+      if (operator === undefined) return not === '!' ? !has : has;
+      return operator === '!=' ? labels[key!] !== value : labels[key!] === value;
+    });
+  };
+}
+
+/** Faults to serve, each counting down as requests use it. */
+export interface ApiFaults {
+  /** Requests answered HTTP 500 (lists and watches). */
+  internalErrors?: number;
+  /** List requests whose answer is delayed this long (ms). */
+  slowListMs?: number;
+  /** List answers cut in the middle of their JSON. */
+  truncatedLists?: number;
+  /** List answers that send their headers and half a body, and never end. */
+  endlessLists?: number;
+}
+
 const idOf = (object: ApiObject): string => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
 
 export class TestApiServer {
@@ -80,6 +110,8 @@ export class TestApiServer {
   closeWatchesAtOnce = false;
   /** Never answers a watch request (no headers): a connection that died half-open. */
   holdWatches = false;
+  /** Faults for the next requests (see ApiFaults). */
+  faults: ApiFaults = {};
   private readonly held = new Set<ServerResponse>();
   private resourceVersion = 1000;
   private compactedAt = 0;
@@ -222,16 +254,33 @@ export class TestApiServer {
 
   private write(resource: Resource, type: EventType, object: ApiObject, kept: Record<string, unknown>): ApiObject {
     const { apiVersion, kind } = RESOURCES[resource];
+    const previous = this.objects.get(resource)!.get(idOf(object));
     const stored: ApiObject = structuredClone({ ...object, apiVersion, kind, metadata: { ...object.metadata, ...kept, resourceVersion: String(++this.resourceVersion) } });
     this.objects.get(resource)!.set(idOf(stored), stored);
-    this.record(resource, type, stored);
+    this.record(resource, type, stored, previous);
     return structuredClone(stored);
   }
 
-  private record(resource: Resource, type: EventType, object: ApiObject): void {
+  /**
+   * To each watch whose selectors the object matches. An update that moves the object into or
+   * out of a watch's selection is sent as ADDED or DELETED, as kube-apiserver does.
+   */
+  private record(resource: Resource, type: EventType, object: ApiObject, previous?: ApiObject): void {
     const event: HistoryEvent = { resourceVersion: this.resourceVersion, resource, type, object };
     this.history.push(event);
-    for (const watcher of this.watchers) if (watcher.resource === resource && watcher.selector(object)) this.send(watcher.response, type, object);
+    for (const watcher of this.watchers) {
+      if (watcher.resource !== resource) continue;
+      const matches = watcher.selector(object);
+      const matched = type === 'MODIFIED' && previous !== undefined ? watcher.selector(previous) : matches;
+      if (matches && matched) this.send(watcher.response, type, object);
+      else if (matches) this.send(watcher.response, 'ADDED', object);
+      else if (matched) this.send(watcher.response, 'DELETED', object);
+    }
+  }
+
+  /** A line that is not JSON on every open watch (a broken proxy in between). */
+  sendGarbage(): void {
+    for (const watcher of this.watchers) watcher.response.write('{"type": "ADDED", "object": {"metadata": \n<html>502 Bad Gateway</html>\n');
   }
 
   private handle(request: IncomingMessage, response: ServerResponse): void {
@@ -242,8 +291,15 @@ export class TestApiServer {
     const resource = (Object.keys(RESOURCES) as Resource[]).find((name) => RESOURCES[name].path === url.pathname);
     if (request.method !== 'GET') return this.reply(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not served here`));
     if (!resource) return this.reply(response, 404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
-    const selector = parseFieldSelector(query.fieldSelector);
-    if (!selector) return this.reply(response, 400, status(400, 'BadRequest', `field selector not supported: ${query.fieldSelector}`));
+    const fields = parseFieldSelector(query.fieldSelector);
+    if (!fields) return this.reply(response, 400, status(400, 'BadRequest', `field selector not supported: ${query.fieldSelector}`));
+    const labels = parseLabelSelector(query.labelSelector);
+    if (!labels) return this.reply(response, 400, status(400, 'BadRequest', `label selector not supported: ${query.labelSelector}`));
+    const selector: FieldSelector = (object) => fields(object) && labels(object);
+    if (this.faults.internalErrors) {
+      this.faults.internalErrors--;
+      return this.reply(response, 500, status(500, 'InternalError', 'etcdserver: request timed out'));
+    }
     if (watch) this.serveWatch(resource, selector, query, response);
     else this.serveList(resource, selector, query, response);
   }
@@ -267,7 +323,24 @@ export class TestApiServer {
     const { apiVersion, kind } = RESOURCES[resource];
     // List items come without apiVersion and kind, as from kube-apiserver.
     const items = page.items.slice(0, limit).map(({ apiVersion: _apiVersion, kind: _kind, ...item }) => item);
-    this.reply(response, 200, { apiVersion, kind: `${kind}List`, metadata, items });
+    const body = JSON.stringify({ apiVersion, kind: `${kind}List`, metadata, items });
+    const answer = (): void => {
+      if (this.faults.endlessLists) {
+        this.faults.endlessLists--;
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        response.write(body.slice(0, body.length / 2));
+        return;
+      }
+      if (this.faults.truncatedLists) {
+        this.faults.truncatedLists--;
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        return void response.end(body.slice(0, body.length / 2));
+      }
+      response.writeHead(200, { 'Content-Type': 'application/json' });
+      response.end(body);
+    };
+    if (this.faults.slowListMs) setTimeout(answer, this.faults.slowListMs);
+    else answer();
   }
 
   private serveWatch(resource: Resource, selector: FieldSelector, query: Record<string, string>, response: ServerResponse): void {

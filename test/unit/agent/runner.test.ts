@@ -1,5 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SyncRunner } from '../../../src/agent/runner.js';
+
+// Fake timers and a fake performance.now(): the runner's timing is checked to the millisecond,
+// without real sleeps that a busy machine stretches.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -8,18 +17,18 @@ describe('SyncRunner', () => {
     const syncs: number[] = [];
     const runner = new SyncRunner({ minIntervalMs: 100, maxIntervalMs: 60_000, sync: async () => void syncs.push(performance.now()), onError: () => {} });
     const first = performance.now();
-    // Requests for about 150 ms, closer together than a timer's 1 ms, the event loop free between them.
-    while (performance.now() - first < 150) {
+    // A request every millisecond for 350 ms.
+    while (performance.now() - first < 350) {
       runner.request();
-      await new Promise((resolve) => setImmediate(resolve));
+      await vi.advanceTimersByTimeAsync(1);
     }
-    const fed = performance.now();
-    await sleep(250);
+    await vi.advanceTimersByTimeAsync(250);
     await runner.stop();
-    expect(syncs[0]! - first).toBeLessThan(fed - first);
-    expect(syncs.length).toBeGreaterThanOrEqual(2);
-    expect(syncs.length).toBeLessThanOrEqual(4);
-    for (let i = 1; i < syncs.length; i++) expect(syncs[i]! - syncs[i - 1]!).toBeGreaterThanOrEqual(95);
+    expect(syncs[0]! - first).toBeLessThanOrEqual(1);
+    // One sync per minimum interval while the stream lasts (0, 100, 200, 300), one for its last
+    // requests (400), never two closer than the interval.
+    expect(syncs.length).toBe(5);
+    for (let i = 1; i < syncs.length; i++) expect(syncs[i]! - syncs[i - 1]!).toBe(100);
   });
 
   it('runs a requested sync after one under way, and none after stop()', async () => {
@@ -37,14 +46,52 @@ describe('SyncRunner', () => {
       onError: () => {},
     });
     runner.request();
-    await sleep(5);
+    await vi.advanceTimersByTimeAsync(5);
     runner.request(); // during the first sync
-    await sleep(80);
+    await vi.advanceTimersByTimeAsync(80);
     expect(count).toBe(2);
-    await runner.stop();
+    const stopped = runner.stop();
+    await vi.advanceTimersByTimeAsync(30);
+    await stopped;
     runner.request();
-    await sleep(30);
+    await vi.advanceTimersByTimeAsync(30);
     expect(count).toBe(2);
     expect(running).toBe(0);
+  });
+
+  it('syncs every maximum interval without any request, and after a failed sync too', async () => {
+    const syncs: number[] = [];
+    const errors: unknown[] = [];
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 1000,
+      sync: async () => {
+        syncs.push(performance.now());
+        if (syncs.length === 2) throw new Error('kernel away');
+      },
+      onError: (error) => void errors.push(error),
+    });
+    const started = performance.now();
+    runner.start();
+    await vi.advanceTimersByTimeAsync(3500);
+    await runner.stop();
+    expect(syncs.map((at) => at - started)).toEqual([0, 1000, 2000, 3000]);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('keeps the periodic rhythm when changes sync in between (drift repair is not pushed back)', async () => {
+    const syncs: { at: number; periodic: boolean }[] = [];
+    const runner = new SyncRunner({ minIntervalMs: 100, maxIntervalMs: 1000, sync: async ({ periodic }) => void syncs.push({ at: performance.now(), periodic }), onError: () => {} });
+    const started = performance.now();
+    runner.start();
+    // A change every 900 ms: each would restart a "sync period after the last sync" timer.
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(900);
+      runner.request();
+    }
+    await vi.advanceTimersByTimeAsync(500);
+    await runner.stop();
+    expect(syncs.filter((sync) => sync.periodic).map((sync) => sync.at - started)).toEqual([0, 1000, 2000, 3000, 4000]);
+    expect(syncs.filter((sync) => !sync.periodic).map((sync) => sync.at - started)).toEqual([900, 1800, 2700, 3600]);
   });
 });

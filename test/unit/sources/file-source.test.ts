@@ -73,4 +73,26 @@ describe('file source', () => {
       stop();
     }
   });
+
+  it('reads a file rewritten without pause at least once per maxWait, not only when the writes stop', async () => {
+    const file = join(dir, 'a.yaml');
+    writeFileSync(file, service('a'));
+    const changes: number[] = [];
+    const stop = watchObjects(file, () => void changes.push(performance.now()), 200, 500);
+    const started = performance.now();
+    try {
+      // A write every 50 ms for 3 s: the settle time (200 ms) is never reached.
+      for (let i = 0; performance.now() - started < 3000; i++) {
+        writeFileSync(file, service(`a${i}`));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const during = changes.filter((at) => at < performance.now());
+      expect(during.length).toBeGreaterThanOrEqual(3);
+      // Generous for a busy machine: maxWait (500 ms) plus timer and event delays.
+      const gaps = during.map((at, i) => at - (i === 0 ? started : during[i - 1]!));
+      expect(Math.max(...gaps)).toBeLessThan(1500);
+    } finally {
+      stop();
+    }
+  });
 });
