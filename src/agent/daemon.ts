@@ -33,8 +33,7 @@ export interface Daemon {
 
 export function startDaemon(options: DaemonOptions): Daemon {
   const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [] } = options;
-  let rulesAppliedAt = -Infinity;
-  let fullSyncAt = -Infinity;
+  let rulesDue = true;
   const notify = (call: (observer: SyncObserver) => void): void => {
     for (const observer of observers) {
       try {
@@ -47,8 +46,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const runner = new SyncRunner({
     minIntervalMs: options.minSyncPeriodMs,
     maxIntervalMs: syncPeriodMs,
-    sync: async () => {
-      const full = performance.now() - fullSyncAt >= syncPeriodMs;
+    sync: async ({ full }) => {
       const started = performance.now();
       let result: SyncResult;
       try {
@@ -57,13 +55,13 @@ export function startDaemon(options: DaemonOptions): Daemon {
         notify((observer) => observer.syncFailed?.(error, { full, durationMs: performance.now() - started }));
         throw error;
       }
-      if (full) fullSyncAt = performance.now();
       notify((observer) => observer.synced?.(result, cluster));
-      // The rules do not depend on Services: written at start and once a sync period, to repair
-      // drift; until they are written once, at every sync.
-      if (performance.now() - rulesAppliedAt >= syncPeriodMs) {
+      // The rules do not depend on Services: written at every full sync, to repair drift; after
+      // one that failed, at every sync until written.
+      rulesDue ||= full;
+      if (rulesDue) {
         await applyRules();
-        rulesAppliedAt = performance.now();
+        rulesDue = false;
       }
     },
     onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),

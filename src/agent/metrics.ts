@@ -62,12 +62,14 @@ const IPVS_OPERATION_KINDS: Readonly<Record<IpvsOperation['op'], string>> = {
 };
 
 export function operationKind(operation: KernelOperation): string {
+  if (operation.kind === 'createIpset' && operation.replacing !== undefined) return 'replaceIpset';
   return operation.kind === 'ipvs' ? IPVS_OPERATION_KINDS[operation.operation.op] : operation.kind;
 }
 
 /** The errno label of a failure: the kernel's errno name, else the KipvsError code, else `unknown`. */
 export function failureErrno(error: Error): string {
-  if (error instanceof NetlinkRequestError) return errnoName(error.errno);
+  // ipset's own errnos by their uapi names (IPSET_ERR_BUSY), not E4105.
+  if (error instanceof NetlinkRequestError) return error.errnoName;
   if (error instanceof NetlinkTransportError && error.errno !== undefined) return errnoName(error.errno);
   if (error instanceof KipvsError) return error.code;
   const code = (error as NodeJS.ErrnoException).code;

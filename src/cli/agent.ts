@@ -160,7 +160,7 @@ function keepServing(address: string, what: string, start: () => Promise<HttpEnd
       (opened) => {
         if (closed) return void opened.close();
         endpoint = opened;
-        log.info({ address: `${opened.address}:${opened.port}` }, `serving ${what}`);
+        log.info({ address: opened.address }, `serving ${what}`); // host:port already
       },
       (error: Error) => {
         log.error({ err: error.message }, `cannot serve ${what}; trying again in 5 s`);

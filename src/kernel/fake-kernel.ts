@@ -84,7 +84,7 @@ export class FakeKernel implements Kernel {
         this.dummyInterface = operation.name;
         return undefined;
       case 'createIpset':
-        if (!this.ipsets.has(operation.name)) this.ipsets.set(operation.name, { spec: operation.spec, entries: new Map() });
+        if (operation.replacing !== undefined || !this.ipsets.has(operation.name)) this.ipsets.set(operation.name, { spec: operation.spec, entries: new Map() });
         return undefined;
       case 'bindAddress':
         if (this.dummyInterface === undefined) return ERRNO.ENODEV;

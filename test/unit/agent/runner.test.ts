@@ -47,4 +47,44 @@ describe('SyncRunner', () => {
     expect(count).toBe(2);
     expect(running).toBe(0);
   });
+
+  it('makes every periodic sync full, one period after the last full one started, also when syncs take long', async () => {
+    const runs: Array<{ at: number; full: boolean }> = [];
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 100,
+      sync: async ({ full }) => {
+        runs.push({ at: performance.now(), full });
+        await sleep(80); // a slow sync: the next one is due 100 ms after this one started, not after it ended
+      },
+      onError: () => {},
+    });
+    runner.start();
+    await sleep(560);
+    await runner.stop();
+    expect(runs.every((run) => run.full)).toBe(true);
+    expect(runs.length).toBeGreaterThanOrEqual(5);
+    for (let i = 1; i < runs.length; i++) {
+      expect(runs[i]!.at - runs[i - 1]!.at).toBeGreaterThanOrEqual(99);
+      expect(runs[i]!.at - runs[i - 1]!.at).toBeLessThan(160);
+    }
+  });
+
+  it('keeps the full sync on time while changes keep asking for partial ones', async () => {
+    const runs: Array<{ at: number; full: boolean }> = [];
+    const runner = new SyncRunner({ minIntervalMs: 10, maxIntervalMs: 100, sync: async ({ full }) => void runs.push({ at: performance.now(), full }), onError: () => {} });
+    runner.start();
+    const started = performance.now();
+    while (performance.now() - started < 450) {
+      runner.request();
+      await sleep(15);
+    }
+    await runner.stop();
+    const fulls = runs.filter((run) => run.full).map((run) => run.at);
+    expect(runs.some((run) => !run.full)).toBe(true);
+    expect(fulls.length).toBeGreaterThanOrEqual(4);
+    // Due a period after the last full start; the first sync at or after that is full.
+    for (let i = 1; i < fulls.length; i++) expect(fulls[i]! - fulls[i - 1]!).toBeLessThan(100 + 40);
+  });
 });
+
