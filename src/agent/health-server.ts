@@ -173,7 +173,7 @@ export function parseBindAddress(text: string, defaultPort: number): BindAddress
 }
 
 export interface HttpEndpoint {
-  /** `host:port` actually bound, with the port the kernel chose for port 0. */
+  /** The address actually bound, with the port the kernel chose for port 0. */
   readonly address: string;
   readonly port: number;
   close(): Promise<void>;

@@ -5,7 +5,7 @@ import { KipvsError } from '../netlink/errors.js';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier } from '../agent/proxier.js';
-import { FileOwnershipStore } from '../agent/ownership.js';
+import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
@@ -85,7 +85,11 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       signal: stopping.signal,
     });
     log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source: options.source ?? options.kubeconfig ?? 'in-cluster', ...cluster.size }, 'starting');
-    const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns), cluster });
+    for (const file of removeStaleStateFiles()) log.info({ file }, 'removed the state file of a network namespace that is gone');
+    const ownership = FileOwnershipStore.forNamespace(options.netns, undefined, (problem) => {
+      log.warn({ problem }, 'state file');
+    });
+    const proxier = new Proxier({ kernel, node, settings, log, ownership, cluster });
     if (options.dryRun) {
       const { plan } = await proxier.plan();
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
