@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Proxier, SyncResult } from './proxier.js';
 import { SyncRunner } from './runner.js';
+import type { RetryBackoff } from './retry.js';
 import type { ClusterStore } from '../sources/cluster-store.js';
 
 /** Told about the agent's work; every method is optional and must not throw. */
@@ -13,6 +14,8 @@ export interface SyncObserver {
   changeQueued?(at: number): void;
   synced?(result: SyncResult, cluster: ClusterStore): void;
   syncFailed?(error: unknown, sync: { readonly full: boolean; readonly durationMs: number }): void;
+  /** Operations the kernel refused are tried again in `delayMs` (retry.ts). */
+  retryScheduled?(operations: number, delayMs: number): void;
 }
 
 export interface DaemonOptions {
@@ -24,6 +27,8 @@ export interface DaemonOptions {
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
   readonly applyRules: () => Promise<void>;
   readonly observers?: readonly SyncObserver[];
+  /** When to sync again after the kernel refused an operation; without it, at the next sync. */
+  readonly retry?: RetryBackoff;
 }
 
 export interface Daemon {
@@ -32,7 +37,8 @@ export interface Daemon {
 }
 
 export function startDaemon(options: DaemonOptions): Daemon {
-  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [] } = options;
+  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [], retry } = options;
+  let retryTimer: NodeJS.Timeout | undefined;
   let rulesDue = true;
   const notify = (call: (observer: SyncObserver) => void): void => {
     for (const observer of observers) {
@@ -56,6 +62,14 @@ export function startDaemon(options: DaemonOptions): Daemon {
         throw error;
       }
       notify((observer) => observer.synced?.(result, cluster));
+      clearTimeout(retryTimer);
+      const { delayMs, retrying } = retry?.record(result.failures) ?? { delayMs: undefined, retrying: new Map() };
+      if (delayMs !== undefined) {
+        retryTimer = setTimeout(() => {
+          runner.request();
+        }, delayMs);
+        notify((observer) => observer.retryScheduled?.(retrying.size, delayMs));
+      }
       // The rules do not depend on Services: written at every full sync, to repair drift; after
       // one that failed, at every sync until written.
       rulesDue ||= full;
@@ -71,5 +85,10 @@ export function startDaemon(options: DaemonOptions): Daemon {
     runner.request();
   });
   runner.start();
-  return { stop: () => runner.stop() };
+  return {
+    stop: () => {
+      clearTimeout(retryTimer);
+      return runner.stop();
+    },
+  };
 }

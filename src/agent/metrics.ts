@@ -118,6 +118,7 @@ export class ProxyMetrics {
   private readonly livezTotal: Counter<'code'>;
   private readonly kernelOperations: Counter<'kind'>;
   private readonly kernelFailures: Counter<'kind' | 'errno'>;
+  private readonly kernelRetries: Counter;
   private state: RecordedState | undefined;
 
   constructor(options: ProxyMetricsOptions = {}) {
@@ -186,6 +187,7 @@ export class ProxyMetrics {
       ({ desired }) => desired.problems.length,
     );
     this.kernelOperations = new Counter({ name: 'kipvs_kernel_operations_total', help: 'Kernel operations kipvs attempted, by kind', labelNames: ['kind'], registers });
+    this.kernelRetries = new Counter({ name: 'kipvs_kernel_operation_retries_total', help: 'Refused kernel operations scheduled to be tried again (with backoff)', registers });
     this.kernelFailures = new Counter({
       name: 'kipvs_kernel_operation_failures_total',
       help: 'Kernel operations the kernel refused, by kind and errno',
@@ -236,6 +238,11 @@ export class ProxyMetrics {
     }
     for (const [kind, count] of counts) this.kernelOperations.inc({ kind }, count);
     for (const failure of failures) this.kernelFailures.inc({ kind: operationKind(failure.operation), errno: failureErrno(failure.error) });
+  }
+
+  /** Refused operations a retry was scheduled for. */
+  recordRetries(operations: number): void {
+    this.kernelRetries.inc(operations);
   }
 
   /** What kipvs wants in the kernel after a sync, and how many real servers are draining. */

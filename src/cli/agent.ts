@@ -8,6 +8,7 @@ import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
+import { RetryBackoff } from '../agent/retry.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
 import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
 import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
@@ -140,16 +141,26 @@ interface DaemonContext {
 async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
   const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
+  observers.push({
+    retryScheduled: (operations, delayMs) => {
+      metrics.recordRetries(operations);
+      log.info({ operations, inMs: delayMs }, 'retrying refused operations');
+    },
+  });
+  // Refused operations: tried again after 1 s, doubling up to the sync period, jittered by half.
+  const retry = new RetryBackoff({ initialMs: 1000, maxMs: Math.max(1000, options.ipvsSyncPeriod), jitter: 0.5 }, proxierDummy(options));
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
-  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers });
+  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, retry });
   await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
   // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
   // without its real servers.
   await daemon.stop();
   await serviceHealth.close();
 }
+
+const proxierDummy = (options: AgentOptions): string => settingsFrom(options).dummyInterface;
 
 /**
  * Serves on `address` (empty: not at all). A port that is taken is logged and tried again every
