@@ -11,6 +11,7 @@ import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../
 import { describeOperation } from '../netlink/ipvs/types.js';
 import { describeEntryOperation, type IpsetEntry } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
+import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
 
@@ -155,7 +156,7 @@ export class NetlinkKernel implements Kernel {
     }
     const failures: OperationFailure[] = [];
     outcomes.forEach((outcome, index) => {
-      if (!outcome.ok) failures.push({ operation: operations[index]!, error: outcome.error });
+      if (!outcome.ok) failures.push({ operation: operations[index]!, error: explainRefusal(operations[index]!, outcome.error) });
     });
     return { applied: operations.length - failures.length, failures };
   }

@@ -13,7 +13,7 @@ import { createTopology, type Topology } from './helpers/topology.js';
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 240_000): Promise<void> {
   const started = Date.now();
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
@@ -44,13 +44,14 @@ describe('kipvs under kernel and state-file faults', () => {
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
     sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
     cpSync(join(root, 'examples'), sourceDir, { recursive: true });
-  });
+  }, 600_000);
   afterEach(() => {
+    // Each case starts from a node without kipvs.
     agent?.kill('SIGKILL');
     agent = undefined;
     run('cleanup', '--netns', topology.node.name);
     rmSync(stateFile(), { recursive: true, force: true });
-  });
+  }, 300_000);
   afterAll(() => {
     topology?.destroy();
     if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
@@ -85,7 +86,7 @@ describe('kipvs under kernel and state-file faults', () => {
     expect(node('ipset', 'list', '-n').trim().split('\n')).toEqual(['TOOL-LIST']);
     expect(node('ipvsadm', '-Sn')).toBe('');
     node('ipset', 'destroy', 'TOOL-LIST');
-  });
+  }, 600_000);
 
   it('starts from a truncated, then an unreadable and unwritable state file, says so, and deletes nothing on its word', () => {
     // Someone else's virtual server, which a truncated file names as kipvs's.
@@ -107,7 +108,7 @@ describe('kipvs under kernel and state-file faults', () => {
     expect(unwritable.stderr).toMatch(/state file .* cannot be written/);
     expect(node('ipvsadm', '-Sn')).toContain('-A -t 192.0.2.50:80 -s rr');
     node('ipvsadm', '-D', '-t', '192.0.2.50:80');
-  });
+  }, 600_000);
 
   it('has the masquerade and filter rules in place before the first virtual server exists', async () => {
     let logs = '';
@@ -133,7 +134,7 @@ describe('kipvs under kernel and state-file faults', () => {
     await waitFor('first sync logged', () => logs.includes('"msg":"synced"'));
     expect(logs.indexOf('"msg":"iptables rules written"')).toBeGreaterThan(-1);
     expect(logs.indexOf('"msg":"iptables rules written"')).toBeLessThan(logs.indexOf('"msg":"synced"'));
-  });
+  }, 600_000);
 
   it('repairs several kinds of drift at once within one sync period plus one sync', async () => {
     const periodMs = 5000;
@@ -202,5 +203,5 @@ describe('kipvs under kernel and state-file faults', () => {
     const bound = periodMs + syncMs + lookMs;
     console.log(`drift of five kinds repaired after ${repairedAfter} ms by ${repairs.length} sync(s) (bound ${bound} ms: period ${periodMs} + sync ${syncMs} + one look ${lookMs})`);
     expect(repairedAfter).toBeLessThanOrEqual(bound);
-  });
+  }, 600_000);
 });
