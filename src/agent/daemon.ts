@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Proxier, SyncResult } from './proxier.js';
 import { SyncRunner } from './runner.js';
+import type { RetryBackoff } from './retry.js';
 import type { ClusterStore } from '../sources/cluster-store.js';
 
 /** Told about the agent's work; every method is optional and must not throw. */
@@ -13,6 +14,8 @@ export interface SyncObserver {
   changeQueued?(at: number): void;
   synced?(result: SyncResult, cluster: ClusterStore): void;
   syncFailed?(error: unknown, sync: { readonly full: boolean; readonly durationMs: number }): void;
+  /** Operations the kernel refused are tried again in `delayMs` (retry.ts). */
+  retryScheduled?(operations: number, delayMs: number): void;
 }
 
 export interface DaemonOptions {
@@ -24,6 +27,8 @@ export interface DaemonOptions {
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
   readonly applyRules: () => Promise<void>;
   readonly observers?: readonly SyncObserver[];
+  /** When to sync again after the kernel refused an operation; without it, at the next sync. */
+  readonly retry?: RetryBackoff;
   /** Looks at the source again before each full sync, so a lost change event costs one period at most. */
   readonly checkSource?: () => void;
 }
@@ -34,9 +39,9 @@ export interface Daemon {
 }
 
 export function startDaemon(options: DaemonOptions): Daemon {
-  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [], checkSource } = options;
-  let rulesAppliedAt = -Infinity;
-  let fullSyncAt = -Infinity;
+  const { proxier, cluster, log, syncPeriodMs, applyRules, observers = [], retry, checkSource } = options;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let rulesDue = true;
   const notify = (call: (observer: SyncObserver) => void): void => {
     for (const observer of observers) {
       try {
@@ -49,9 +54,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const runner = new SyncRunner({
     minIntervalMs: options.minSyncPeriodMs,
     maxIntervalMs: syncPeriodMs,
-    sync: async ({ periodic }) => {
-      // A full sync also when the last periodic one failed before it could be full.
-      const full = periodic || performance.now() - fullSyncAt >= syncPeriodMs;
+    sync: async ({ full }) => {
       // Synchronous: what it finds is in the store, and so in this very sync.
       if (full) checkSource?.();
       const started = performance.now();
@@ -62,13 +65,21 @@ export function startDaemon(options: DaemonOptions): Daemon {
         notify((observer) => observer.syncFailed?.(error, { full, durationMs: performance.now() - started }));
         throw error;
       }
-      if (full) fullSyncAt = started;
       notify((observer) => observer.synced?.(result, cluster));
-      // The rules do not depend on Services: written at start and once a sync period, to repair
-      // drift; until they are written once, at every sync.
-      if (performance.now() - rulesAppliedAt >= syncPeriodMs) {
+      clearTimeout(retryTimer);
+      const { delayMs, retrying } = retry?.record(result.failures) ?? { delayMs: undefined, retrying: new Map() };
+      if (delayMs !== undefined) {
+        retryTimer = setTimeout(() => {
+          runner.request();
+        }, delayMs);
+        notify((observer) => observer.retryScheduled?.(retrying.size, delayMs));
+      }
+      // The rules do not depend on Services: written at every full sync, to repair drift; after
+      // one that failed, at every sync until written.
+      rulesDue ||= full;
+      if (rulesDue) {
         await applyRules();
-        rulesAppliedAt = performance.now();
+        rulesDue = false;
       }
     },
     onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),
@@ -78,5 +89,10 @@ export function startDaemon(options: DaemonOptions): Daemon {
     runner.request();
   });
   runner.start();
-  return { stop: () => runner.stop() };
+  return {
+    stop: () => {
+      clearTimeout(retryTimer);
+      return runner.stop();
+    },
+  };
 }

@@ -62,12 +62,14 @@ const IPVS_OPERATION_KINDS: Readonly<Record<IpvsOperation['op'], string>> = {
 };
 
 export function operationKind(operation: KernelOperation): string {
+  if (operation.kind === 'createIpset' && operation.replacing !== undefined) return 'replaceIpset';
   return operation.kind === 'ipvs' ? IPVS_OPERATION_KINDS[operation.operation.op] : operation.kind;
 }
 
 /** The errno label of a failure: the kernel's errno name, else the KipvsError code, else `unknown`. */
 export function failureErrno(error: Error): string {
-  if (error instanceof NetlinkRequestError) return errnoName(error.errno);
+  // ipset's own errnos by their uapi names (IPSET_ERR_BUSY), not E4105.
+  if (error instanceof NetlinkRequestError) return error.errnoName;
   if (error instanceof NetlinkTransportError && error.errno !== undefined) return errnoName(error.errno);
   if (error instanceof KipvsError) return error.code;
   const code = (error as NodeJS.ErrnoException).code;
@@ -117,6 +119,7 @@ export class ProxyMetrics {
   private readonly kernelOperations: Counter<'kind'>;
   private readonly kernelFailures: Counter<'kind' | 'errno'>;
   private readonly sourceFailing: Gauge;
+  private readonly kernelRetries: Counter;
   private state: RecordedState | undefined;
 
   constructor(options: ProxyMetricsOptions = {}) {
@@ -185,6 +188,7 @@ export class ProxyMetrics {
       ({ desired }) => desired.problems.length,
     );
     this.kernelOperations = new Counter({ name: 'kipvs_kernel_operations_total', help: 'Kernel operations kipvs attempted, by kind', labelNames: ['kind'], registers });
+    this.kernelRetries = new Counter({ name: 'kipvs_kernel_operation_retries_total', help: 'Refused kernel operations scheduled to be tried again (with backoff)', registers });
     this.kernelFailures = new Counter({
       name: 'kipvs_kernel_operation_failures_total',
       help: 'Kernel operations the kernel refused, by kind and errno',
@@ -245,6 +249,11 @@ export class ProxyMetrics {
     }
     for (const [kind, count] of counts) this.kernelOperations.inc({ kind }, count);
     for (const failure of failures) this.kernelFailures.inc({ kind: operationKind(failure.operation), errno: failureErrno(failure.error) });
+  }
+
+  /** Refused operations a retry was scheduled for. */
+  recordRetries(operations: number): void {
+    this.kernelRetries.inc(operations);
   }
 
   /** What kipvs wants in the kernel after a sync, and how many real servers are draining. */

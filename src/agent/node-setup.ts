@@ -3,6 +3,9 @@
 import { release } from 'node:os';
 import type { Logger } from 'pino';
 import { IpvsClient } from '../netlink/ipvs/client.js';
+import { IpsetClient } from '../netlink/ipset/client.js';
+import { KernelUnsupportedError, NetlinkRequestError } from '../netlink/errors.js';
+import { emptyIpsets } from '../translate/merge.js';
 import { applyIptablesRules, detectIptablesBackend, hasRandomFully } from '../kernel/iptables.js';
 import { ensureIpvsSysctls } from '../kernel/sysctl.js';
 import { buildIptablesRules } from '../translate/iptables-rules.js';
@@ -21,13 +24,14 @@ export interface NodeSetup {
 
 export async function prepareNode({ options, settings, node, log }: NodeSetup): Promise<RulesWriter> {
   const netns = options.netns ? { netns: options.netns } : {};
-  if (options.ipvsTcpTimeout || options.ipvsTcpfinTimeout || options.ipvsUdpTimeout) {
-    const ipvs = await IpvsClient.open(netns);
-    try {
+  const ipvs = await IpvsClient.open(netns);
+  try {
+    await checkScheduler(ipvs, settings.scheduler);
+    if (options.ipvsTcpTimeout || options.ipvsTcpfinTimeout || options.ipvsUdpTimeout) {
       await ipvs.setTimeouts({ tcp: options.ipvsTcpTimeout / 1000, tcpFin: options.ipvsTcpfinTimeout / 1000, udp: options.ipvsUdpTimeout / 1000 });
-    } finally {
-      ipvs.close();
     }
+  } finally {
+    ipvs.close();
   }
   const backend = await detectIptablesBackend(netns);
   const randomFully = await hasRandomFully(backend.mode, netns);
@@ -35,12 +39,57 @@ export async function prepareNode({ options, settings, node, log }: NodeSetup): 
   const { changes, skipped } = ensureIpvsSysctls({ strictArp: options.ipvsStrictArp, kernelRelease: release(), netns: options.netns });
   for (const change of changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set sysctl');
   for (const skip of skipped) log.info({ sysctl: skip.name, reason: skip.reason }, 'left sysctl as is');
-  // The rules reference kube-proxy's ipsets, which the first sync creates: written after it.
-  return async () => {
+  const writeRules: RulesWriter = async () => {
     for (const family of node.families) {
       const rules = buildIptablesRules(settings, { family, masqueradeMark: 2 ** options.iptablesMasqueradeBit, masqueradeRandomFully: randomFully });
       const result = await applyIptablesRules(rules, { netns: options.netns, backend: backend.mode });
       if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
     }
   };
+  // On a new node the masquerade and filter rules must be in place before the first virtual
+  // server answers (kube-proxy #133773: without them the first connections to a ClusterIP go
+  // out unmasqueraded): the sets they name are made now, the rules written, and only then the
+  // first sync runs. A set that cannot be made yet (one of the wrong type, which the sync
+  // replaces) leaves the rules to be written right after the first sync, as every sync retries.
+  const setsMade = await ensureKubeIpsets(options.netns, node, log);
+  if (setsMade) await writeRules().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'));
+  return writeRules;
+}
+
+/**
+ * The scheduler every Service without its own gets must be in the kernel, or no Service works:
+ * checked before the first sync as kube-proxy's CanUseIPVSProxier() (pkg/proxy/ipvs) checks it:
+ * a virtual server already using it proves it; else
+ * a probe virtual server on 198.51.100.0:20000 (TEST-NET-2, kube-proxy's own choice) is added and
+ * removed, which also has the kernel load the scheduler's module.
+ */
+async function checkScheduler(ipvs: IpvsClient, scheduler: string): Promise<void> {
+  if ((await ipvs.listServices({ withStats: false })).some((service) => service.scheduler === scheduler)) return;
+  const key = { family: 'inet' as const, protocol: 'TCP' as const, address: '198.51.100.0', port: 20000 };
+  const [added] = await ipvs.apply([{ op: 'addService', service: { key, scheduler, flags: 0, timeout: 0, netmask: 32 } }]);
+  if (added && !added.ok) {
+    const error = added.error;
+    if (error instanceof NetlinkRequestError && error.errnoName === 'ENOENT') {
+      throw new KernelUnsupportedError(`scheduler ${scheduler} is not in this kernel: module ip_vs_${scheduler} is missing or cannot be loaded (modprobe ip_vs_${scheduler}; --scheduler names one that is)`);
+    }
+    if (!(error instanceof NetlinkRequestError && error.errnoName === 'EEXIST')) throw error;
+  }
+  await ipvs.applyAll([{ op: 'deleteService', key }]);
+}
+
+/** Creates kube-proxy's sets for the node's families (an identical one is kept); false when one could not be made. */
+async function ensureKubeIpsets(netns: string | undefined, node: NodeFacts, log: Logger): Promise<boolean> {
+  const client = await IpsetClient.open(netns ? { netns } : {});
+  let all = true;
+  try {
+    for (const set of emptyIpsets(node).values()) {
+      await client.create(set.name, set.spec).catch((error: unknown) => {
+        all = false;
+        log.warn({ set: set.name, err: (error as Error).message }, 'ipset not made before the first sync');
+      });
+    }
+  } finally {
+    client.close();
+  }
+  return all;
 }

@@ -138,7 +138,7 @@ export class Proxier {
     const durationMs = performance.now() - started;
     if (plan.operations.length > 0 || failures.length > 0) {
       log.info(
-        { operations: plan.operations.length, failed: failures.length, draining: plan.draining.size, virtualServers: desired.virtualServers.size, ms: Math.round(durationMs) },
+        { full: scope.all, operations: plan.operations.length, failed: failures.length, draining: plan.draining.size, virtualServers: desired.virtualServers.size, ms: Math.round(durationMs) },
         'synced',
       );
     }
@@ -186,13 +186,13 @@ export class Proxier {
     if (!refused || refused.length > 0) this.cache = undefined;
   }
 
-  /** Logs each skipped object once, not at every sync. */
+  /** Logs each problem once, not at every sync; its reason says what was done (ignored, default used, ...). */
   private reportProblems(desired: DesiredState): void {
     const current = new Set<string>();
     for (const problem of desired.problems) {
       const text = `${problem.object}: ${problem.reason}`;
       current.add(text);
-      if (!this.reportedProblems.has(text)) this.options.log.warn({ object: problem.object, reason: problem.reason }, 'skipped');
+      if (!this.reportedProblems.has(text)) this.options.log.warn({ object: problem.object, reason: problem.reason }, 'translation problem');
     }
     this.reportedProblems = current;
   }

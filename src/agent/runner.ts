@@ -1,13 +1,12 @@
 // When to sync: soon after a change, but not more often than the minimum period (a burst of
-// changes becomes one sync), and at least every sync period (repairing drift). kube-proxy's
-// BoundedFrequencyRunner, without the burst tokens. The periodic sync keeps its own rhythm: syncs
-// for changes in between do not push it back (else a steady stream of changes would delay it
-// to nearly two periods).
+// changes becomes one sync), and a full sync (the kernel read back, repairing drift) every sync
+// period, counted from the start of the last full sync. kube-proxy's BoundedFrequencyRunner,
+// without the burst tokens.
 export interface SyncRunnerOptions {
   readonly minIntervalMs: number;
   readonly maxIntervalMs: number;
-  /** `periodic`: this is the sync due every maxIntervalMs (the first one too). */
-  readonly sync: (run: { readonly periodic: boolean }) => Promise<unknown>;
+  /** `full`: the periodic sync, due maxIntervalMs after the last full one started. */
+  readonly sync: (run: { readonly full: boolean }) => Promise<unknown>;
   readonly onError: (error: unknown) => void;
 }
 
@@ -15,11 +14,12 @@ export class SyncRunner {
   private timer: NodeJS.Timeout | undefined;
   /** When the scheduled timer fires (performance.now() time). */
   private dueAt = Infinity;
+  /** The scheduled timer is the periodic one. */
+  private periodicTimer = false;
   private running = false;
   private pending = false;
   private lastStart = -Infinity;
-  /** When the next periodic sync is due (performance.now() time). */
-  private periodicDueAt = -Infinity;
+  private lastFullStart = -Infinity;
   private stopped = false;
   private inFlight: Promise<void> = Promise.resolve();
 
@@ -35,11 +35,11 @@ export class SyncRunner {
     const at = Math.max(performance.now(), this.lastStart + this.options.minIntervalMs);
     // Already due by then: a stream of changes must not keep postponing the sync.
     if (this.timer !== undefined && this.dueAt <= at) return;
-    this.schedule(at - performance.now());
+    this.schedule(at - performance.now(), false);
   }
 
   start(): void {
-    this.schedule(0);
+    this.schedule(0, true);
   }
 
   /** Stops scheduling; resolves once a sync that is running has finished. */
@@ -49,24 +49,39 @@ export class SyncRunner {
     return this.inFlight;
   }
 
-  private schedule(delayMs: number): void {
+  private schedule(delayMs: number, periodic: boolean): void {
     clearTimeout(this.timer);
     this.dueAt = performance.now() + delayMs;
+    this.periodicTimer = periodic;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.inFlight = this.run();
+      this.inFlight = this.run(this.periodicTimer);
     }, delayMs);
   }
 
-  private async run(): Promise<void> {
+  /**
+   * The periodic sync, a sync period after the last full one started (not after the last sync
+   * ended: a fault made just after a full sync read the kernel is then repaired within one period
+   * plus one sync), and never sooner than the minimum interval.
+   */
+  private schedulePeriodic(): void {
+    const at = Math.max(this.lastFullStart + this.options.maxIntervalMs, this.lastStart + this.options.minIntervalMs);
+    this.schedule(Math.max(0, at - performance.now()), true);
+  }
+
+  private async run(periodic: boolean): Promise<void> {
     if (this.stopped) return;
     this.running = true;
     this.pending = false;
     this.lastStart = performance.now();
-    const periodic = this.lastStart >= this.periodicDueAt;
-    if (periodic) this.periodicDueAt = this.lastStart + this.options.maxIntervalMs;
+    // Told by the timer that fired, not by comparing clocks: libuv's timers run on the loop's
+    // cached time, which lags performance.now(), so "a period since the last full sync" measured
+    // here could come out a millisecond short and turn the periodic sync into a partial one,
+    // leaving drift for one more period (issue 11, failure 6).
+    const full = periodic || this.lastStart - this.lastFullStart >= this.options.maxIntervalMs;
+    if (full) this.lastFullStart = this.lastStart;
     try {
-      await this.options.sync({ periodic });
+      await this.options.sync({ full });
     } catch (error) {
       this.options.onError(error);
     } finally {
@@ -74,6 +89,6 @@ export class SyncRunner {
     }
     if (this.stopped) return;
     if (this.pending) this.request();
-    else this.schedule(Math.max(0, this.periodicDueAt - performance.now()));
+    else this.schedulePeriodic();
   }
 }

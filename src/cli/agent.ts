@@ -5,9 +5,10 @@ import { KipvsError } from '../netlink/errors.js';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier } from '../agent/proxier.js';
-import { FileOwnershipStore } from '../agent/ownership.js';
+import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
+import { RetryBackoff } from '../agent/retry.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
 import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
 import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
@@ -90,7 +91,11 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       },
     });
     log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source: options.source ?? options.kubeconfig ?? 'in-cluster', ...cluster.size }, 'starting');
-    const proxier = new Proxier({ kernel, node, settings, log, ownership: FileOwnershipStore.forNamespace(options.netns), cluster });
+    for (const file of removeStaleStateFiles()) log.info({ file }, 'removed the state file of a network namespace that is gone');
+    const ownership = FileOwnershipStore.forNamespace(options.netns, undefined, (problem) => {
+      log.warn({ problem }, 'state file');
+    });
+    const proxier = new Proxier({ kernel, node, settings, log, ownership, cluster });
     if (options.dryRun) {
       const { plan } = await proxier.plan();
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
@@ -149,16 +154,26 @@ interface DaemonContext {
 async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping, source }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
   const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
+  observers.push({
+    retryScheduled: (operations, delayMs) => {
+      metrics.recordRetries(operations);
+      log.info({ operations, inMs: delayMs }, 'retrying refused operations');
+    },
+  });
+  // Refused operations: tried again after 1 s, doubling up to the sync period, jittered by half.
+  const retry = new RetryBackoff({ initialMs: 1000, maxMs: Math.max(1000, options.ipvsSyncPeriod), jitter: 0.5 }, proxierDummy(options));
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
-  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, checkSource: () => source.check() });
+  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, retry, checkSource: () => { source.check(); } });
   await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
   // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
   // without its real servers.
   await daemon.stop();
   await serviceHealth.close();
 }
+
+const proxierDummy = (options: AgentOptions): string => settingsFrom(options).dummyInterface;
 
 /**
  * Serves on `address` (empty: not at all). A port that is taken is logged and tried again every
@@ -173,7 +188,7 @@ function keepServing(address: string, what: string, start: () => Promise<HttpEnd
       (opened) => {
         if (closed) return void opened.close();
         endpoint = opened;
-        log.info({ address: `${opened.address}:${opened.port}` }, `serving ${what}`);
+        log.info({ address: opened.address }, `serving ${what}`); // host:port already
       },
       (error: Error) => {
         log.error({ err: error.message }, `cannot serve ${what}; trying again in 5 s`);

@@ -1,7 +1,7 @@
 // `kipvs inspect`: the kernel's IPVS table (and ipsets) as ipvsadm (and ipset) show them, or as JSON.
 import { Command, Option } from 'commander';
 import { IpsetClient } from '../netlink/ipset/client.js';
-import type { IpsetSet } from '../netlink/ipset/types.js';
+import type { IpsetSet, UndecodedIpset } from '../netlink/ipset/types.js';
 import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import type { IpvsInfo } from '../netlink/ipvs/types.js';
 import { formatIpsetListing } from './ipset-format.js';
@@ -18,8 +18,11 @@ export interface InspectOptions {
 export interface InspectResult {
   readonly info: IpvsInfo;
   readonly services: readonly IpvsServiceWithDestinations[];
-  /** Present when asked for (--ipsets): every set of the namespace, in the kernel's order. */
-  readonly ipsets?: readonly IpsetSet[];
+  /**
+   * Present when asked for (--ipsets): every set of the namespace, in the kernel's order; one kipvs
+   * cannot decode (hash:mac, list:set, ...) by name, type and the reason.
+   */
+  readonly ipsets?: ReadonlyArray<IpsetSet | UndecodedIpset>;
 }
 
 /** The table, with its counters only when they will be shown (they are most of a large dump's cost). */
@@ -36,13 +39,14 @@ export async function readIpvsTable(netns?: string, withStats = true): Promise<I
  * Every set with its members, in the order `ipset list` shows them: the kernel's, which is the
  * order of the set names it dumps (by index, so a new set can take a destroyed one's place).
  */
-export async function readIpsets(netns?: string): Promise<IpsetSet[]> {
+export async function readIpsets(netns?: string): Promise<Array<IpsetSet | UndecodedIpset>> {
   const client = await IpsetClient.open(netns ? { netns } : {});
   try {
-    const sets: IpsetSet[] = [];
+    const sets: Array<IpsetSet | UndecodedIpset> = [];
     for (const name of await client.listSetNames()) {
-      const set = await client.listSet(name);
-      if (set) sets.push(set); // null: destroyed since the names were listed
+      const listing = await client.readSet(name);
+      if (!listing) continue; // destroyed since the names were listed
+      sets.push('decoded' in listing ? listing.decoded : listing.undecoded);
     }
     return sets;
   } finally {

@@ -4,7 +4,7 @@
 // create arguments (family, hashsize, maxelem, then the comment flag, then bucketsize and initval),
 // members in the order the kernel dumps them (the tool sorts only with -sorted), and a blank line
 // between sets but none after the last.
-import { formatEntry, type IpsetSet, type IpsetSetHeader } from '../netlink/ipset/types.js';
+import { formatEntry, type IpsetSet, type IpsetSetHeader, type UndecodedIpset } from '../netlink/ipset/types.js';
 
 /** The options after "Header:", e.g. `family inet hashsize 1024 maxelem 65536 comment bucketsize 12 initval 0x0badcafe`. */
 export function formatIpsetHeader(header: IpsetSetHeader): string {
@@ -39,7 +39,27 @@ export function formatIpsetSet(set: IpsetSet): string[] {
   ];
 }
 
+/**
+ * A set kipvs cannot decode (hash:mac, list:set, ...): the lines `ipset list` prints of any set's
+ * header, the same; its options and members replaced by a note that says why.
+ */
+export function formatUndecodedIpset(set: UndecodedIpset): string[] {
+  return [
+    `Name: ${set.name}`,
+    `Type: ${set.type}`,
+    `Revision: ${set.revision ?? '?'}`,
+    `Header: (not decoded by kipvs: ${set.reason})`,
+    `Size in memory: ${set.memorySize}`,
+    `References: ${set.references}`,
+    `Number of entries: ${set.entryCount}`,
+    'Members:',
+    ...(set.entryCount > 0 ? [`(${set.entryCount} not decoded by kipvs)`] : []),
+  ];
+}
+
+const formatAny = (set: IpsetSet | UndecodedIpset): string[] => ('header' in set ? formatIpsetSet(set) : formatUndecodedIpset(set));
+
 /** Every set, as `ipset list` prints them: in the order given (the kernel's), a blank line between two. */
-export function formatIpsetListing(sets: readonly IpsetSet[]): string[] {
-  return sets.flatMap((set, index) => (index === 0 ? formatIpsetSet(set) : ['', ...formatIpsetSet(set)]));
+export function formatIpsetListing(sets: ReadonlyArray<IpsetSet | UndecodedIpset>): string[] {
+  return sets.flatMap((set, index) => (index === 0 ? formatAny(set) : ['', ...formatAny(set)]));
 }

@@ -75,7 +75,7 @@ export class KernelMirror {
         if (operation.name === this.dummyInterface) this.dummyInterfaceExists = true;
         return undefined;
       case 'createIpset':
-        return this.createIpset(operation.name, operation.spec);
+        return this.createIpset(operation.name, operation.spec, operation.replacing !== undefined);
       case 'bindAddress':
       case 'unbindAddress':
         if (!this.dummyInterfaceExists) return ENODEV;
@@ -107,9 +107,10 @@ export class KernelMirror {
    * EEXIST otherwise (ip_set_create(): same type and family, and the type's same_set(), which
    * compares maxelem and extensions and ignores the hash size, which grows with the set).
    */
-  private createIpset(name: string, spec: IpsetSetSpec): number | undefined {
+  /** `replacing`: the set of that name is unusable and is swapped for a new, empty one (see NetlinkKernel). */
+  private createIpset(name: string, spec: IpsetSetSpec, replacing: boolean): number | undefined {
     const existing = this.ipsets.get(name);
-    if (!existing) {
+    if (!existing || replacing) {
       this.ipsets.set(name, { spec, entries: new Map() });
       return undefined;
     }

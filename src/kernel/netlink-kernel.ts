@@ -11,7 +11,9 @@ import { constants } from 'node:os';
 import { KipvsError, NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
 import { describeOperation, type IpvsOperation } from '../netlink/ipvs/types.js';
-import { describeEntryOperation } from '../netlink/ipset/types.js';
+import { describeEntryOperation, type IpsetEntry } from '../netlink/ipset/types.js';
+import { replaceIpset } from './ipset-repair.js';
+import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
 
@@ -45,6 +47,7 @@ export function describeKernelOperation(operation: KernelOperation, dummyInterfa
     case 'ensureDummyInterface':
       return `create dummy interface ${operation.name}`;
     case 'createIpset':
+      if (operation.replacing !== undefined) return `replace ipset ${operation.name} (${operation.replacing}) with a ${operation.spec.type} set`;
       return `create ipset ${operation.name} (${operation.spec.type})`;
     case 'bindAddress':
       return `bind ${operation.address} to ${dummyInterface}`;
@@ -122,17 +125,24 @@ export class NetlinkKernel implements Kernel {
         if (!address.address.startsWith('fe80:')) boundAddresses.add(address.address);
       }
     }
-    return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ipsets };
+    return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
   }
 
-  private async observeIpsets(): Promise<FreshObservedState['ipsets']> {
-    const result: FreshObservedState['ipsets'] = new Map();
+  /** kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to replace. */
+  private async observeIpsets(): Promise<Pick<FreshObservedState, 'ipsets' | 'undecodedIpsets'>> {
+    const ipsets: FreshObservedState['ipsets'] = new Map();
+    const undecodedIpsets = new Map<string, string>();
     for (const name of this.options.ipsetNames) {
-      const set = await this.ipsets.listSet(name);
-      if (!set) continue;
-      result.set(name, { spec: set.header, entries: new Map(set.entries.map((entry) => [ipsetEntryKey(entry), entry])) });
+      const listing = await this.ipsets.readSet(name);
+      if (!listing) continue;
+      if ('undecoded' in listing) {
+        undecodedIpsets.set(name, listing.undecoded.type || 'an unknown type');
+        continue;
+      }
+      const set = listing.decoded;
+      ipsets.set(name, { spec: set.header, entries: new Map(set.entries.map((entry) => [ipsetEntryKey(entry), entry])) });
     }
-    return result;
+    return undecodedIpsets.size > 0 ? { ipsets, undecodedIpsets } : { ipsets };
   }
 
   /**
@@ -152,7 +162,7 @@ export class NetlinkKernel implements Kernel {
     operations.forEach((operation, index) => {
       const outcome = outcomes[index];
       if (!outcome) throw new KipvsError('KIPVS_INTERNAL', `no outcome for ${describeKernelOperation(operation, this.options.dummyInterface)}`);
-      if (!outcome.ok) failures.push({ operation, error: outcome.error });
+      if (!outcome.ok) failures.push({ operation, error: explainRefusal(operation, outcome.error) });
     });
     return { applied: operations.length - failures.length, failures };
   }
@@ -233,6 +243,7 @@ export class NetlinkKernel implements Kernel {
   private async runSingle(operation: OperationOf<'ensureDummyInterface' | 'createIpset'>): Promise<RequestOutcome> {
     try {
       if (operation.kind === 'ensureDummyInterface') await this.links.ensureDummy(operation.name);
+      else if (operation.replacing !== undefined) await replaceIpset(this.ipsets, operation.name, operation.spec);
       else await this.ipsets.create(operation.name, operation.spec);
       return { ok: true };
     } catch (error) {

@@ -5,6 +5,7 @@
 // addresses are left as they are.
 import { cidrContains } from '../ip.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import type { IpsetSetSpec } from '../netlink/ipset/types.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
 import { mayDelete, recordedNodePorts, type OwnershipFacts } from './ownership.js';
 import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
@@ -110,8 +111,14 @@ export function diff(desired: DesiredState, observed: ObservedState, context: Di
   }
   const setup: KernelOperation[] = [];
   if (!observed.dummyInterfaceExists) setup.push({ kind: 'ensureDummyInterface', name: context.dummyInterface });
+  const replaced = new Set<string>();
   for (const [name, set] of desired.ipsets) {
-    if (!observed.ipsets.has(name)) setup.push({ kind: 'createIpset', name, spec: set.spec });
+    const have = observed.ipsets.get(name);
+    const unusable = observed.undecodedIpsets?.get(name) ?? (have && !usableSet(have.spec, set.spec) ? describeSpec(have.spec) : undefined);
+    if (unusable !== undefined) {
+      setup.push({ kind: 'createIpset', name, spec: set.spec, replacing: unusable });
+      replaced.add(name);
+    } else if (!have) setup.push({ kind: 'createIpset', name, spec: set.spec });
   }
   const addresses = scope.all ? union(desired.boundAddresses, observed.boundAddresses) : scope.addresses;
   const unbinds: KernelOperation[] = [];
@@ -146,12 +153,14 @@ export function diff(desired: DesiredState, observed: ObservedState, context: Di
 
   const entryAdds: KernelOperation[] = [];
   const entryDeletes: KernelOperation[] = [];
-  const sets = scope.all ? desired.ipsets.keys() : scope.ipsetEntries.keys();
+  const sets = scope.all ? desired.ipsets.keys() : union(scope.ipsetEntries.keys(), replaced);
   for (const name of sets) {
     const want = desired.ipsets.get(name);
     if (!want) continue;
-    const have = observed.ipsets.get(name);
-    const keys = scope.all ? union(want.entries.keys(), have?.entries.keys() ?? []) : scope.ipsetEntries.get(name)!;
+    // A replaced set starts empty: every entry it should hold is added.
+    const have = replaced.has(name) ? undefined : observed.ipsets.get(name);
+    const scoped = scope.all || replaced.has(name) ? undefined : scope.ipsetEntries.get(name);
+    const keys = scoped ?? union(want.entries.keys(), have?.entries.keys() ?? []);
     for (const entryKey of keys) {
       const wanted = want.entries.get(entryKey);
       const present = have?.entries.get(entryKey);
@@ -164,6 +173,21 @@ export function diff(desired: DesiredState, observed: ObservedState, context: Di
     draining: plan.draining,
   };
 }
+
+/**
+ * Whether a set that exists can hold what kipvs puts in it: the same type and family (or port
+ * range), and comments when kipvs writes them. Sizes may differ: kube-proxy's do not matter.
+ */
+function usableSet(have: IpsetSetSpec, want: IpsetSetSpec): boolean {
+  if (want.comment === true && have.comment !== true) return false;
+  if (have.type === 'bitmap:port' || want.type === 'bitmap:port') {
+    return have.type === 'bitmap:port' && want.type === 'bitmap:port' && have.range.from <= want.range.from && have.range.to >= want.range.to;
+  }
+  return have.type === want.type && have.family === want.family;
+}
+
+const describeSpec = (spec: IpsetSetSpec): string =>
+  spec.type === 'bitmap:port' ? `${spec.type} range ${spec.range.from}-${spec.range.to}` : `${spec.type} family ${spec.family}`;
 
 function union<T>(a: Iterable<T>, b: Iterable<T>): Set<T> {
   const all = new Set(a);

@@ -23,6 +23,11 @@ export interface ObservedState {
   readonly boundAddresses: ReadonlySet<string>;
   /** The kube-proxy ipsets that exist, by name. */
   readonly ipsets: ReadonlyMap<string, ObservedIpset>;
+  /**
+   * kube-proxy-named sets that exist but that kipvs cannot read (a type it does not decode, such
+   * as hash:mac): name → the type the kernel reports. Left out of `ipsets`.
+   */
+  readonly undecodedIpsets?: ReadonlyMap<string, string>;
 }
 
 /** An observed state just read: its maps belong to whoever asked (the agent's cache takes them over). */
@@ -34,7 +39,11 @@ export interface FreshObservedState extends ObservedState {
 
 export type KernelOperation =
   | { readonly kind: 'ensureDummyInterface'; readonly name: string }
-  | { readonly kind: 'createIpset'; readonly name: string; readonly spec: IpsetSetSpec }
+  /**
+   * With `replacing`, a set of that name exists with a type (or family, range, options) kipvs
+   * cannot use: it is replaced by an empty set of `spec`, through a temporary set.
+   */
+  | { readonly kind: 'createIpset'; readonly name: string; readonly spec: IpsetSetSpec; readonly replacing?: string }
   | { readonly kind: 'bindAddress'; readonly address: string }
   | { readonly kind: 'unbindAddress'; readonly address: string }
   | { readonly kind: 'addIpsetEntry'; readonly set: string; readonly entry: IpsetEntry }

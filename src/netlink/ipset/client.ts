@@ -9,6 +9,7 @@ import {
   checkSetName,
   decodeIpsetMessage,
   decodeSetListing,
+  decodeSetListingTolerant,
   encodeCreate,
   encodeEntry,
   negotiateProtocol,
@@ -20,6 +21,7 @@ import {
   entrySetType,
   type IpsetEntry,
   type IpsetEntryOperation,
+  type IpsetListing,
   type IpsetSet,
   type IpsetSetSpec,
   type IpsetSetType,
@@ -80,6 +82,8 @@ function explain(error: unknown, kind?: IpsetSetKind): never {
 }
 
 const EINVAL = 22;
+
+export const listingName = (listing: IpsetListing): string => ('decoded' in listing ? listing.decoded.header.name : listing.undecoded.name);
 
 export class IpsetClient {
   private readonly revisions = new Map<string, number>();
@@ -295,6 +299,22 @@ export class IpsetClient {
       throw error;
     }
     return decodeSetListing(messages).find((set) => set.header.name === name) ?? null;
+  }
+
+  /**
+   * One set (`ipset list NAME`), or null when there is none; a set kipvs cannot decode (hash:mac,
+   * list:set, a member it cannot read) comes back by name and type instead of failing.
+   */
+  async readSet(name: string): Promise<IpsetListing | null> {
+    checkSetName(name);
+    let messages: WireSetCommand[];
+    try {
+      messages = await this.listing({ protocol: this.protocol, setName: name }, () => `list set ${name}`);
+    } catch (error) {
+      if (error instanceof NetlinkRequestError && error.errnoName === 'ENOENT') return null;
+      throw error;
+    }
+    return decodeSetListingTolerant(messages).find((listing) => listingName(listing) === name) ?? null;
   }
 
   /** The names of every set of the namespace (`ipset list -n`), whatever their type. */

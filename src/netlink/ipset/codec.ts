@@ -9,11 +9,13 @@ import {
   ipsetSetTypes,
   type IpNet,
   type IpsetEntry,
+  type IpsetListing,
   type IpsetProtocol,
   type IpsetSet,
   type IpsetSetHeader,
   type IpsetSetSpec,
   type IpsetSetType,
+  type UndecodedIpset,
 } from './types.js';
 import {
   entryDataAttributes,
@@ -294,4 +296,43 @@ export function decodeSetListing(messages: readonly WireSetCommand[]): IpsetSet[
     }
   }
   return [...sets.values()];
+}
+
+/** What a set's first LIST message says of it, without decoding its type's attributes. */
+function describeUndecoded(wire: WireSetCommand, name: string, reason: string): UndecodedIpset {
+  return {
+    name,
+    type: wire.typeName ?? '',
+    ...(wire.revision !== undefined ? { revision: wire.revision } : {}),
+    references: wire.data?.references ?? 0,
+    entryCount: wire.data?.elements ?? 0,
+    memorySize: wire.data?.memorySize ?? 0,
+    reason,
+  };
+}
+
+/**
+ * Like decodeSetListing, but a set that does not decode (a type kipvs does not know, a member it
+ * cannot read) costs only itself: it comes back by name and type, with the reason, and the other
+ * sets of the dump are decoded as usual.
+ */
+export function decodeSetListingTolerant(messages: readonly WireSetCommand[]): IpsetListing[] {
+  const bySet = new Map<string, WireSetCommand[]>();
+  for (const wire of messages) {
+    const name = required(wire.setName, 'LIST answer', 'IPSET_ATTR_SETNAME');
+    const group = bySet.get(name) ?? [];
+    group.push(wire);
+    bySet.set(name, group);
+  }
+  return [...bySet].map(([name, group]): IpsetListing => {
+    try {
+      const [set] = decodeSetListing(group);
+      if (set) return { decoded: set };
+      return { undecoded: describeUndecoded(group[0] ?? {}, name, 'no header in the listing') };
+    } catch (error) {
+      if (!(error instanceof NetlinkDecodeError)) throw error;
+      const header = group.find((wire) => wire.data !== undefined) ?? group[0] ?? {};
+      return { undecoded: describeUndecoded(header, name, error.message) };
+    }
+  });
 }

@@ -120,6 +120,24 @@ export interface IpsetSet {
   readonly entries: readonly IpsetEntry[];
 }
 
+/**
+ * A set kipvs cannot decode (a type it does not know, such as hash:mac or list:set, or a member it
+ * cannot read): what the header tells of it, and why the rest is not shown.
+ */
+export interface UndecodedIpset {
+  readonly name: string;
+  /** As the kernel names it (IPSET_ATTR_TYPENAME); empty when it did not say. */
+  readonly type: string;
+  readonly revision?: number;
+  readonly references: number;
+  readonly entryCount: number;
+  readonly memorySize: number;
+  readonly reason: string;
+}
+
+/** One set as listed: decoded, or only named and typed. */
+export type IpsetListing = { readonly decoded: IpsetSet } | { readonly undecoded: UndecodedIpset };
+
 const address = (text: string): string => canonicalAddress(text) ?? text;
 
 /** `10.0.0.0/24`, or the bare address for a host network, as ipset prints it. */

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startDaemon } from '../../../src/agent/daemon.js';
 import { Proxier } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
-import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import type { Service } from '../../../src/model/kubernetes.js';

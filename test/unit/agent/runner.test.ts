@@ -80,8 +80,8 @@ describe('SyncRunner', () => {
   });
 
   it('keeps the periodic rhythm when changes sync in between (drift repair is not pushed back)', async () => {
-    const syncs: { at: number; periodic: boolean }[] = [];
-    const runner = new SyncRunner({ minIntervalMs: 100, maxIntervalMs: 1000, sync: async ({ periodic }) => void syncs.push({ at: performance.now(), periodic }), onError: () => {} });
+    const syncs: { at: number; full: boolean }[] = [];
+    const runner = new SyncRunner({ minIntervalMs: 100, maxIntervalMs: 1000, sync: async ({ full }) => void syncs.push({ at: performance.now(), full }), onError: () => {} });
     const started = performance.now();
     runner.start();
     // A change every 900 ms: each would restart a "sync period after the last sync" timer.
@@ -91,7 +91,42 @@ describe('SyncRunner', () => {
     }
     await vi.advanceTimersByTimeAsync(500);
     await runner.stop();
-    expect(syncs.filter((sync) => sync.periodic).map((sync) => sync.at - started)).toEqual([0, 1000, 2000, 3000, 4000]);
-    expect(syncs.filter((sync) => !sync.periodic).map((sync) => sync.at - started)).toEqual([900, 1800, 2700, 3600]);
+    expect(syncs.filter((sync) => sync.full).map((sync) => sync.at - started)).toEqual([0, 1000, 2000, 3000, 4000]);
+    expect(syncs.filter((sync) => !sync.full).map((sync) => sync.at - started)).toEqual([900, 1800, 2700, 3600]);
+  });
+  it('makes every periodic sync full, one period after the last full one started, also when syncs take long', async () => {
+    const runs: { at: number; full: boolean }[] = [];
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 100,
+      sync: async ({ full }) => {
+        runs.push({ at: performance.now(), full });
+        await sleep(80); // a slow sync: the next one is due 100 ms after this one started, not after it ended
+      },
+      onError: () => {},
+    });
+    const started = performance.now();
+    runner.start();
+    await vi.advanceTimersByTimeAsync(560);
+    await runner.stop();
+    expect(runs.every((run) => run.full)).toBe(true);
+    expect(runs.map((run) => run.at - started)).toEqual([0, 100, 200, 300, 400, 500]);
+  });
+
+  it('keeps the full sync on time while changes keep asking for partial ones', async () => {
+    const runs: { at: number; full: boolean }[] = [];
+    const runner = new SyncRunner({ minIntervalMs: 10, maxIntervalMs: 100, sync: async ({ full }) => void runs.push({ at: performance.now(), full }), onError: () => {} });
+    const started = performance.now();
+    runner.start();
+    while (performance.now() - started < 450) {
+      runner.request();
+      await vi.advanceTimersByTimeAsync(15);
+    }
+    await runner.stop();
+    expect(runs.some((run) => !run.full)).toBe(true);
+    // Due a period after the last full start; the first sync at or after that is full.
+    const fulls = runs.filter((run) => run.full).map((run) => run.at - started);
+    expect(fulls.length).toBeGreaterThanOrEqual(5);
+    for (let i = 1; i < fulls.length; i++) expect(fulls[i]! - fulls[i - 1]!).toBeLessThanOrEqual(100 + 15);
   });
 });

@@ -280,4 +280,46 @@ describe('the kernel adapter batches a plan', () => {
     });
     expect(plan.operations.filter((o) => o.kind === 'deleteUdpFlows')).toHaveLength(2);
   });
+
+  describe('a kube-proxy set of a type kipvs cannot use', () => {
+    const entry = { ip: '10.96.0.1', protocol: 'tcp' as const, port: 80 };
+    const withEntry = (): DesiredState => {
+      const state = desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]);
+      const set = state.ipsets.get('KUBE-CLUSTER-IP')!;
+      return { ...state, ipsets: new Map([['KUBE-CLUSTER-IP', { ...set, entries: new Map([['10.96.0.1,tcp:80', entry]]) }]]) };
+    };
+
+    it('replaces one it cannot read (hash:mac) and refills it, and still programs the virtual servers', async () => {
+      const kernel = new FakeKernel();
+      const observed = { ...(await kernel.observe()), undecodedIpsets: new Map([['KUBE-CLUSTER-IP', 'hash:mac']]) };
+      const plan = diff(withEntry(), observed, context());
+      expect(plan.operations).toContainEqual({ kind: 'createIpset', name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet' }, replacing: 'hash:mac' });
+      expect(describeOps(plan)).toEqual(['ensureDummyInterface', 'createIpset', 'bindAddress', 'addService', 'addDestination', 'addIpsetEntry']);
+      expect(describeKernelOperation(plan.operations[1]!, 'kube-ipvs0')).toBe('replace ipset KUBE-CLUSTER-IP (hash:mac) with a hash:ip,port set');
+    });
+
+    it('replaces one of another type or family, also in a partial sync, comparing every entry of it', async () => {
+      const kernel = new FakeKernel();
+      await converge(kernel, withEntry());
+      const observed = await kernel.observe();
+      observed.ipsets.set('KUBE-CLUSTER-IP', { spec: { type: 'hash:ip,port', family: 'inet6' }, entries: new Map() });
+      const partial = { all: false as const, virtualServers: new Set<string>(), addresses: new Set<string>(), ipsetEntries: new Map<string, Set<string>>() };
+      const plan = diff(withEntry(), observed, context(), partial);
+      expect(plan.operations).toEqual([
+        { kind: 'createIpset', name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet' }, replacing: 'hash:ip,port family inet6' },
+        { kind: 'addIpsetEntry', set: 'KUBE-CLUSTER-IP', entry },
+      ]);
+      observed.ipsets.set('KUBE-CLUSTER-IP', { spec: { type: 'hash:ip', family: 'inet' }, entries: new Map() });
+      expect(describeOps(diff(withEntry(), observed, context()))).toEqual(['createIpset', 'addIpsetEntry']);
+    });
+
+    it('keeps one that differs only in sizes or a comment flag kipvs does not need', async () => {
+      const kernel = new FakeKernel();
+      await converge(kernel, withEntry());
+      const observed = await kernel.observe();
+      const set = observed.ipsets.get('KUBE-CLUSTER-IP')!;
+      observed.ipsets.set('KUBE-CLUSTER-IP', { ...set, spec: { type: 'hash:ip,port', family: 'inet', hashSize: 64, maxElements: 100, comment: true } });
+      expect(diff(withEntry(), observed, context()).operations).toEqual([]);
+    });
+  });
 });

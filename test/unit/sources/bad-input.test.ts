@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Proxier } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
-import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { startClusterSource, type ClusterSource, type SourceProblem } from '../../../src/sources/start.js';

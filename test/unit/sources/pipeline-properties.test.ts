@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Proxier } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
-import { FakeKernel } from '../../../src/kernel/fake-kernel.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { FileSource } from '../../../src/sources/file-source.js';

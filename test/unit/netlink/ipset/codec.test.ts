@@ -5,6 +5,7 @@ import {
   checkSetName,
   decodeIpsetMessage,
   decodeSetListing,
+  decodeSetListingTolerant,
   encodeCreate,
   encodeEntry,
   negotiateProtocol,
@@ -242,5 +243,22 @@ describe('ipset listings', () => {
     expect(() => decodeSetListing([{ protocol: 7, setName: 'S', adt: { unknown: [member({ ip: '10.0.0.2' })] } }])).toThrow(/before the header/);
     expect(() => decodeSetListing([header, header])).toThrow(/second header/);
     expect(() => decodeSetListing([{ ...header, typeName: 'hash:mac' }])).toThrow(NetlinkDecodeError);
+  });
+
+  it('tolerantly: a set it cannot read costs only itself, named with its type and the reason', () => {
+    const mac = { ...header, setName: 'MAC', typeName: 'hash:mac', data: { ...header.data, elements: 3 } };
+    const listing = decodeSetListingTolerant([
+      mac,
+      { ...header, adt: { unknown: [member({ ip: '10.0.0.1' })] } },
+      { protocol: 7, setName: 'LIST', typeName: 'list:set', revision: 3 },
+    ]);
+    expect(listing.map((set) => ('decoded' in set ? `decoded ${set.decoded.header.name}` : `${set.undecoded.name} ${set.undecoded.type}`))).toEqual([
+      'MAC hash:mac',
+      'decoded S',
+      'LIST list:set',
+    ]);
+    expect(listing[0]).toEqual({
+      undecoded: { name: 'MAC', type: 'hash:mac', revision: 5, references: 1, entryCount: 3, memorySize: 340, reason: 'set "MAC": set type "hash:mac" is not one kipvs reads' },
+    });
   });
 });
