@@ -1,7 +1,9 @@
 // The agent's options: kube-proxy's flag names and meanings, parsed and checked, and the settings
 // translation reads from them.
 import { InvalidArgumentError } from 'commander';
-import { familyOf } from '../ip.js';
+import { parseCidr } from '../ip.js';
+import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
+import { parseGoDuration } from '../util/duration.js';
 import { DEFAULT_SETTINGS, type ProxySettings } from '../model/settings.js';
 import { ipsetName, KUBE_IPSETS, type KubeIpsetId } from '../model/ipsets.js';
 
@@ -33,38 +35,26 @@ export interface AgentOptions {
   iptablesMasqueradeBit: number;
 }
 
-/** Go durations as kube-proxy takes them: 30s, 1m, 500ms, 1h30m; a bare number is seconds. */
+/** A Go duration flag (pflag's DurationVar: time.ParseDuration, so `30` without a unit is refused, as by kube-proxy). */
 export function parseDuration(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let rest = text;
-  while (rest.length > 0) {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
-    if (!match) throw new InvalidArgumentError(`"${text}" is not a duration (like 30s, 1m, 500ms)`);
-    total += Number(match[1]) * units[match[2]!]!;
-    rest = rest.slice(match[0].length);
+  try {
+    return parseGoDuration(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
   }
-  return total;
 }
 
+/** A comma-separated CIDR list (pflag's StringSlice); each must be a CIDR, a bare IP is not one. */
 export function parseCidrs(text: string): string[] {
   const cidrs = text.split(',').map((part) => part.trim()).filter(Boolean);
   for (const cidr of cidrs) {
-    const [address, prefix, extra] = cidr.split('/');
-    const family = address ? familyOf(address) : undefined;
-    const max = family === 'inet' ? 32 : 128;
-    if (!family || extra !== undefined || (prefix !== undefined && !(Number.isInteger(Number(prefix)) && Number(prefix) >= 0 && Number(prefix) <= max))) {
-      throw new InvalidArgumentError(`"${cidr}" is not a CIDR`);
-    }
+    if (parseCidr(cidr) === undefined) throw new InvalidArgumentError(`"${cidr}" is not a CIDR (like 10.0.0.0/8)`);
   }
   return cidrs;
 }
 
-export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
-
 export function parseScheduler(name: string): string {
-  if (!SCHEDULERS.includes(name)) throw new InvalidArgumentError(`unknown IPVS scheduler "${name}" (one of ${SCHEDULERS.join(', ')})`);
+  if (!isIpvsScheduler(name)) throw new InvalidArgumentError(`unknown IPVS scheduler "${name}" (one of ${IPVS_SCHEDULERS.join(', ')})`);
   return name;
 }
 

@@ -7,10 +7,11 @@ import { NetlinkRequestError } from '../netlink/errors.js';
 import type { IpvsOperation } from '../netlink/ipvs/types.js';
 import { describeOperation } from '../netlink/ipvs/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
+import { IPVS_SCHEDULERS } from '../model/schedulers.js';
 import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../reconcile/state.js';
 import { describeKernelOperation, type ApplyResult, type Kernel, type OperationFailure } from './netlink-kernel.js';
 
-const KERNEL_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos']);
+const KERNEL_SCHEDULERS = new Set(IPVS_SCHEDULERS);
 const ERRNO = { EEXIST: 17, ESRCH: 3, ENOENT: 2, ENODEV: 19, EADDRNOTAVAIL: 99 } as const;
 
 export class FakeKernel implements Kernel {
