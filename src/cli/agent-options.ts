@@ -33,6 +33,56 @@ export interface AgentOptions {
   /** host:port for /metrics; empty turns the server off. */
   metricsBindAddress: string;
   iptablesMasqueradeBit: number;
+  /** --bind-address: overrides the Node object's primary IP ('0.0.0.0' or '::': does not). */
+  bindAddress: string;
+  detectLocalMode: DetectLocalMode;
+  podBridgeInterface: string;
+  podInterfaceNamePrefix: string;
+  conntrackMaxPerCore: number;
+  conntrackMin: number;
+  conntrackTcpTimeoutEstablished: number;
+  conntrackTcpTimeoutCloseWait: number;
+  conntrackTcpBeLiberal: boolean;
+  conntrackUdpTimeout: number;
+  conntrackUdpTimeoutStream: number;
+  /** klog's -v: the log level. */
+  v: number;
+  logFormat?: string;
+  proxyMode?: string;
+  ipvsScheduler?: string;
+  healthzPort?: number;
+  metricsPort?: number;
+  cleanup: boolean;
+  writeConfigTo?: string;
+  version: boolean;
+}
+
+/** kube-proxy's LocalMode values (pkg/proxy/apis/config/types.go); ClusterCIDR is its default. */
+export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
+export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];
+
+export const isDetectLocalMode = (text: string): text is DetectLocalMode => (DETECT_LOCAL_MODES as readonly string[]).includes(text);
+
+export function parseDetectLocalMode(text: string): DetectLocalMode {
+  if (!isDetectLocalMode(text)) throw new InvalidArgumentError(`unknown detect-local-mode "${text}" (one of ${DETECT_LOCAL_MODES.join(', ')})`);
+  return text;
+}
+
+/** An int32 flag (pflag Int32Var). */
+export function parseInt32(text: string): number {
+  const value = Number(text);
+  if (!/^[-+]?\d+$/.test(text.trim()) || value < -(2 ** 31) || value >= 2 ** 31) throw new InvalidArgumentError(`"${text}" is not an integer`);
+  return value;
+}
+
+/** --nodeport-addresses: CIDRs, or the single word primary (the Node object's primary IPs), as kube-proxy takes it. */
+export function parseNodePortAddresses(text: string): string[] {
+  const entries = text.split(',').map((part) => part.trim()).filter(Boolean);
+  if (entries.includes('primary')) {
+    if (entries.length > 1) throw new InvalidArgumentError('"primary" must be the only --nodeport-addresses value');
+    return ['primary'];
+  }
+  return parseCidrs(text);
 }
 
 /** A Go duration flag (pflag's DurationVar: time.ParseDuration, so `30` without a unit is refused, as by kube-proxy). */
@@ -66,6 +116,7 @@ export function settingsFrom(options: AgentOptions): ProxySettings {
     clusterCidrs: options.clusterCidr,
     excludeCidrs: options.ipvsExcludeCidrs,
     gracefulTerminationSeconds: options.gracefulTerminationTimeout / 1000,
+    detectLocal: { mode: options.detectLocalMode, bridgeInterface: options.podBridgeInterface, interfaceNamePrefix: options.podInterfaceNamePrefix },
   };
 }
 
