@@ -137,3 +137,29 @@ export function cidrContains(cidr: string, address: string): boolean {
   const mask = (0xff << (8 - rest)) & 0xff;
   return (a[fullBytes]! & mask) === (b[fullBytes]! & mask);
 }
+
+export interface ParsedCidr {
+  /** The network with its host bits cleared, as kube-proxy's ParseCIDRSloppy and ipset keep it. */
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: AddressFamily;
+}
+
+/**
+ * `10.0.0.0/8`, `fd00::/64`; host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`). The one CIDR
+ * parser for flags, the configuration file and Services. A bare IP is not a CIDR, as to kube-proxy
+ * (netutils.ParseCIDRSloppy refuses it in --cluster-cidr, --ipvs-exclude-cidrs, nodePortAddresses).
+ */
+export function parseCidr(text: unknown): ParsedCidr | undefined {
+  if (typeof text !== 'string') return undefined;
+  const slash = text.indexOf('/');
+  if (slash < 0 || !/^\d{1,3}$/.test(text.slice(slash + 1))) return undefined;
+  const network = text.slice(0, slash);
+  if (network.includes('%')) return undefined;
+  const family = familyOf(network);
+  const prefix = Number(text.slice(slash + 1));
+  if (!family || prefix > (family === 'inet' ? 32 : 128)) return undefined;
+  const bytes = addressToBytes(network);
+  for (let bit = prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3] = (bytes[bit >> 3] ?? 0) & ~(0x80 >> (bit & 7));
+  return { address: formatAddress(family, bytes), prefix, family };
+}

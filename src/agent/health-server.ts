@@ -3,10 +3,10 @@
 // the JSON body with a status per IP family). The state is pure and takes its clock from the
 // caller, so a test can age it without waiting; the HTTP side only reads it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
 import type { AddressFamily } from '../ip.js';
 import { formatHostPort } from '../ip.js';
 import { KipvsError } from '../netlink/errors.js';
+import { parseHostPort } from '../util/host-port.js';
 import type { ProxyMetrics } from './metrics.js';
 
 export const DEFAULT_HEALTHZ_BIND_ADDRESS = '0.0.0.0:10256';
@@ -167,19 +167,9 @@ export interface BindAddress {
 
 /** `host:port`, `[v6]:port`, `:port`, or a bare address that takes `defaultPort` (kube-proxy's AppendPortIfNeeded). */
 export function parseBindAddress(text: string, defaultPort: number): BindAddress {
-  let host: string;
-  let portText: string;
-  if (isIP(text) !== 0) {
-    host = text;
-    portText = String(defaultPort);
-  } else {
-    const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
-    if (!match) throw new KipvsError('KIPVS_BIND_ADDRESS', `bind address ${JSON.stringify(text)} is not host:port`);
-    host = match[1] ?? match[2] ?? '';
-    portText = match[3]!;
-  }
-  const port = Number(portText);
-  if (port > 0xffff || (host !== '' && isIP(host) === 0)) throw new KipvsError('KIPVS_BIND_ADDRESS', `bind address ${JSON.stringify(text)} is not an IP address and port`);
+  const parsed = parseHostPort(text, defaultPort);
+  if ('error' in parsed) throw new KipvsError('KIPVS_BIND_ADDRESS', `bind address ${JSON.stringify(text)} is not an IP address and port: ${parsed.error}`);
+  const { host, port } = parsed;
   return { host: host === '' || host === '0.0.0.0' || host === '::' ? undefined : host, port };
 }
 

@@ -1,7 +1,9 @@
 // The agent's options: kube-proxy's flag names and meanings, parsed and checked, and the settings
 // translation reads from them.
 import { InvalidArgumentError } from 'commander';
-import { familyOf } from '../ip.js';
+import { parseCidr } from '../ip.js';
+import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
+import { parseGoDuration } from '../util/duration.js';
 import { DEFAULT_SETTINGS, type ProxySettings } from '../model/settings.js';
 import { ipsetName, KUBE_IPSETS, type KubeIpsetId } from '../model/ipsets.js';
 
@@ -31,40 +33,78 @@ export interface AgentOptions {
   /** host:port for /metrics; empty turns the server off. */
   metricsBindAddress: string;
   iptablesMasqueradeBit: number;
+  /** --bind-address: overrides the Node object's primary IP ('0.0.0.0' or '::': does not). */
+  bindAddress: string;
+  detectLocalMode: DetectLocalMode;
+  podBridgeInterface: string;
+  podInterfaceNamePrefix: string;
+  conntrackMaxPerCore: number;
+  conntrackMin: number;
+  conntrackTcpTimeoutEstablished: number;
+  conntrackTcpTimeoutCloseWait: number;
+  conntrackTcpBeLiberal: boolean;
+  conntrackUdpTimeout: number;
+  conntrackUdpTimeoutStream: number;
+  /** klog's -v: the log level. */
+  v: number;
+  logFormat?: string;
+  proxyMode?: string;
+  ipvsScheduler?: string;
+  healthzPort?: number;
+  metricsPort?: number;
+  cleanup: boolean;
+  writeConfigTo?: string;
+  version: boolean;
 }
 
-/** Go durations as kube-proxy takes them: 30s, 1m, 500ms, 1h30m; a bare number is seconds. */
-export function parseDuration(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let rest = text;
-  while (rest.length > 0) {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
-    if (!match) throw new InvalidArgumentError(`"${text}" is not a duration (like 30s, 1m, 500ms)`);
-    total += Number(match[1]) * units[match[2]!]!;
-    rest = rest.slice(match[0].length);
+/** kube-proxy's LocalMode values (pkg/proxy/apis/config/types.go); ClusterCIDR is its default. */
+export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
+export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];
+
+export const isDetectLocalMode = (text: string): text is DetectLocalMode => (DETECT_LOCAL_MODES as readonly string[]).includes(text);
+
+export function parseDetectLocalMode(text: string): DetectLocalMode {
+  if (!isDetectLocalMode(text)) throw new InvalidArgumentError(`unknown detect-local-mode "${text}" (one of ${DETECT_LOCAL_MODES.join(', ')})`);
+  return text;
+}
+
+/** An int32 flag (pflag Int32Var). */
+export function parseInt32(text: string): number {
+  const value = Number(text);
+  if (!/^[-+]?\d+$/.test(text.trim()) || value < -(2 ** 31) || value >= 2 ** 31) throw new InvalidArgumentError(`"${text}" is not an integer`);
+  return value;
+}
+
+/** --nodeport-addresses: CIDRs, or the single word primary (the Node object's primary IPs), as kube-proxy takes it. */
+export function parseNodePortAddresses(text: string): string[] {
+  const entries = text.split(',').map((part) => part.trim()).filter(Boolean);
+  if (entries.includes('primary')) {
+    if (entries.length > 1) throw new InvalidArgumentError('"primary" must be the only --nodeport-addresses value');
+    return ['primary'];
   }
-  return total;
+  return parseCidrs(text);
 }
 
+/** A Go duration flag (pflag's DurationVar: time.ParseDuration, so `30` without a unit is refused, as by kube-proxy). */
+export function parseDuration(text: string): number {
+  try {
+    return parseGoDuration(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** A comma-separated CIDR list (pflag's StringSlice); each must be a CIDR, a bare IP is not one. */
 export function parseCidrs(text: string): string[] {
   const cidrs = text.split(',').map((part) => part.trim()).filter(Boolean);
   for (const cidr of cidrs) {
-    const [address, prefix, extra] = cidr.split('/');
-    const family = address ? familyOf(address) : undefined;
-    const max = family === 'inet' ? 32 : 128;
-    if (!family || extra !== undefined || (prefix !== undefined && !(Number.isInteger(Number(prefix)) && Number(prefix) >= 0 && Number(prefix) <= max))) {
-      throw new InvalidArgumentError(`"${cidr}" is not a CIDR`);
-    }
+    if (parseCidr(cidr) === undefined) throw new InvalidArgumentError(`"${cidr}" is not a CIDR (like 10.0.0.0/8)`);
   }
   return cidrs;
 }
 
-export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
-
 export function parseScheduler(name: string): string {
-  if (!SCHEDULERS.includes(name)) throw new InvalidArgumentError(`unknown IPVS scheduler "${name}" (one of ${SCHEDULERS.join(', ')})`);
+  if (!isIpvsScheduler(name)) throw new InvalidArgumentError(`unknown IPVS scheduler "${name}" (one of ${IPVS_SCHEDULERS.join(', ')})`);
   return name;
 }
 
@@ -76,6 +116,7 @@ export function settingsFrom(options: AgentOptions): ProxySettings {
     clusterCidrs: options.clusterCidr,
     excludeCidrs: options.ipvsExcludeCidrs,
     gracefulTerminationSeconds: options.gracefulTerminationTimeout / 1000,
+    detectLocal: { mode: options.detectLocalMode, bridgeInterface: options.podBridgeInterface, interfaceNamePrefix: options.podInterfaceNamePrefix },
   };
 }
 

@@ -19,9 +19,11 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { Command } from 'commander';
-import { familyOf } from '../ip.js';
+import { familyOf, parseCidr } from '../ip.js';
+import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
+import { parseGoDuration } from '../util/duration.js';
+import { formatBindAddress, parseHostPort } from '../util/host-port.js';
 import { KipvsError } from '../netlink/errors.js';
-import { SCHEDULERS } from './agent-options.js';
 
 /** What a configuration file sets, named as AgentOptions (durations in ms); absent when the file leaves the default. */
 export interface KubeProxyConfigOptions {
@@ -62,27 +64,6 @@ export class KubeProxyConfigError extends KipvsError {
 
 export const KUBE_PROXY_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 const KIND = 'KubeProxyConfiguration';
-
-// ---- Go durations (time.ParseDuration, which metav1.Duration uses) ----
-
-const NANOS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-/** A Go duration string ("1m0s", "1h0m0s", "0s", "0", "500ms", "1.5s", "-2s") in milliseconds. */
-export function parseGoDuration(text: string): number {
-  const match = /^([-+]?)(.*)$/s.exec(text)!;
-  const sign = match[1] === '-' ? -1 : 1;
-  let rest = match[2]!;
-  if (rest === '0') return 0;
-  if (rest === '') throw new Error(`"${text}" is not a duration (like 30s, 1m0s, 500ms)`);
-  let nanos = 0;
-  while (rest.length > 0) {
-    const part = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
-    if (!part || (part[1] === '' && !part[2])) throw new Error(`"${text}" is not a duration (like 30s, 1m0s, 500ms)`);
-    nanos += Number(`${part[1] || '0'}.${part[2] || '0'}`) * NANOS[part[3]!]!;
-    rest = rest.slice(part[0].length);
-  }
-  return (sign * nanos) / 1e6;
-}
 
 // ---- the v1alpha1 schema ----
 
@@ -254,23 +235,13 @@ function decodeStruct(node: unknown, schema: Struct, prefix: string, decoded: De
 
 // ---- values ----
 
-function isCidr(text: string): boolean {
-  const [address, prefix, extra] = text.split('/');
-  const family = address === undefined ? undefined : familyOf(address);
-  return family !== undefined && extra === undefined && prefix !== undefined && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 'inet' ? 32 : 128);
-}
+const isCidr = (text: string): boolean => parseCidr(text) !== undefined;
 
-/** host:port as net.SplitHostPort takes it, after kube-proxy's AppendPortIfNeeded for a bare IP. */
+/** host:port as kube-proxy's validation takes it, after AppendPortIfNeeded for a bare IP. */
 function hostPort(text: string, defaultPort: number): { value: string } | { error: string } {
-  const family = familyOf(text);
-  if (family) return { value: family === 'inet' ? `${text}:${defaultPort}` : `[${text}]:${defaultPort}` };
-  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
-  const host = match?.[1] ?? match?.[2];
-  if (!match || host === undefined) return { error: `"${text}" must be IP:port` };
-  if (!familyOf(host)) return { error: `"${host}" must be a valid IP` };
-  const port = Number(match[3]);
-  if (port < 1 || port > 65535) return { error: `port ${match[3]} must be 1-65535` };
-  return { value: text };
+  const parsed = parseHostPort(text, defaultPort, 1);
+  if ('error' in parsed) return parsed;
+  return { value: formatBindAddress(parsed) };
 }
 
 // ---- what each field means to kipvs ----
@@ -402,9 +373,9 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
     problems.push(`ipvs.minSyncPeriod: ${minSyncPeriod / 1000}s must not exceed ipvs.syncPeriod (${(syncPeriod ?? 30_000) / 1000}s)`);
   }
   const scheduler = text('ipvs.scheduler');
-  if (scheduler && !SCHEDULERS.includes(scheduler)) {
-    const guess = nearest(scheduler, SCHEDULERS);
-    problems.push(`ipvs.scheduler: unknown IPVS scheduler "${scheduler}"${guess ? ` (did you mean ${guess}?)` : ''}; one of ${SCHEDULERS.join(', ')}`);
+  if (scheduler && !isIpvsScheduler(scheduler)) {
+    const guess = nearest(scheduler, IPVS_SCHEDULERS);
+    problems.push(`ipvs.scheduler: unknown IPVS scheduler "${scheduler}"${guess ? ` (did you mean ${guess}?)` : ''}; one of ${IPVS_SCHEDULERS.join(', ')}`);
   } else if (scheduler) options.scheduler = scheduler;
   if (get('ipvs.excludeCIDRs')) options.ipvsExcludeCidrs = cidrList('ipvs.excludeCIDRs', get('ipvs.excludeCIDRs') as string[], problems);
   if (present('ipvs.strictARP')) options.ipvsStrictArp = get('ipvs.strictARP') === true;

@@ -9,11 +9,12 @@ import { IpsetRequestError, setKindOf } from '../netlink/ipset/errors.js';
 import type { IpsetSetSpec } from '../netlink/ipset/types.js';
 import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from '../netlink/ipvs/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
+import { IPVS_SCHEDULERS } from '../model/schedulers.js';
 import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../reconcile/state.js';
 import { describeKernelOperation, type OperationFailure } from './netlink-kernel.js';
 
 /** The schedulers of upstream Linux (net/netfilter/ipvs/ip_vs_*.c); a kernel built without one refuses it too. */
-const KERNEL_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos']);
+const KERNEL_SCHEDULERS = new Set(IPVS_SCHEDULERS);
 const KERNEL_PERSISTENCE_ENGINES = new Set(['sip']);
 const { EEXIST, EINVAL, ENODEV, ENOENT, ERANGE, ESRCH } = constants.errno;
 /** ipset's default maxelem (ip_set_hash_gen.h), for a set created without one. */

@@ -8,6 +8,12 @@ export interface NodeFacts {
   readonly addresses: readonly string[];
   /** The families the node has; a Service IP of another family is skipped with a reason. */
   readonly families: readonly AddressFamily[];
+  /** The Node's topology.kubernetes.io/zone label, for topology hints; absent or '' when unlabelled. */
+  readonly zone?: string;
+  /** The Node's spec.podCIDRs (detect-local NodeCIDR); absent until the Node object is known. */
+  readonly podCIDRs?: readonly string[];
+  /** The Node's status.addresses, InternalIP ones first then ExternalIP (kube-proxy's node IPs, for `primary`). */
+  readonly nodeIPs?: readonly string[];
 }
 
 export interface ProxySettings {
@@ -23,6 +29,17 @@ export interface ProxySettings {
   readonly excludeCidrs: readonly string[];
   /** Seconds a removed TCP real server keeps weight 0 to drain before it is deleted. */
   readonly gracefulTerminationSeconds: number;
+  /** How KUBE-SERVICES tells traffic from this node's pods (kube-proxy's --detect-local-mode). */
+  readonly detectLocal: DetectLocal;
+}
+
+/** kube-proxy's detect-local modes; NodeCIDR reads NodeFacts.podCIDRs. */
+export interface DetectLocal {
+  readonly mode: 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
+  /** --pod-bridge-interface (BridgeInterface). */
+  readonly bridgeInterface: string;
+  /** --pod-interface-name-prefix (InterfaceNamePrefix). */
+  readonly interfaceNamePrefix: string;
 }
 
 export const DEFAULT_SETTINGS: ProxySettings = {
@@ -32,6 +49,7 @@ export const DEFAULT_SETTINGS: ProxySettings = {
   clusterCidrs: [],
   excludeCidrs: [],
   gracefulTerminationSeconds: 900,
+  detectLocal: { mode: 'ClusterCIDR', bridgeInterface: '', interfaceNamePrefix: '' },
 };
 
 /** Annotations kipvs reads on a Service. */

@@ -1,7 +1,7 @@
 // Strict parsing of the addresses, networks and ports a Service or EndpointSlice carries. Every
 // value comes from JSON that nobody validated for us (a file source, an old object), so each
 // helper takes `unknown` and answers undefined instead of throwing.
-import { addressToBytes, canonicalAddress, familyOf, formatAddress, type AddressFamily } from '../ip.js';
+import { addressToBytes, canonicalAddress, familyOf, type AddressFamily, type ParsedCidr } from '../ip.js';
 
 export interface ParsedAddress {
   /** Canonical text, as inet_ntop prints it (and as the kernel reports it back). */
@@ -9,16 +9,10 @@ export interface ParsedAddress {
   readonly family: AddressFamily;
 }
 
-export interface ParsedCidr {
-  /** The network with its host bits cleared, as kube-proxy's ParseCIDRSloppy and ipset keep it. */
-  readonly address: string;
-  readonly prefix: number;
-  readonly family: AddressFamily;
-}
+// One CIDR parser for the whole tree (flags, configuration file, Services): it lives in ip.ts.
+export { parseCidr, type ParsedCidr } from '../ip.js';
 
 export const familyName = (family: AddressFamily): string => (family === 'inet' ? 'IPv4' : 'IPv6');
-
-const hostBits = (family: AddressFamily): number => (family === 'inet' ? 32 : 128);
 
 /**
  * A unicast host address a Service can use. Refused: anything node's parser refuses (IPv4 with
@@ -33,21 +27,6 @@ export function parseAddress(text: unknown): ParsedAddress | undefined {
   const address = family === 'inet' ? text : canonicalAddress(text);
   if (address === undefined || address === '0.0.0.0' || address === '::' || address.startsWith('::ffff:')) return undefined;
   return { address, family };
-}
-
-/** `10.0.0.0/8`, `fd00::/64`; host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`). */
-export function parseCidr(text: unknown): ParsedCidr | undefined {
-  if (typeof text !== 'string') return undefined;
-  const slash = text.indexOf('/');
-  if (slash < 0 || !/^\d{1,3}$/.test(text.slice(slash + 1))) return undefined;
-  const network = text.slice(0, slash);
-  if (network.includes('%')) return undefined;
-  const family = familyOf(network);
-  const prefix = Number(text.slice(slash + 1));
-  if (!family || prefix > hostBits(family)) return undefined;
-  const bytes = addressToBytes(network);
-  for (let bit = prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return { address: formatAddress(family, bytes), prefix, family };
 }
 
 export function inCidr(cidr: ParsedCidr, address: ParsedAddress): boolean {

@@ -1,10 +1,8 @@
 // The kipvs.io annotations a Service may carry: its IPVS scheduler and its real servers' weights.
 // A bad annotation is reported and ignored; the Service keeps working with the defaults.
 import { ANNOTATIONS } from '../model/settings.js';
+import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
 import { parseAddress, show } from './addresses.js';
-
-/** The schedulers the kernel ships (net/netfilter/ipvs/ip_vs_*.c), by the names ipvsadm uses. */
-export const KERNEL_SCHEDULERS: readonly string[] = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
 
 /** Weights by endpoint address (canonical) or by target (pod) name. */
 export interface Weights {
@@ -28,8 +26,8 @@ function annotation(annotations: unknown, name: string): unknown {
 export function schedulerOf(annotations: unknown, defaultScheduler: string, report: Report): string {
   const value = annotation(annotations, ANNOTATIONS.scheduler);
   if (value === undefined) return defaultScheduler;
-  if (typeof value === 'string' && KERNEL_SCHEDULERS.includes(value)) return value;
-  report(`annotation ${ANNOTATIONS.scheduler} ${show(value)} is not an IPVS scheduler (${KERNEL_SCHEDULERS.join(' ')}); ${defaultScheduler} used`);
+  if (typeof value === 'string' && isIpvsScheduler(value)) return value;
+  report(`annotation ${ANNOTATIONS.scheduler} ${show(value)} is not an IPVS scheduler (${IPVS_SCHEDULERS.join(' ')}); ${defaultScheduler} used`);
   return defaultScheduler;
 }
 

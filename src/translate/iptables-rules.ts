@@ -3,14 +3,13 @@
 // sets' entries change. Layout, comments and set matches are copied from kube-proxy's
 // pkg/proxy/ipvs/proxier.go (iptablesChains, iptablesJumpChain, ipsetWithIptablesChain,
 // writeIptablesRules, acceptIPVSTraffic), so that iptables-save reads the same on a node that
-// switched from kube-proxy. Two deliberate differences:
-// - kube-proxy leaves out a set's rules while the set is empty; we always write them (an empty set
-//   matches nothing), so the text never depends on the Services and never needs rewriting for them.
-// - KUBE-IPVS-OUT-FILTER stays empty (chain and jump kept): kube-proxy fills it with one
-//   `-m ipvs --vaddr` rule per load balancer IP whose source ranges exclude the node
-//   (kubernetes#119656). IPVS has already rewritten the destination by filter OUTPUT, so a set match
-//   on the LB IP cannot replace those rules, and they would make the count grow with Services.
-import type { AddressFamily } from '../ip.js';
+// switched from kube-proxy. One deliberate difference: kube-proxy leaves out a set's rules while
+// the set is empty; we always write them (an empty set matches nothing), so the text depends on the
+// Services only through KUBE-IPVS-OUT-FILTER, which kube-proxy fills with one `-m ipvs --vaddr` rule
+// per load balancer IP and port whose source ranges leave the node out (kubernetes#119656): IPVS has
+// already rewritten the destination by filter OUTPUT, so a set match on the LB IP cannot do it.
+import { parseCidr, type AddressFamily } from '../ip.js';
+import type { IpsetEntry } from '../netlink/ipset/types.js';
 import { renderRestoreInput, type IptablesChainRef, type IptablesJump, type IptablesOwnership, type IptablesRuleset, type IptablesTable } from '../kernel/iptables.js';
 import { KUBE_IPSETS, ipsetName, type KubeIpsetId } from '../model/ipsets.js';
 import type { ProxySettings } from '../model/settings.js';
@@ -32,6 +31,17 @@ export interface IptablesRulesOptions {
   readonly masqueradeMark?: number;
   /** MASQUERADE --random-fully, which kube-proxy adds when iptables has it (1.6.2 and later). */
   readonly masqueradeRandomFully?: boolean;
+  /** The Node's spec.podCIDRs, for detect-local-mode NodeCIDR. */
+  readonly nodePodCidrs?: readonly string[];
+  /** Load balancer IP:ports the node itself may not reach (lbNoNodeAccess): KUBE-IPVS-OUT-FILTER. */
+  readonly lbNoNodeAccess?: readonly LoadBalancerPort[];
+}
+
+/** A load balancer IP, protocol and Service port. */
+export interface LoadBalancerPort {
+  readonly ip: string;
+  readonly protocol: string;
+  readonly port: number;
 }
 
 const chain = (table: IptablesTable, name: string): IptablesChainRef => ({ table, chain: name });
@@ -69,13 +79,40 @@ export const KIPVS_JUMPS: readonly IptablesJump[] = [
 /** What kipvs owns in the iptables tables: the same for both families and any settings. */
 export const KIPVS_IPTABLES_OWNERSHIP: IptablesOwnership = { chains: KIPVS_CHAINS, jumps: KIPVS_JUMPS };
 
-/** The one cluster CIDR of the family, if any (kube-proxy's --cluster-cidr takes one per family). */
-function clusterCidrOf(settings: ProxySettings, family: AddressFamily): string | undefined {
-  const cidrs = settings.clusterCidrs.filter((cidr) => cidr.includes(':') === (family === 'inet6'));
-  if (cidrs.length > 1) {
-    throw new IptablesSettingsError(`at most one cluster CIDR per family, as kube-proxy's --cluster-cidr: got ${cidrs.join(', ')}`);
+/**
+ * kube-proxy's LocalTrafficDetector.IfNotLocal() for the family (pkg/proxy/util/localdetector.go,
+ * chosen as cmd/kube-proxy/app/server_linux.go getLocalDetectors does), or undefined for its no-op
+ * detector: ClusterCIDR and NodeCIDR take the first CIDR of the family (host bits cleared, as
+ * cidrs[0].String()), the interface modes match the same interface in both families.
+ */
+export function ifNotLocal(settings: ProxySettings, family: AddressFamily, nodePodCidrs: readonly string[] = []): string | undefined {
+  const { mode, bridgeInterface, interfaceNamePrefix } = settings.detectLocal;
+  if (mode === 'BridgeInterface') return bridgeInterface === '' ? undefined : `! -i ${bridgeInterface}`;
+  if (mode === 'InterfaceNamePrefix') return interfaceNamePrefix === '' ? undefined : `! -i ${interfaceNamePrefix}+`;
+  const cidrs = (mode === 'NodeCIDR' ? nodePodCidrs : settings.clusterCidrs).map((text) => parseCidr(text.trim())).filter((cidr) => cidr?.family === family);
+  if (mode === 'ClusterCIDR' && cidrs.length > 1) {
+    throw new IptablesSettingsError(`at most one cluster CIDR per family, as kube-proxy's --cluster-cidr: got ${settings.clusterCidrs.join(', ')}`);
   }
-  return cidrs[0];
+  const first = cidrs[0];
+  return first ? `! -s ${first.address}/${String(first.prefix)}` : undefined;
+}
+
+/**
+ * The load balancer IP:ports that have source ranges and no (lbIP, port, lbIP) entry letting the
+ * node through: kube-proxy's lbNoNodeAccessIPPortProtocolEntries, read back from the ipsets that
+ * translation filled (KUBE-LOAD-BALANCER-FW minus KUBE-LOAD-BALANCER-SOURCE-IP).
+ */
+export function lbNoNodeAccess(ipsets: ReadonlyMap<string, { readonly entries: ReadonlyMap<string, IpsetEntry> }>, family: AddressFamily): LoadBalancerPort[] {
+  const key = (entry: { ip: string; protocol: string; port: number }): string => `${entry.ip},${entry.protocol}:${String(entry.port)}`;
+  const allowed = new Set<string>();
+  for (const entry of ipsets.get(ipsetName('loadBalancerSourceIp', family))?.entries.values() ?? []) {
+    if ('ip' in entry && 'port' in entry) allowed.add(key(entry));
+  }
+  const denied: LoadBalancerPort[] = [];
+  for (const entry of ipsets.get(ipsetName('loadBalancerFirewall', family))?.entries.values() ?? []) {
+    if ('ip' in entry && 'port' in entry && !allowed.has(key(entry))) denied.push({ ip: entry.ip, protocol: entry.protocol, port: entry.port });
+  }
+  return denied.sort((a, b) => key(a).localeCompare(key(b)));
 }
 
 function checkedMark(mark: number): string {
@@ -89,7 +126,7 @@ function checkedMark(mark: number): string {
 export function buildIptablesRules(settings: ProxySettings, options: IptablesRulesOptions): IptablesRuleset {
   const { family } = options;
   const mark = checkedMark(options.masqueradeMark ?? DEFAULT_MASQUERADE_MARK);
-  const clusterCidr = clusterCidrOf(settings, family);
+  const notLocal = ifNotLocal(settings, family, options.nodePodCidrs);
   const set = (id: KubeIpsetId): string => ipsetName(id, family);
   // kube-proxy's IPSet.getComment(): the set's comment, quoted for iptables-restore.
   const setComment = (id: KubeIpsetId): string => `-m comment --comment "${KUBE_IPSETS[id].comment}"`;
@@ -116,12 +153,12 @@ export function buildIptablesRules(settings: ProxySettings, options: IptablesRul
   filter.push(`-A KUBE-SOURCE-RANGES-FIREWALL ${setMatch('loadBalancerSourceCidr', 'dst,dst,src')} -j RETURN`);
   filter.push(`-A KUBE-SOURCE-RANGES-FIREWALL ${setMatch('loadBalancerSourceIp', 'dst,dst,src')} -j RETURN`);
 
-  // ClusterIPs. --masquerade-all: every packet. --cluster-cidr: packets from outside the pod
-  // network (a static route to the Service range may bounce them off-node). Neither: only the
-  // node's own connections that picked a VIP on kube-ipvs0 as their source.
+  // ClusterIPs. --masquerade-all: every packet. A local detector (--detect-local-mode): packets not
+  // from this cluster's pods (a static route to the Service range may bounce them off-node).
+  // Neither: only the node's own connections that picked a VIP on kube-ipvs0 as their source.
   const clusterIp = `-A KUBE-SERVICES ${setComment('clusterIp')} -m set --match-set ${set('clusterIp')}`;
   if (settings.masqueradeAll) nat.push(`${clusterIp} dst,dst -j KUBE-MARK-MASQ`);
-  else if (clusterCidr !== undefined) nat.push(`${clusterIp} dst,dst ! -s ${clusterCidr} -j KUBE-MARK-MASQ`);
+  else if (notLocal !== undefined) nat.push(`${clusterIp} dst,dst ${notLocal} -j KUBE-MARK-MASQ`);
   else nat.push(`${clusterIp} src,dst -j KUBE-MARK-MASQ`);
 
   // External IPs: accepted for traffic from off the machine (not from a bridge port, not from a
@@ -139,6 +176,10 @@ export function buildIptablesRules(settings: ProxySettings, options: IptablesRul
   nat.push('-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT');
   nat.push('-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ');
   filter.push('-A KUBE-SOURCE-RANGES-FIREWALL -j DROP');
+  // The node's own connection to a load balancer IP bound on kube-ipvs0 has that IP as its source.
+  for (const { ip, protocol, port } of options.lbNoNodeAccess ?? []) {
+    filter.push(`-A KUBE-IPVS-OUT-FILTER -s ${ip} -m ipvs --vaddr ${ip} --vproto ${protocol} --vport ${String(port)} -j DROP`);
+  }
 
   // acceptIPVSTraffic: at the end of KUBE-SERVICES, so that no later rule of someone else's in
   // PREROUTING/OUTPUT turns away a packet IPVS is about to take.

@@ -13,9 +13,9 @@ import {
   KubeProxyConfigError,
   loadKubeProxyConfiguration,
   mergeWithFlags,
-  parseGoDuration,
   parseKubeProxyConfiguration,
 } from '../../../src/cli/kube-proxy-config.js';
+import { parseGoDuration } from '../../../src/util/duration.js';
 import { agentCommand, type AgentOptions } from '../../../src/cli/agent.js';
 
 const KUBEADM_CONFIGMAP = `apiVersion: v1

@@ -10,7 +10,9 @@ import {
   KIPVS_JUMPS,
   buildIptablesRules,
   iptablesRestoreInput,
+  lbNoNodeAccess,
 } from '../../../src/translate/iptables-rules.js';
+import type { IpsetEntry } from '../../../src/netlink/ipset/types.js';
 
 const settings = (overrides: Partial<ProxySettings> = {}): ProxySettings => ({ ...DEFAULT_SETTINGS, ...overrides });
 
@@ -182,5 +184,40 @@ describe('iptables rules of IPVS mode', () => {
     expect(base).not.toMatch(/--dport|--sport|-d \d/);
     const addresses = base.match(/\d+\.\d+\.\d+\.\d+(\/\d+)?/g) ?? [];
     expect(addresses).toEqual(['127.0.0.0/8']);
+  });
+
+  it("tells local traffic as kube-proxy's four detect-local modes do (localdetector.go IfNotLocal)", () => {
+    const prefix = '-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set';
+    const rule = (overrides: Partial<ProxySettings>, family: 'inet' | 'inet6', nodePodCidrs?: readonly string[]): string | undefined =>
+      clusterIpRule(buildIptablesRules(settings(overrides), { family, nodePodCidrs }).rules.nat);
+    const local = (mode: ProxySettings['detectLocal']['mode'], extra: Partial<ProxySettings['detectLocal']> = {}): Partial<ProxySettings> => ({
+      detectLocal: { mode, bridgeInterface: '', interfaceNamePrefix: '', ...extra },
+    });
+    // NodeCIDR: the first pod CIDR of the family from the Node's spec.podCIDRs, host bits cleared.
+    expect(rule(local('NodeCIDR'), 'inet', ['10.244.1.7/24', 'fd00:1::/64'])).toBe(`${prefix} KUBE-CLUSTER-IP dst,dst ! -s 10.244.1.0/24 -j KUBE-MARK-MASQ`);
+    expect(rule(local('NodeCIDR'), 'inet6', ['10.244.1.0/24', 'fd00:1::/64'])).toBe(`${prefix} KUBE-6-CLUSTER-IP dst,dst ! -s fd00:1::/64 -j KUBE-MARK-MASQ`);
+    // NodeCIDR ignores --cluster-cidr; without podCIDRs it is kube-proxy's no-op detector.
+    expect(rule({ ...local('NodeCIDR'), clusterCidrs: ['10.0.0.0/8'] }, 'inet', [])).toBe(`${prefix} KUBE-CLUSTER-IP src,dst -j KUBE-MARK-MASQ`);
+    expect(rule(local('BridgeInterface', { bridgeInterface: 'cbr0' }), 'inet')).toBe(`${prefix} KUBE-CLUSTER-IP dst,dst ! -i cbr0 -j KUBE-MARK-MASQ`);
+    expect(rule(local('BridgeInterface', { bridgeInterface: 'cbr0' }), 'inet6')).toBe(`${prefix} KUBE-6-CLUSTER-IP dst,dst ! -i cbr0 -j KUBE-MARK-MASQ`);
+    expect(rule(local('InterfaceNamePrefix', { interfaceNamePrefix: 'veth' }), 'inet')).toBe(`${prefix} KUBE-CLUSTER-IP dst,dst ! -i veth+ -j KUBE-MARK-MASQ`);
+    // The interface modes do not read the cluster CIDR.
+    expect(rule({ ...local('InterfaceNamePrefix', { interfaceNamePrefix: 'cali' }), clusterCidrs: ['10.0.0.0/8'] }, 'inet')).toContain('! -i cali+ -j');
+  });
+
+  it('fills KUBE-IPVS-OUT-FILTER as kube-proxy: the node may not reach a load balancer IP whose source ranges leave it out', () => {
+    const entries = (list: readonly IpsetEntry[]): { entries: ReadonlyMap<string, IpsetEntry> } => ({ entries: new Map(list.map((entry, i) => [String(i), entry])) });
+    const ipsets = new Map([
+      [ipsetName('loadBalancerFirewall', 'inet'), entries([{ ip: '192.0.2.10', protocol: 'tcp', port: 80 }, { ip: '192.0.2.11', protocol: 'udp', port: 53 }])],
+      // The node's address is in 192.0.2.11's ranges: translation let it through.
+      [ipsetName('loadBalancerSourceIp', 'inet'), entries([{ ip: '192.0.2.11', protocol: 'udp', port: 53, ip2: '192.0.2.11' }])],
+    ]);
+    const denied = lbNoNodeAccess(ipsets, 'inet');
+    expect(denied).toEqual([{ ip: '192.0.2.10', protocol: 'tcp', port: 80 }]);
+    expect(lbNoNodeAccess(ipsets, 'inet6')).toEqual([]);
+    const { filter } = buildIptablesRules(settings(), { family: 'inet', lbNoNodeAccess: denied }).rules;
+    expect(filter.filter((rule) => rule.startsWith('-A KUBE-IPVS-OUT-FILTER'))).toEqual([
+      '-A KUBE-IPVS-OUT-FILTER -s 192.0.2.10 -m ipvs --vaddr 192.0.2.10 --vproto tcp --vport 80 -j DROP',
+    ]);
   });
 });
