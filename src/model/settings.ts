@@ -8,6 +8,12 @@ export interface NodeFacts {
   readonly addresses: readonly string[];
   /** The families the node has; a Service IP of another family is skipped with a reason. */
   readonly families: readonly AddressFamily[];
+  /** The Node's topology.kubernetes.io/zone label, for topology hints; absent or '' when unlabelled. */
+  readonly zone?: string;
+  /** The Node's spec.podCIDRs (detect-local NodeCIDR); absent until the Node object is known. */
+  readonly podCIDRs?: readonly string[];
+  /** The Node's status.addresses, InternalIP ones first then ExternalIP (kube-proxy's node IPs, for `primary`). */
+  readonly nodeIPs?: readonly string[];
 }
 
 export interface ProxySettings {
