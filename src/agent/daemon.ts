@@ -24,6 +24,8 @@ export interface DaemonOptions {
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
   readonly applyRules: () => Promise<void>;
   readonly observers?: readonly SyncObserver[];
+  /** The node's facts (labels, addresses): a change asks for a sync, which translates every Service again. */
+  readonly nodeFacts?: { onChange(listener: () => void): void };
 }
 
 export interface Daemon {
@@ -68,10 +70,12 @@ export function startDaemon(options: DaemonOptions): Daemon {
     },
     onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),
   });
-  cluster.onChange(() => {
+  const changed = (): void => {
     notify((observer) => observer.changeQueued?.(Date.now()));
     runner.request();
-  });
+  };
+  cluster.onChange(changed);
+  options.nodeFacts?.onChange(changed);
   runner.start();
   return { stop: () => runner.stop() };
 }

@@ -1,4 +1,4 @@
-// The embedded default source: Service and EndpointSlice objects from a YAML or JSON file, or a
+// The embedded default source: Service, EndpointSlice (and Node) objects from a YAML or JSON file, or a
 // directory of them, exactly as `kubectl get -o yaml` prints them (single objects, multi-document
 // YAML, or a List). Reloaded when the files change. A document that is not a Service or an
 // EndpointSlice, or is malformed, is reported and skipped; the others are kept.
@@ -16,6 +16,8 @@ export interface SourceProblem {
 
 export interface FileSnapshot extends ClusterSnapshot {
   readonly problems: readonly SourceProblem[];
+  /** Node objects, as parsed: the agent keeps the one named as its node (labels, podCIDRs, addresses). */
+  readonly nodes?: readonly object[];
 }
 
 const OBJECT_FILES = new Set(['.yaml', '.yml', '.json']);
@@ -49,6 +51,7 @@ function isNamed(value: unknown): value is { metadata: { name: string } } {
 interface FileObjects {
   readonly services: readonly Service[];
   readonly endpointSlices: readonly EndpointSlice[];
+  readonly nodes?: readonly object[];
 }
 
 function readText(file: string, problems: SourceProblem[]): string | undefined {
@@ -82,14 +85,17 @@ function parseFile(file: string, text: string, problems: SourceProblem[]): FileO
   if (!documents) return undefined;
   const services: Service[] = [];
   const endpointSlices: EndpointSlice[] = [];
+  const nodes: object[] = [];
   documents.forEach((document, index) => {
     const where = `${file}#${index + 1}`;
     for (const object of objectsOf(document)) {
       const kind = (object as { kind?: unknown })?.kind;
-      if (kind !== 'Service' && kind !== 'EndpointSlice') {
+      if (kind !== 'Service' && kind !== 'EndpointSlice' && kind !== 'Node') {
         problems.push({ file: where, reason: `ignored object of kind ${JSON.stringify(kind)}` });
       } else if (!isNamed(object)) {
         problems.push({ file: where, reason: `${kind} without metadata.name` });
+      } else if (kind === 'Node') {
+        nodes.push(object);
       } else if (kind === 'Service') {
         services.push(object as unknown as Service);
       } else {
@@ -97,7 +103,7 @@ function parseFile(file: string, text: string, problems: SourceProblem[]): FileO
       }
     }
   });
-  return { services, endpointSlices };
+  return { services, endpointSlices, nodes };
 }
 
 /**
@@ -113,7 +119,7 @@ function keepUnchanged(before: FileObjects | undefined, after: FileObjects): Fil
       return previous !== undefined && equalJson(previous, object) ? previous : object;
     });
   };
-  return { services: reuse(before.services, after.services), endpointSlices: reuse(before.endpointSlices, after.endpointSlices) };
+  return { ...after, services: reuse(before.services, after.services), endpointSlices: reuse(before.endpointSlices, after.endpointSlices) };
 }
 
 /** Deep equality of parsed YAML/JSON values (plain objects, arrays, scalars). */
@@ -143,6 +149,7 @@ export class FileSource {
     const problems: SourceProblem[] = [];
     const services: Service[] = [];
     const endpointSlices: EndpointSlice[] = [];
+    const nodes: object[] = [];
     const seen = new Set<string>();
     for (const file of filesOf(this.path)) {
       seen.add(file);
@@ -159,6 +166,7 @@ export class FileSource {
       }
       services.push(...(objects?.services ?? []));
       endpointSlices.push(...(objects?.endpointSlices ?? []));
+      nodes.push(...(objects?.nodes ?? []));
     }
     for (const file of this.lastGood.keys()) {
       if (!seen.has(file)) {
@@ -166,7 +174,7 @@ export class FileSource {
         this.lastDigest.delete(file);
       }
     }
-    return { services, endpointSlices, problems };
+    return { services, endpointSlices, nodes, problems };
   }
 }
 

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FileSource, watchObjects, type FileSnapshot } from './file-source.js';
-import type { NodeInfo } from './kube-source.js';
+import { toNodeInfo, type NodeInfo } from './kube-objects.js';
 import type { NodeEligibilityInput } from '../agent/health-server.js';
 
 export interface ClusterSource {
@@ -22,6 +22,8 @@ export interface SourceOptions {
   readonly log: Logger;
   /** This node's object, from the API server (deletion, taints: /healthz's nodeEligible). */
   readonly onNode?: (node: NodeEligibilityInput | undefined) => void;
+  /** This node's object from either source (labels, podCIDRs, addresses); undefined when it has none. */
+  readonly onNodeInfo?: (node: NodeInfo | undefined) => void;
   /** Aborting stops waiting for the first lists (start() then rejects with KIPVS_ABORTED). */
   readonly signal?: AbortSignal;
 }
@@ -31,9 +33,10 @@ export async function startClusterSource(options: SourceOptions): Promise<Cluste
   return options.file !== undefined ? startFileSource(options.file, options) : startKubeSource(options);
 }
 
-function startFileSource(path: string, { cluster, log }: SourceOptions): ClusterSource {
+function startFileSource(path: string, { cluster, log, nodeName, onNodeInfo }: SourceOptions): ClusterSource {
   const files = new FileSource(path);
   const take = (snapshot: FileSnapshot): void => {
+    onNodeInfo?.(thisNode(snapshot.nodes ?? [], nodeName));
     for (const problem of snapshot.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
     for (const id of cluster.replaceAll(snapshot.services, snapshot.endpointSlices)) {
       log.warn({ object: id, reason: 'the source holds this Service twice; the later copy is ignored' }, 'skipped');
@@ -50,13 +53,17 @@ function startFileSource(path: string, { cluster, log }: SourceOptions): Cluster
   return { stop: async () => stopWatching() };
 }
 
-async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, signal }: SourceOptions): Promise<ClusterSource> {
+async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, onNodeInfo, signal }: SourceOptions): Promise<ClusterSource> {
   if (kubeconfig === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
     throw new KipvsError('KIPVS_USAGE', 'no source: give --kubeconfig FILE, run in a pod (in-cluster config), or --source FILE|DIR');
   }
   // Loaded only for the API source: client-node is most of the agent's start-up time.
   const { KubeSource } = await import('./kube-source.js');
-  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
+  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: (node) => {
+      onNode?.(node && eligibilityOf(node));
+      onNodeInfo?.(node);
+    },
+  });
   return { stop: () => source.stop() };
 }
 
@@ -64,3 +71,8 @@ const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({
   metadata: { deletionTimestamp: node.deleting ? new Date(0) : null },
   spec: { taints: node.taints },
 });
+
+/** The Node object named as this node (node names are lowercase, as the agent's own). */
+function thisNode(nodes: readonly object[], nodeName: string): NodeInfo | undefined {
+  return nodes.map(toNodeInfo).find((info) => info.name.toLowerCase() === nodeName);
+}
