@@ -145,6 +145,8 @@ export function followNodeAddresses(live: LiveNodeFacts, options: NodeFactsOptio
   let reading = false;
   let again = false;
   let stopped = false;
+  // Set by events that arrive during a read (the compiler cannot see that across the await).
+  const eventsDuringRead = (): boolean => again;
   const read = async (): Promise<void> => {
     if (reading) {
       again = true;
@@ -159,7 +161,7 @@ export function followNodeAddresses(live: LiveNodeFacts, options: NodeFactsOptio
         if (stopped) return;
         if (!sameList(found.addresses, live.current.addresses)) log.info({ addresses: found.addresses }, 'node addresses changed');
         live.setAddresses(found.addresses);
-      } while (again && !stopped);
+      } while (eventsDuringRead());
     } catch (error) {
       log.error({ err: (error as Error).message }, 'cannot read the node addresses; keeping the last ones');
     } finally {

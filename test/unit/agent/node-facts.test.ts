@@ -5,7 +5,7 @@ import type { NodeFacts } from '../../../src/model/settings.js';
 
 const START: NodeFacts = { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] };
 const nodeObject = (zone: string | undefined, podCIDRs: string[] = ['10.244.1.0/24']) => ({
-  labels: zone === undefined ? {} : { [ZONE_LABEL]: zone },
+  labels: zone === undefined ? ({} as Record<string, string>) : { [ZONE_LABEL]: zone },
   podCIDRs,
   nodeIPs: ['192.0.2.1'],
 });
