@@ -31,6 +31,8 @@ export interface DaemonOptions {
   readonly retry?: RetryBackoff;
   /** Looks at the source again before each full sync, so a lost change event costs one period at most. */
   readonly checkSource?: () => void;
+  /** The node's facts (labels, addresses): a change asks for a sync, which translates every Service again. */
+  readonly nodeFacts?: { onChange(listener: () => void): void };
 }
 
 export interface Daemon {
@@ -84,10 +86,12 @@ export function startDaemon(options: DaemonOptions): Daemon {
     },
     onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),
   });
-  cluster.onChange(() => {
+  const changed = (): void => {
     notify((observer) => observer.changeQueued?.(Date.now()));
     runner.request();
-  });
+  };
+  cluster.onChange(changed);
+  options.nodeFacts?.onChange(changed);
   runner.start();
   return {
     stop: () => {

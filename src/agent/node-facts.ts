@@ -1,7 +1,11 @@
-// The node's own facts: its name and the addresses NodePorts listen on.
+// The node's own facts: its name, the addresses NodePorts listen on, and what its Node object
+// says (zone label, podCIDRs, node IPs). Addresses follow the kernel's address events and the
+// Node object follows the source, so both stay current while the agent runs.
 import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import { cidrContains, familyOf, type AddressFamily } from '../ip.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
+import { watchAddressEvents, type AddressEvent } from '../netlink/rtnl/address-events.js';
 import type { NodeFacts } from '../model/settings.js';
 
 export interface NodeFactsOptions {
@@ -14,16 +18,29 @@ export interface NodeFactsOptions {
 
 const NOT_NODE_ADDRESSES = ['127.0.0.0/8', '::1/128', '169.254.0.0/16', 'fe80::/10'];
 
+/** kube-proxy's zone label (v1.LabelTopologyZone), read for topology hints. */
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+interface LinkAddresses {
+  readonly addresses: string[];
+  /** The dummy interface's index (its addresses are service IPs); undefined when it does not exist. */
+  readonly dummyIndex: number | undefined;
+}
+
 /**
- * Every address on the node's links except loopback and link-local ones and those of the dummy interface (which holds
- * service addresses, not node addresses), filtered by --nodeport-addresses.
+ * Every address on the node's links except loopback and link-local ones and those of the dummy
+ * interface (which holds service addresses, not node addresses), filtered by --nodeport-addresses.
  */
-export async function discoverNodeFacts(options: NodeFactsOptions): Promise<NodeFacts> {
+async function readLinkAddresses(options: NodeFactsOptions): Promise<LinkAddresses> {
   const links = LinkClient.open(options.netns ? { netns: options.netns } : {});
   try {
     const addresses: string[] = [];
+    let dummyIndex: number | undefined;
     for (const link of await links.listLinks()) {
-      if (link.name === options.dummyInterface) continue;
+      if (link.name === options.dummyInterface) {
+        dummyIndex = link.index;
+        continue;
+      }
       for (const address of await links.listAddresses(link.name)) {
         // By address, not by link, as kube-proxy's isValidForSet: a /32 on lo (BGP, MetalLB
         // setups) is a node address, 127.0.0.1 and link-local addresses are not.
@@ -32,13 +49,140 @@ export async function discoverNodeFacts(options: NodeFactsOptions): Promise<Node
         addresses.push(address.address);
       }
     }
-    const families = new Set<AddressFamily>();
-    for (const address of addresses) families.add(familyOf(address)!);
-    if (families.size === 0) families.add('inet');
-    // Node names are lowercase; kube-proxy's GetHostname trims and lowercases both sources too.
-    const name = (options.hostnameOverride ?? hostname()).trim().toLowerCase();
-    return { name, addresses, families: [...families] };
+    return { addresses, dummyIndex };
   } finally {
     links.close();
   }
+}
+
+export async function discoverNodeFacts(options: NodeFactsOptions): Promise<NodeFacts> {
+  const { addresses } = await readLinkAddresses(options);
+  const families = new Set<AddressFamily>();
+  for (const address of addresses) {
+    const family = familyOf(address);
+    if (family) families.add(family);
+  }
+  if (families.size === 0) families.add('inet');
+  // Node names are lowercase; kube-proxy's GetHostname trims and lowercases both sources too.
+  const name = (options.hostnameOverride ?? hostname()).trim().toLowerCase();
+  return { name, addresses, families: [...families] };
+}
+
+/** What the agent reads from its Node object (sources' NodeInfo has these fields). */
+export interface NodeObjectFacts {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly podCIDRs: readonly string[];
+  readonly nodeIPs: readonly string[];
+}
+
+const sameList = (a: readonly string[] | undefined, b: readonly string[] | undefined): boolean =>
+  (a ?? []).length === (b ?? []).length && (a ?? []).every((item, i) => item === (b ?? [])[i]);
+
+/**
+ * The node's facts as they change. Each change makes a new NodeFacts object (the translator
+ * translates every Service again when the object changes, as kube-proxy's OnNodeUpdate resyncs
+ * everything) and tells the listeners; a value equal to the current one changes nothing. The
+ * families stay those found at start: the iptables rules and ipsets are made per family then.
+ */
+export class LiveNodeFacts {
+  private facts: NodeFacts;
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(initial: NodeFacts) {
+    this.facts = initial;
+  }
+
+  get current(): NodeFacts {
+    return this.facts;
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * This node's Node object. Deleted (undefined): its labels are forgotten, as kube-proxy's
+   * OnNodeDelete clears nodeLabels; the podCIDRs and node IPs read before are kept.
+   */
+  setNodeObject(node: NodeObjectFacts | undefined): void {
+    if (!node) {
+      this.update({ zone: undefined });
+      return;
+    }
+    const zone = node.labels[ZONE_LABEL];
+    this.update({ zone: zone === '' ? undefined : zone, podCIDRs: node.podCIDRs, nodeIPs: node.nodeIPs });
+  }
+
+  /** The node's addresses (after --nodeport-addresses filtering). */
+  setAddresses(addresses: readonly string[]): void {
+    this.update({ addresses });
+  }
+
+  private update(change: Pick<Partial<NodeFacts>, 'zone' | 'podCIDRs' | 'nodeIPs' | 'addresses'>): void {
+    const before = this.facts;
+    const next: NodeFacts = { ...before, ...change };
+    if (next.zone === undefined) delete (next as { zone?: string }).zone;
+    const same =
+      next.zone === before.zone && sameList(next.addresses, before.addresses) && sameList(next.podCIDRs, before.podCIDRs) && sameList(next.nodeIPs, before.nodeIPs);
+    if (same) return;
+    this.facts = next;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** Debounce for a burst of address events (a link going down removes all its addresses at once). */
+const SETTLE_MS = 50;
+
+/**
+ * Follows the kernel's address events (RTM_NEWADDR/RTM_DELADDR): each burst of changes on the
+ * node's own links reads the addresses again and hands them to `live`. Events on the dummy
+ * interface (a sync binding service IPs) are not node addresses and cause no read. Returns a stop
+ * function.
+ */
+export function followNodeAddresses(live: LiveNodeFacts, options: NodeFactsOptions, log: Logger): () => void {
+  let dummyIndex: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let reading = false;
+  let again = false;
+  let stopped = false;
+  // Set by events that arrive during a read (the compiler cannot see that across the await).
+  const eventsDuringRead = (): boolean => again;
+  const read = async (): Promise<void> => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        const found = await readLinkAddresses(options);
+        dummyIndex = found.dummyIndex;
+        if (stopped) return;
+        if (!sameList(found.addresses, live.current.addresses)) log.info({ addresses: found.addresses }, 'node addresses changed');
+        live.setAddresses(found.addresses);
+      } while (eventsDuringRead());
+    } catch (error) {
+      log.error({ err: (error as Error).message }, 'cannot read the node addresses; keeping the last ones');
+    } finally {
+      reading = false;
+    }
+  };
+  const schedule = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void read(), SETTLE_MS);
+  };
+  const onEvent = (event: AddressEvent): void => {
+    if (event.kind === 'overflowed') log.warn({ reason: event.reason }, 'address events lost; reading the node addresses again');
+    else if (dummyIndex !== undefined && event.address.linkIndex === dummyIndex) return;
+    schedule();
+  };
+  const events = watchAddressEvents(onEvent, options.netns ? { netns: options.netns } : {});
+  // The dummy's index, and any change between discovery at start and the subscription.
+  schedule();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    events.close();
+  };
 }

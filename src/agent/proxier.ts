@@ -43,6 +43,8 @@ interface Planned {
 export interface ProxierOptions {
   readonly kernel: Kernel;
   readonly node: NodeFacts;
+  /** The node's facts as they are now (labels, addresses change while the agent runs); `node` when absent. */
+  readonly currentNode?: () => NodeFacts;
   readonly settings: ProxySettings;
   readonly log: Logger;
   readonly ownership: OwnershipStore;
@@ -60,11 +62,11 @@ export class Proxier {
    */
   private cache: KernelMirror | undefined;
   private readonly translator = new IncrementalTranslator();
-  private readonly nodeAddresses: ReadonlySet<string>;
+  private nodeAddresses: { readonly of: NodeFacts; readonly set: ReadonlySet<string> };
 
   constructor(private readonly options: ProxierOptions) {
     this.clock = options.clock ?? Date.now;
-    this.nodeAddresses = new Set(options.node.addresses);
+    this.nodeAddresses = { of: options.node, set: new Set(options.node.addresses) };
   }
 
   /** Computes the plan without changing anything (--dry-run); `full` reads the kernel afresh. */
@@ -74,7 +76,10 @@ export class Proxier {
   }
 
   private async planSync(full: boolean): Promise<Planned> {
-    const { kernel, node, settings, ownership, cluster } = this.options;
+    const { kernel, settings, ownership, cluster } = this.options;
+    // A new NodeFacts object makes the translator translate every Service again.
+    const node = this.options.currentNode?.() ?? this.options.node;
+    if (this.nodeAddresses.of !== node) this.nodeAddresses = { of: node, set: new Set(node.addresses) };
     const changes = cluster.takeChanges();
     let scope = this.translator.update(cluster, changes.services, node, settings);
     // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
@@ -95,7 +100,7 @@ export class Proxier {
         now: this.clock(),
         draining: ownership.load().draining,
         previouslyOwned: ownership.load().owned,
-        nodeAddresses: this.nodeAddresses,
+        nodeAddresses: this.nodeAddresses.set,
         freshCounters: fresh,
       },
       scope,

@@ -6,7 +6,7 @@ import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
-import { discoverNodeFacts } from '../agent/node-facts.js';
+import { discoverNodeFacts, followNodeAddresses, LiveNodeFacts, type NodeFactsOptions } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { RetryBackoff } from '../agent/retry.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
@@ -59,12 +59,14 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
   let source: ClusterSource | undefined;
   let servers: Array<{ close(): Promise<void> }> = [];
   try {
-    const node = await discoverNodeFacts({
+    const nodeOptions: NodeFactsOptions = {
       netns: options.netns,
       hostnameOverride: options.hostnameOverride,
       nodePortAddresses: options.nodeportAddresses,
       dummyInterface: settings.dummyInterface,
-    });
+    };
+    const node = await discoverNodeFacts(nodeOptions);
+    const liveNode = new LiveNodeFacts(node);
     const cluster = new ClusterStore();
     const health = new ProxyHealth({ healthTimeoutMs: 2 * options.ipvsSyncPeriod, families: node.families });
     const metrics = new ProxyMetrics({ families: node.families, defaultMetrics: daemon });
@@ -83,6 +85,9 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       cluster,
       log,
       onNode: (info) => health.setNode(info),
+      onNodeInfo: (info) => {
+        liveNode.setNodeObject(info);
+      },
       signal: stopping.signal,
       minSyncPeriodMs: options.ipvsMinSyncPeriod,
       onFailing: (failing) => {
@@ -95,7 +100,7 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     const ownership = FileOwnershipStore.forNamespace(options.netns, undefined, (problem) => {
       log.warn({ problem }, 'state file');
     });
-    const proxier = new Proxier({ kernel, node, settings, log, ownership, cluster });
+    const proxier = new Proxier({ kernel, node, currentNode: () => liveNode.current, settings, log, ownership, cluster });
     if (options.dryRun) {
       const { plan } = await proxier.plan();
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
@@ -103,7 +108,7 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     }
     const writeRules = await prepareNode({ options, settings, node, log });
     if (options.once) return await syncOnce(proxier, writeRules, source);
-    if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal, source });
+    if (!stopping.signal.aborted) await runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal, source });
   } catch (error) {
     // SIGTERM while waiting for the first list from the API server: a clean stop.
     if (stopping.signal.aborted && (error as KipvsError).code === 'KIPVS_ABORTED') return;
@@ -140,6 +145,8 @@ async function syncOnce(proxier: Proxier, writeRules: RulesWriter, source: Clust
 interface DaemonContext {
   readonly options: AgentOptions;
   readonly node: NodeFacts;
+  readonly liveNode: LiveNodeFacts;
+  readonly nodeOptions: NodeFactsOptions;
   readonly cluster: ClusterStore;
   readonly proxier: Proxier;
   readonly writeRules: RulesWriter;
@@ -151,7 +158,7 @@ interface DaemonContext {
 }
 
 /** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
-async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping, source }: DaemonContext): Promise<void> {
+async function runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, log, stopping, source }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
   const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
   observers.push({
@@ -165,10 +172,25 @@ async function runDaemon({ options, node, cluster, proxier, writeRules, health, 
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
-  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, retry, checkSource: () => { source.check(); } });
+  const daemon = startDaemon({
+    proxier,
+    cluster,
+    log,
+    syncPeriodMs: options.ipvsSyncPeriod,
+    minSyncPeriodMs: options.ipvsMinSyncPeriod,
+    applyRules: writeRules,
+    observers,
+    retry,
+    checkSource: () => {
+      source.check();
+    },
+    nodeFacts: liveNode,
+  });
+  const stopFollowingAddresses = followNodeAddresses(liveNode, nodeOptions, log);
   await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
   // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
   // without its real servers.
+  stopFollowingAddresses();
   await daemon.stop();
   await serviceHealth.close();
 }

@@ -1,4 +1,4 @@
-// The embedded default source: Service and EndpointSlice objects from a YAML or JSON file, or a
+// The embedded default source: Service, EndpointSlice (and Node) objects from a YAML or JSON file, or a
 // directory of them, exactly as `kubectl get -o yaml` prints them (single objects, multi-document
 // YAML, or a List). Reloaded when the files change. A document that is not a Service or an
 // EndpointSlice, or is malformed, is reported and skipped; the others are kept. A file that cannot
@@ -25,6 +25,8 @@ export interface FileSnapshot extends ClusterSnapshot {
   readonly failing: readonly SourceProblem[];
   /** False when a failing file never parsed: the objects it defines are unknown. */
   readonly complete: boolean;
+  /** Node objects, as parsed: the agent keeps the one named as its node (labels, podCIDRs, addresses). */
+  readonly nodes?: readonly object[];
 }
 
 const OBJECT_FILES = new Set(['.yaml', '.yml', '.json']);
@@ -58,6 +60,7 @@ function isNamed(value: unknown): value is { metadata: { name: string } } {
 interface FileObjects {
   readonly services: readonly Service[];
   readonly endpointSlices: readonly EndpointSlice[];
+  readonly nodes?: readonly object[];
 }
 
 /** A file's documents, or why they cannot be used (the file then counts as failing). */
@@ -89,16 +92,21 @@ function parseDocuments(file: string, text: string): Parsed {
 function parseFile(file: string, documents: readonly unknown[], problems: SourceProblem[]): FileObjects {
   const services: Service[] = [];
   const endpointSlices: EndpointSlice[] = [];
+  const nodes: object[] = [];
   documents.forEach((document, index) => {
     const where = `${file}#${index + 1}`;
     for (const object of objectsOf(document)) {
       const kind = (object as { kind?: unknown } | null)?.kind;
-      if (kind !== 'Service' && kind !== 'EndpointSlice') {
+      if (kind !== 'Service' && kind !== 'EndpointSlice' && kind !== 'Node') {
         problems.push({ file: where, reason: `ignored object of kind ${quoteInput(kind)}` });
         continue;
       }
       if (!isNamed(object)) {
         problems.push({ file: where, reason: `${kind} without metadata.name` });
+        continue;
+      }
+      if (kind === 'Node') {
+        nodes.push(object);
         continue;
       }
       const refusal = refusalOf(kind, object as unknown as Record<string, unknown>);
@@ -116,7 +124,7 @@ function parseFile(file: string, documents: readonly unknown[], problems: Source
       }
     }
   });
-  return { services, endpointSlices };
+  return { services, endpointSlices, nodes };
 }
 
 /**
@@ -132,7 +140,7 @@ function keepUnchanged(before: FileObjects | undefined, after: FileObjects): Fil
       return previous !== undefined && equalJson(previous, object) ? previous : object;
     });
   };
-  return { services: reuse(before.services, after.services), endpointSlices: reuse(before.endpointSlices, after.endpointSlices) };
+  return { ...after, services: reuse(before.services, after.services), endpointSlices: reuse(before.endpointSlices, after.endpointSlices) };
 }
 
 /** Deep equality of parsed YAML/JSON values (plain objects, arrays, scalars). */
@@ -163,6 +171,7 @@ export class FileSource {
     const failing: SourceProblem[] = [];
     const services: Service[] = [];
     const endpointSlices: EndpointSlice[] = [];
+    const nodes: object[] = [];
     const seen = new Set<string>();
     let complete = true;
     for (const file of filesOf(this.path)) {
@@ -171,6 +180,7 @@ export class FileSource {
       if (!objects) complete = false;
       services.push(...(objects?.services ?? []));
       endpointSlices.push(...(objects?.endpointSlices ?? []));
+      nodes.push(...(objects?.nodes ?? []));
     }
     for (const file of this.lastGood.keys()) {
       if (!seen.has(file)) {
@@ -178,7 +188,7 @@ export class FileSource {
         this.lastDigest.delete(file);
       }
     }
-    return { services, endpointSlices, problems, failing, complete };
+    return { services, endpointSlices, nodes, problems, failing, complete };
   }
 
   /** The file's objects now, or the last good ones when it fails (undefined: it never parsed). */

@@ -1,5 +1,6 @@
 // Kubernetes objects as client-node hands them over, turned into the JSON form of
 // src/model/kubernetes.ts (the form every source produces).
+import { familyOf } from '../ip.js';
 import type { EndpointSlice, Service } from '../model/kubernetes.js';
 
 export interface NodeInfo {
@@ -8,6 +9,10 @@ export interface NodeInfo {
   /** metadata.deletionTimestamp is set. */
   readonly deleting: boolean;
   readonly taints: readonly { readonly key: string; readonly effect: string }[];
+  /** spec.podCIDRs (or the older spec.podCIDR alone). */
+  readonly podCIDRs: readonly string[];
+  /** status.addresses of type InternalIP then ExternalIP, as kube-proxy's GetNodeHostIPs orders them. */
+  readonly nodeIPs: readonly string[];
 }
 
 // client-node hands the informer two shapes: list items are its model classes (V1Service: the
@@ -39,13 +44,37 @@ export function toEndpointSlice(object: object): EndpointSlice {
   return withKind(object, 'discovery.k8s.io/v1', 'EndpointSlice') as unknown as EndpointSlice;
 }
 
+type NodeJson = {
+  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: unknown };
+  spec?: { taints?: { key?: string; effect?: string }[]; podCIDR?: unknown; podCIDRs?: unknown };
+  status?: { addresses?: unknown };
+};
+
+const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string' && item !== '') : []);
+
+/**
+ * utilnode.GetNodeHostIPs: of the InternalIP addresses then the ExternalIP ones, the first, and
+ * the first of the other family after it (a dual-stack pair).
+ */
+function nodeIPsOf(addresses: unknown): string[] {
+  const list = Array.isArray(addresses) ? (addresses as { type?: unknown; address?: unknown }[]) : [];
+  const ofType = (type: string): string[] => list.flatMap((a) => (a.type === type && typeof a.address === 'string' && familyOf(a.address) !== undefined ? [a.address] : []));
+  const all = [...ofType('InternalIP'), ...ofType('ExternalIP')];
+  const first = all[0];
+  if (first === undefined) return [];
+  const other = all.find((address) => familyOf(address) !== familyOf(first));
+  return other === undefined ? [first] : [first, other];
+}
+
 export function toNodeInfo(object: object): NodeInfo {
-  const json = wireJson(object) as { metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: unknown }; spec?: { taints?: { key?: string; effect?: string }[] } };
+  const json = wireJson(object) as NodeJson;
+  const podCIDRs = strings(json.spec?.podCIDRs);
   return {
     name: json.metadata?.name ?? '',
     labels: { ...json.metadata?.labels },
     deleting: json.metadata?.deletionTimestamp !== undefined && json.metadata.deletionTimestamp !== null,
     taints: (json.spec?.taints ?? []).map((taint) => ({ key: taint.key ?? '', effect: taint.effect ?? '' })),
+    podCIDRs: podCIDRs.length > 0 ? podCIDRs : strings([json.spec?.podCIDR]),
+    nodeIPs: nodeIPsOf(json.status?.addresses),
   };
 }
-

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FileSource, watchObjects, type FileSnapshot, type SourceProblem } from './file-source.js';
-import type { NodeInfo } from './kube-source.js';
+import { toNodeInfo, type NodeInfo } from './kube-objects.js';
 import type { NodeEligibilityInput } from '../agent/health-server.js';
 
 export interface ClusterSource {
@@ -31,6 +31,8 @@ export interface SourceOptions {
   readonly log: Logger;
   /** This node's object, from the API server (deletion, taints: /healthz's nodeEligible). */
   readonly onNode?: (node: NodeEligibilityInput | undefined) => void;
+  /** This node's object from either source (labels, podCIDRs, addresses); undefined when it has none. */
+  readonly onNodeInfo?: (node: NodeInfo | undefined) => void;
   /** Aborting stops waiting for the first lists (start() then rejects with KIPVS_ABORTED). */
   readonly signal?: AbortSignal;
   /** --ipvs-min-sync-period: files changing without pause are read at least this often. */
@@ -44,10 +46,11 @@ export async function startClusterSource(options: SourceOptions): Promise<Cluste
   return options.file !== undefined ? startFileSource(options.file, options) : startKubeSource(options);
 }
 
-function startFileSource(path: string, { cluster, log, minSyncPeriodMs, onFailing }: SourceOptions): ClusterSource {
+function startFileSource(path: string, { cluster, log, minSyncPeriodMs, onFailing, nodeName, onNodeInfo }: SourceOptions): ClusterSource {
   const files = new FileSource(path);
   let failing: readonly SourceProblem[] = [];
   const take = (snapshot: FileSnapshot): void => {
+    onNodeInfo?.(thisNode(snapshot.nodes ?? [], nodeName));
     for (const problem of snapshot.problems) log.warn({ file: problem.file, reason: problem.reason }, 'skipped');
     cluster.complete = snapshot.complete;
     for (const id of cluster.replaceAll(snapshot.services, snapshot.endpointSlices)) {
@@ -75,13 +78,23 @@ function startFileSource(path: string, { cluster, log, minSyncPeriodMs, onFailin
 
 const describe = (problem: SourceProblem): string => `${problem.file}: ${problem.reason}`;
 
-async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, signal }: SourceOptions): Promise<ClusterSource> {
+async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, onNodeInfo, signal }: SourceOptions): Promise<ClusterSource> {
   if (kubeconfig === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
     throw new KipvsError('KIPVS_USAGE', 'no source: give --kubeconfig FILE, run in a pod (in-cluster config), or --source FILE|DIR');
   }
   // Loaded only for the API source: client-node is most of the agent's start-up time.
   const { KubeSource } = await import('./kube-source.js');
-  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
+  const source = await KubeSource.start({
+    kubeconfig,
+    nodeName,
+    sink: cluster,
+    log,
+    signal,
+    onNode: (node) => {
+      onNode?.(node && eligibilityOf(node));
+      onNodeInfo?.(node);
+    },
+  });
   return { stop: () => source.stop(), check: () => source.check(), failing: () => [] };
 }
 
@@ -89,3 +102,8 @@ const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({
   metadata: { deletionTimestamp: node.deleting ? new Date(0) : null },
   spec: { taints: node.taints },
 });
+
+/** The Node object named as this node (node names are lowercase, as the agent's own). */
+function thisNode(nodes: readonly object[], nodeName: string): NodeInfo | undefined {
+  return nodes.map(toNodeInfo).find((info) => info.name.toLowerCase() === nodeName);
+}

@@ -5,8 +5,9 @@ import { SERVICE_NAME_LABEL, type EndpointSlice } from '../model/kubernetes.js';
 import type { AddressFamily } from '../ip.js';
 import { familyName, isPort, parseAddress, show } from './addresses.js';
 import { identityOf } from './translation.js';
+import { categorizeEndpoints as categorizeByTopology, type NodeTopology, type TopologyEndpoint } from './topology.js';
 
-export interface EndpointInfo {
+export interface EndpointInfo extends TopologyEndpoint {
   readonly address: string;
   readonly family: AddressFamily;
   readonly port: number;
@@ -17,6 +18,8 @@ export interface EndpointInfo {
   readonly terminating: boolean;
   /** targetRef.name: the pod, for the weights annotation. */
   readonly targetName: string | undefined;
+  readonly zoneHints: readonly string[];
+  readonly nodeHints: readonly string[];
 }
 
 /** A Service's endpoints by endpointIndexKey(family, protocol, port name). */
@@ -34,6 +37,16 @@ const sliceFamily = (addressType: unknown): AddressFamily | undefined =>
   addressType === 'IPv4' ? 'inet' : addressType === 'IPv6' ? 'inet6' : undefined;
 
 type EndpointAt = Omit<EndpointInfo, 'port'>;
+
+/** hints.forZones or hints.forNodes: the names, as kube-proxy's endpointslicecache reads them. */
+function hintNames(hints: unknown, field: 'forZones' | 'forNodes'): readonly string[] {
+  const names: string[] = [];
+  for (const item of asArray(asObject(hints)[field])) {
+    const name = asObject(item).name;
+    if (typeof name === 'string' && !names.includes(name)) names.push(name);
+  }
+  return names;
+}
 
 /** The slice's endpoints that can be used; each bad one reported once, whatever the ports. */
 function endpointsOf(slice: EndpointSlice, family: AddressFamily, nodeName: string, report: (reason: string) => void): EndpointAt[] {
@@ -62,6 +75,8 @@ function endpointsOf(slice: EndpointSlice, family: AddressFamily, nodeName: stri
       serving: conditions.serving !== false,
       terminating: conditions.terminating === true,
       targetName: typeof targetName === 'string' ? targetName : undefined,
+      zoneHints: hintNames(endpoint.hints, 'forZones'),
+      nodeHints: hintNames(endpoint.hints, 'forNodes'),
     });
   }
   return endpoints;
@@ -107,8 +122,7 @@ export function indexEndpoints(slices: readonly EndpointSlice[], namespace: stri
       for (const endpoint of endpoints) {
         const id = `${endpoint.address} ${port.port}`;
         if (endpoint.terminating && bucket.has(id)) continue;
-        const { address, family, local, ready, serving, terminating, targetName } = endpoint;
-        bucket.set(id, { address, family, port: port.port, local, ready, serving, terminating, targetName });
+        bucket.set(id, { ...endpoint, port: port.port });
       }
     }
   }
@@ -118,32 +132,19 @@ export function indexEndpoints(slices: readonly EndpointSlice[], namespace: stri
 }
 
 export interface EndpointCategories {
-  /** Usable endpoints for Cluster traffic policy; empty when the port never uses it. */
+  /** Usable endpoints for Cluster traffic policy (topology applied); empty when the port never uses it. */
   readonly cluster: readonly EndpointInfo[];
   /** Usable endpoints on this node for Local traffic policy; empty when the port never uses it. */
   readonly local: readonly EndpointInfo[];
 }
 
-const servingTerminating = (endpoint: EndpointInfo): boolean => endpoint.serving && endpoint.terminating;
-
 /**
- * kube-proxy's CategorizeEndpoints without topology hints (NodeFacts has no zone): ready
- * endpoints, or, when there are none, the serving-and-terminating ones; for Cluster and Local
- * independently.
+ * kube-proxy's CategorizeEndpoints (see topology.ts): ready endpoints, or, when there are none,
+ * the serving-and-terminating ones; for Cluster and Local independently; topology hints narrow
+ * the Cluster ones to this node's zone or the node itself.
  */
-export function categorizeEndpoints(endpoints: readonly EndpointInfo[], usesCluster: boolean, usesLocal: boolean): EndpointCategories {
-  let cluster: readonly EndpointInfo[] = [];
-  if (usesCluster) {
-    cluster = endpoints.filter((endpoint) => endpoint.ready);
-    if (cluster.length === 0) cluster = endpoints.filter(servingTerminating);
-  }
-  let local: readonly EndpointInfo[] = [];
-  if (usesLocal) {
-    local = endpoints.filter((endpoint) => endpoint.local && endpoint.ready);
-    if (local.length === 0) local = endpoints.filter((endpoint) => endpoint.local && servingTerminating(endpoint));
-  }
-  return { cluster, local };
-}
+export const categorizeEndpoints = (endpoints: readonly EndpointInfo[], usesCluster: boolean, usesLocal: boolean, node: NodeTopology): EndpointCategories =>
+  categorizeByTopology(endpoints, usesCluster, usesLocal, node);
 
 /**
  * What a virtual server with this traffic policy gets (ipvs syncEndpoint). With policy Local and

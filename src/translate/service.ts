@@ -25,6 +25,7 @@ import {
   IpsetEntries,
   type PortContext,
 } from './ipset-entries.js';
+import type { NodeTopology } from './topology.js';
 import { readService, type FamilyAddresses, type ServicePortView, type ServiceView } from './service-spec.js';
 import { emptyTranslation, identityOf, type ObjectIdentity, type ServiceTranslation } from './translation.js';
 
@@ -63,6 +64,7 @@ interface ServiceContext {
   readonly weights: Weights;
   readonly index: EndpointIndex;
   readonly nodeAddresses: NodeAddresses;
+  readonly topology: NodeTopology;
   readonly excludeCidrs: readonly string[];
   readonly report: (reason: string) => void;
   readonly virtualServers: Map<string, DesiredVirtualServer>;
@@ -144,6 +146,7 @@ function translatePort(context: ServiceContext, addresses: FamilyAddresses, port
     endpoints,
     !view.internalPolicyLocal || externallyAccessible,
     view.internalPolicyLocal || (view.externalPolicyLocal && externallyAccessible),
+    context.topology,
   );
   const internalEndpoints = endpointsFor(categories, view.internalPolicyLocal);
   const externalEndpoints = endpointsFor(categories, view.externalPolicyLocal);
@@ -210,6 +213,7 @@ export function translateService(service: Service, endpointSlices: readonly Endp
       problems.push({ object, reason }),
     ),
     nodeAddresses: nodeAddressesOf(node),
+    topology: { name: node.name, zone: typeof node.zone === 'string' ? node.zone : '' },
     excludeCidrs: Array.isArray(settings.excludeCidrs) ? settings.excludeCidrs.filter((cidr): cidr is string => typeof cidr === 'string') : [],
     report,
     virtualServers: new Map(),

@@ -41,6 +41,10 @@ export const IFA_F_TENTATIVE = 0x40;
 export const IFA_F_PERMANENT = 0x80;
 export const IFA_F_NOPREFIXROUTE = 0x200;
 
+// Multicast groups (enum rtnetlink_groups in linux/rtnetlink.h): address changes per family.
+export const RTNLGRP_IPV4_IFADDR = 5;
+export const RTNLGRP_IPV6_IFADDR = 9;
+
 /** Every constant above by its uapi name, for the header check. */
 export const uapiConstants: Readonly<Record<string, number>> = {
   RTM_NEWLINK,
@@ -70,6 +74,8 @@ export const uapiConstants: Readonly<Record<string, number>> = {
   IFA_F_TENTATIVE,
   IFA_F_PERMANENT,
   IFA_F_NOPREFIXROUTE,
+  RTNLGRP_IPV4_IFADDR,
+  RTNLGRP_IPV6_IFADDR,
 };
 
 /**

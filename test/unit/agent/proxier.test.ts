@@ -4,7 +4,7 @@ import { Proxier } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
-import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
+import { DEFAULT_SETTINGS, type NodeFacts } from '../../../src/model/settings.js';
 import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
 import type { FreshObservedState, Plan } from '../../../src/reconcile/state.js';
 import type { ApplyResult } from '../../../src/kernel/netlink-kernel.js';
@@ -162,5 +162,36 @@ describe('Proxier', () => {
     failSave = false;
     await agent.sync({ full: false });
     expect(kernel.virtualServers.has('TCP 10.96.0.20:5432')).toBe(true);
+  });
+
+  it('follows the node: a new zone re-selects hinted endpoints and a new address gets its NodePort, in the next partial sync', async () => {
+    const kernel = new CountingKernel();
+    const store = new ClusterStore();
+    let node: NodeFacts = { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'], zone: 'zone-a' };
+    const agent = new Proxier({ kernel, node, currentNode: () => node, settings: DEFAULT_SETTINGS, log: pino({ level: 'silent' }), ownership: new MemoryOwnershipStore(), cluster: store });
+    const hinted = (address: string, zone: string) => ({ addresses: [address], conditions: { ready: true }, hints: { forZones: [{ name: zone }] } });
+    store.replaceAll(
+      [{ metadata: { name: 'web', namespace: 'default' }, spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, nodePort: 30080 }] } }],
+      [
+        {
+          metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+          addressType: 'IPv4',
+          ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+          endpoints: [hinted('10.244.0.1', 'zone-a'), hinted('10.244.0.2', 'zone-b')],
+        },
+      ],
+    );
+    // Those taking new connections: a removed TCP real server drains at weight 0.
+    const realServers = (key: string) => [...(kernel.virtualServers.get(key)?.realServers ?? [])].flatMap(([rs, d]) => (d.weight > 0 ? [rs] : []));
+    await agent.sync();
+    expect(realServers('TCP 10.96.0.10:80')).toEqual(['10.244.0.1:8080']);
+    node = { ...node, zone: 'zone-b', addresses: ['192.0.2.1', '198.51.100.7'] };
+    await agent.sync({ full: false });
+    expect(realServers('TCP 10.96.0.10:80')).toEqual(['10.244.0.2:8080']);
+    expect(realServers('TCP 198.51.100.7:30080')).toEqual(['10.244.0.2:8080']);
+    node = { ...node, addresses: ['192.0.2.1'] };
+    await agent.sync({ full: false });
+    expect(kernel.virtualServers.has('TCP 198.51.100.7:30080')).toBe(false);
+    expect(kernel.virtualServers.has('TCP 192.0.2.1:30080')).toBe(true);
   });
 });

@@ -21,6 +21,18 @@ describe('file source', () => {
     expect(snapshot.problems).toEqual([{ file: `${join(dir, 'a.yaml')}#3`, reason: 'ignored object of kind "ConfigMap"' }]);
   });
 
+  it('reads Node objects beside Services and EndpointSlices (labels, podCIDRs, addresses for the agent)', () => {
+    const node = 'apiVersion: v1\nkind: Node\nmetadata: { name: node-a, labels: { topology.kubernetes.io/zone: zone-a } }\nspec: { podCIDRs: [10.244.1.0/24] }\n';
+    writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${node}`);
+    const source = new FileSource(dir);
+    const first = source.read();
+    expect(first.services.map((s) => s.metadata.name)).toEqual(['a']);
+    expect(first.problems).toEqual([]);
+    expect(first.nodes).toEqual([{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'zone-a' } }, spec: { podCIDRs: ['10.244.1.0/24'] } }]);
+    writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${node.replace('zone-a', 'zone-b')}`);
+    expect(source.read().nodes).toMatchObject([{ metadata: { labels: { 'topology.kubernetes.io/zone': 'zone-b' } } }]);
+  });
+
   it('keeps the last good objects of a file that stops parsing (being written), and drops a deleted file', () => {
     const source = new FileSource(dir);
     writeFileSync(join(dir, 'a.yaml'), service('a'));

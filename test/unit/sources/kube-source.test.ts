@@ -268,7 +268,7 @@ describe('KubeSource against an API server', () => {
     const seen: (NodeInfo | undefined)[] = [];
     await start({ onNode: (info) => seen.push(info) });
     await waitFor('node listed', () => seen.length === 1);
-    expect(seen[0]).toEqual({ name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' }, deleting: false, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }] });
+    expect(seen[0]).toEqual({ name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' }, deleting: false, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }], podCIDRs: [], nodeIPs: [] });
     server.update('nodes', node('node-b', { labels: { changed: 'yes' } }));
     server.update('nodes', node('node-a', { deletionTimestamp: new Date().toISOString() }));
     await waitFor('deleting', () => seen.at(-1)?.deleting === true);
@@ -392,7 +392,22 @@ describe('conversion of client-node objects', () => {
       endpoints: [endpoint],
       ports: [{ port: 8080 }],
     });
-    expect(toNodeInfo({ metadata: { name: 'n', deletionTimestamp: '2024-05-01T10:00:00Z' } })).toEqual({ name: 'n', labels: {}, deleting: true, taints: [] });
+    expect(toNodeInfo({ metadata: { name: 'n', deletionTimestamp: '2024-05-01T10:00:00Z' } })).toEqual({ name: 'n', labels: {}, deleting: true, taints: [], podCIDRs: [], nodeIPs: [] });
+  });
+
+  it("reads a Node's podCIDRs and its node IPs as kube-proxy's GetNodeHostIPs picks them", () => {
+    const addresses = [
+      { type: 'Hostname', address: 'node-a' },
+      { type: 'ExternalIP', address: '203.0.113.5' },
+      { type: 'InternalIP', address: '192.0.2.10' },
+      { type: 'InternalIP', address: '192.0.2.11' },
+      { type: 'ExternalIP', address: '2001:db8::5' },
+    ];
+    const node = toNodeInfo({ metadata: { name: 'node-a' }, spec: { podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] }, status: { addresses } });
+    expect(node.podCIDRs).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
+    // The first InternalIP, then the first address of the other family, InternalIP or ExternalIP.
+    expect(node.nodeIPs).toEqual(['192.0.2.10', '2001:db8::5']);
+    expect(toNodeInfo({ metadata: { name: 'old' }, spec: { podCIDR: '10.244.2.0/24' } }).podCIDRs).toEqual(['10.244.2.0/24']);
   });
 
   it('backs off exponentially with jitter, capped', () => {

@@ -1,7 +1,7 @@
 // Which endpoints a virtual server gets: readiness, the serving-terminating fallback, duplicates,
 // endpoints on this node (KUBE-LOOP-BACK), and the internal and external traffic policies.
 import { describe, it } from 'vitest';
-import { RR_V4, endpoint, expectTranslation, service, slice, type TranslationCase } from './fixtures.js';
+import { NODE, RR_V4, endpoint, expectTranslation, service, slice, type TranslationCase } from './fixtures.js';
 
 const local = (address: string, extra: Record<string, unknown> = {}) => endpoint(address, { nodeName: 'node-a', ...extra });
 const terminating = { ready: false, serving: true, terminating: true };
@@ -173,6 +173,65 @@ const cases: TranslationCase[] = [
     ...clusterOnly(['10.244.1.5:8080 masq w=1']),
   },
 ];
+
+const ZONED_NODE = { ...NODE, zone: 'zone-a' };
+const hinted = (address: string, zones: string[], extra: Record<string, unknown> = {}) => endpoint(address, { hints: { forZones: zones.map((name) => ({ name })) }, ...extra });
+
+const topologyCases: TranslationCase[] = [
+  {
+    name: "zone hints: the ClusterIP gets the endpoints hinted for the node's topology.kubernetes.io/zone",
+    node: ZONED_NODE,
+    services: [web({ trafficDistribution: 'PreferSameZone' })],
+    slices: [webSlice(hinted('10.244.1.5', ['zone-a']), hinted('10.244.2.7', ['zone-b']), hinted('10.244.3.9', ['zone-a', 'zone-b']))],
+    ...clusterOnly(['10.244.1.5:8080 masq w=1', '10.244.3.9:8080 masq w=1']),
+  },
+  {
+    name: 'zone hints are ignored when one ready endpoint has none',
+    node: ZONED_NODE,
+    services: [web()],
+    slices: [webSlice(hinted('10.244.1.5', ['zone-a']), endpoint('10.244.2.7'))],
+    ...clusterOnly(['10.244.1.5:8080 masq w=1', '10.244.2.7:8080 masq w=1']),
+  },
+  {
+    name: "zone hints are ignored when none is for the node's zone, or the node has no zone label",
+    node: NODE,
+    services: [web()],
+    slices: [webSlice(hinted('10.244.1.5', ['zone-a']), hinted('10.244.2.7', ['zone-b']))],
+    ...clusterOnly(['10.244.1.5:8080 masq w=1', '10.244.2.7:8080 masq w=1']),
+  },
+  {
+    name: 'node hints (PreferSameNode): only the endpoint hinted for this node',
+    node: ZONED_NODE,
+    services: [web({ trafficDistribution: 'PreferSameNode' })],
+    slices: [
+      webSlice(
+        endpoint('10.244.1.5', { nodeName: 'node-a', hints: { forNodes: [{ name: 'node-a' }], forZones: [{ name: 'zone-a' }] } }),
+        endpoint('10.244.2.7', { hints: { forNodes: [{ name: 'node-b' }], forZones: [{ name: 'zone-a' }] } }),
+      ),
+    ],
+    virtualServers: { 'TCP 10.96.0.10:80': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.1.5:8080 masq w=1'] } },
+    ipsets: { 'KUBE-CLUSTER-IP': ['10.96.0.10,tcp:80'], 'KUBE-IPVS-IPS': ['10.96.0.10'], 'KUBE-LOOP-BACK': ['10.244.1.5,tcp:8080,10.244.1.5'] },
+    bound: ['10.96.0.10'],
+  },
+  {
+    name: 'hints narrow the Cluster endpoints of a NodePort; externalTrafficPolicy Local ignores them',
+    node: ZONED_NODE,
+    services: [nodePortWeb({ externalTrafficPolicy: 'Local' })],
+    slices: [webSlice(hinted('10.244.1.5', ['zone-a']), hinted('10.244.2.7', ['zone-b'], { nodeName: 'node-a' }))],
+    virtualServers: {
+      'TCP 10.96.0.10:80': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.1.5:8080 masq w=1'] },
+      'TCP 192.168.1.10:30080': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.2.7:8080 masq w=1'] },
+    },
+    ipsets: { ...NODE_PORT_SETS, 'KUBE-NODE-PORT-LOCAL-TCP': ['30080'], 'KUBE-LOOP-BACK': ['10.244.2.7,tcp:8080,10.244.2.7'] },
+    bound: ['10.96.0.10'],
+  },
+];
+
+describe('translate: topology hints', () => {
+  it.each(topologyCases)('$name', (testCase) => {
+    expectTranslation(testCase);
+  });
+});
 
 describe('translate: endpoints', () => {
   it.each(cases)('$name', (testCase) => {
