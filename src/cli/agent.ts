@@ -4,12 +4,14 @@ import { pino, type Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
-import { Proxier } from '../agent/proxier.js';
+import { Proxier, type SyncResult } from '../agent/proxier.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
 import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
+import { ServiceNamesRecorder, serviceNamesObserver, serviceNamesPath } from '../agent/service-names.js';
+import { serviceTrafficObserver } from '../agent/service-metrics.js';
 import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
 import { DEFAULT_METRICS_BIND_ADDRESS, ProxyMetrics, startMetricsServer } from '../agent/metrics.js';
 import { ServiceHealthServer } from '../agent/service-health.js';
@@ -92,8 +94,13 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       return;
     }
     const writeRules = await prepareNode({ options, settings, node, log });
-    if (options.once) return await syncOnce(proxier, writeRules);
-    if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal });
+    const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
+    if (options.once) {
+      return await syncOnce(proxier, writeRules, (result) => {
+        names.record(result.desired, result.changes.services, (id) => cluster.slicesOf(id));
+      });
+    }
+    if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, names, log, stopping: stopping.signal });
   } catch (error) {
     // SIGTERM while waiting for the first list from the API server: a clean stop.
     if (stopping.signal.aborted && (error as KipvsError).code === 'KIPVS_ABORTED') return;
@@ -110,8 +117,9 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
  * nothing is left to do (against what was programmed: a second read of 10,000 virtual servers
  * would only catch someone else changing them meanwhile).
  */
-async function syncOnce(proxier: Proxier, writeRules: RulesWriter): Promise<void> {
+async function syncOnce(proxier: Proxier, writeRules: RulesWriter, synced: (result: SyncResult) => void): Promise<void> {
   const result = await proxier.sync();
+  synced(result);
   await writeRules();
   const { plan: remaining } = await proxier.plan({ full: false });
   const leftover = remaining.operations.length;
@@ -128,14 +136,16 @@ interface DaemonContext {
   readonly writeRules: RulesWriter;
   readonly health: ProxyHealth;
   readonly metrics: ProxyMetrics;
+  readonly names: ServiceNamesRecorder;
   readonly log: Logger;
   readonly stopping: AbortSignal;
 }
 
 /** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
-async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping }: DaemonContext): Promise<void> {
+async function runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, names, log, stopping }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
-  const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
+  const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log), serviceNamesObserver(names)];
+  observers.push(serviceTrafficObserver(metrics.registry, options.netns, log));
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();

@@ -1,5 +1,6 @@
 // `kipvs cleanup`: removes what kipvs owns and nothing else — its virtual servers (by the rules of
 // reconcile/ownership.ts, also kube-proxy's), the dummy interface, kube-proxy's ipsets.
+import { rmSync } from 'node:fs';
 import { Command } from 'commander';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
@@ -10,6 +11,7 @@ import { mayDelete, recordedNodePorts } from '../reconcile/ownership.js';
 import type { ObservedIpset } from '../reconcile/state.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
+import { serviceNamesPath } from '../agent/service-names.js';
 import { allIpsetNames, cleanupRules } from './agent.js';
 
 export interface CleanupOptions {
@@ -46,6 +48,7 @@ export async function cleanup(options: CleanupOptions): Promise<string[]> {
     for (const name of ours) await ipsets.destroy(name);
     done.push(`destroyed ${ours.length} ipsets`);
     ownership.save({ owned: new Set(), draining: new Map() });
+    rmSync(serviceNamesPath(options.netns), { force: true }); // names of virtual servers that are gone
     return done;
   } finally {
     links.close();
