@@ -96,9 +96,10 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     const writeRules = await prepareNode({ options, settings, node, log });
     const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
     if (options.once) {
-      return await syncOnce(proxier, writeRules, (result) => {
+      await syncOnce(proxier, writeRules, (result) => {
         names.record(result.desired, result.changes.services, (id) => cluster.slicesOf(id));
       });
+      return;
     }
     if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, names, log, stopping: stopping.signal });
   } catch (error) {

@@ -19,7 +19,7 @@ const slice: EndpointSlice = {
     { addresses: ['10.244.1.2'], targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' } },
     { addresses: ['10.244.1.3'] },
   ],
-} as EndpointSlice;
+};
 
 describe('the Service names record', () => {
   let directory: string | undefined;

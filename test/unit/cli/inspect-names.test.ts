@@ -1,6 +1,11 @@
 // `kipvs inspect --names` and `--service`: ipvsadm's layout with names after the lines, and one
 // Service's share of the table and of the ipsets.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { TestApiServer } from '../../support/api-server.js';
+import { serviceNamesFromApiServer } from '../../../src/cli/inspect-names.js';
 import { renderInspect, type InspectResult } from '../../../src/cli/inspect.js';
 import type { ServiceNames } from '../../../src/agent/service-names.js';
 import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/client.js';
@@ -49,5 +54,32 @@ describe('kipvs inspect with names', () => {
     expect(text).toContain('TCP  10.96.0.10:80');
     expect(text).toMatch(/TCP {2}192\.0\.2\.1:30080 .* {2}shop\/web:http\n/);
     expect(text).toContain('\nipset entries:\nadd KUBE-CLUSTER-IP 10.96.0.10,tcp:80\nadd KUBE-LOOP-BACK 10.244.1.2,tcp:8080,10.244.1.2\nadd KUBE-NODE-PORT-TCP 30080\n');
+  });
+});
+
+describe('names from the API server (--kubeconfig)', () => {
+  it('lists Services and EndpointSlices once and names virtual servers, NodePorts and pods, saying where from', async () => {
+    const server = await TestApiServer.start();
+    const dir = mkdtempSync(join(tmpdir(), 'kipvs-names-'));
+    try {
+      server.create('services', {
+        metadata: { name: 'web', namespace: 'shop' },
+        spec: { type: 'NodePort', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] },
+      });
+      server.create('endpointslices', {
+        metadata: { name: 'web-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.244.1.2'], targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' } }],
+      });
+      const kubeconfig = server.writeKubeconfig(dir);
+      const found = await serviceNamesFromApiServer(kubeconfig);
+      expect([...found.virtualServers]).toEqual([['TCP 10.96.0.10:80', 'shop/web:http']]);
+      expect([...found.nodePorts]).toEqual([['TCP 30080', 'shop/web:http']]);
+      expect([...found.pods]).toEqual([['10.244.1.2', 'shop/web-0']]);
+      expect(found.source).toMatch(new RegExp(`^the API server https?://\\S+ \\(--kubeconfig ${kubeconfig.replaceAll('.', '\\.')}\\)$`));
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
