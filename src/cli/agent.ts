@@ -4,13 +4,15 @@ import { pino, type Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
-import { Proxier } from '../agent/proxier.js';
+import { Proxier, type SyncResult } from '../agent/proxier.js';
 import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
 import { discoverNodeFacts, followNodeAddresses, LiveNodeFacts, type NodeFactsOptions } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { RetryBackoff } from '../agent/retry.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
 import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
+import { ServiceNamesRecorder, serviceNamesObserver, serviceNamesPath } from '../agent/service-names.js';
+import { serviceTrafficObserver } from '../agent/service-metrics.js';
 import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
 import { DEFAULT_METRICS_BIND_ADDRESS, ProxyMetrics, startMetricsServer } from '../agent/metrics.js';
 import { ServiceHealthServer } from '../agent/service-health.js';
@@ -107,8 +109,16 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       return;
     }
     const writeRules = await prepareNode({ options, settings, node, log });
-    if (options.once) return await syncOnce(proxier, writeRules, source);
-    if (!stopping.signal.aborted) await runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal, source });
+    const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
+    if (options.once) {
+      await syncOnce(proxier, writeRules, source, (result) => {
+        names.record(result.desired, result.changes.services, (id) => cluster.slicesOf(id));
+      });
+      return;
+    }
+    if (!stopping.signal.aborted) {
+      await runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, names, log, stopping: stopping.signal, source });
+    }
   } catch (error) {
     // SIGTERM while waiting for the first list from the API server: a clean stop.
     if (stopping.signal.aborted && (error as KipvsError).code === 'KIPVS_ABORTED') return;
@@ -126,8 +136,9 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
  * would only catch someone else changing them meanwhile). A source file that could not be used
  * fails it too, after the good objects are programmed (and nothing it may define removed).
  */
-async function syncOnce(proxier: Proxier, writeRules: RulesWriter, source: ClusterSource): Promise<void> {
+async function syncOnce(proxier: Proxier, writeRules: RulesWriter, source: ClusterSource, synced: (result: SyncResult) => void): Promise<void> {
   const result = await proxier.sync();
+  synced(result);
   await writeRules();
   const failing = source.failing();
   const first = failing[0];
@@ -152,15 +163,17 @@ interface DaemonContext {
   readonly writeRules: RulesWriter;
   readonly health: ProxyHealth;
   readonly metrics: ProxyMetrics;
+  readonly names: ServiceNamesRecorder;
   readonly log: Logger;
   readonly stopping: AbortSignal;
   readonly source: ClusterSource;
 }
 
 /** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
-async function runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, log, stopping, source }: DaemonContext): Promise<void> {
+async function runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, names, log, stopping, source }: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
-  const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log)];
+  const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log), serviceNamesObserver(names)];
+  observers.push(serviceTrafficObserver(metrics.registry, options.netns, log));
   observers.push({
     retryScheduled: (operations, delayMs) => {
       metrics.recordRetries(operations);

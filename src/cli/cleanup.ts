@@ -3,6 +3,7 @@
 // runs even when one before it failed (a set of a type kipvs cannot read, a refused deletion): a
 // node being cleaned must lose as much of kipvs as it can; the failures are listed and make the
 // command fail.
+import { rmSync } from 'node:fs';
 import { Command } from 'commander';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
@@ -14,6 +15,7 @@ import { mayDelete, recordedNodePorts } from '../reconcile/ownership.js';
 import type { ObservedIpset } from '../reconcile/state.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
+import { serviceNamesPath } from '../agent/service-names.js';
 import { allIpsetNames, cleanupRules } from './agent.js';
 
 export interface CleanupOptions {
@@ -97,7 +99,10 @@ export async function cleanup(options: CleanupOptions): Promise<CleanupReport> {
       return `deleted ${dummy}`;
     });
     await step('ipsets', () => destroySets(ipsets));
-    if (report.failed.length === 0) ownership.save({ owned: new Set(), draining: new Map() });
+    if (report.failed.length === 0) {
+      ownership.save({ owned: new Set(), draining: new Map() });
+      rmSync(serviceNamesPath(options.netns), { force: true }); // names of virtual servers that are gone
+    }
     return report;
   } finally {
     links.close();

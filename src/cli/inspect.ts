@@ -1,4 +1,5 @@
-// `kipvs inspect`: the kernel's IPVS table (and ipsets) as ipvsadm (and ipset) show them, or as JSON.
+// `kipvs inspect`: the kernel's IPVS table (and ipsets) as ipvsadm (and ipset) show them, or as JSON;
+// with --names or --service, each virtual server's Service port and each real server's pod after it.
 import { Command, Option } from 'commander';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import type { IpsetSet, UndecodedIpset } from '../netlink/ipset/types.js';
@@ -6,6 +7,9 @@ import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/cl
 import type { IpvsInfo } from '../netlink/ipvs/types.js';
 import { formatIpsetListing } from './ipset-format.js';
 import { formatIpvsadmListing, type ListFormat } from './ipvsadm-format.js';
+import { KipvsError } from '../netlink/errors.js';
+import type { ServiceNames } from '../agent/service-names.js';
+import { findServiceNames, ipsetEntriesOf, listingNames, nameOfVirtualServer, parseServiceId, virtualServersOfService } from './inspect-names.js';
 
 export interface InspectOptions {
   readonly stats?: boolean;
@@ -13,6 +17,11 @@ export interface InspectOptions {
   readonly json?: boolean;
   readonly ipsets?: boolean;
   readonly netns?: string;
+  /** Show Service and pod names (from the agent's record, or the API server with --kubeconfig). */
+  readonly names?: boolean;
+  /** `namespace/name`: only this Service's virtual servers, real servers and ipset entries. */
+  readonly service?: string;
+  readonly kubeconfig?: string;
 }
 
 export interface InspectResult {
@@ -23,6 +32,8 @@ export interface InspectResult {
    * cannot decode (hash:mac, list:set, ...) by name, type and the reason.
    */
   readonly ipsets?: ReadonlyArray<IpsetSet | UndecodedIpset>;
+  /** Present with --names or --service. */
+  readonly names?: ServiceNames;
 }
 
 /** The table, with its counters only when they will be shown (they are most of a large dump's cost). */
@@ -55,12 +66,42 @@ export async function readIpsets(netns?: string): Promise<Array<IpsetSet | Undec
 }
 
 export function renderInspect(result: InspectResult, options: InspectOptions): string {
-  if (options.json) return `${JSON.stringify(result, null, 2)}\n`;
+  const { names } = result;
+  const services = names && options.service !== undefined ? virtualServersOfService(result.services, names, options.service) : result.services;
+  if (options.json) return `${JSON.stringify(names ? { ...jsonWithNames(result, names, services), ...(options.service === undefined ? {} : { service: options.service }) } : result, null, 2)}\n`;
   const format: ListFormat = options.stats ? 'stats' : options.rate ? 'rate' : 'connections';
-  const lines = formatIpvsadmListing(result.info, result.services, format);
-  // `ipset list` prints nothing when there are no sets, and so do we after the IPVS table.
-  if (result.ipsets && result.ipsets.length > 0) lines.push('', ...formatIpsetListing(result.ipsets));
+  const lines = formatIpvsadmListing(result.info, services, format, names && listingNames(names));
+  if (names && options.service !== undefined) {
+    // One Service: its entries, as `ipset save` lines (the sets' headers would count every entry).
+    lines.push('', 'ipset entries:', ...ipsetEntriesOf(result.ipsets ?? [], services));
+  } else if (result.ipsets && result.ipsets.length > 0) {
+    // `ipset list` prints nothing when there are no sets, and so do we after the IPVS table.
+    lines.push('', ...formatIpsetListing(result.ipsets));
+  }
+  if (names) lines.push('', `Names from ${names.source}${names.truncated ? ' (truncated: some virtual servers are not named)' : ''}.`);
   return `${lines.join('\n')}\n`;
+}
+
+function jsonWithNames(result: InspectResult, names: ServiceNames, services: InspectResult['services']): object {
+  return {
+    info: result.info,
+    namesFrom: names.source,
+    services: services.map((entry) => ({
+      ...entry,
+      servicePort: nameOfVirtualServer(names, entry.service.key) ?? null,
+      destinations: entry.destinations.map((destination) => ({ ...destination, pod: names.pods.get(destination.address) ?? null })),
+    })),
+    ...(result.ipsets ? { ipsets: result.ipsets } : {}),
+  };
+}
+
+async function readNames(options: InspectOptions): Promise<ServiceNames | undefined> {
+  if (!options.names && options.service === undefined) return undefined;
+  if (options.service !== undefined) parseServiceId(options.service);
+  const names = await findServiceNames({ kubeconfig: options.kubeconfig, netns: options.netns });
+  if (names) return names;
+  if (options.service !== undefined) throw new KipvsError('KIPVS_USAGE', 'no Service names: the agent has left no record in /run/kipvs for this namespace; give --kubeconfig FILE');
+  return { virtualServers: new Map(), nodePorts: new Map(), pods: new Map(), source: 'nowhere: the agent has left no record in /run/kipvs for this namespace (give --kubeconfig FILE)', truncated: false };
 }
 
 export function inspectCommand(): Command {
@@ -69,11 +110,15 @@ export function inspectCommand(): Command {
     .addOption(new Option('--stats', 'counters: connections, packets and bytes').conflicts('rate'))
     .addOption(new Option('--rate', 'rates: connections, packets and bytes per second').conflicts('stats'))
     .option('--ipsets', 'after the table, every ipset and its members in the layout of ipset list')
+    .option('--names', "after each virtual server its Service port (namespace/name:port), after each real server its pod")
+    .option('--service <namespace/name>', "only this Service's virtual servers, real servers (with pods) and ipset entries")
+    .option('--kubeconfig <path>', "take the names from this API server instead of the agent's record in /run/kipvs")
     .option('--json', 'print JSON instead')
     .option('--netns <name|path>', 'a network namespace: a name under /run/netns or a path')
     .action(async (options: InspectOptions) => {
+      const names = await readNames(options);
       const table = await readIpvsTable(options.netns, Boolean(options.stats || options.rate || options.json));
-      const result = options.ipsets ? { ...table, ipsets: await readIpsets(options.netns) } : table;
-      process.stdout.write(renderInspect(result, options));
+      const ipsets = options.ipsets || options.service !== undefined ? await readIpsets(options.netns) : undefined;
+      process.stdout.write(renderInspect({ ...table, ...(ipsets ? { ipsets } : {}), ...(names ? { names } : {}) }, options));
     });
 }

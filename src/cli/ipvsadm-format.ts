@@ -142,13 +142,26 @@ function titleLines(format: ListFormat): string[] {
 
 const formatVersion = (version: number): string => `${(version >> 16) & 0xff}.${(version >> 8) & 0xff}.${version & 0xff}`;
 
-/** The whole listing, as `ipvsadm -Ln` (or with --stats / --rate) prints it. */
-export function formatIpvsadmListing(info: IpvsInfo, table: readonly IpvsServiceWithDestinations[], format: ListFormat): string[] {
+/**
+ * Names to show after each line (`kipvs inspect --names`): the Service port of a virtual server,
+ * the pod of a real server. Without them the listing is ipvsadm's, byte for byte.
+ */
+export interface ListingNames {
+  virtualServer(key: IpvsServiceKey): string | undefined;
+  realServer(address: string): string | undefined;
+}
+
+const withName = (line: string, name: string | undefined): string => (name === undefined ? line : `${line}  ${name}`);
+
+/** The whole listing, as `ipvsadm -Ln` (or with --stats / --rate) prints it; with `names`, each followed by its name. */
+export function formatIpvsadmListing(info: IpvsInfo, table: readonly IpvsServiceWithDestinations[], format: ListFormat, names?: ListingNames): string[] {
   const lines = [`IP Virtual Server version ${formatVersion(info.version)} (size=${info.connectionTableSize})`, ...titleLines(format)];
   const services = [...table].sort((a, b) => compareServiceKeys(a.service.key, b.service.key));
   for (const { service, destinations } of services) {
-    lines.push(serviceLine(service, format));
-    for (const destination of [...destinations].sort(compareDestinations)) lines.push(destinationLine(destination, format));
+    lines.push(withName(serviceLine(service, format), names?.virtualServer(service.key)));
+    for (const destination of [...destinations].sort(compareDestinations)) {
+      lines.push(withName(destinationLine(destination, format), names?.realServer(destination.address)));
+    }
   }
   return lines;
 }

@@ -3,11 +3,13 @@
 // and NodePort ones — on a node address, at a port kube-proxy's KUBE-NODE-PORT-* sets still list.
 // Those sets are kube-proxy's record of the NodePorts it served (kipvs keeps them the same way),
 // so a node switched from kube-proxy loses the NodePorts of Services deleted in between, and
-// nobody else's virtual server is touched.
+// nobody else's virtual server is touched. kube-proxy ≤ 1.21 also made NodePort virtual servers on
+// 127.0.0.1 and ::1 (its NodeIPs() took every local address; kubernetes#96879: they never
+// worked, and 1.22 stopped making them): at a recorded NodePort those are kube-proxy's leftovers.
 import { isFwmarkKey, type IpvsService } from '../netlink/ipvs/types.js';
 import { virtualServerKey } from '../model/desired.js';
 import { ipsetName, type KubeIpsetId } from '../model/ipsets.js';
-import type { AddressFamily } from '../ip.js';
+import { cidrContains, type AddressFamily } from '../ip.js';
 import type { ObservedIpset } from './state.js';
 
 export interface OwnershipFacts {
@@ -49,11 +51,13 @@ export function recordedNodePorts(ipsets: ReadonlyMap<string, ObservedIpset>): S
   return recorded;
 }
 
+const isLoopback = (address: string): boolean => address === '::1' || cidrContains('127.0.0.0/8', address);
+
 export function mayDelete(service: IpvsService, facts: OwnershipFacts): boolean {
   if (facts.previouslyOwned.has(virtualServerKey(service.key))) return true;
   if (isFwmarkKey(service.key)) return false;
   const { address, port, protocol } = service.key;
   if (facts.boundAddresses.has(address)) return true;
-  if (!facts.nodeAddresses.has(address)) return false;
+  if (!facts.nodeAddresses.has(address) && !isLoopback(address)) return false;
   return facts.recordedNodePorts().has(protocol === 'SCTP' ? nodePortKey(protocol, port, address) : nodePortKey(protocol, port));
 }

@@ -80,20 +80,23 @@ describe('rtnetlink links and addresses, checked with ip', () => {
     }
   });
 
-  it('ensureDummy creates kube-ipvs0 as a dummy link that is up', async () => {
+  it('ensureDummy creates kube-ipvs0 as a dummy link left down, as kube-proxy does', async () => {
     const link = await client.ensureDummy();
     const shown = ipLink(ns, 'kube-ipvs0');
     expect(shown?.linkinfo?.info_kind).toBe('dummy');
-    expect(shown?.flags).toContain('UP');
+    expect(shown?.flags).not.toContain('UP');
     expect(link).toEqual(asLink(shown!));
   });
 
-  it('ensureDummy is idempotent: it keeps the link it made, and brings it up again when set down', async () => {
+  it('ensureDummy is idempotent: it keeps the link it made and its up/down state, as found', async () => {
     const first = await client.ensureDummy('kube-ipvs0');
     expect(await client.ensureDummy('kube-ipvs0')).toEqual(first);
-    ns.run('ip', ['link', 'set', 'kube-ipvs0', 'down']);
+    ns.run('ip', ['link', 'set', 'kube-ipvs0', 'up']);
     expect(await client.ensureDummy('kube-ipvs0')).toMatchObject({ index: first.index, up: true });
-    expect(ipLink(ns, 'kube-ipvs0')).toMatchObject({ ifindex: first.index, flags: expect.arrayContaining(['UP']) });
+    ns.run('ip', ['link', 'set', 'kube-ipvs0', 'down']);
+    expect(await client.ensureDummy('kube-ipvs0')).toMatchObject({ index: first.index, up: false });
+    expect(ipLink(ns, 'kube-ipvs0')).toMatchObject({ ifindex: first.index });
+    expect(ipLink(ns, 'kube-ipvs0')?.flags).not.toContain('UP');
     expect(ipLinks(ns).filter((link) => link.ifname === 'kube-ipvs0')).toHaveLength(1);
   });
 

@@ -16,7 +16,6 @@ import {
   dumpLinksMessage,
   getLinkMessage,
   parseInterfaceAddress,
-  setLinkUpMessage,
   type RtnlMessage,
 } from './codec.js';
 import {
@@ -91,22 +90,22 @@ export class LinkClient {
   }
 
   /**
-   * Makes sure a dummy link of this name exists and is up, and returns it: creates it if missing,
-   * brings it up if down, and otherwise changes nothing. A link of this name that is not a dummy
-   * is refused with LinkKindError and left as it is.
+   * Makes sure a dummy link of this name exists, and returns it: creates it (down, as kube-proxy
+   * does) if missing, and otherwise changes nothing, its up/down state included: a node switched
+   * from kube-proxy keeps kube-ipvs0 as kube-proxy left it. A link of this name that is not a
+   * dummy is refused with LinkKindError and left as it is.
    */
   async ensureDummy(name: string = KUBE_IPVS_LINK): Promise<Link> {
     checkLinkName(name);
     for (let attempt = 0; attempt < ENSURE_ATTEMPTS; attempt++) {
       const existing = await this.getLink(name);
       if (existing && existing.kind !== 'dummy') throw new LinkKindError(name, 'dummy', existing.kind);
-      if (existing?.up) return existing;
+      if (existing) return existing;
       try {
-        if (existing) await this.connection.executeOne(this.request(setLinkUpMessage(existing.index), `set link ${name} up`));
-        else await this.connection.executeOne(this.request(createDummyLinkMessage(name), `create dummy link ${name}`));
+        await this.connection.executeOne(this.request(createDummyLinkMessage(name), `create dummy link ${name}`));
       } catch (error) {
-        // Someone else created (EEXIST) or deleted (ENODEV) it since we looked: look again.
-        if (isErrno(error, 'EEXIST') || isErrno(error, 'ENODEV')) continue;
+        // Someone else created it since we looked: look again.
+        if (isErrno(error, 'EEXIST')) continue;
         if (isErrno(error, 'EOPNOTSUPP')) {
           throw new KernelUnsupportedError(`${error.operation}: this kernel has no dummy links (load the dummy module: modprobe dummy)`);
         }
@@ -114,8 +113,8 @@ export class LinkClient {
       }
     }
     const link = await this.getLink(name);
-    if (link && link.kind === 'dummy' && link.up) return link;
-    throw new KipvsError('KIPVS_LINK_CHANGING', `link ${name} kept changing while kipvs made it a dummy link that is up`);
+    if (link && link.kind === 'dummy') return link;
+    throw new KipvsError('KIPVS_LINK_CHANGING', `link ${name} kept changing while kipvs made it a dummy link`);
   }
 
   async deleteLink(name: string, options: DeleteLinkOptions = {}): Promise<void> {

@@ -82,9 +82,13 @@ function linkMessage(type: number, flags: number, header: Partial<IfInfoHeader>,
   return { type, flags, payload: encodeAttributes(linkAttributes, attributes, prefix) };
 }
 
-/** `ip link add NAME up type dummy`: created and brought up in one request, so never seen down. */
+/**
+ * `ip link add NAME type dummy`: left down, as kube-proxy's EnsureDummyDevice (netlink.LinkAdd)
+ * leaves kube-ipvs0. The kernel adds the local route of an address on a down link all the same
+ * (fib_add_ifaddr(), addrconf for IPv6), which is all IPVS needs.
+ */
 export function createDummyLinkMessage(name: string): RtnlMessage {
-  return linkMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, { flags: IFF_UP, change: IFF_UP }, {
+  return linkMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, {}, {
     ifname: checkLinkName(name),
     linkinfo: { kind: 'dummy' },
   });

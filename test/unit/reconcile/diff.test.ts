@@ -208,6 +208,18 @@ describe('diff', () => {
     expect(plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'deleteService' ? [virtualServerKey(o.operation.key)] : []))).toEqual(['TCP 192.0.2.20:30080']);
   });
 
+  it("removes the NodePort virtual servers kube-proxy ≤ 1.21 made on 127.0.0.1 and ::1, at a port its sets record, even for a live Service", async () => {
+    const kernel = new FakeKernel();
+    const loopbackKeys: IpvsServiceKey[] = [key('127.0.0.1', 30080), key('127.0.0.1', 30081), { family: 'inet6', protocol: 'TCP', address: '::1', port: 30080 }];
+    for (const k of loopbackKeys) kernel.virtualServers.set(virtualServerKey(k), { service: { ...service(k), netmask: k.family === 'inet6' ? 128 : 32 }, realServers: new Map() });
+    kernel.ipsets.set('KUBE-NODE-PORT-TCP', { spec: { type: 'bitmap:port', range: { from: 0, to: 65535 } }, entries: new Map([['30080', { port: 30080 }]]) });
+    // The Service still exists: its NodePort on the node address is wanted, the loopback ones never are.
+    const plan = diff(desired([virtualServer(key('192.0.2.20', 30080), [real('10.244.0.1')])]), await kernel.observe(), context({ nodeAddresses: new Set(['192.0.2.20']) }));
+    const deleted = plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'deleteService' ? [virtualServerKey(o.operation.key)] : []));
+    // Not 127.0.0.1:30081: no kube-proxy set records that port, so it is someone else's.
+    expect(deleted.sort()).toEqual(['TCP 127.0.0.1:30080', 'TCP [::1]:30080']);
+  });
+
   it('the fake kernel refuses what the kernel refuses', async () => {
     const kernel = new FakeKernel();
     const result = await kernel.apply({

@@ -23,13 +23,13 @@ const asSent = (message: RtnlMessage, seq: number): Buffer =>
   encodeMessage(message.type, NLM_F_REQUEST | NLM_F_ACK | message.flags, seq, message.payload);
 
 describe('rtnetlink requests, byte for byte', () => {
-  it('creates a dummy link that is up at once as `ip link add kube-ipvs0 up type dummy` does', () => {
+  it('creates a dummy link left down as `ip link add kube-ipvs0 type dummy` (and kube-proxy) does', () => {
     // iproute2 writes IFLA_INFO_KIND without its NUL (nla_len 9, at offset 0x34); we write it
     // NUL-terminated (nla_len 10) as the kernel's own answers do. NLA_STRING accepts both, and the
     // padded bytes are identical.
     const iproute2 = hex(`
       40000000 1000 0506 014f046b 00000000
-      00 00 0000 00000000 01000000 01000000
+      00 00 0000 00000000 00000000 00000000
       0f00 0300 6b7562652d69707673300000
       1000 1200 0900 0100 64756d6d79000000`);
     const ours = Buffer.from(iproute2);
