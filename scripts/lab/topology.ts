@@ -94,7 +94,7 @@ export function createTopology(podCount: number, options: { readonly ipv6?: bool
         const timer = setTimeout(() => {
           reject(new Error(`the server in ${pod.name} was not listening on port ${String(port)} within ${String(GENEROUS_MS / 1000)} s`));
         }, GENEROUS_MS);
-        server.stdout?.once('data', () => {
+        server.stdout.once('data', () => {
           clearTimeout(timer);
           resolve();
         });
