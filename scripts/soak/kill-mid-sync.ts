@@ -61,6 +61,8 @@ async function killAt(source: string, ns: TestNetns, share: number, total: numbe
   });
   try {
     await waitUntil(`${String(Math.round(share * 100))} % of the real servers`, () => exitCode !== undefined || realServerLines(ns) >= share * total, timeoutMs, 10);
+  } catch (error) {
+    throw new Error(`${error instanceof Error ? error.message : String(error)} (the kernel held ${String(realServerLines(ns))} of ${String(total)})`, { cause: error });
   } finally {
     child.kill('SIGKILL');
     await exited;

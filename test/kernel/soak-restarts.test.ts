@@ -8,7 +8,7 @@ import { requireKernelSandbox } from './helpers/netns.js';
 describe('agent restarts under traffic', () => {
   it('fails no request, keeps a held connection and never flushes the table, across SIGTERM and SIGKILL, also mid-sync', async () => {
     requireKernelSandbox();
-    const result = await restartsUnderTraffic({ services: 300, restarts: 4, timeoutMs: 120_000, progress: () => {} });
+    const result = await restartsUnderTraffic({ services: 300, restarts: 4, timeoutMs: 300_000, progress: () => {} });
     expect(result.traffic.map((t) => ({ target: t.target, failed: t.failed, errors: t.errors }))).toEqual([
       { target: '10.100.0.10:80', failed: 0, errors: [] },
       { target: '10.200.0.1:32500', failed: 0, errors: [] },
