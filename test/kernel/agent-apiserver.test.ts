@@ -67,7 +67,7 @@ describe('kipvs agent with --kubeconfig', () => {
     return agent;
   };
 
-  async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<number> {
+  async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<number> {
     const started = Date.now();
     while (!condition()) {
       if (agent && agent.exitCode !== null) throw new Error(`${what}: the agent exited with ${agent.exitCode}:\n${logs}`);
@@ -171,7 +171,7 @@ describe('kipvs agent with --kubeconfig', () => {
     const retrying = (): boolean => /list\/watch failed; keeping the last objects and retrying/.test(waitingLogs);
     const started = Date.now();
     while (!(retrying() && live())) {
-      if (Date.now() - started > 15_000) throw new Error(`no /livez while waiting for the API server:\n${waitingLogs}`);
+      if (Date.now() - started > 60_000) throw new Error(`no /livez while waiting for the API server:\n${waitingLogs}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(waiting.exitCode).toBeNull();

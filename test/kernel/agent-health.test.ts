@@ -16,7 +16,7 @@ const HEALTHZ = '127.0.0.1:20256';
 const METRICS = '127.0.0.1:20249';
 const HEALTH_CHECK_PORT = 32123;
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
   const started = Date.now();
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);

@@ -10,7 +10,7 @@ import { createTopology, type Topology } from './helpers/topology.js';
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<number> {
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<number> {
   const started = Date.now();
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);

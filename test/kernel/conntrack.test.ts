@@ -114,7 +114,7 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the IPv6 UDP server did not start')), 20_000);
+      const timer = setTimeout(() => reject(new Error('the IPv6 UDP server did not start')), 60_000);
       echo6!.stdout!.once('data', () => {
         clearTimeout(timer);
         resolve();

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
 import { createTopology, type Topology } from './helpers/topology.js';
 import { openHeld, type HeldConnection } from './helpers/held-connection.js';
+import { GENEROUS_MS, waitUntil } from './helpers/wait.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const CLUSTER_CIDR = '10.201.0.0/16';
@@ -275,8 +276,10 @@ const duplicates = (lines: readonly string[]): string[] => lines.filter((line, i
 
 /**
  * A client that connects again and again (one connection every ~20 ms, alternating targets) until
- * told to stop, then prints per target how many answered and how many failed. Bounded: each
- * connection 3 s, the whole run 90 s.
+ * told to stop, printing `ok INDEX` for every answer (so the test can wait for traffic rather than
+ * sleep), then prints per target how many answered and how many failed. Bounded: each connection
+ * 10 s (a refused or reset connection fails at once; a starved machine answers late but answers),
+ * the whole run 300 s.
  */
 const STEADY_CLIENT = `
 import { connect } from 'node:net';
@@ -285,11 +288,11 @@ const results = targets.map((t) => ({ target: t.host + ':' + t.port, ok: 0, fail
 let stopping = false;
 process.stdin.on('data', () => { stopping = true; });
 process.stdin.on('end', () => { stopping = true; });
-const deadline = Date.now() + 90000;
+const deadline = Date.now() + 300000;
 const once = (host, port) => new Promise((resolve) => {
   const socket = connect({ host, port });
   let text = '';
-  const timer = setTimeout(() => { socket.destroy(); resolve('no answer in 3 s'); }, 3000);
+  const timer = setTimeout(() => { socket.destroy(); resolve('no answer in 10 s'); }, 10000);
   socket.setEncoding('utf8');
   socket.on('data', (data) => { text += data; if (text.includes('\\n')) { clearTimeout(timer); socket.end('close\\n'); resolve(null); } });
   socket.on('error', (error) => { clearTimeout(timer); resolve(error.code || error.message); });
@@ -298,7 +301,7 @@ console.log('started');
 for (let i = 0; !stopping && Date.now() < deadline; i++) {
   const index = i % targets.length;
   const error = await once(targets[index].host, targets[index].port);
-  if (error === null) results[index].ok++;
+  if (error === null) { results[index].ok++; console.log('ok ' + index); }
   else { results[index].failed++; if (results[index].errors.length < 5) results[index].errors.push(new Date().toISOString() + ' ' + error); }
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
@@ -312,24 +315,32 @@ interface TargetResult {
   readonly errors: readonly string[];
 }
 
-function startSteadyClient(client: TestNetns, targets: readonly { host: string; port: number }[]): Promise<{ stop(): Promise<TargetResult[]> }> {
+interface SteadyClient {
+  /** Answers so far, per target. */
+  answered(): number[];
+  stop(): Promise<TargetResult[]>;
+}
+
+function startSteadyClient(client: TestNetns, targets: readonly { host: string; port: number }[]): Promise<SteadyClient> {
   const child = spawn('ip', ['netns', 'exec', client.name, process.execPath, '--input-type=module', '-e', STEADY_CLIENT, JSON.stringify(targets)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   let output = '';
   child.stdout!.setEncoding('utf8');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines = (): string[] => output.split('\n');
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('steady client did not start')), 20_000);
+    const timer = setTimeout(() => reject(new Error(`steady client did not start within ${GENEROUS_MS / 1000} s`)), GENEROUS_MS);
     child.stdout!.on('data', (data: string) => {
       output += data;
       if (output.startsWith('started\n')) {
         clearTimeout(timer);
         resolve({
+          answered: () => targets.map((_, index) => lines().filter((line) => line === `ok ${index}`).length),
           stop: async () => {
             child.stdin!.end('stop\n');
             await exited;
-            return JSON.parse(output.slice('started\n'.length)) as TargetResult[];
+            return JSON.parse(lines().find((line) => line.startsWith('['))!) as TargetResult[];
           },
         });
       }
@@ -337,15 +348,15 @@ function startSteadyClient(client: TestNetns, targets: readonly { host: string; 
   });
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+async function waitFor(what: string, condition: () => boolean, timeoutMs = GENEROUS_MS): Promise<void> {
+  await waitUntil(what, condition, timeoutMs, 200);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits until the steady client has `count` more answers from every target than it had at the call. */
+async function moreAnswers(client: SteadyClient, count: number, what: string): Promise<void> {
+  const before = client.answered();
+  await waitFor(`${count} more answers from every target (${what})`, () => client.answered().every((n, index) => n >= before[index]! + count));
+}
 
 /** The node's addresses kube-proxy serves NodePorts on: all but loopback addresses and kube-ipvs0's. */
 function nodeAddressesOf(node: TestNetns): string[] {
@@ -376,6 +387,8 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   let agentLog = '';
   let steady: TargetResult[] = [];
   let held: HeldConnection | undefined;
+  /** Connections the test made to web's frontends before the switch, which the kernel's counters must include. */
+  const made = { clusterIp: 0, nodePort: 0 };
 
   const pods = [
     { name: 'web-0', ip: '10.201.0.2' },
@@ -409,13 +422,20 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
 
   it("serves the ClusterIP and the NodePort from kube-proxy's state alone (the reproduction works)", () => {
     expect(topology.request(web.clusterIP, 80, 6)).toEqual({ answers: { pod0: 2, pod1: 2, pod2: 2 }, failures: 0 });
+    made.clusterIp += 6;
     expect(topology.request(topology.nodeAddress, 30080, 3).failures).toBe(0);
+    made.nodePort += 3;
     expect(topology.request(api.clusterIP, 443, 2)).toEqual({ answers: { pod0: 1, pod1: 1 }, failures: 0 });
   });
 
   it('takes over while a client keeps connecting: no connection fails, and an established one keeps working', async () => {
     held = await openHeld(topology.client, web.clusterIP, 80);
-    await sleep(2500); // the IPVS estimator folds per-CPU counters into the totals every 2 s
+    made.clusterIp += 1;
+    // The IPVS estimator folds per-CPU counters into the totals every 2 s: wait until they include
+    // every connection made so far, so that the counts below are the virtual servers' real ones.
+    await waitFor('the counters include the connections made so far', () =>
+      connectionsSinceCreated(node, `${web.clusterIP}:80`) >= made.clusterIp && connectionsSinceCreated(node, `${topology.nodeAddress}:30080`) >= made.nodePort,
+    );
     beforeSwitch = {
       ipvs: sortedLines(node.run('ipvsadm', ['-Sn'])),
       ipsetCreates: ipsetCreates(node),
@@ -427,7 +447,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       { host: web.clusterIP, port: 80 },
       { host: topology.nodeAddress, port: 30080 },
     ]);
-    await sleep(1000); // kube-proxy's state alone, then kipvs starts on top of it
+    await moreAnswers(client, 10, "kube-proxy's state alone"); // then kipvs starts on top of it
     agent = spawn(process.execPath, [cli, 'agent', '--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -438,7 +458,9 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
         throw new Error(`${error.message}\nagent log:\n${agentLog}`);
       },
     );
-    await sleep(2000); // and kipvs alone for a while
+    await moreAnswers(client, 10, 'kipvs alone').catch((error: Error) => {
+      throw new Error(`${error.message}\nagent log:\n${agentLog}`);
+    });
     steady = await client.stop();
     expect(steady.map((t) => ({ target: t.target, failed: t.failed, errors: t.errors })), agentLog).toEqual([
       { target: `${web.clusterIP}:80`, failed: 0, errors: [] },
@@ -457,7 +479,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       clusterIp: connectionsSinceCreated(node, `${web.clusterIP}:80`),
       nodePort: connectionsSinceCreated(node, `${topology.nodeAddress}:30080`),
     });
-    await waitFor('the counters include every connection', () => now().clusterIp >= counted.clusterIp && now().nodePort >= counted.nodePort, 10_000).catch(
+    await waitFor('the counters include every connection', () => now().clusterIp >= counted.clusterIp && now().nodePort >= counted.nodePort).catch(
       (error: Error) => {
         throw new Error(`${error.message}: counted ${JSON.stringify(counted)}, kernel says ${JSON.stringify(now())}`);
       },

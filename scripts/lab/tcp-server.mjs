@@ -18,6 +18,7 @@ if (mode === 'udp') {
       else socket.write(`${name} ${data.toString().trim()}\n`);
     });
     socket.on('error', () => {});
-    socket.setTimeout(60_000, () => socket.destroy());
+    // Idle connections go after 5 minutes: the soak holds one across many agent restarts.
+    socket.setTimeout(300_000, () => socket.destroy());
   }).listen(Number(port), '::', () => console.log('ready'));
 }

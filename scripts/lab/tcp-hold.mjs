@@ -1,10 +1,10 @@
 // Holds one TCP connection open: prints every line the server sends, sends every line read from
-// stdin. Bounded: it closes itself after 30 s.
-// Usage: node tcp-hold.mjs HOST PORT
+// stdin. Bounded: it closes itself after SECONDS (default 30).
+// Usage: node tcp-hold.mjs HOST PORT [SECONDS]
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 
-const [host, port] = process.argv.slice(2);
+const [host, port, seconds = '30'] = process.argv.slice(2);
 const socket = connect({ host, port: Number(port) });
 socket.setEncoding('utf8');
 socket.on('data', (data) => process.stdout.write(data));
@@ -14,5 +14,5 @@ socket.on('error', (error) => {
 });
 socket.on('close', () => process.exit(0));
 createInterface({ input: process.stdin }).on('line', (line) => socket.write(`${line}\n`));
-setTimeout(() => socket.destroy(), 30_000).unref();
+setTimeout(() => socket.destroy(), Number(seconds) * 1000).unref();
 process.on('SIGTERM', () => socket.destroy());

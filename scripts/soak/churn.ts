@@ -1,0 +1,118 @@
+// Soak (c): endpoint churn with traffic. A daemon programs N Services plus web; every
+// CHANGE_INTERVAL one Kubernetes namespace's file (100 Services) is rewritten with one endpoint
+// added to, or taken from, each of its Services, while a client keeps connecting to web. The
+// agent's RSS and heap (its own metrics) are sampled every SAMPLE_INTERVAL; after a warm-up (the
+// first fifth of the run, two minutes of ten) they must not grow by more than 10 %.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSteadyClient, type TargetTally } from '../lab/steady-client.js';
+import { createTopology } from '../lab/topology.js';
+import { sleep, waitUntil } from '../lab/wait.js';
+import { metricValue, startAgent, type AgentProcess } from './agent.js';
+import { realServerLines } from './fingerprint.js';
+import { POD_PORT, WEB_CLUSTER_IP, WEB_NODE_PORT, WEB_PORT, expectedRealServers, workloadWith, writeSource } from './source.js';
+
+const METRICS_PORT = 20250;
+const CHANGE_INTERVAL_MS = 500;
+const SAMPLE_INTERVAL_MS = 5_000;
+const SERVICES_PER_FILE = 100;
+
+export interface ChurnOptions {
+  readonly services: number;
+  readonly durationMs: number;
+  readonly timeoutMs: number;
+  readonly progress: (line: string) => void;
+}
+
+export interface MemorySample {
+  readonly atSeconds: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+}
+
+export interface ChurnResult {
+  readonly durationSeconds: number;
+  readonly changes: number;
+  readonly syncs: number;
+  readonly traffic: readonly TargetTally[];
+  readonly samples: readonly MemorySample[];
+  /** Mean of the samples in the window after warm-up, and of the last window of the same length. */
+  readonly rss: { readonly after: number; readonly end: number; readonly growth: number };
+  readonly heap: { readonly after: number; readonly end: number; readonly growth: number };
+}
+
+const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(values.length, 1);
+
+function growth(samples: readonly MemorySample[], pick: (s: MemorySample) => number, durationSeconds: number): { after: number; end: number; growth: number } {
+  // Warm-up: the first fifth. Windows: a tenth of the run each (a minute of ten), so GC swings average out.
+  const warmUp = durationSeconds / 5;
+  const window = durationSeconds / 10;
+  const after = mean(samples.filter((s) => s.atSeconds >= warmUp && s.atSeconds < warmUp + window).map(pick));
+  const end = mean(samples.filter((s) => s.atSeconds >= durationSeconds - window).map(pick));
+  return { after, end, growth: after > 0 ? end / after - 1 : NaN };
+}
+
+export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResult> {
+  const { services, durationMs, timeoutMs, progress } = options;
+  const topology = createTopology(3);
+  const source = mkdtempSync(join(tmpdir(), 'kipvs-soak-c-'));
+  const pods = topology.pods.map((pod) => pod.address);
+  let agent: AgentProcess | undefined;
+  try {
+    await Promise.all(topology.pods.map((pod) => topology.startServer(pod, POD_PORT)));
+    writeSource(source, workloadWith(services), pods);
+    const started = startAgent({ source, netns: topology.node.name, metricsPort: METRICS_PORT, extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'] });
+    agent = started;
+    const want = expectedRealServers(services);
+    await waitUntil(`the agent's first sync (${String(services)} Services)`, async () => (await started.syncs()) >= 1 && realServerLines(topology.node) === want, timeoutMs, 200);
+    progress(`(c) ${String(services)} Services programmed; churning for ${String(Math.round(durationMs / 1000))} s`);
+    const client = await startSteadyClient(topology.client, [
+      { host: WEB_CLUSTER_IP, port: WEB_PORT },
+      { host: topology.nodeAddress, port: WEB_NODE_PORT },
+    ]);
+    const files = Math.ceil(services / SERVICES_PER_FILE);
+    const withExtra = new Set<number>();
+    const samples: MemorySample[] = [];
+    const begin = Date.now();
+    let changes = 0;
+    let nextSample = begin;
+    while (Date.now() - begin < durationMs) {
+      // One namespace's file: its Services toggle their extra endpoint.
+      const file = changes % files;
+      const inFile = new Set<number>();
+      for (let index = file * SERVICES_PER_FILE; index < Math.min(services, (file + 1) * SERVICES_PER_FILE); index++) {
+        inFile.add(index);
+        if (withExtra.has(index)) withExtra.delete(index);
+        else withExtra.add(index);
+      }
+      writeSource(source, workloadWith(services, withExtra, changes + 2), pods, inFile);
+      changes++;
+      if (Date.now() >= nextSample) {
+        const text = await started.metrics();
+        const rssBytes = metricValue(text, 'process_resident_memory_bytes');
+        const heapUsedBytes = metricValue(text, 'nodejs_heap_size_used_bytes');
+        if (rssBytes !== undefined && heapUsedBytes !== undefined) samples.push({ atSeconds: (Date.now() - begin) / 1000, rssBytes, heapUsedBytes });
+        nextSample += SAMPLE_INTERVAL_MS;
+        if (samples.length % 12 === 0) progress(`(c) ${String(Math.round((Date.now() - begin) / 1000))} s: ${String(changes)} changes, RSS ${((rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+      }
+      await sleep(CHANGE_INTERVAL_MS);
+    }
+    const durationSeconds = (Date.now() - begin) / 1000;
+    const syncs = await started.syncs();
+    const traffic = await client.stop();
+    return {
+      durationSeconds,
+      changes,
+      syncs,
+      traffic,
+      samples,
+      rss: growth(samples, (s) => s.rssBytes, durationSeconds),
+      heap: growth(samples, (s) => s.heapUsedBytes, durationSeconds),
+    };
+  } finally {
+    await agent?.stop('SIGKILL');
+    topology.destroy();
+    rmSync(source, { recursive: true, force: true });
+  }
+}
