@@ -39,9 +39,10 @@ describe('kipvs under kernel and state-file faults', () => {
   };
   const stateFile = (): string => `/run/kipvs/owned-virtual-servers-${createHash('sha256').update(`/run/netns/${topology.node.name}`).digest('hex').slice(0, 12)}.json`;
 
-  beforeAll(async () => {
+  beforeAll(() => {
+    // Pods without servers: these cases look at the kernel's objects, not at traffic (the traffic
+    // tests are agent-traffic's).
     topology = createTopology(3);
-    await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
     sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
     cpSync(join(root, 'examples'), sourceDir, { recursive: true });
   }, 600_000);
@@ -66,7 +67,6 @@ describe('kipvs under kernel and state-file faults', () => {
     expect(node('ipset', 'list', 'KUBE-CLUSTER-IP')).toMatch(/Type: hash:ip,port\n[\s\S]*Members:\n[\s\S]*10\.96\.0\.10,tcp:80/);
     expect(node('ipset', 'list', 'KUBE-NODE-PORT-TCP')).toMatch(/Type: bitmap:port\n[\s\S]*Members:\n30080/);
     expect(node('ipset', 'list', '-n')).not.toMatch(/KIPVS-TMP/);
-    expect(topology.request('10.96.0.10', 80, 3).failures).toBe(0);
     expect(once.stderr).toContain('replace ipset');
 
     // A set of a type kipvs cannot decode, under kube-proxy's IPv6 name (not in use on this
