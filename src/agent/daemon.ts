@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Proxier, SyncResult } from './proxier.js';
 import { SyncRunner } from './runner.js';
 import type { ClusterStore } from '../sources/cluster-store.js';
+import type { DesiredState } from '../model/desired.js';
 
 /** Told about the agent's work; every method is optional and must not throw. */
 export interface SyncObserver {
@@ -22,7 +23,8 @@ export interface DaemonOptions {
   readonly syncPeriodMs: number;
   readonly minSyncPeriodMs: number;
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
-  readonly applyRules: () => Promise<void>;
+  /** Writes the iptables rules; with onlyIfChanged, only when the Services changed them (KUBE-IPVS-OUT-FILTER). */
+  readonly applyRules: (desired: DesiredState, options?: { readonly onlyIfChanged?: boolean }) => Promise<void>;
   readonly observers?: readonly SyncObserver[];
 }
 
@@ -59,11 +61,13 @@ export function startDaemon(options: DaemonOptions): Daemon {
       }
       if (full) fullSyncAt = performance.now();
       notify((observer) => observer.synced?.(result, cluster));
-      // The rules do not depend on Services: written at start and once a sync period, to repair
-      // drift; until they are written once, at every sync.
+      // Written at start and once a sync period, to repair drift; in between only when the
+      // Services changed KUBE-IPVS-OUT-FILTER (the one chain that depends on them).
       if (performance.now() - rulesAppliedAt >= syncPeriodMs) {
-        await applyRules();
+        await applyRules(result.desired);
         rulesAppliedAt = performance.now();
+      } else {
+        await applyRules(result.desired, { onlyIfChanged: true });
       }
     },
     onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),
