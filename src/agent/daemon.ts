@@ -7,6 +7,7 @@ import type { Proxier, SyncResult } from './proxier.js';
 import { SyncRunner } from './runner.js';
 import type { RetryBackoff } from './retry.js';
 import type { ClusterStore } from '../sources/cluster-store.js';
+import type { DesiredState } from '../model/desired.js';
 
 /** Told about the agent's work; every method is optional and must not throw. */
 export interface SyncObserver {
@@ -25,7 +26,8 @@ export interface DaemonOptions {
   readonly syncPeriodMs: number;
   readonly minSyncPeriodMs: number;
   /** Writes the (constant) iptables rules; run after the first sync, which creates their ipsets. */
-  readonly applyRules: () => Promise<void>;
+  /** Writes the iptables rules; with onlyIfChanged, only when the Services changed them (KUBE-IPVS-OUT-FILTER). */
+  readonly applyRules: (desired: DesiredState, options?: { readonly onlyIfChanged?: boolean }) => Promise<void>;
   readonly observers?: readonly SyncObserver[];
   /** When to sync again after the kernel refused an operation; without it, at the next sync. */
   readonly retry?: RetryBackoff;
@@ -76,12 +78,15 @@ export function startDaemon(options: DaemonOptions): Daemon {
         }, delayMs);
         notify((observer) => observer.retryScheduled?.(retrying.size, delayMs));
       }
-      // The rules do not depend on Services: written at every full sync, to repair drift; after
-      // one that failed, at every sync until written.
+      // Written at every full sync, to repair drift (after one that failed, at every sync until
+      // written); in between only when the Services changed KUBE-IPVS-OUT-FILTER (the one chain
+      // that depends on them).
       rulesDue ||= full;
       if (rulesDue) {
-        await applyRules();
+        await applyRules(result.desired);
         rulesDue = false;
+      } else {
+        await applyRules(result.desired, { onlyIfChanged: true });
       }
     },
     onError: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'sync failed'),

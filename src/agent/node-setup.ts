@@ -1,19 +1,23 @@
 // What the agent sets on the node before its first sync, once: IPVS connection timeouts, the
 // sysctls IPVS needs (logged, as kube-proxy does), and the iptables backend its rules go through.
-import { release } from 'node:os';
+import { cpus, release } from 'node:os';
 import type { Logger } from 'pino';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { KernelUnsupportedError, NetlinkRequestError } from '../netlink/errors.js';
 import { emptyIpsets } from '../translate/merge.js';
 import { applyIptablesRules, detectIptablesBackend, hasRandomFully } from '../kernel/iptables.js';
-import { ensureIpvsSysctls } from '../kernel/sysctl.js';
-import { buildIptablesRules } from '../translate/iptables-rules.js';
+import { ensureConntrackSysctls, ensureIpvsSysctls } from '../kernel/sysctl.js';
+import { buildIptablesRules, iptablesRestoreInput, lbNoNodeAccess as lbNoNodeAccessOf } from '../translate/iptables-rules.js';
+import type { DesiredState } from '../model/desired.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
-import type { AgentOptions } from '../cli/agent-options.js';
+import { conntrackConfigOf, type AgentOptions } from '../cli/agent-options.js';
 
-/** Writes kube-proxy's IPVS-mode chains and rules for every family of the node. */
-export type RulesWriter = () => Promise<void>;
+/**
+ * Writes kube-proxy's IPVS-mode chains and rules for every family of the node; `desired` fills
+ * KUBE-IPVS-OUT-FILTER. With onlyIfChanged, a family whose text is what was last written is skipped.
+ */
+export type RulesWriter = (desired?: DesiredState, options?: { readonly onlyIfChanged?: boolean }) => Promise<void>;
 
 export interface NodeSetup {
   readonly options: AgentOptions;
@@ -39,9 +43,19 @@ export async function prepareNode({ options, settings, node, log }: NodeSetup): 
   const { changes, skipped } = ensureIpvsSysctls({ strictArp: options.ipvsStrictArp, kernelRelease: release(), netns: options.netns });
   for (const change of changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set sysctl');
   for (const skip of skipped) log.info({ sysctl: skip.name, reason: skip.reason }, 'left sysctl as is');
-  const writeRules: RulesWriter = async () => {
+  const conntrack = ensureConntrackSysctls(conntrackConfigOf(options), { netns: options.netns, cpus: cpus().length });
+  for (const change of conntrack.changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set conntrack sysctl');
+  for (const skip of conntrack.skipped) log.warn({ sysctl: skip.name, reason: skip.reason }, 'left conntrack sysctl as is');
+  const written = new Map<string, string>();
+  const writeRules: RulesWriter = async (desired, { onlyIfChanged = false } = {}) => {
     for (const family of node.families) {
-      const rules = buildIptablesRules(settings, { family, masqueradeMark: 2 ** options.iptablesMasqueradeBit, masqueradeRandomFully: randomFully });
+      const lbNoNodeAccess = desired ? lbNoNodeAccessOf(desired.ipsets, family) : [];
+      const rules = buildIptablesRules(settings, {
+        family, masqueradeMark: 2 ** options.iptablesMasqueradeBit, masqueradeRandomFully: randomFully, nodePodCidrs: node.podCIDRs, lbNoNodeAccess,
+      });
+      const text = iptablesRestoreInput(rules);
+      if (onlyIfChanged && written.get(family) === text) continue;
+      written.set(family, text);
       const result = await applyIptablesRules(rules, { netns: options.netns, backend: backend.mode });
       if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
     }

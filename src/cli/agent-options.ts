@@ -6,6 +6,7 @@ import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
 import { parseGoDuration } from '../util/duration.js';
 import { DEFAULT_SETTINGS, type ProxySettings } from '../model/settings.js';
 import { ipsetName, KUBE_IPSETS, type KubeIpsetId } from '../model/ipsets.js';
+import type { ConntrackConfig } from '../kernel/sysctl.js';
 
 export interface AgentOptions {
   scheduler: string;
@@ -47,7 +48,7 @@ export interface AgentOptions {
   conntrackUdpTimeoutStream: number;
   /** klog's -v: the log level. */
   v: number;
-  logFormat?: string;
+  loggingFormat?: string;
   proxyMode?: string;
   ipvsScheduler?: string;
   healthzPort?: number;
@@ -117,6 +118,19 @@ export function settingsFrom(options: AgentOptions): ProxySettings {
     excludeCidrs: options.ipvsExcludeCidrs,
     gracefulTerminationSeconds: options.gracefulTerminationTimeout / 1000,
     detectLocal: { mode: options.detectLocalMode, bridgeInterface: options.podBridgeInterface, interfaceNamePrefix: options.podInterfaceNamePrefix },
+  };
+}
+
+/** The conntrack flags as kube-proxy's KubeProxyConntrackConfiguration. */
+export function conntrackConfigOf(options: AgentOptions): ConntrackConfig {
+  return {
+    maxPerCore: options.conntrackMaxPerCore,
+    min: options.conntrackMin,
+    tcpEstablishedTimeoutMs: options.conntrackTcpTimeoutEstablished,
+    tcpCloseWaitTimeoutMs: options.conntrackTcpTimeoutCloseWait,
+    tcpBeLiberal: options.conntrackTcpBeLiberal,
+    udpTimeoutMs: options.conntrackUdpTimeout,
+    udpStreamTimeoutMs: options.conntrackUdpTimeoutStream,
   };
 }
 

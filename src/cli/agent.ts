@@ -1,4 +1,5 @@
 // `kipvs agent` and `kipvs cleanup`. Flag names follow kube-proxy's where they mean the same thing.
+import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { KipvsError } from '../netlink/errors.js';
@@ -23,8 +24,10 @@ import { cleanupIptables, detectIptablesBackend, type IptablesBackend } from '..
 import { KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
 import type { AddressFamily } from '../ip.js';
 import type { NodeFacts } from '../model/settings.js';
-import { allIpsetNames, parseCidrs, parseDuration, parseScheduler, settingsFrom, type AgentOptions } from './agent-options.js';
-import { explicitFlags, loadKubeProxyConfiguration, mergeWithFlags } from './kube-proxy-config.js';
+import { allIpsetNames, parseCidrs, parseDetectLocalMode, parseDuration, parseInt32, parseNodePortAddresses, parseScheduler, settingsFrom, type AgentOptions } from './agent-options.js';
+import { boolOption, logLevelOf, resolveKubeProxyFlags, warnedFlagOptions } from './kube-proxy-flags.js';
+import { DEFAULT_CONNTRACK } from '../kernel/sysctl.js';
+import { defaultKubeProxyConfiguration, explicitFlags, KIPVS_VERSION, loadKubeProxyConfiguration, mergeWithFlags } from './kube-proxy-config.js';
 
 export { allIpsetNames, parseDuration, settingsFrom, type AgentOptions };
 
@@ -32,17 +35,45 @@ function createLogger(): Logger {
   return pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
 }
 
-/** The file's settings under the flags given on the command line. */
+/** The file's settings under the flags given on the command line, then what kube-proxy's own flags mean. */
 function resolveOptions(cli: AgentOptions, command: Command, log: Logger): AgentOptions {
-  if (!cli.config) return cli;
-  const { options, warnings } = loadKubeProxyConfiguration(cli.config);
-  for (const warning of warnings) log.warn({ config: cli.config }, warning);
-  return mergeWithFlags<AgentOptions>(options as Partial<AgentOptions>, cli, explicitFlags(command));
+  const given = explicitFlags(command);
+  let options = cli;
+  if (cli.config) {
+    const loaded = loadKubeProxyConfiguration(cli.config);
+    for (const warning of loaded.warnings) log.warn({ config: cli.config }, warning);
+    options = mergeWithFlags<AgentOptions>(loaded.options as Partial<AgentOptions>, cli, given);
+  }
+  const resolved = resolveKubeProxyFlags(options, given);
+  for (const warning of resolved.warnings) log.warn(warning);
+  return resolved.options;
+}
+
+/** --version, --write-config-to, --cleanup: kube-proxy's flags that do one thing and exit. */
+async function runAndExit(options: AgentOptions): Promise<boolean> {
+  if (options.version) {
+    process.stdout.write(`kipvs ${KIPVS_VERSION}\n`);
+    return true;
+  }
+  if (options.writeConfigTo !== undefined) {
+    writeFileSync(options.writeConfigTo, defaultKubeProxyConfiguration());
+    return true;
+  }
+  if (options.cleanup) {
+    // Imported here: cleanup.ts imports this module for the rules' cleanup.
+    const { cleanup } = await import('./cleanup.js');
+    for (const line of await cleanup({ netns: options.netns })) process.stdout.write(`${line}\n`);
+    return true;
+  }
+  return false;
 }
 
 async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
   const log = createLogger();
+  log.level = logLevelOf(cli.v);
   const options = resolveOptions(cli, command, log);
+  log.level = logLevelOf(options.v);
+  if (await runAndExit(options)) return;
   if (options.source && options.kubeconfig && command.getOptionValueSource('kubeconfig') === 'cli') {
     throw new KipvsError('KIPVS_USAGE', '--source and --kubeconfig: give one source of Services and EndpointSlices');
   }
@@ -139,7 +170,7 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
 async function syncOnce(proxier: Proxier, writeRules: RulesWriter, source: ClusterSource, synced: (result: SyncResult) => void): Promise<void> {
   const result = await proxier.sync();
   synced(result);
-  await writeRules();
+  await writeRules(result.desired);
   const failing = source.failing();
   const first = failing[0];
   if (first) {
@@ -249,31 +280,52 @@ function parseMasqueradeBit(text: string): number {
 
 export function agentCommand(): Command {
   const duration = (text: string): number => parseDuration(text);
-  return new Command('agent')
-    .description('program IPVS, ipsets and addresses from Services and EndpointSlices, and keep them in sync')
+  const command = new Command('agent')
+    .description('program IPVS, ipsets and addresses from Services and EndpointSlices, and keep them in sync (takes kube-proxy\'s flags)')
     .option('--config <path>', "a kube-proxy configuration file (KubeProxyConfiguration, mode ipvs); flags given override it")
     .addOption(new Option('--scheduler <name>', 'IPVS scheduler (rr, lc, wrr, wlc, sh, dh, sed, nq, mh, ...)').default('rr').argParser(parseScheduler))
+    .addOption(new Option('--ipvs-scheduler <name>', "kube-proxy's name for --scheduler").argParser(parseScheduler))
     .option('--source <path>', 'a YAML/JSON file or directory of Service and EndpointSlice objects (instead of the API server)')
     .option('--kubeconfig <path>', 'the API server to watch (default: the in-cluster service account)')
+    .addOption(new Option('--proxy-mode <mode>', 'ipvs, the only mode kipvs implements'))
     .addOption(new Option('--healthz-bind-address <host:port>', "/healthz and /livez, as kube-proxy's (empty: off)").default(DEFAULT_HEALTHZ_BIND_ADDRESS))
     .addOption(new Option('--metrics-bind-address <host:port>', 'Prometheus /metrics (empty: off)').default(DEFAULT_METRICS_BIND_ADDRESS))
+    .addOption(new Option('--healthz-port <port>', 'deprecated: 0 turns /healthz off').argParser(parseInt32).hideHelp())
+    .addOption(new Option('--metrics-port <port>', 'deprecated: 0 turns /metrics off').argParser(parseInt32).hideHelp())
+    .addOption(new Option('--bind-address <ip>', "overrides the Node object's primary IP").default('0.0.0.0'))
     .addOption(new Option('--iptables-masquerade-bit <bit>', 'the fwmark bit that marks packets to masquerade').default(14).argParser(parseMasqueradeBit))
     .option('--hostname-override <name>', "this node's name, for externalTrafficPolicy/internalTrafficPolicy Local")
-    .addOption(new Option('--cluster-cidr <cidrs>', 'pod CIDRs; traffic from outside them to a ClusterIP is masqueraded').default([]).argParser(parseCidrs))
-    .option('--masquerade-all', 'masquerade all traffic to services', false)
-    .addOption(new Option('--nodeport-addresses <cidrs>', 'node addresses NodePorts listen on (default: all)').default([]).argParser(parseCidrs))
+    .addOption(new Option('--detect-local-mode <mode>', 'how pod traffic is told: ClusterCIDR, NodeCIDR, BridgeInterface, InterfaceNamePrefix').default('ClusterCIDR').argParser(parseDetectLocalMode))
+    .addOption(new Option('--cluster-cidr <cidrs>', 'pod CIDRs (detect-local-mode ClusterCIDR); traffic from outside them to a ClusterIP is masqueraded').default([]).argParser(parseCidrs))
+    .option('--pod-bridge-interface <name>', 'the pods\' bridge (detect-local-mode BridgeInterface)', '')
+    .option('--pod-interface-name-prefix <prefix>', 'the pods\' interface name prefix (detect-local-mode InterfaceNamePrefix)', '')
+    .addOption(boolOption('--masquerade-all', 'masquerade all traffic to services'))
+    .addOption(new Option('--nodeport-addresses <cidrs|primary>', 'node addresses NodePorts listen on: CIDRs, or primary (default: all)').default([]).argParser(parseNodePortAddresses))
     .addOption(new Option('--ipvs-sync-period <duration>', 'longest time between full syncs').default(30_000, '30s').argParser(duration))
     .addOption(new Option('--ipvs-min-sync-period <duration>', 'shortest time between syncs').default(1_000, '1s').argParser(duration))
-    .option('--ipvs-strict-arp', 'set arp_ignore=1 and arp_announce=2', false)
+    .addOption(boolOption('--ipvs-strict-arp', 'set arp_ignore=1 and arp_announce=2'))
     .addOption(new Option('--ipvs-exclude-cidrs <cidrs>', 'virtual servers kipvs must not touch').default([]).argParser(parseCidrs))
     .addOption(new Option('--ipvs-tcp-timeout <duration>', 'IPVS TCP idle timeout (0: leave)').default(0).argParser(duration))
     .addOption(new Option('--ipvs-tcpfin-timeout <duration>', 'IPVS TCP FIN_WAIT timeout (0: leave)').default(0).argParser(duration))
     .addOption(new Option('--ipvs-udp-timeout <duration>', 'IPVS UDP timeout (0: leave)').default(0).argParser(duration))
+    .addOption(new Option('--conntrack-max-per-core <n>', 'nf_conntrack_max per CPU (0: leave nf_conntrack_max)').default(DEFAULT_CONNTRACK.maxPerCore).argParser(parseInt32))
+    .addOption(new Option('--conntrack-min <n>', 'the least nf_conntrack_max').default(DEFAULT_CONNTRACK.min).argParser(parseInt32))
+    .addOption(new Option('--conntrack-tcp-timeout-established <duration>', 'nf_conntrack_tcp_timeout_established (0: leave)').default(DEFAULT_CONNTRACK.tcpEstablishedTimeoutMs, '24h0m0s').argParser(duration))
+    .addOption(new Option('--conntrack-tcp-timeout-close-wait <duration>', 'nf_conntrack_tcp_timeout_close_wait (0: leave)').default(DEFAULT_CONNTRACK.tcpCloseWaitTimeoutMs, '1h0m0s').argParser(duration))
+    .addOption(boolOption('--conntrack-tcp-be-liberal', 'set nf_conntrack_tcp_be_liberal to 1'))
+    .addOption(new Option('--conntrack-udp-timeout <duration>', 'nf_conntrack_udp_timeout (0: leave)').default(0).argParser(duration))
+    .addOption(new Option('--conntrack-udp-timeout-stream <duration>', 'nf_conntrack_udp_timeout_stream (0: leave)').default(0).argParser(duration))
     .addOption(new Option('--graceful-termination-timeout <duration>', 'longest a removed TCP real server drains at weight 0').default(900_000, '15m').argParser(duration))
+    .addOption(new Option('-v, --v <level>', 'log verbosity, as klog: 0-2 info, 3-4 debug, 5+ trace').default(0).argParser(parseInt32))
+    .addOption(new Option('--logging-format <format>', 'json (kipvs always logs JSON lines)'))
+    .addOption(boolOption('--cleanup', "remove what kipvs and kube-proxy's IPVS mode own, then exit"))
+    .option('--write-config-to <path>', "write kipvs's defaults as a KubeProxyConfiguration, then exit")
+    .addOption(boolOption('--version', 'print the version and exit'))
     .option('--netns <name|path>', 'program this network namespace')
     .option('--once', 'converge once; exit 0 when the kernel matches, non-zero on any error', false)
-    .option('--dry-run', 'print the plan and change nothing', false)
-    .action(async (options: AgentOptions, command: Command) => runAgent(options, command));
+    .option('--dry-run', 'print the plan and change nothing', false);
+  for (const option of warnedFlagOptions()) command.addOption(option);
+  return command.action(async (options: AgentOptions, self: Command) => runAgent(options, self));
 }
 
 export { IpvsClient };

@@ -4,21 +4,21 @@
 // staging/src/k8s.io/kube-proxy/config/v1alpha1/types.go; how they apply in ipvs mode is
 // pkg/proxy/apis/config/v1alpha1/conversion.go (sync periods from ipvs.*, masqueradeAll from
 // iptables.* — the internal `linux.masqueradeAll` is not a v1alpha1 field) and defaults.go; the
-// checks are pkg/proxy/apis/config/validation/validation.go. Every field lands in one of four places:
-// - mapped onto an agent option;
-// - accepted silently, because kube-proxy itself ignores it in ipvs mode (iptables.syncPeriod,
-//   nftables.*, winkernel.*, portRange, ...);
-// - accepted with a warning, when kube-proxy would act on the value and kipvs does not (conntrack
-//   sizing, oomScoreAdj, featureGates, ...);
-// - refused, when the value asks for behaviour kipvs does not have and the node would silently
-//   behave differently (another proxy mode, detectLocalMode NodeCIDR, nodePortAddresses primary).
+// checks are pkg/proxy/apis/config/validation/validation.go. Every field is either:
+// - acted on: mapped onto an agent option, with kube-proxy's checks (CONFIG_ACTED);
+// - warned: accepted, and one warning per reason names the fields whose value kube-proxy would act
+//   on (or that do not apply in ipvs mode: iptables.syncPeriod, nftables.*, winkernel.*, ...) and
+//   says why kipvs does not (IGNORED). Defaults and zeros are not worth a warning.
+// Only values kube-proxy refuses are refused, and mode: another proxy mode than ipvs.
 // Unknown fields are refused with the nearest known name. kube-proxy decodes strictly first and,
 // for v1alpha1 only, falls back to lenient decoding that merely logs the unknown field; kipvs stops
 // there, because a misspelt field silently keeps its default, and an unchanged file must mean the
 // same thing here as it did to kube-proxy. Fields kube-proxy has since removed are only warned about.
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import { parseDocument, stringify } from 'yaml';
 import type { Command } from 'commander';
+import { isDetectLocalMode, type DetectLocalMode } from './agent-options.js';
 import { familyOf, parseCidr } from '../ip.js';
 import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
 import { parseGoDuration } from '../util/duration.js';
@@ -44,6 +44,20 @@ export interface KubeProxyConfigOptions {
   metricsBindAddress?: string;
   /** iptables.masqueradeBit (kube-proxy's --iptables-masquerade-bit): the mark is 2 ** bit. */
   iptablesMasqueradeBit?: number;
+  bindAddress?: string;
+  detectLocalMode?: DetectLocalMode;
+  podBridgeInterface?: string;
+  podInterfaceNamePrefix?: string;
+  conntrackMaxPerCore?: number;
+  conntrackMin?: number;
+  conntrackTcpTimeoutEstablished?: number;
+  conntrackTcpTimeoutCloseWait?: number;
+  conntrackTcpBeLiberal?: boolean;
+  conntrackUdpTimeout?: number;
+  conntrackUdpTimeoutStream?: number;
+  /** logging.verbosity: the log level, as -v. */
+  v?: number;
+  loggingFormat?: string;
 }
 
 export interface KubeProxyConfigResult {
@@ -121,6 +135,10 @@ function knownPaths(struct: Struct, prefix = ''): string[] {
     return typeof spec === 'string' ? [path] : [path, ...knownPaths(spec, `${path}.`)];
   });
 }
+function leafPaths(struct: Struct, prefix = ''): string[] {
+  return Object.entries(struct).flatMap(([name, spec]) => (typeof spec === 'string' ? [prefix + name] : leafPaths(spec, `${prefix}${name}.`)));
+}
+const LEAVES = new Set(leafPaths(SCHEMA));
 // Preferred first when a misplaced name matches several: the sections ipvs mode reads.
 const KNOWN_PATHS = knownPaths(SCHEMA).sort((a, b) => rank(a) - rank(b));
 function rank(path: string): number {
@@ -258,19 +276,8 @@ interface Ignored {
 }
 
 const nonDefault = (defaults: readonly unknown[]) => (value: unknown): boolean => !isZero(value) && !defaults.includes(value);
+const NOT_IPVS = "kube-proxy reads it only in another proxy mode or on Windows; in ipvs mode it does not apply";
 const IGNORED: readonly Ignored[] = [
-  {
-    paths: ['conntrack.maxPerCore', 'conntrack.min', 'conntrack.tcpEstablishedTimeout', 'conntrack.tcpCloseWaitTimeout', 'conntrack.tcpBeLiberal', 'conntrack.udpTimeout', 'conntrack.udpStreamTimeout'],
-    reason: 'kipvs does not manage conntrack sizing or timeouts, which kube-proxy sets (null meaning its defaults): set the nf_conntrack sysctls on the node',
-    // kube-proxy's defaults.go fills the null pointers (maxPerCore 32768, min 131072, 24h, 1h) and
-    // its conntrack setup skips zeros; min only counts when maxPerCore does.
-    acts: (value, get, path) => {
-      if (path === 'conntrack.min') return value !== 0 && get('conntrack.maxPerCore') !== 0;
-      if (path === 'conntrack.tcpBeLiberal') return value === true;
-      if (path === 'conntrack.udpTimeout' || path === 'conntrack.udpStreamTimeout') return typeof value === 'number' && value > 0;
-      return value !== 0;
-    },
-  },
   { paths: ['oomScoreAdj'], reason: 'kipvs does not change its OOM score (kube-proxy sets -999 when null); the kubelet sets it from the pod QoS class', acts: () => true },
   { paths: ['featureGates'], reason: 'kipvs has no feature gates', acts: (value) => !isZero(value) },
   {
@@ -279,12 +286,77 @@ const IGNORED: readonly Ignored[] = [
     acts: nonDefault([5, 10, 'application/vnd.kubernetes.protobuf']),
   },
   { paths: ['configSyncPeriod'], reason: 'kipvs has no informer resync period', acts: nonDefault([15 * 60_000]) },
-  { paths: ['logging.format'], reason: 'kipvs always logs JSON lines', acts: nonDefault(['json']) },
-  { paths: ['logging.verbosity', 'logging.vmodule'], reason: 'kipvs has no verbosity levels', acts: (value) => !isZero(value) },
-  { paths: ['bindAddress'], reason: 'kipvs does not use a primary node IP', acts: nonDefault(['0.0.0.0', '::']) },
-  { paths: ['bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion'], reason: 'not implemented by kipvs', acts: (value) => !isZero(value) },
+  {
+    paths: ['logging.vmodule', 'logging.flushFrequency', 'logging.options.json.splitStream', 'logging.options.json.infoBufferSize', 'logging.options.text.splitStream', 'logging.options.text.infoBufferSize'],
+    reason: 'kipvs writes JSON lines to stderr, unbuffered, at one level for all its code',
+    acts: (value) => !isZero(value) && value !== '0' && value !== 5000,
+  },
+  { paths: ['bindAddressHardFail'], reason: 'kipvs keeps retrying a health or metrics port that is taken, every 5 s, and keeps proxying', acts: (value) => value === true },
+  { paths: ['enableProfiling', 'showHiddenMetricsForVersion'], reason: 'kipvs serves no /debug/pprof and hides no metrics', acts: (value) => !isZero(value) },
+  {
+    paths: ['iptables.snatNodeInternalIP'],
+    reason: "not a field of kube-proxy 1.34's v1alpha1, whose lenient decoding ignores it; kipvs masquerades to the egress interface's address",
+    acts: (value) => value === true,
+  },
   { paths: ['nftables.masqueradeAll'], reason: 'kube-proxy reads it only in nftables mode; in ipvs mode the field is iptables.masqueradeAll', acts: (value) => value === true },
+  {
+    paths: [
+      'iptables.syncPeriod', 'iptables.minSyncPeriod', 'iptables.localhostNodePorts', 'nftables.masqueradeBit', 'nftables.syncPeriod', 'nftables.minSyncPeriod',
+      'winkernel.networkName', 'winkernel.sourceVip', 'winkernel.enableDSR', 'winkernel.rootHnsEndpointName', 'winkernel.forwardHealthCheckVip', 'portRange', 'windowsRunAsService',
+    ],
+    reason: NOT_IPVS,
+    // kube-proxy's defaults (30s, 1s, true, 14) say nothing either.
+    acts: nonDefault([30_000, 1_000, true, 14]),
+  },
 ];
+
+/** The fields kipvs acts on, and what they drive (docs/configuration.md lists them). */
+export const CONFIG_ACTED: Readonly<Record<string, string>> = {
+  apiVersion: 'must be kubeproxy.config.k8s.io/v1alpha1',
+  kind: 'must be KubeProxyConfiguration',
+  mode: 'must be ipvs',
+  'clientConnection.kubeconfig': '--kubeconfig',
+  'logging.format': 'json; text is warned (kipvs always logs JSON lines)',
+  'logging.verbosity': 'the log level, as -v',
+  hostnameOverride: '--hostname-override',
+  bindAddress: '--bind-address',
+  healthzBindAddress: '--healthz-bind-address',
+  metricsBindAddress: '--metrics-bind-address',
+  'ipvs.syncPeriod': '--ipvs-sync-period',
+  'ipvs.minSyncPeriod': '--ipvs-min-sync-period',
+  'ipvs.scheduler': '--ipvs-scheduler',
+  'ipvs.excludeCIDRs': '--ipvs-exclude-cidrs',
+  'ipvs.strictARP': '--ipvs-strict-arp',
+  'ipvs.tcpTimeout': '--ipvs-tcp-timeout',
+  'ipvs.tcpFinTimeout': '--ipvs-tcpfin-timeout',
+  'ipvs.udpTimeout': '--ipvs-udp-timeout',
+  'iptables.masqueradeBit': '--iptables-masquerade-bit',
+  'iptables.masqueradeAll': '--masquerade-all',
+  detectLocalMode: '--detect-local-mode',
+  'detectLocal.bridgeInterface': '--pod-bridge-interface',
+  'detectLocal.interfaceNamePrefix': '--pod-interface-name-prefix',
+  clusterCIDR: '--cluster-cidr',
+  nodePortAddresses: '--nodeport-addresses (CIDRs, primary, all, localhost)',
+  'conntrack.maxPerCore': '--conntrack-max-per-core',
+  'conntrack.min': '--conntrack-min',
+  'conntrack.tcpEstablishedTimeout': '--conntrack-tcp-timeout-established',
+  'conntrack.tcpCloseWaitTimeout': '--conntrack-tcp-timeout-close-wait',
+  'conntrack.tcpBeLiberal': '--conntrack-tcp-be-liberal',
+  'conntrack.udpTimeout': '--conntrack-udp-timeout',
+  'conntrack.udpStreamTimeout': '--conntrack-udp-timeout-stream',
+};
+
+/** Every leaf field of the schema with what kipvs does with it: acted, or warned and why. */
+export function configFieldTable(): { path: string; status: 'acted' | 'warned'; note: string }[] {
+  return knownPaths(SCHEMA)
+    .filter((path) => LEAVES.has(path))
+    .map((path) => {
+      const acted = CONFIG_ACTED[path];
+      if (acted !== undefined) return { path, status: 'acted' as const, note: acted };
+      const ignored = IGNORED.find((entry) => entry.paths.includes(path));
+      return { path, status: 'warned' as const, note: ignored?.reason ?? 'NO ENTRY' };
+    });
+}
 
 function modeProblem(mode: string): string | undefined {
   if (mode === 'ipvs') return undefined;
@@ -305,10 +377,11 @@ function nodePortAddresses(list: readonly string[], problems: string[], warnings
   const cidrs: string[] = [];
   list.forEach((entry, i) => {
     const path = `nodePortAddresses[${i}]`;
-    // kube-proxy resolves "primary" to the Node object's InternalIPs, which kipvs does not read;
-    // serving NodePorts on every address instead could expose them where the operator did not want.
-    if (entry === 'primary') problems.push(`${path}: "primary" (the Node object's primary IPs) is not supported by kipvs; list CIDRs that contain the node addresses`);
-    else if (entry === 'all') cidrs.push('0.0.0.0/0', '::/0');
+    // kube-proxy's validation: "primary" only alone; it means the Node object's primary IPs.
+    if (entry === 'primary') {
+      if (list.length !== 1) problems.push(`${path}: "primary" cannot be combined with other entries`);
+      else cidrs.push('primary');
+    }    else if (entry === 'all') cidrs.push('0.0.0.0/0', '::/0');
     else if (entry === 'localhost') {
       cidrs.push('127.0.0.0/8', '::1/128');
       warnings.push(`${path}: "localhost" selects no address: like kube-proxy's ipvs mode, kipvs never serves NodePorts on loopback`);
@@ -316,6 +389,36 @@ function nodePortAddresses(list: readonly string[], problems: string[], warnings
     else problems.push(`${path}: "${entry}" must be a CIDR, "primary", "localhost" or "all"`);
   });
   return cidrs;
+}
+
+/** detectLocalMode and detectLocal.*: kube-proxy's validateDetectLocalConfiguration; "" is ClusterCIDR. */
+function detectLocal(text: (path: string) => string, options: KubeProxyConfigOptions, problems: string[]): void {
+  const mode = text('detectLocalMode');
+  if (mode === '') return;
+  if (!isDetectLocalMode(mode)) {
+    problems.push(`detectLocalMode: unknown mode "${mode}" (ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix)`);
+    return;
+  }
+  options.detectLocalMode = mode;
+  const bridge = text('detectLocal.bridgeInterface');
+  const prefix = text('detectLocal.interfaceNamePrefix');
+  if (mode === 'BridgeInterface' && bridge === '') problems.push('detectLocal.bridgeInterface: must not be empty with detectLocalMode BridgeInterface');
+  if (mode === 'InterfaceNamePrefix' && prefix === '') problems.push('detectLocal.interfaceNamePrefix: must not be empty with detectLocalMode InterfaceNamePrefix');
+  if (bridge !== '') options.podBridgeInterface = bridge;
+  if (prefix !== '') options.podInterfaceNamePrefix = prefix;
+}
+
+/** conntrack.*: null keeps kube-proxy's default, which is also the flags' default. */
+function conntrack(get: Get, options: KubeProxyConfigOptions): void {
+  const fields = [
+    ['conntrack.maxPerCore', 'conntrackMaxPerCore'], ['conntrack.min', 'conntrackMin'], ['conntrack.tcpEstablishedTimeout', 'conntrackTcpTimeoutEstablished'],
+    ['conntrack.tcpCloseWaitTimeout', 'conntrackTcpTimeoutCloseWait'], ['conntrack.udpTimeout', 'conntrackUdpTimeout'], ['conntrack.udpStreamTimeout', 'conntrackUdpTimeoutStream'],
+  ] as const;
+  for (const [path, option] of fields) {
+    const value = get(path);
+    if (typeof value === 'number' && value >= 0) options[option] = value;
+  }
+  if (typeof get('conntrack.tcpBeLiberal') === 'boolean') options.conntrackTcpBeLiberal = get('conntrack.tcpBeLiberal') === true;
 }
 
 function interpret(get: Get, present: (path: string) => boolean, problems: string[], warnings: string[]): KubeProxyConfigOptions {
@@ -333,6 +436,7 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
   // Defaults as kube-proxy's getDefaultAddresses: an IPv6 bindAddress moves both servers to IPv6.
   const bindAddress = text('bindAddress');
   if (bindAddress && !familyOf(bindAddress)) problems.push(`bindAddress: "${bindAddress}" must be an IP address`);
+  else if (bindAddress) options.bindAddress = bindAddress;
   const ipv6 = familyOf(bindAddress) === 'inet6';
   for (const [path, any, port] of [['healthzBindAddress', ipv6 ? '[::]' : '0.0.0.0', 10256], ['metricsBindAddress', ipv6 ? '[::1]' : '127.0.0.1', 10249]] as const) {
     const result = text(path) ? hostPort(text(path), port) : { value: `${any}:${port}` };
@@ -347,10 +451,7 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
     if (cidrs.length > 2 || (cidrs.length === 2 && families.size !== 2)) problems.push(`clusterCIDR: "${clusterCidr}" must be one CIDR or a dual-stack pair (one IPv4, one IPv6)`);
     options.clusterCidr = cidrs;
   }
-  const detectLocalMode = text('detectLocalMode');
-  if (detectLocalMode !== '' && detectLocalMode !== 'ClusterCIDR') {
-    problems.push(`detectLocalMode: "${detectLocalMode}" is not supported: kipvs tells local traffic by clusterCIDR only (ClusterCIDR mode)`);
-  }
+  detectLocal(text, options, problems);
   if (get('nodePortAddresses')) options.nodeportAddresses = nodePortAddresses(get('nodePortAddresses') as string[], problems, warnings);
 
   if (present('iptables.masqueradeAll')) options.masqueradeAll = get('iptables.masqueradeAll') === true;
@@ -359,7 +460,13 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
     if (masqueradeBit < 0 || masqueradeBit > 31) problems.push(`iptables.masqueradeBit: ${masqueradeBit} must be within [0, 31]`);
     else options.iptablesMasqueradeBit = masqueradeBit;
   }
-  if (get('iptables.snatNodeInternalIP') === true) problems.push("iptables.snatNodeInternalIP: true is not supported: kipvs masquerades to the egress interface's address");
+  conntrack(get, options);
+  const verbosity = get('logging.verbosity');
+  if (typeof verbosity === 'number') options.v = verbosity;
+  const format = text('logging.format');
+  if (format !== '' && format !== 'json' && format !== 'text') problems.push(`logging.format: "${format}" is not a log format (json or text)`);
+  else if (format === 'text') warnings.push('ignored: logging.format text (kipvs always logs JSON lines)');
+  if (format !== '') options.loggingFormat = format;
 
   // ipvs: kube-proxy defaults a zero syncPeriod to 30s; minSyncPeriod 0 means sync on every change.
   const ms = (path: string): number | undefined => (typeof get(path) === 'number' ? (get(path) as number) : undefined);
@@ -447,4 +554,29 @@ export function explicitFlags(command: Pick<Command, 'getOptionValueSource'>): (
     const source = command.getOptionValueSource(name);
     return source === 'cli' || source === 'env';
   };
+}
+
+/** kipvs's version (package.json), for --version. */
+export const KIPVS_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+/**
+ * --write-config-to: the configuration kipvs runs with when given none, as a KubeProxyConfiguration
+ * (kube-proxy's defaults, mode ipvs), which `--config` reads back to the same options.
+ */
+export function defaultKubeProxyConfiguration(): string {
+  return stringify({
+    apiVersion: KUBE_PROXY_API_VERSION,
+    kind: KIND,
+    mode: 'ipvs',
+    bindAddress: '0.0.0.0',
+    healthzBindAddress: '0.0.0.0:10256',
+    metricsBindAddress: '127.0.0.1:10249',
+    clusterCIDR: '',
+    detectLocalMode: 'ClusterCIDR',
+    nodePortAddresses: null,
+    iptables: { masqueradeAll: false, masqueradeBit: 14 },
+    ipvs: { scheduler: 'rr', syncPeriod: '30s', minSyncPeriod: '1s', strictARP: false, excludeCIDRs: null, tcpTimeout: '0s', tcpFinTimeout: '0s', udpTimeout: '0s' },
+    conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeout: '24h0m0s', tcpCloseWaitTimeout: '1h0m0s', tcpBeLiberal: false, udpTimeout: '0s', udpStreamTimeout: '0s' },
+    logging: { format: 'json', verbosity: 0 },
+  });
 }

@@ -5,7 +5,9 @@
 // kube-proxy DaemonSet's command line starts kipvs unchanged. The Windows-only flags
 // (--windows-service, --source-vip, --network-name, --enable-dsr) are not Linux flags: kube-proxy on
 // Linux refuses them too. docs/configuration.md lists this table; a unit test keeps them equal.
+import { isIP } from 'node:net';
 import { Option } from 'commander';
+import { KipvsError } from '../netlink/errors.js';
 
 export type FlagStatus = 'acted' | 'warned';
 
@@ -116,4 +118,51 @@ export function logLevelOf(verbosity: number): 'info' | 'debug' | 'trace' {
   if (verbosity >= 5) return 'trace';
   if (verbosity >= 3) return 'debug';
   return 'info';
+}
+
+/** The options kube-proxy's flags resolve into, after the configuration file. */
+export interface FlagResolved<T> {
+  readonly options: T;
+  readonly warnings: string[];
+}
+
+interface FlagOptions {
+  scheduler: string;
+  ipvsScheduler?: string;
+  proxyMode?: string;
+  loggingFormat?: string;
+  healthzPort?: number;
+  metricsPort?: number;
+  healthzBindAddress: string;
+  metricsBindAddress: string;
+  config?: string;
+}
+
+/** addressFromDeprecatedFlags: port 0 turns the server off; a bare IP takes the port (AppendPortIfNeeded). */
+function addressFromPort(address: string, port: number | undefined): string {
+  if (port === undefined) return address;
+  if (port === 0) return '';
+  return isIP(address) === 0 ? address : `${isIP(address) === 6 ? `[${address}]` : address}:${String(port)}`;
+}
+
+/**
+ * What the kube-proxy flags that are not plain options mean: --ipvs-scheduler is --scheduler,
+ * --proxy-mode must be ipvs, --logging-format json or text, --healthz-port/--metrics-port (without
+ * --config, as kube-proxy) turn their server off with 0; and one warning per warned flag given.
+ */
+export function resolveKubeProxyFlags<T extends FlagOptions>(options: T, given: (attribute: string) => boolean): FlagResolved<T> {
+  const warnings = warnedFlagWarnings(given);
+  const resolved: T = { ...options };
+  if (options.ipvsScheduler !== undefined) resolved.scheduler = options.ipvsScheduler;
+  if (options.proxyMode !== undefined && options.proxyMode !== 'ipvs') {
+    throw new KipvsError('KIPVS_USAGE', `--proxy-mode ${options.proxyMode}: kipvs implements only kube-proxy's ipvs mode (run kube-proxy --cleanup on the node first if it ran another mode)`);
+  }
+  const format = options.loggingFormat;
+  if (format !== undefined && format !== 'json' && format !== 'text') throw new KipvsError('KIPVS_USAGE', `--logging-format ${format}: unsupported log format (json or text)`);
+  if (format === 'text') warnings.push('ignored: --logging-format text (kipvs always logs JSON lines)');
+  if (options.config === undefined) {
+    resolved.healthzBindAddress = addressFromPort(options.healthzBindAddress, options.healthzPort);
+    resolved.metricsBindAddress = addressFromPort(options.metricsBindAddress, options.metricsPort);
+  }
+  return { options: resolved, warnings };
 }

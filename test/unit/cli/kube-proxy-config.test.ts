@@ -180,8 +180,6 @@ function problemsOf(text: string): readonly string[] {
   throw new Error('expected the configuration to be refused');
 }
 
-const CONNTRACK_WARNING =
-  'ignored: conntrack.maxPerCore, conntrack.min, conntrack.tcpEstablishedTimeout, conntrack.tcpCloseWaitTimeout (kipvs does not manage conntrack sizing or timeouts, which kube-proxy sets (null meaning its defaults): set the nf_conntrack sysctls on the node)';
 const OOM_WARNING = 'ignored: oomScoreAdj (kipvs does not change its OOM score (kube-proxy sets -999 when null); the kubelet sets it from the pod QoS class)';
 
 describe('parseKubeProxyConfiguration', () => {
@@ -198,9 +196,14 @@ describe('parseKubeProxyConfiguration', () => {
       ipvsTcpTimeout: 0,
       ipvsTcpfinTimeout: 0,
       ipvsUdpTimeout: 0,
+      bindAddress: '0.0.0.0',
+      conntrackTcpBeLiberal: false,
+      conntrackUdpTimeout: 0,
+      conntrackUdpTimeoutStream: 0,
+      v: 0,
     });
-    // kube-proxy fills those nulls with its defaults and sets the sysctls; kipvs says it will not.
-    expect(warnings).toEqual([CONNTRACK_WARNING, OOM_WARNING]);
+    // kube-proxy fills the conntrack nulls with its defaults, which are the agent's flag defaults.
+    expect(warnings).toEqual([OOM_WARNING]);
   });
 
   it("reads kube-proxy's fully defaulted object, taking the ipvs sync periods and iptables masquerade bit", () => {
@@ -208,8 +211,9 @@ describe('parseKubeProxyConfiguration', () => {
     expect(options).toMatchObject({ ipvsSyncPeriod: 30_000, ipvsMinSyncPeriod: 0, iptablesMasqueradeBit: 14, healthzBindAddress: '0.0.0.0:10256' });
     expect(options.scheduler).toBeUndefined(); // "" is kube-proxy's "rr": the agent's default applies
     expect(options.kubeconfig).toBeUndefined();
-    // qps 5, burst 10, protobuf and configSyncPeriod 15m are kube-proxy's defaults: nothing to say.
-    expect(warnings).toEqual([CONNTRACK_WARNING, OOM_WARNING]);
+    expect(options).toMatchObject({ conntrackMaxPerCore: 32768, conntrackMin: 131072, conntrackTcpTimeoutEstablished: 86_400_000, conntrackTcpTimeoutCloseWait: 3_600_000 });
+    // qps 5, burst 10, protobuf, configSyncPeriod 15m, iptables.syncPeriod 30s... are kube-proxy's defaults: nothing to say.
+    expect(warnings).toEqual([OOM_WARNING]);
   });
 
   it('reads the same configuration written as JSON', () => {
@@ -303,8 +307,8 @@ ipvs:
   strictARP: "true"
 iptables:
   masqueradeBit: 32
-detectLocalMode: NodeCIDR
-nodePortAddresses: [primary]
+detectLocalMode: NodeIP
+nodePortAddresses: [primary, 10.0.0.0/8]
 `;
     const problems = problemsOf(text);
     expect(problems).toEqual([
@@ -314,8 +318,8 @@ nodePortAddresses: [primary]
       "mode: \"iptables\" is kube-proxy's iptables mode; kipvs implements only kube-proxy's ipvs mode and does not remove another mode's rules: run kube-proxy --cleanup on the node, then set mode: ipvs",
       'healthzBindAddress: port 99999 must be 1-65535',
       'clusterCIDR[0]: "10.244.0.0/33" must be a CIDR (like 10.0.0.0/8)',
-      'detectLocalMode: "NodeCIDR" is not supported: kipvs tells local traffic by clusterCIDR only (ClusterCIDR mode)',
-      `nodePortAddresses[0]: "primary" (the Node object's primary IPs) is not supported by kipvs; list CIDRs that contain the node addresses`,
+      'detectLocalMode: unknown mode "NodeIP" (ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix)',
+      'nodePortAddresses[0]: "primary" cannot be combined with other entries',
       'iptables.masqueradeBit: 32 must be within [0, 31]',
       'ipvs.minSyncPeriod: 60s must not exceed ipvs.syncPeriod (10s)',
       'ipvs.scheduler: unknown IPVS scheduler "rrr" (did you mean rr?); one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos',
@@ -388,15 +392,46 @@ resourceContainer: /kube-proxy
       'c',
     );
     expect(warnings).toEqual([
-      'ignored: conntrack.tcpBeLiberal (kipvs does not manage conntrack sizing or timeouts, which kube-proxy sets (null meaning its defaults): set the nf_conntrack sysctls on the node)',
       'ignored: featureGates.Foo, featureGates.Bar (kipvs has no feature gates)',
       "ignored: clientConnection.qps (kipvs's Kubernetes client has no client-side rate limit and speaks JSON)",
-      'ignored: logging.verbosity (kipvs has no verbosity levels)',
-      'ignored: enableProfiling (not implemented by kipvs)',
+      'ignored: enableProfiling (kipvs serves no /debug/pprof and hides no metrics)',
       'ignored: nftables.masqueradeAll (kube-proxy reads it only in nftables mode; in ipvs mode the field is iptables.masqueradeAll)',
+      'ignored: iptables.syncPeriod, nftables.syncPeriod, winkernel.networkName (kube-proxy reads it only in another proxy mode or on Windows; in ipvs mode it does not apply)',
       'ignored: udpIdleTimeout (removed from kube-proxy with the userspace mode)',
       'ignored: resourceContainer (removed from kube-proxy in 1.16)',
     ]);
+  });
+
+  it('acts on the conntrack fields, logging verbosity, detect-local modes and nodePortAddresses primary', () => {
+    const { options, warnings } = parseKubeProxyConfiguration(
+      `${HEADER}conntrack: {maxPerCore: 0, min: 131072, tcpBeLiberal: true, udpTimeout: 30s, udpStreamTimeout: 2m0s, tcpEstablishedTimeout: 1h0m0s, tcpCloseWaitTimeout: 0s}
+logging: {verbosity: 4, format: json}
+detectLocalMode: InterfaceNamePrefix
+detectLocal: {interfaceNamePrefix: veth}
+nodePortAddresses: [primary]
+bindAddress: 192.0.2.7
+`,
+      'c',
+    );
+    expect(options).toMatchObject({
+      conntrackMaxPerCore: 0,
+      conntrackMin: 131072,
+      conntrackTcpBeLiberal: true,
+      conntrackUdpTimeout: 30_000,
+      conntrackUdpTimeoutStream: 120_000,
+      conntrackTcpTimeoutEstablished: 3_600_000,
+      conntrackTcpTimeoutCloseWait: 0,
+      v: 4,
+      loggingFormat: 'json',
+      detectLocalMode: 'InterfaceNamePrefix',
+      podInterfaceNamePrefix: 'veth',
+      nodeportAddresses: ['primary'],
+      bindAddress: '192.0.2.7',
+    });
+    expect(warnings).toEqual([]);
+    expect(parseKubeProxyConfiguration(`${HEADER}detectLocalMode: NodeCIDR\n`, 'c').options.detectLocalMode).toBe('NodeCIDR');
+    expect(problemsOf(`${HEADER}detectLocalMode: BridgeInterface\n`)).toEqual(['detectLocal.bridgeInterface: must not be empty with detectLocalMode BridgeInterface']);
+    expect(parseKubeProxyConfiguration(`${HEADER}logging: {format: text}\n`, 'c').warnings).toEqual(['ignored: logging.format text (kipvs always logs JSON lines)']);
   });
 
   it('reads YAML 1.1 booleans as kube-proxy (sigs.k8s.io/yaml) does, and refuses duplicate keys', () => {
