@@ -61,8 +61,8 @@ async function runAndExit(options: AgentOptions): Promise<boolean> {
   }
   if (options.cleanup) {
     // Imported here: cleanup.ts imports this module for the rules' cleanup.
-    const { cleanup } = await import('./cleanup.js');
-    for (const line of await cleanup({ netns: options.netns })) process.stdout.write(`${line}\n`);
+    const { cleanupAndReport } = await import('./cleanup.js');
+    await cleanupAndReport({ netns: options.netns });
     return true;
   }
   return false;

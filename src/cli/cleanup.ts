@@ -116,8 +116,13 @@ export function cleanupCommand(): Command {
     .description('remove every kernel object kipvs owns (virtual servers, dummy interface, ipsets) and nothing else')
     .option('--netns <name|path>', 'clean this network namespace')
     .action(async (options: CleanupOptions) => {
-      const report = await cleanup(options);
-      for (const line of report.done) console.log(line);
-      if (report.failed.length > 0) throw new KipvsError('KIPVS_CLEANUP_INCOMPLETE', `cleanup incomplete:\n  ${report.failed.join('\n  ')}`);
+      await cleanupAndReport(options);
     });
+}
+
+/** `kipvs cleanup` and the agent's --cleanup: what was removed, one line each; fails listing what could not be. */
+export async function cleanupAndReport(options: CleanupOptions): Promise<void> {
+  const report = await cleanup(options);
+  for (const line of report.done) process.stdout.write(`${line}\n`);
+  if (report.failed.length > 0) throw new KipvsError('KIPVS_CLEANUP_INCOMPLETE', `cleanup incomplete:\n  ${report.failed.join('\n  ')}`);
 }

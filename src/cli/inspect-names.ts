@@ -5,7 +5,7 @@ import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { canonicalAddress } from '../ip.js';
 import { virtualServerKey } from '../model/desired.js';
 import { KipvsError } from '../netlink/errors.js';
-import { formatEntry, type IpsetEntry, type IpsetSet } from '../netlink/ipset/types.js';
+import { formatEntry, type IpsetEntry, type IpsetSet, type UndecodedIpset } from '../netlink/ipset/types.js';
 import type { IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { isFwmarkKey, type IpvsServiceKey } from '../netlink/ipvs/types.js';
 import { loadKubeConfig, toEndpointSlice, toService } from '../sources/kube-source.js';
@@ -43,7 +43,7 @@ export function virtualServersOfService(table: readonly IpvsServiceWithDestinati
  * theirs (KUBE-IPVS-IPS), address and port of one (KUBE-CLUSTER-IP, KUBE-EXTERNAL-IP, ...), a
  * real server's address and port (KUBE-LOOP-BACK), or one of their ports (KUBE-NODE-PORT-*).
  */
-export function ipsetEntriesOf(sets: readonly IpsetSet[], virtualServers: readonly IpvsServiceWithDestinations[]): string[] {
+export function ipsetEntriesOf(sets: ReadonlyArray<IpsetSet | UndecodedIpset>, virtualServers: readonly IpvsServiceWithDestinations[]): string[] {
   const frontends = new Set<string>();
   const addresses = new Set<string>();
   const ports = new Set<number>();
@@ -63,7 +63,8 @@ export function ipsetEntriesOf(sets: readonly IpsetSet[], virtualServers: readon
     const key = `${ip} ${entry.protocol.toLowerCase()} ${entry.port}`;
     return frontends.has(key) || backends.has(key);
   };
-  return sets.flatMap((set) => set.entries.filter(concerns).map((entry) => `add ${set.header.name} ${formatEntry(entry)}`));
+  // A set kipvs cannot decode has no entries to show here; `--ipsets` lists it by name and type.
+  return sets.flatMap((set) => ('entries' in set ? set.entries.filter(concerns).map((entry) => `add ${set.header.name} ${formatEntry(entry)}`) : []));
 }
 
 /** Names from the API server: its Services and EndpointSlices, listed once. */
