@@ -97,7 +97,10 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       return;
     }
     const writeRules = await prepareNode({ options, settings, node, log });
-    if (options.once) return await syncOnce(proxier, writeRules, source);
+    if (options.once) {
+      await syncOnce(proxier, writeRules, source);
+      return;
+    }
     if (!stopping.signal.aborted) await runDaemon({ options, node, cluster, proxier, writeRules, health, metrics, log, stopping: stopping.signal, source });
   } catch (error) {
     // SIGTERM while waiting for the first list from the API server: a clean stop.
@@ -152,7 +155,9 @@ async function runDaemon({ options, node, cluster, proxier, writeRules, health, 
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
-  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, checkSource: () => source.check() });
+  const daemon = startDaemon({ proxier, cluster, log, syncPeriodMs: options.ipvsSyncPeriod, minSyncPeriodMs: options.ipvsMinSyncPeriod, applyRules: writeRules, observers, checkSource: () => {
+      source.check();
+    } });
   await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
   // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
   // without its real servers.

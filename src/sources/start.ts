@@ -70,7 +70,14 @@ function startFileSource(path: string, { cluster, log, minSyncPeriodMs, onFailin
   };
   take(files.read());
   const stopWatching = watchObjects(path, reread, 200, minSyncPeriodMs ?? 1000);
-  return { stop: async () => stopWatching(), check: reread, failing: () => failing };
+  return {
+    stop: () => {
+      stopWatching();
+      return Promise.resolve();
+    },
+    check: reread,
+    failing: () => failing,
+  };
 }
 
 const describe = (problem: SourceProblem): string => `${problem.file}: ${problem.reason}`;
@@ -82,7 +89,13 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, sig
   // Loaded only for the API source: client-node is most of the agent's start-up time.
   const { KubeSource } = await import('./kube-source.js');
   const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
-  return { stop: () => source.stop(), check: () => source.check(), failing: () => [] };
+  return {
+    stop: () => source.stop(),
+    check: () => {
+      source.check();
+    },
+    failing: () => [],
+  };
 }
 
 const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({
