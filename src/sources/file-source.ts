@@ -109,7 +109,7 @@ function parseFile(file: string, documents: readonly unknown[], problems: Source
         nodes.push(object);
         continue;
       }
-      const refusal = refusalOf(kind, object as unknown as Record<string, unknown>);
+      const refusal = refusalOf(kind, object);
       if (refusal !== undefined) {
         problems.push({ file: where, reason: `${quoteInput(object.metadata.name)}: ${refusal}` });
         continue;
@@ -118,7 +118,7 @@ function parseFile(file: string, documents: readonly unknown[], problems: Source
       if (excludingLabel(object) !== undefined) continue;
       if (kind === 'Service') services.push(object as unknown as Service);
       else {
-        const notice = sliceNotice(object as unknown as Record<string, unknown>);
+        const notice = sliceNotice(object);
         if (notice !== undefined) problems.push({ file: where, reason: `${quoteInput(object.metadata.name)}: ${notice}` });
         endpointSlices.push(object as unknown as EndpointSlice);
       }
@@ -242,7 +242,9 @@ export function watchObjects(path: string, onChange: () => void, settleMs = 200,
   let pending = signature(path);
   const arm = (startedAt: number): void => {
     const left = startedAt + maxWaitMs - performance.now();
-    timer = setTimeout(() => check(startedAt), Math.max(0, Math.min(settleMs, left)));
+    timer = setTimeout(() => {
+      check(startedAt);
+    }, Math.max(0, Math.min(settleMs, left)));
   };
   const check = (startedAt: number): void => {
     timer = undefined;

@@ -73,7 +73,14 @@ function startFileSource(path: string, { cluster, log, minSyncPeriodMs, onFailin
   };
   take(files.read());
   const stopWatching = watchObjects(path, reread, 200, minSyncPeriodMs ?? 1000);
-  return { stop: async () => stopWatching(), check: reread, failing: () => failing };
+  return {
+    stop: () => {
+      stopWatching();
+      return Promise.resolve();
+    },
+    check: reread,
+    failing: () => failing,
+  };
 }
 
 const describe = (problem: SourceProblem): string => `${problem.file}: ${problem.reason}`;
@@ -95,7 +102,9 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, onN
       onNodeInfo?.(node);
     },
   });
-  return { stop: () => source.stop(), check: () => source.check(), failing: () => [] };
+  return { stop: () => source.stop(), check: () => {
+      source.check();
+    }, failing: () => [] };
 }
 
 const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({

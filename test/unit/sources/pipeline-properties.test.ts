@@ -92,7 +92,7 @@ describe('source → translate → diff → fake kernel, with hostile objects', 
   it('never throws or hangs, and programs every good Service with its endpoints', { timeout: 120_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(hostileService, hostileSlice, fc.jsonValue({ maxDepth: 2 })), { maxLength: 8 }), fc.nat(), async (hostile, seed) => {
-        const objects = [...hostile];
+        const objects: unknown[] = [...hostile];
         // The good objects at a random place among the hostile ones.
         objects.splice(seed % (objects.length + 1), 0, ...good(0), ...good(1));
         writeFileSync(join(dir, 'objects.json'), JSON.stringify({ kind: 'List', items: objects }));
