@@ -152,11 +152,11 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
     }
     previous = current;
   }
-  return previous[b.length]!;
+  return previous[b.length] ?? 0;
 }
 
 function nearest(name: string, candidates: readonly string[], leafOf: (candidate: string) => string = (c) => c): string | undefined {
@@ -447,7 +447,7 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
   const clusterCidr = text('clusterCIDR');
   if (clusterCidr) {
     const cidrs = cidrList('clusterCIDR', clusterCidr.split(',').map((cidr) => cidr.trim()), problems);
-    const families = new Set(cidrs.map((cidr) => familyOf(cidr.split('/')[0]!)));
+    const families = new Set(cidrs.map((cidr) => parseCidr(cidr)?.family));
     if (cidrs.length > 2 || (cidrs.length === 2 && families.size !== 2)) problems.push(`clusterCIDR: "${clusterCidr}" must be one CIDR or a dual-stack pair (one IPv4, one IPv6)`);
     options.clusterCidr = cidrs;
   }
