@@ -108,7 +108,9 @@ describe('SyncRunner', () => {
     const started = performance.now();
     runner.start();
     await vi.advanceTimersByTimeAsync(560);
-    await runner.stop();
+    const stopped = runner.stop(); // the sync that started at 500 ms is still running
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
     expect(runs.every((run) => run.full)).toBe(true);
     expect(runs.map((run) => run.at - started)).toEqual([0, 100, 200, 300, 400, 500]);
   });
