@@ -7,13 +7,22 @@ import { applyIptablesRules, detectIptablesBackend, hasRandomFully } from '../ke
 import { ensureIpvsSysctls } from '../kernel/sysctl.js';
 import { buildIptablesRules } from '../translate/iptables-rules.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
-import type { AgentOptions } from '../cli/agent-options.js';
 
 /** Writes kube-proxy's IPVS-mode chains and rules for every family of the node. */
 export type RulesWriter = () => Promise<void>;
 
+/** The agent options node setup reads (kube-proxy's flags of the same names; durations in milliseconds). */
+export interface NodeSetupOptions {
+  readonly netns?: string | undefined;
+  readonly ipvsTcpTimeout: number;
+  readonly ipvsTcpfinTimeout: number;
+  readonly ipvsUdpTimeout: number;
+  readonly ipvsStrictArp: boolean;
+  readonly iptablesMasqueradeBit: number;
+}
+
 export interface NodeSetup {
-  readonly options: AgentOptions;
+  readonly options: NodeSetupOptions;
   readonly settings: ProxySettings;
   readonly node: NodeFacts;
   readonly log: Logger;

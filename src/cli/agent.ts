@@ -1,7 +1,7 @@
 // `kipvs agent` and `kipvs cleanup`. Flag names follow kube-proxy's where they mean the same thing.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier } from '../agent/proxier.js';
@@ -10,7 +10,8 @@ import { discoverNodeFacts } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
 import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
-import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
+import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer } from '../agent/health-server.js';
+import type { HttpEndpoint } from '../agent/http.js';
 import { DEFAULT_METRICS_BIND_ADDRESS, ProxyMetrics, startMetricsServer } from '../agent/metrics.js';
 import { ServiceHealthServer } from '../agent/service-health.js';
 import { ClusterStore } from '../sources/cluster-store.js';

@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { Command } from 'commander';
 import { familyOf } from '../ip.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { SCHEDULERS } from './agent-options.js';
 
 /** What a configuration file sets, named as AgentOptions (durations in ms); absent when the file leaves the default. */

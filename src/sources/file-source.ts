@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node
 import { createHash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
 
 export interface SourceProblem {

@@ -2,11 +2,10 @@
 // (--kubeconfig, or the in-cluster service account). Either feeds the ClusterStore and keeps its
 // last good state when its input breaks.
 import type { Logger } from 'pino';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FileSource, watchObjects, type FileSnapshot } from './file-source.js';
 import type { NodeInfo } from './kube-source.js';
-import type { NodeEligibilityInput } from '../agent/health-server.js';
 
 export interface ClusterSource {
   stop(): Promise<void>;
@@ -21,7 +20,7 @@ export interface SourceOptions {
   readonly cluster: ClusterStore;
   readonly log: Logger;
   /** This node's object, from the API server (deletion, taints: /healthz's nodeEligible). */
-  readonly onNode?: (node: NodeEligibilityInput | undefined) => void;
+  readonly onNode?: (node: NodeInfo | undefined) => void;
   /** Aborting stops waiting for the first lists (start() then rejects with KIPVS_ABORTED). */
   readonly signal?: AbortSignal;
 }
@@ -56,11 +55,6 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, sig
   }
   // Loaded only for the API source: client-node is most of the agent's start-up time.
   const { KubeSource } = await import('./kube-source.js');
-  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode: onNode && ((node) => onNode(node && eligibilityOf(node))) });
+  const source = await KubeSource.start({ kubeconfig, nodeName, sink: cluster, log, signal, onNode });
   return { stop: () => source.stop() };
 }
-
-const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({
-  metadata: { deletionTimestamp: node.deleting ? new Date(0) : null },
-  spec: { taints: node.taints },
-});

@@ -42,5 +42,5 @@ export function translate(snapshot: ClusterSnapshot, node: NodeFacts, settings: 
     seen.add(identity.id);
     translations.push(translateService(service, slices.get(identity.id) ?? [], node, settings));
   }
-  return mergeTranslations(translations, node, settings);
+  return mergeTranslations(translations, node);
 }
