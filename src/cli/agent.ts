@@ -2,7 +2,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { KipvsError } from '../errors.js';
-import { IpvsClient } from '../netlink/ipvs/client.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier } from '../agent/proxier.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
@@ -213,8 +212,6 @@ export function agentCommand(): Command {
     .option('--dry-run', 'print the plan and change nothing', false)
     .action(async (options: AgentOptions, command: Command) => runAgent(options, command));
 }
-
-export { IpvsClient };
 
 /** Removes kipvs's iptables chains and jumps in both families (before its ipsets, which they use). */
 export async function cleanupRules(netns: string | undefined): Promise<number> {

@@ -5,7 +5,6 @@
 // reject. Kernel tests confirm the real kernel behaves as this fake says.
 import { NetlinkRequestError } from '../netlink/errors.js';
 import type { IpvsOperation } from '../netlink/ipvs/types.js';
-import { describeOperation } from '../netlink/ipvs/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../reconcile/state.js';
 import { describeKernelOperation, type ApplyResult, type Kernel, type OperationFailure } from './netlink-kernel.js';
@@ -151,5 +150,3 @@ export class FakeKernel implements Kernel {
     }
   }
 }
-
-export { describeOperation };

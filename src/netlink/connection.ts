@@ -10,7 +10,7 @@
 // The raw socket module alone: the package's index also loads generated nl80211 codecs (~0.5 MB).
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import type { MessageInfo } from 'netlink/dist/raw.js';
-import { errnoName, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
+import { NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
 import {
   encodeMessage,
   messageSpace,
@@ -424,5 +424,3 @@ export class NetlinkConnection {
     return { messages, interrupted };
   }
 }
-
-export { errnoName };

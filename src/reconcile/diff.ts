@@ -5,7 +5,7 @@
 // addresses are left as they are.
 import { cidrContains } from '../ip.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
-import { EVERYTHING, virtualServerKey, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
+import { EVERYTHING, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
 import { mayDelete, recordedNodePorts, type OwnershipFacts } from './ownership.js';
 import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
 
@@ -170,10 +170,3 @@ function union<T>(a: Iterable<T>, b: Iterable<T>): Set<T> {
   for (const item of b) all.add(item);
   return all;
 }
-
-/** The virtual server keys kipvs owns after a plan: for the state file. */
-export function ownedAfter(desired: DesiredState): Set<string> {
-  return new Set([...desired.virtualServers.keys()]);
-}
-
-export { virtualServerKey };

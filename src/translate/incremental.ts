@@ -23,8 +23,6 @@ export class IncrementalTranslator {
   private merged: MergedState | undefined;
   private lastNode: NodeFacts | undefined;
   private lastSettings: ProxySettings | undefined;
-  /** Services translated by the last call (for tests and logs). */
-  translatedLastTime = 0;
 
   /** Forgets everything: the next update translates every Service again. */
   reset(): void {
@@ -47,23 +45,18 @@ export class IncrementalTranslator {
       this.lastNode = node;
       this.lastSettings = settings;
       const scratch = newScope();
-      this.translatedLastTime = 0;
       for (const id of objects.serviceIds()) {
-        this.merged.claim(this.translateOne(objects, id, node, settings)!, scratch);
-        this.translatedLastTime++;
+        const translation = this.translateOne(objects, id, node, settings);
+        if (translation) this.merged.claim(translation, scratch);
       }
       return EVERYTHING;
     }
     const scope = newScope();
-    this.translatedLastTime = 0;
     for (const id of changed) {
       const before = this.merged.translations.get(id);
       if (before) this.merged.withdraw(before, scope);
       const after = this.translateOne(objects, id, node, settings);
-      if (after) {
-        this.merged.claim(after, scope);
-        this.translatedLastTime++;
-      }
+      if (after) this.merged.claim(after, scope);
     }
     return scope;
   }
