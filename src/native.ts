@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KipvsError } from './netlink/errors.js';
+import { KipvsError } from './errors.js';
 
 export interface NativeShims {
   setns(fd: number, nstype: number): void;

@@ -2,12 +2,13 @@
 // as pkg/proxy/healthcheck/proxy_health.go serves them since Kubernetes 1.33 (kubernetes#129271,
 // the JSON body with a status per IP family). The state is pure and takes its clock from the
 // caller, so a test can age it without waiting; the HTTP side only reads it.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressFamily } from '../ip.js';
 import { formatHostPort } from '../ip.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { parseHostPort } from '../util/host-port.js';
-import type { ProxyMetrics } from './metrics.js';
+import type { NodeInfo } from '../sources/kube-objects.js';
+import { listen, notFound, pathOf, type BindAddress, type HttpEndpoint } from './http.js';
 
 export const DEFAULT_HEALTHZ_BIND_ADDRESS = '0.0.0.0:10256';
 
@@ -20,10 +21,7 @@ export type IpFamilyName = 'IPv4' | 'IPv6';
 export const ipFamilyName = (family: AddressFamily): IpFamilyName => (family === 'inet' ? 'IPv4' : 'IPv6');
 
 /** The parts of a core/v1 Node that decide whether it is eligible for load balancer traffic. */
-export interface NodeEligibilityInput {
-  readonly metadata?: { readonly deletionTimestamp?: string | Date | null } | null;
-  readonly spec?: { readonly taints?: readonly { readonly key?: string }[] | null } | null;
-}
+export type NodeEligibilityInput = Pick<NodeInfo, 'deleting' | 'taints'>;
 
 export interface ProxierHealth {
   /** Epoch milliseconds of the last successful sync; undefined before the first. */
@@ -91,9 +89,7 @@ export class ProxyHealth {
       this.eligible = true;
       return;
     }
-    const deletion = node.metadata?.deletionTimestamp;
-    const deleting = deletion !== undefined && deletion !== null && deletion !== '';
-    this.eligible = !deleting && !(node.spec?.taints ?? []).some((taint) => taint.key === TO_BE_DELETED_TAINT);
+    this.eligible = !node.deleting && !node.taints.some((taint) => taint.key === TO_BE_DELETED_TAINT);
   }
 
   /** Inputs the source cannot read now; the proxy keeps serving its last good objects. */
@@ -148,23 +144,6 @@ export function healthBody(status: ProxyHealthStatus, withNode: boolean): { code
   return { code: ok ? 200 : 503, body: JSON.stringify(body) };
 }
 
-/** A listener that could not be opened: names the address and the errno (`EADDRINUSE`). */
-export class ListenError extends KipvsError {
-  constructor(
-    readonly what: string,
-    readonly address: string,
-    readonly errno: string,
-  ) {
-    super('KIPVS_LISTEN', `listen on ${address} for ${what}: ${errno}`);
-  }
-}
-
-export interface BindAddress {
-  /** undefined: every address, both families (Go listens dual-stack on 0.0.0.0 and :: alike). */
-  readonly host: string | undefined;
-  readonly port: number;
-}
-
 /** `host:port`, `[v6]:port`, `:port`, or a bare address that takes `defaultPort` (kube-proxy's AppendPortIfNeeded). */
 export function parseBindAddress(text: string, defaultPort: number): BindAddress {
   const parsed = parseHostPort(text, defaultPort);
@@ -173,47 +152,14 @@ export function parseBindAddress(text: string, defaultPort: number): BindAddress
   return { host: host === '' || host === '0.0.0.0' || host === '::' ? undefined : host, port };
 }
 
-export interface HttpEndpoint {
-  /** The address actually bound, with the port the kernel chose for port 0. */
-  readonly address: string;
-  readonly port: number;
-  close(): Promise<void>;
+/** What the health server reports each answer to (ProxyMetrics: kube-proxy's *_total counters by code). */
+export interface HealthRequestCounter {
+  countHealthz(code: number): void;
+  countLivez(code: number): void;
 }
-
-/** Opens `server` on `bind`; a bind failure becomes a ListenError naming `what` and the address. */
-export function listen(server: Server, bind: BindAddress, what: string): Promise<HttpEndpoint> {
-  const shown = formatHostPort(bind.host ?? '0.0.0.0', bind.port);
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => reject(new ListenError(what, shown, error.code ?? error.message));
-    server.once('error', onError);
-    server.listen({ host: bind.host, port: bind.port }, () => {
-      server.off('error', onError);
-      const bound = server.address();
-      const port = typeof bound === 'object' && bound !== null ? bound.port : bind.port;
-      const host = typeof bound === 'object' && bound !== null ? bound.address : (bind.host ?? '::');
-      resolve({ address: formatHostPort(host, port), port, close: () => closeServer(server) });
-    });
-  });
-}
-
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    // Keep-alive connections would hold close() open and keep answering for a removed listener.
-    server.closeAllConnections();
-  });
-}
-
-/** Go's http.NotFound, which kube-proxy's muxes answer for unknown paths. */
-export function notFound(response: ServerResponse): void {
-  response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-  response.end('404 page not found\n');
-}
-
-export const pathOf = (request: IncomingMessage): string => new URL(request.url ?? '/', 'http://localhost').pathname;
 
 /** Serves /healthz and /livez; `address` is `host:port` (port 0 picks one). */
-export function startHealthServer(address: string, health: ProxyHealth, metrics?: ProxyMetrics): Promise<HttpEndpoint> {
+export function startHealthServer(address: string, health: ProxyHealth, metrics?: HealthRequestCounter): Promise<HttpEndpoint> {
   const bind = parseBindAddress(address, 10256);
   const server = createServer((request, response) => {
     const path = pathOf(request);

@@ -10,8 +10,10 @@ import type { IpvsOperation } from '../netlink/ipvs/types.js';
 import type { DesiredState } from '../model/desired.js';
 import type { EndpointSlice } from '../model/kubernetes.js';
 import type { OperationFailure } from '../kernel/netlink-kernel.js';
-import { NetlinkRequestError, NetlinkTransportError, errnoName, KipvsError } from '../netlink/errors.js';
-import { ipFamilyName, listen, notFound, parseBindAddress, pathOf, type HttpEndpoint, type IpFamilyName } from './health-server.js';
+import { KipvsError } from '../errors.js';
+import { NetlinkRequestError, NetlinkTransportError, errnoName } from '../netlink/errors.js';
+import { ipFamilyName, parseBindAddress, type IpFamilyName } from './health-server.js';
+import { listen, notFound, pathOf, type HttpEndpoint } from './http.js';
 
 export const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:10249';
 

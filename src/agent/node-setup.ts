@@ -7,11 +7,10 @@ import { IpsetClient } from '../netlink/ipset/client.js';
 import { KernelUnsupportedError, NetlinkRequestError } from '../netlink/errors.js';
 import { emptyIpsets } from '../translate/merge.js';
 import { applyIptablesRules, detectIptablesBackend, hasRandomFully } from '../kernel/iptables.js';
-import { ensureConntrackSysctls, ensureIpvsSysctls } from '../kernel/sysctl.js';
+import { ensureConntrackSysctls, ensureIpvsSysctls, type ConntrackConfig } from '../kernel/sysctl.js';
 import { buildIptablesRules, iptablesRestoreInput, lbNoNodeAccess as lbNoNodeAccessOf } from '../translate/iptables-rules.js';
 import type { DesiredState } from '../model/desired.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
-import { conntrackConfigOf, type AgentOptions } from '../cli/agent-options.js';
 
 /**
  * Writes kube-proxy's IPVS-mode chains and rules for every family of the node; `desired` fills
@@ -19,8 +18,20 @@ import { conntrackConfigOf, type AgentOptions } from '../cli/agent-options.js';
  */
 export type RulesWriter = (desired?: DesiredState, options?: { readonly onlyIfChanged?: boolean }) => Promise<void>;
 
+/** The agent options node setup reads (kube-proxy's flags of the same names; durations in milliseconds). */
+export interface NodeSetupOptions {
+  readonly netns?: string | undefined;
+  readonly ipvsTcpTimeout: number;
+  readonly ipvsTcpfinTimeout: number;
+  readonly ipvsUdpTimeout: number;
+  readonly ipvsStrictArp: boolean;
+  readonly iptablesMasqueradeBit: number;
+  /** kube-proxy's conntrack settings (sizing, timeouts, be_liberal), resolved by the CLI. */
+  readonly conntrack: ConntrackConfig;
+}
+
 export interface NodeSetup {
-  readonly options: AgentOptions;
+  readonly options: NodeSetupOptions;
   readonly settings: ProxySettings;
   readonly node: NodeFacts;
   readonly log: Logger;
@@ -43,7 +54,7 @@ export async function prepareNode({ options, settings, node, log }: NodeSetup): 
   const { changes, skipped } = ensureIpvsSysctls({ strictArp: options.ipvsStrictArp, kernelRelease: release(), netns: options.netns });
   for (const change of changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set sysctl');
   for (const skip of skipped) log.info({ sysctl: skip.name, reason: skip.reason }, 'left sysctl as is');
-  const conntrack = ensureConntrackSysctls(conntrackConfigOf(options), { netns: options.netns, cpus: cpus().length });
+  const conntrack = ensureConntrackSysctls(options.conntrack, { netns: options.netns, cpus: cpus().length });
   for (const change of conntrack.changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set conntrack sysctl');
   for (const skip of conntrack.skipped) log.warn({ sysctl: skip.name, reason: skip.reason }, 'left conntrack sysctl as is');
   const written = new Map<string, string>();

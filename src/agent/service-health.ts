@@ -5,7 +5,8 @@
 import { createServer } from 'node:http';
 import type { Logger } from 'pino';
 import { healthCheckKey, type ServiceHealthCheck } from '../translate/health-check.js';
-import { ListenError, listen, type HttpEndpoint, type ProxyHealth } from './health-server.js';
+import type { ProxyHealth } from './health-server.js';
+import { ListenError, listen, type HttpEndpoint } from './http.js';
 
 export interface ServiceHealthServerOptions {
   /**

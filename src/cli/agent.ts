@@ -2,8 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
-import { KipvsError } from '../netlink/errors.js';
-import { IpvsClient } from '../netlink/ipvs/client.js';
+import { KipvsError } from '../errors.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier, type SyncResult } from '../agent/proxier.js';
 import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
@@ -14,7 +13,8 @@ import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
 import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
 import { ServiceNamesRecorder, serviceNamesObserver, serviceNamesPath } from '../agent/service-names.js';
 import { serviceTrafficObserver } from '../agent/service-metrics.js';
-import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer, type HttpEndpoint } from '../agent/health-server.js';
+import { DEFAULT_HEALTHZ_BIND_ADDRESS, ProxyHealth, startHealthServer } from '../agent/health-server.js';
+import type { HttpEndpoint } from '../agent/http.js';
 import { DEFAULT_METRICS_BIND_ADDRESS, ProxyMetrics, startMetricsServer } from '../agent/metrics.js';
 import { ServiceHealthServer } from '../agent/service-health.js';
 import { ClusterStore } from '../sources/cluster-store.js';
@@ -24,7 +24,7 @@ import { cleanupIptables, detectIptablesBackend, type IptablesBackend } from '..
 import { KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
 import type { AddressFamily } from '../ip.js';
 import type { NodeFacts } from '../model/settings.js';
-import { allIpsetNames, parseCidrs, parseDetectLocalMode, parseDuration, parseInt32, parseNodePortAddresses, parseScheduler, settingsFrom, type AgentOptions } from './agent-options.js';
+import { allIpsetNames, parseCidrs, parseDetectLocalMode, parseDuration, parseInt32, parseNodePortAddresses, parseScheduler, settingsFrom, conntrackConfigOf, type AgentOptions } from './agent-options.js';
 import { boolOption, logLevelOf, resolveKubeProxyFlags, warnedFlagOptions } from './kube-proxy-flags.js';
 import { DEFAULT_CONNTRACK } from '../kernel/sysctl.js';
 import { defaultKubeProxyConfiguration, explicitFlags, KIPVS_VERSION, loadKubeProxyConfiguration, mergeWithFlags } from './kube-proxy-config.js';
@@ -139,7 +139,7 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
       return;
     }
-    const writeRules = await prepareNode({ options, settings, node, log });
+    const writeRules = await prepareNode({ options: { ...options, conntrack: conntrackConfigOf(options) }, settings, node, log });
     const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
     if (options.once) {
       await syncOnce(proxier, writeRules, source, (result) => {
@@ -327,8 +327,6 @@ export function agentCommand(): Command {
   for (const option of warnedFlagOptions()) command.addOption(option);
   return command.action(async (options: AgentOptions, self: Command) => runAgent(options, self));
 }
-
-export { IpvsClient };
 
 /** Removes kipvs's iptables chains and jumps in both families (before its ipsets, which they use). */
 export async function cleanupRules(netns: string | undefined): Promise<number> {

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { DEFAULT_SETTINGS } from '../model/settings.js';
 import { ipsetEntryKey } from '../model/desired.js';
 import { mayDelete, recordedNodePorts } from '../reconcile/ownership.js';

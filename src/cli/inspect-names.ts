@@ -4,7 +4,7 @@
 import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { canonicalAddress } from '../ip.js';
 import { virtualServerKey } from '../model/desired.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { formatEntry, type IpsetEntry, type IpsetSet, type UndecodedIpset } from '../netlink/ipset/types.js';
 import type { IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { isFwmarkKey, type IpvsServiceKey } from '../netlink/ipvs/types.js';

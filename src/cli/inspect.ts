@@ -7,7 +7,7 @@ import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/cl
 import type { IpvsInfo } from '../netlink/ipvs/types.js';
 import { formatIpsetListing } from './ipset-format.js';
 import { formatIpvsadmListing, type ListFormat } from './ipvsadm-format.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import type { ServiceNames } from '../agent/service-names.js';
 import { findServiceNames, ipsetEntriesOf, listingNames, nameOfVirtualServer, parseServiceId, virtualServersOfService } from './inspect-names.js';
 

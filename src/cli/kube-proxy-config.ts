@@ -23,7 +23,7 @@ import { familyOf, parseCidr } from '../ip.js';
 import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
 import { parseGoDuration } from '../util/duration.js';
 import { formatBindAddress, parseHostPort } from '../util/host-port.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 
 /** What a configuration file sets, named as AgentOptions (durations in ms); absent when the file leaves the default. */
 export interface KubeProxyConfigOptions {

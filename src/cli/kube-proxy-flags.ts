@@ -7,7 +7,7 @@
 // Linux refuses them too. docs/configuration.md lists this table; a unit test keeps them equal.
 import { isIP } from 'node:net';
 import { Option } from 'commander';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 
 export type FlagStatus = 'acted' | 'warned';
 

@@ -1,6 +1,6 @@
 // The kipvs command line: one line for a user error, never a stack trace (KIPVS_DEBUG=1 shows it).
 import { Command, CommanderError } from 'commander';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { inspectCommand } from './inspect.js';
 import { agentCommand } from './agent.js';
 import { cleanupCommand } from './cleanup.js';

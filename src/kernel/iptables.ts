@@ -5,36 +5,10 @@
 // per family, so a table changes atomically (kube-proxy's RestoreAll with NoFlushTables).
 import { spawn } from 'node:child_process';
 import type { AddressFamily } from '../ip.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
+import { jumpRuleSpec, renderRestoreInput, TABLES, type IptablesChainRef, type IptablesJump, type IptablesOwnership, type IptablesRuleset, type IptablesTable } from '../model/iptables.js';
 
-export type IptablesTable = 'nat' | 'filter';
 export type IptablesBackendMode = 'legacy' | 'nft';
-
-export interface IptablesChainRef {
-  readonly table: IptablesTable;
-  readonly chain: string;
-}
-
-/** A rule in a built-in chain that jumps to one of ours: `-A PREROUTING -m comment --comment "…" -j KUBE-SERVICES`. */
-export interface IptablesJump {
-  readonly table: IptablesTable;
-  readonly from: string;
-  readonly to: string;
-  readonly comment: string;
-}
-
-/** What kipvs owns in the tables, and the only things cleanup removes. */
-export interface IptablesOwnership {
-  readonly chains: readonly IptablesChainRef[];
-  /** In kube-proxy's order; each is prepended, so the last listed ends up first (EnsureRule(Prepend)). */
-  readonly jumps: readonly IptablesJump[];
-}
-
-export interface IptablesRuleset extends IptablesOwnership {
-  readonly family: AddressFamily;
-  /** The `-A` lines of our chains per table, in iptables-restore syntax. */
-  readonly rules: Readonly<Record<IptablesTable, readonly string[]>>;
-}
 
 export interface IptablesOptions {
   /** A named network namespace (`kipvs-test-1a2b3c` or /run/netns/kipvs-test-1a2b3c); tools run in it. */
@@ -56,8 +30,6 @@ export class IptablesError extends KipvsError {
     super(code, `${operation}${where ? ` (${where})` : ''}: ${stderr.trim() || 'failed'}`);
   }
 }
-
-const TABLES: readonly IptablesTable[] = ['nat', 'filter'];
 
 // ---- running the tools: the one place that knows about network namespaces ----
 
@@ -193,8 +165,6 @@ async function save(family: AddressFamily, mode: IptablesBackendMode, options: I
   return parseIptablesSave(result.stdout);
 }
 
-/** The jump's rule spec exactly as iptables-save prints it, so presence is a string comparison. */
-export const jumpRuleSpec = (jump: IptablesJump): string => `-m comment --comment "${jump.comment}" -j ${jump.to}`;
 const jumpSaveLine = (jump: IptablesJump): string => `-A ${jump.from} ${jumpRuleSpec(jump)}`;
 
 // ---- writing ----
@@ -231,22 +201,6 @@ export interface IptablesApplyResult {
 
 const backendFor = async (options: IptablesOptions): Promise<IptablesBackend> =>
   options.backend ? { mode: options.backend, reason: 'configured' } : detectIptablesBackend(options);
-
-/**
- * The restore input: per table, our chains declared (which flushes them under --noflush) and
- * rewritten, then `-I … 1` for each jump to insert (kube-proxy prepends its jumps).
- */
-export function renderRestoreInput(ruleset: IptablesRuleset, jumpsToInsert: readonly IptablesJump[]): string {
-  const lines: string[] = [];
-  for (const table of TABLES) {
-    lines.push(`*${table}`);
-    for (const { chain } of ruleset.chains.filter((ref) => ref.table === table)) lines.push(`:${chain} - [0:0]`);
-    lines.push(...ruleset.rules[table]);
-    for (const jump of jumpsToInsert.filter((j) => j.table === table)) lines.push(`-I ${jump.from} 1 ${jumpRuleSpec(jump)}`);
-    lines.push('COMMIT');
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 /** Writes kipvs's chains in full and adds the jumps that are missing, in one restore per call. */
 export async function applyIptablesRules(ruleset: IptablesRuleset, options: IptablesOptions = {}): Promise<IptablesApplyResult> {

@@ -4,7 +4,7 @@
 // (withNetworkNamespace), since every net.* sysctl here is per namespace.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import { withNetworkNamespace } from '../netlink/netns.js';
 
 export interface DesiredSysctl {

@@ -428,5 +428,3 @@ export class NetlinkConnection {
     return { messages, interrupted };
   }
 }
-
-export { errnoName };

@@ -1,5 +1,7 @@
 import { constants } from 'node:os';
 
+import { KipvsError } from '../errors.js';
+
 const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, value]) => [value, name]),
 );
@@ -7,17 +9,6 @@ const errnoNames = new Map<number, string>(
 /** The symbolic name of an errno value (`EEXIST`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
-}
-
-/** Base class: every kipvs error has a stable `code` that callers and tests branch on. */
-export class KipvsError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = new.target.name;
-  }
 }
 
 /**

@@ -13,17 +13,13 @@ export const NLMSG_DONE = 0x3;
 export const NLMSG_OVERRUN = 0x4;
 
 export const NLM_F_REQUEST = 0x01;
-export const NLM_F_MULTI = 0x02;
 export const NLM_F_ACK = 0x04;
-export const NLM_F_ECHO = 0x08;
 export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_ROOT = 0x100;
 export const NLM_F_MATCH = 0x200;
 export const NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
-export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
-export const NLM_F_APPEND = 0x800;
 /** Flags on an NLMSG_ERROR message: the echoed request is capped; extended ACK TLVs follow. */
 export const NLM_F_CAPPED = 0x100;
 export const NLM_F_ACK_TLVS = 0x200;

@@ -3,7 +3,7 @@
 // and return. Socket creation is synchronous, so no other JavaScript runs while we are inside.
 import { closeSync, openSync } from 'node:fs';
 import { nativeShims } from '../native.js';
-import { KipvsError } from './errors.js';
+import { KipvsError } from '../errors.js';
 
 export class NetnsError extends KipvsError {
   constructor(

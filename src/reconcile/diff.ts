@@ -194,10 +194,3 @@ function union<T>(a: Iterable<T>, b: Iterable<T>): Set<T> {
   for (const item of b) all.add(item);
   return all;
 }
-
-/** The virtual server keys kipvs owns after a plan: for the state file. */
-export function ownedAfter(desired: DesiredState): Set<string> {
-  return new Set([...desired.virtualServers.keys()]);
-}
-
-export { virtualServerKey };

@@ -21,9 +21,6 @@ export interface ClusterChanges {
   readonly services: Set<string>;
   /** EndpointSlices added or updated (for the network programming latency). */
   readonly endpointSlices: readonly EndpointSlice[];
-  /** Events that changed something, by kind (kube-proxy's *_changes_total). */
-  readonly serviceEvents: number;
-  readonly endpointSliceEvents: number;
 }
 
 export class ClusterStore implements ClusterSink {
@@ -35,12 +32,8 @@ export class ClusterStore implements ClusterSink {
   private changed = new Set<string>();
   private changedSlices: EndpointSlice[] = [];
   private readonly totals = { services: 0, endpointSlices: 0 };
-  private serviceEvents = 0;
-  private endpointSliceEvents = 0;
   private readonly listeners: (() => void)[] = [];
   private notifying = false;
-  /** Bumped on every change; a sync records the generation it saw (for health and metrics). */
-  generation = 0;
   /**
    * False while the source holds input it could not read even once (a file broken since the
    * agent started): the store may lack Services that are programmed, so a sync removes nothing.
@@ -130,13 +123,11 @@ export class ClusterStore implements ClusterSink {
     return this.takeChanges().services;
   }
 
-  /** Everything changed since the last call, and the event counts. */
+  /** Everything changed since the last call. */
   takeChanges(): ClusterChanges {
-    const changes = { services: this.changed, endpointSlices: this.changedSlices, serviceEvents: this.serviceEvents, endpointSliceEvents: this.endpointSliceEvents };
+    const changes = { services: this.changed, endpointSlices: this.changedSlices };
     this.changed = new Set();
     this.changedSlices = [];
-    this.serviceEvents = 0;
-    this.endpointSliceEvents = 0;
     return changes;
   }
 
@@ -177,14 +168,11 @@ export class ClusterStore implements ClusterSink {
   }
 
   private countEvent(kind: 'services' | 'endpointSlices'): void {
-    if (kind === 'services') this.serviceEvents++;
-    else this.endpointSliceEvents++;
     this.totals[kind]++;
   }
 
   private mark(serviceId: string): void {
     this.changed.add(serviceId);
-    this.generation++;
     if (this.notifying) return;
     // Once per burst of synchronous changes (a relist marks thousands), not once per object.
     this.notifying = true;

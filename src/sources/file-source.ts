@@ -8,7 +8,7 @@ import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
 import { expansionBudget, exceedsLimits, quoteInput, readRegularFile } from './file-read.js';
 import { excludingLabel, refusalOf, sliceNotice } from './object-checks.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 
 /**
  * `users[].user.tokenFile` (what kubeadm writes for kube-proxy: the service account token) is

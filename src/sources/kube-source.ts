@@ -22,7 +22,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
 import type { EndpointSlice } from '../model/kubernetes.js';
 import { toEndpointSlice, toNodeInfo, toService, type NodeInfo } from './kube-objects.js';

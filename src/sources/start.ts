@@ -2,11 +2,10 @@
 // (--kubeconfig, or the in-cluster service account). Either feeds the ClusterStore and keeps its
 // last good state when its input breaks.
 import type { Logger } from 'pino';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FileSource, watchObjects, type FileSnapshot, type SourceProblem } from './file-source.js';
 import { toNodeInfo, type NodeInfo } from './kube-objects.js';
-import type { NodeEligibilityInput } from '../agent/health-server.js';
 
 export interface ClusterSource {
   stop(): Promise<void>;
@@ -30,7 +29,7 @@ export interface SourceOptions {
   readonly cluster: ClusterStore;
   readonly log: Logger;
   /** This node's object, from the API server (deletion, taints: /healthz's nodeEligible). */
-  readonly onNode?: (node: NodeEligibilityInput | undefined) => void;
+  readonly onNode?: (node: NodeInfo | undefined) => void;
   /** This node's object from either source (labels, podCIDRs, addresses); undefined when it has none. */
   readonly onNodeInfo?: (node: NodeInfo | undefined) => void;
   /** Aborting stops waiting for the first lists (start() then rejects with KIPVS_ABORTED). */
@@ -98,19 +97,18 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, onN
     log,
     signal,
     onNode: (node) => {
-      onNode?.(node && eligibilityOf(node));
+      onNode?.(node);
       onNodeInfo?.(node);
     },
   });
-  return { stop: () => source.stop(), check: () => {
+  return {
+    stop: () => source.stop(),
+    check: () => {
       source.check();
-    }, failing: () => [] };
+    },
+    failing: () => [],
+  };
 }
-
-const eligibilityOf = (node: NodeInfo): NodeEligibilityInput => ({
-  metadata: { deletionTimestamp: node.deleting ? new Date(0) : null },
-  spec: { taints: node.taints },
-});
 
 /** The Node object named as this node (node names are lowercase, as the agent's own). */
 function thisNode(nodes: readonly object[], nodeName: string): NodeInfo | undefined {

@@ -7,9 +7,7 @@ import { ipsetEntryKey } from '../model/desired.js';
 import type { IpsetEntry, IpsetProtocol } from '../netlink/ipset/types.js';
 import { inCidr, type ParsedAddress, type ParsedCidr } from './addresses.js';
 import type { EndpointInfo } from './endpoints.js';
-
-/** Entries by set name, each set keyed by ipsetEntryKey(). */
-export type IpsetEntriesBySet = ReadonlyMap<string, ReadonlyMap<string, IpsetEntry>>;
+import type { IpsetEntriesBySet } from './translation.js';
 
 export class IpsetEntries {
   private readonly sets = new Map<string, Map<string, IpsetEntry>>();

@@ -10,10 +10,10 @@
 // already rewritten the destination by filter OUTPUT, so a set match on the LB IP cannot do it.
 import { parseCidr, type AddressFamily } from '../ip.js';
 import type { IpsetEntry } from '../netlink/ipset/types.js';
-import { renderRestoreInput, type IptablesChainRef, type IptablesJump, type IptablesOwnership, type IptablesRuleset, type IptablesTable } from '../kernel/iptables.js';
+import { renderRestoreInput, type IptablesChainRef, type IptablesJump, type IptablesOwnership, type IptablesRuleset, type IptablesTable } from '../model/iptables.js';
 import { KUBE_IPSETS, ipsetName, type KubeIpsetId } from '../model/ipsets.js';
 import type { ProxySettings } from '../model/settings.js';
-import { KipvsError } from '../netlink/errors.js';
+import { KipvsError } from '../errors.js';
 
 /** kube-proxy's --iptables-masquerade-bit default, 14: mark 0x4000. */
 export const DEFAULT_MASQUERADE_MARK = 1 << 14;

@@ -4,7 +4,7 @@
 import type { AddressFamily } from '../ip.js';
 import type { DesiredIpset, DesiredState, DesiredVirtualServer, TranslationProblem } from '../model/desired.js';
 import { ipsetName, KUBE_IPSETS, type KubeIpsetDefinition, type KubeIpsetId } from '../model/ipsets.js';
-import type { NodeFacts, ProxySettings } from '../model/settings.js';
+import type { NodeFacts } from '../model/settings.js';
 import type { IpsetEntry, IpsetSetSpec } from '../netlink/ipset/types.js';
 import type { ServiceTranslation } from './translation.js';
 
@@ -15,10 +15,6 @@ import type { ServiceTranslation } from './translation.js';
 export function kubeIpsetSpec(definition: KubeIpsetDefinition, family: AddressFamily): IpsetSetSpec {
   if (definition.type === 'bitmap:port') return { type: 'bitmap:port', range: { from: 0, to: 65535 }, comment: false };
   return { type: definition.type, family, comment: false };
-}
-
-interface MutableIpset extends DesiredIpset {
-  readonly entries: Map<string, IpsetEntry>;
 }
 
 export function emptyIpsets(node: NodeFacts): Map<string, MutableIpset> {
@@ -32,39 +28,168 @@ export function emptyIpsets(node: NodeFacts): Map<string, MutableIpset> {
   return ipsets;
 }
 
+type MutableIpset = DesiredIpset & { readonly entries: Map<string, IpsetEntry> };
+
+/** The kernel objects a change touched (DiffScope), filled in as translations are withdrawn and claimed. */
+export interface MutableScope {
+  readonly all: false;
+  readonly virtualServers: Set<string>;
+  readonly addresses: Set<string>;
+  readonly ipsetEntries: Map<string, Set<string>>;
+}
+
 /** Code-point order, the same on every machine and locale. */
-const byService = (a: ServiceTranslation, b: ServiceTranslation): number => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0);
+const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * When two Services want the same virtual server, the one whose namespace/name sorts first keeps
- * it and the other is told which Service has it. Only that virtual server is withheld: the loser's
- * ipset entries and addresses stay, as kube-proxy (which has no such rule) would keep them too.
- * `settings` is taken for symmetry with translateService; nothing here depends on it yet.
+ * The desired state, kept up to date by difference: the one home of the merge rule. When two
+ * Services want the same virtual server, the one whose namespace/name sorts first keeps it and the
+ * other is told which Service has it. Only that virtual server is withheld: the loser's ipset
+ * entries and addresses stay, as kube-proxy (which has no such rule) would keep them too.
  */
-export function mergeTranslations(translations: Iterable<ServiceTranslation>, node: NodeFacts, _settings: ProxySettings): DesiredState {
-  const virtualServers = new Map<string, DesiredVirtualServer>();
-  const boundAddresses = new Set<string>();
-  const ipsets = emptyIpsets(node);
-  const problems: TranslationProblem[] = [];
-  for (const translation of [...translations].sort(byService)) {
-    problems.push(...translation.problems);
-    for (const [key, virtualServer] of translation.virtualServers) {
-      const winner = virtualServers.get(key);
-      if (winner) {
-        problems.push({
-          object: translation.service,
-          reason: `virtual server ${key} is also claimed by ${winner.owner.namespace}/${winner.owner.name}, which sorts first and keeps it; skipped`,
-        });
-        continue;
+export class MergedState implements DesiredState {
+  readonly virtualServers = new Map<string, DesiredVirtualServer>();
+  readonly boundAddresses = new Set<string>();
+  readonly ipsets: Map<string, MutableIpset>;
+  readonly translations = new Map<string, ServiceTranslation>();
+  /** Services claiming each virtual server, in name order: the first keeps it. */
+  private readonly claimants = new Map<string, string[]>();
+  private readonly addressClaims = new Map<string, number>();
+  private readonly entryClaims = new Map<string, Map<string, number>>();
+  private readonly withProblems = new Set<string>();
+  private readonly contested = new Set<string>();
+  private cachedProblems: TranslationProblem[] | undefined;
+
+  constructor(node: NodeFacts) {
+    this.ipsets = emptyIpsets(node);
+    for (const name of this.ipsets.keys()) this.entryClaims.set(name, new Map());
+  }
+
+  get problems(): readonly TranslationProblem[] {
+    return (this.cachedProblems ??= this.collectProblems());
+  }
+
+  withdraw(translation: ServiceTranslation, scope: MutableScope): void {
+    const id = translation.service;
+    this.translations.delete(id);
+    this.withProblems.delete(id);
+    this.cachedProblems = undefined;
+    for (const key of translation.virtualServers.keys()) {
+      scope.virtualServers.add(key);
+      const claimants = this.claimants.get(key)!;
+      claimants.splice(claimants.indexOf(id), 1);
+      if (claimants.length <= 1) this.contested.delete(key);
+      if (claimants.length === 0) {
+        this.claimants.delete(key);
+        this.virtualServers.delete(key);
+      } else {
+        this.virtualServers.set(key, this.translations.get(claimants[0]!)!.virtualServers.get(key)!);
       }
-      virtualServers.set(key, virtualServer);
     }
-    for (const address of translation.boundAddresses) boundAddresses.add(address);
+    for (const address of translation.boundAddresses) {
+      scope.addresses.add(address);
+      const left = this.addressClaims.get(address)! - 1;
+      if (left > 0) this.addressClaims.set(address, left);
+      else {
+        this.addressClaims.delete(address);
+        this.boundAddresses.delete(address);
+      }
+    }
     for (const [name, entries] of translation.ipsetEntries) {
-      const ipset = ipsets.get(name);
+      const ipset = this.ipsets.get(name);
       if (!ipset) continue;
-      for (const [key, entry] of entries) ipset.entries.set(key, entry);
+      const claims = this.entryClaims.get(name)!;
+      const scoped = scopeOfSet(scope, name);
+      for (const key of entries.keys()) {
+        scoped.add(key);
+        const left = claims.get(key)! - 1;
+        if (left > 0) claims.set(key, left);
+        else {
+          claims.delete(key);
+          ipset.entries.delete(key);
+        }
+      }
     }
   }
-  return { virtualServers, boundAddresses, ipsets, problems };
+
+  claim(translation: ServiceTranslation, scope: MutableScope): void {
+    const id = translation.service;
+    this.translations.set(id, translation);
+    if (translation.problems.length > 0) this.withProblems.add(id);
+    this.cachedProblems = undefined;
+    for (const [key, virtualServer] of translation.virtualServers) {
+      scope.virtualServers.add(key);
+      const claimants = this.claimants.get(key);
+      if (!claimants) {
+        this.claimants.set(key, [id]);
+        this.virtualServers.set(key, virtualServer);
+        continue;
+      }
+      let at = claimants.findIndex((other) => byCodePoint(id, other) < 0);
+      if (at === -1) at = claimants.length;
+      claimants.splice(at, 0, id);
+      this.contested.add(key);
+      if (at === 0) this.virtualServers.set(key, virtualServer);
+    }
+    for (const address of translation.boundAddresses) {
+      scope.addresses.add(address);
+      this.addressClaims.set(address, (this.addressClaims.get(address) ?? 0) + 1);
+      this.boundAddresses.add(address);
+    }
+    for (const [name, entries] of translation.ipsetEntries) {
+      const ipset = this.ipsets.get(name);
+      if (!ipset) continue;
+      const claims = this.entryClaims.get(name)!;
+      const scoped = scopeOfSet(scope, name);
+      for (const [key, entry] of entries) {
+        scoped.add(key);
+        claims.set(key, (claims.get(key) ?? 0) + 1);
+        if (!ipset.entries.has(key)) ipset.entries.set(key, entry);
+      }
+    }
+  }
+
+  /** By Service, its own problems, then the virtual servers it lost. */
+  private collectProblems(): TranslationProblem[] {
+    const lost = new Map<string, Set<string>>();
+    for (const key of this.contested) {
+      for (const loser of this.claimants.get(key)!.slice(1)) {
+        let keys = lost.get(loser);
+        if (!keys) lost.set(loser, (keys = new Set()));
+        keys.add(key);
+      }
+    }
+    const problems: TranslationProblem[] = [];
+    for (const id of [...new Set([...this.withProblems, ...lost.keys()])].sort(byCodePoint)) {
+      const translation = this.translations.get(id)!;
+      problems.push(...translation.problems);
+      const keys = lost.get(id);
+      if (!keys) continue;
+      for (const key of translation.virtualServers.keys()) {
+        if (!keys.has(key)) continue;
+        const winner = this.virtualServers.get(key)!.owner;
+        problems.push({
+          object: id,
+          reason: `virtual server ${key} is also claimed by ${winner.namespace}/${winner.name}, which sorts first and keeps it; skipped`,
+        });
+      }
+    }
+    return problems;
+  }
+}
+
+function scopeOfSet(scope: MutableScope, name: string): Set<string> {
+  let keys = scope.ipsetEntries.get(name);
+  if (!keys) scope.ipsetEntries.set(name, (keys = new Set()));
+  return keys;
+}
+
+export const newScope = (): MutableScope => ({ all: false, virtualServers: new Set(), addresses: new Set(), ipsetEntries: new Map() });
+
+/** Merges translations from scratch: the same rule as the incremental translator, as one plain state. */
+export function mergeTranslations(translations: Iterable<ServiceTranslation>, node: NodeFacts): DesiredState {
+  const merged = new MergedState(node);
+  const scratch = newScope();
+  for (const translation of translations) merged.claim(translation, scratch);
+  return { virtualServers: merged.virtualServers, boundAddresses: merged.boundAddresses, ipsets: merged.ipsets, problems: [...merged.problems] };
 }

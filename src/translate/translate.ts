@@ -8,9 +8,8 @@ import { mergeTranslations } from './merge.js';
 import { translateService } from './service.js';
 import { emptyTranslation, identityOf, serviceIdOfSlice, type ServiceTranslation } from './translation.js';
 
-export { mergeTranslations, kubeIpsetSpec } from './merge.js';
+export { mergeTranslations } from './merge.js';
 export { translateService } from './service.js';
-export type { ServiceTranslation } from './translation.js';
 
 /**
  * Slices by `namespace/service-name`. A slice without the label belongs to no Service and is left
@@ -42,5 +41,5 @@ export function translate(snapshot: ClusterSnapshot, node: NodeFacts, settings: 
     seen.add(identity.id);
     translations.push(translateService(service, slices.get(identity.id) ?? [], node, settings));
   }
-  return mergeTranslations(translations, node, settings);
+  return mergeTranslations(translations, node);
 }

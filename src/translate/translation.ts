@@ -1,8 +1,11 @@
 // What one Service translates to, before it is merged with the others: the unit the agent can
 // recompute alone when only that Service or its EndpointSlices changed.
 import type { DesiredVirtualServer, TranslationProblem } from '../model/desired.js';
-import type { IpsetEntriesBySet } from './ipset-entries.js';
+import type { IpsetEntry } from '../netlink/ipset/types.js';
 import { SERVICE_NAME_LABEL, type EndpointSlice } from '../model/kubernetes.js';
+
+/** Entries by set name, each set keyed by ipsetEntryKey(). */
+export type IpsetEntriesBySet = ReadonlyMap<string, ReadonlyMap<string, IpsetEntry>>;
 
 export interface ServiceTranslation {
   /** `namespace/name`: the order in which merging settles conflicts between Services. */

@@ -3,7 +3,8 @@
 // kube-ipvs0, holding every service IP as a /32 or /128, so that the node accepts packets for them.
 import { constants } from 'node:os';
 import { NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
-import { KernelUnsupportedError, KipvsError, NetlinkRequestError, PermissionError } from '../errors.js';
+import { KipvsError } from '../../errors.js';
+import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
 import {
   addAddressMessage,
   checkLinkName,

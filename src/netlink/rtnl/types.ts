@@ -1,7 +1,7 @@
 // Public types for links and their addresses, named as `ip link` and `ip addr` name them, and the
 // errors that concern a link by name.
 import type { AddressFamily } from '../../ip.js';
-import { KipvsError } from '../errors.js';
+import { KipvsError } from '../../errors.js';
 
 /** The dummy interface kube-proxy's IPVS mode binds every service IP to. */
 export const KUBE_IPVS_LINK = 'kube-ipvs0';

@@ -3,12 +3,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   goJsonTime,
   healthBody,
-  ListenError,
   parseBindAddress,
   ProxyHealth,
   startHealthServer,
-  type HttpEndpoint,
 } from '../../../src/agent/health-server.js';
+import { ListenError, type HttpEndpoint } from '../../../src/agent/http.js';
+import { toNodeInfo } from '../../../src/sources/kube-objects.js';
 import { ProxyMetrics } from '../../../src/agent/metrics.js';
 
 const T0 = Date.UTC(2025, 4, 1, 12, 0, 0, 0);
@@ -63,13 +63,13 @@ describe('ProxyHealth', () => {
 
   it('takes the node out of eligibility while it is deleted or tainted for deletion by the autoscaler', () => {
     const { health } = fakeHealth();
-    health.setNode({ metadata: { deletionTimestamp: '2025-05-01T12:00:00Z' } });
+    health.setNode(toNodeInfo({ metadata: { deletionTimestamp: '2025-05-01T12:00:00Z' } }));
     expect(health.nodeEligible).toBe(false);
-    health.setNode({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } });
+    health.setNode(toNodeInfo({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } }));
     expect(health.nodeEligible).toBe(false);
-    health.setNode({ metadata: { deletionTimestamp: null }, spec: { taints: [{ key: 'node.kubernetes.io/unschedulable' }] } });
+    health.setNode(toNodeInfo({ metadata: { deletionTimestamp: null }, spec: { taints: [{ key: 'node.kubernetes.io/unschedulable' }] } }));
     expect(health.nodeEligible).toBe(true);
-    health.setNode({ metadata: { deletionTimestamp: new Date(T0) } });
+    health.setNode(toNodeInfo({ metadata: { deletionTimestamp: new Date(T0) } }));
     expect(health.nodeEligible).toBe(false);
     health.setNode(undefined);
     expect(health.nodeEligible).toBe(true);
@@ -110,7 +110,7 @@ describe('health bodies', () => {
   it('answers 503 on /healthz for an ineligible node but reports the proxy itself healthy', () => {
     const { health } = fakeHealth();
     health.updated();
-    health.setNode({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } });
+    health.setNode(toNodeInfo({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } }));
     const healthz = healthBody(health.status(), true);
     expect(healthz.code).toBe(503);
     expect(JSON.parse(healthz.body)).toMatchObject({ nodeEligible: false, healthy: true, lastUpdated: '2025-05-01T12:00:00Z' });
@@ -185,7 +185,7 @@ describe('startHealthServer', () => {
   it('answers /livez 200 for a node being deleted while /healthz says 503', async () => {
     const { health } = fakeHealth();
     const base = await start(health);
-    health.setNode({ metadata: { deletionTimestamp: '2025-05-01T11:59:00Z' } });
+    health.setNode(toNodeInfo({ metadata: { deletionTimestamp: '2025-05-01T11:59:00Z' } }));
     const healthz = await fetch(`${base}/healthz`);
     expect(healthz.status).toBe(503);
     expect(await healthz.json()).toMatchObject({ nodeEligible: false, healthy: true });

@@ -8,7 +8,7 @@ import {
   ProxyMetrics,
   startMetricsServer,
 } from '../../../src/agent/metrics.js';
-import type { HttpEndpoint } from '../../../src/agent/health-server.js';
+import type { HttpEndpoint } from '../../../src/agent/http.js';
 import type { EndpointSlice } from '../../../src/model/kubernetes.js';
 import { NetlinkRequestError, PermissionError } from '../../../src/netlink/errors.js';
 import type { KernelOperation } from '../../../src/reconcile/state.js';

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { IncrementalTranslator } from '../../../src/translate/incremental.js';
+import { IncrementalTranslator, type ServiceObjects } from '../../../src/translate/incremental.js';
 import { translate } from '../../../src/translate/translate.js';
 import { diff } from '../../../src/reconcile/diff.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
-import type { DesiredState } from '../../../src/model/desired.js';
+import { EVERYTHING, type DesiredState, type DiffScope } from '../../../src/model/desired.js';
 import type { EndpointSlice, Service } from '../../../src/model/kubernetes.js';
 
 const node = { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet' as const] };
@@ -103,16 +103,28 @@ describe('IncrementalTranslator', () => {
       store.upsertService(service(i, 1));
       store.upsertEndpointSlice(slice(i, [i % 6 + 1]));
     }
+    // Each translation reads its Service once: count the reads.
+    let translated = 0;
+    const objects: ServiceObjects = {
+      service: (id) => {
+        translated++;
+        return store.service(id);
+      },
+      slicesOf: (id) => store.slicesOf(id),
+      serviceIds: () => store.serviceIds(),
+    };
+    const update = (settings: typeof DEFAULT_SETTINGS): { scope: DiffScope; translated: number } => {
+      translated = 0;
+      const scope = translator.update(objects, store.takeChanged(), node, settings);
+      return { scope, translated };
+    };
     const translator = new IncrementalTranslator();
-    translator.update(store, store.takeChanged(), node, DEFAULT_SETTINGS);
-    expect(translator.translatedLastTime).toBe(10);
+    expect(update(DEFAULT_SETTINGS)).toEqual({ scope: EVERYTHING, translated: 10 });
     store.upsertEndpointSlice(slice(3, [1, 2]));
-    const scope = translator.update(store, store.takeChanged(), node, DEFAULT_SETTINGS);
-    expect(translator.translatedLastTime).toBe(1);
-    expect(scope.all).toBe(false);
-    const otherSettings = { ...DEFAULT_SETTINGS, scheduler: 'lc' };
-    expect(translator.update(store, store.takeChanged(), node, otherSettings).all).toBe(true);
-    expect(translator.translatedLastTime).toBe(10);
+    const changed = update(DEFAULT_SETTINGS);
+    expect(changed.translated).toBe(1);
+    expect(changed.scope.all).toBe(false);
+    expect(update({ ...DEFAULT_SETTINGS, scheduler: 'lc' })).toEqual({ scope: EVERYTHING, translated: 10 });
     expect([...translator.desired.virtualServers.values()].every((vs) => vs.service.scheduler === 'lc')).toBe(true);
   });
 });

@@ -8,7 +8,7 @@ import { DUAL_NODE, NODE, RR_V4, SETTINGS, boundAddresses, endpoint, expectTrans
 
 describe('mergeTranslations: ipsets', () => {
   it('creates every kube-proxy set of the node family, empty, with kube-proxy spec', () => {
-    const state = mergeTranslations([], NODE, SETTINGS);
+    const state = mergeTranslations([], NODE);
     expect(Object.fromEntries([...state.ipsets].map(([name, set]) => [name, { ...set.spec, entries: set.entries.size, name: set.name === name }]))).toEqual({
       'KUBE-LOOP-BACK': { type: 'hash:ip,port,ip', family: 'inet', comment: false, entries: 0, name: true },
       'KUBE-CLUSTER-IP': { type: 'hash:ip,port', family: 'inet', comment: false, entries: 0, name: true },
@@ -34,7 +34,7 @@ describe('mergeTranslations: ipsets', () => {
   });
 
   it('creates the IPv6 sets under KUBE-6- names on a dual-stack node', () => {
-    const state = mergeTranslations([], DUAL_NODE, SETTINGS);
+    const state = mergeTranslations([], DUAL_NODE);
     expect(state.ipsets.size).toBe(2 * Object.keys(KUBE_IPSETS).length);
     expect(state.ipsets.get('KUBE-6-CLUSTER-IP')?.spec).toEqual({ type: 'hash:ip,port', family: 'inet6', comment: false });
     expect(state.ipsets.get('KUBE-6-NODE-PORT-TCP')?.spec).toEqual({ type: 'bitmap:port', range: { from: 0, to: 65535 }, comment: false });
@@ -45,14 +45,14 @@ describe('mergeTranslations: ipsets', () => {
   // NewIPSet cuts the two longer IPv6 names (its log: "Ipset name truncated"). This needs
   // src/model/ipsets.ts ipsetName() to cut them the same way.
   it('names the two long IPv6 sets as kube-proxy truncates them, within 31 characters', () => {
-    const state = mergeTranslations([], DUAL_NODE, SETTINGS);
+    const state = mergeTranslations([], DUAL_NODE);
     expect(state.ipsets.get('KUBE-6-LOAD-BALANCER-SOURCE-CID')?.spec).toEqual({ type: 'hash:ip,port,net', family: 'inet6', comment: false });
     expect(state.ipsets.get('KUBE-6-NODE-PORT-LOCAL-SCTP-HAS')?.spec).toEqual({ type: 'hash:ip,port', family: 'inet6', comment: false });
     for (const name of state.ipsets.keys()) expect(name.length).toBeLessThanOrEqual(31);
   });
 
   it('creates only the IPv6 sets on an IPv6-only node', () => {
-    const state = mergeTranslations([], { name: 'node-a', addresses: ['2001:db8::10'], families: ['inet6'] }, SETTINGS);
+    const state = mergeTranslations([], { name: 'node-a', addresses: ['2001:db8::10'], families: ['inet6'] });
     expect([...state.ipsets.keys()].every((name) => name.startsWith('KUBE-6-'))).toBe(true);
     expect(state.ipsets.size).toBe(Object.keys(KUBE_IPSETS).length);
   });
@@ -125,7 +125,6 @@ describe('translate = translateService per Service + mergeTranslations', () => {
         translateService(services[1]!, [endpointSlices[1]!], NODE, SETTINGS),
       ],
       NODE,
-      SETTINGS,
     );
     expect(incremental).toEqual(whole);
     expect(virtualServerTable(whole)).toEqual({
