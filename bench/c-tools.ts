@@ -75,7 +75,8 @@ export function inNetns(netns: string, command: string, args: readonly string[],
   const started = performance.now();
   const result = spawnSync('ip', ['netns', 'exec', netns, command, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 30 });
   const ms = performance.now() - started;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} in ${netns}: exit ${result.status}: ${result.stderr.trim().split('\n').slice(0, 3).join('; ')}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} in ${netns}: exit ${result.status}: ${result.stderr.trim().split('\n').slice(0, 3).join('; ')}`);
   return { ms, stdout: result.stdout };
 }
 
@@ -139,7 +140,9 @@ export function kernelState(netns: string, dummyInterface: string): KernelState 
     }
   }
   lines.push(...[...ipsetEntries.keys()].map((name) => `set ${name}`));
-  const iptablesRules = inNetns(netns, 'iptables-legacy-save', []).stdout.split('\n').filter((line) => line.startsWith('-A ')).length;
+  const iptablesRules = inNetns(netns, 'iptables-legacy-save', [])
+    .stdout.split('\n')
+    .filter((line) => line.startsWith('-A ')).length;
   const fingerprint = createHash('sha256').update(lines.sort().join('\n')).digest('hex').slice(0, 16);
   return { virtualServers, realServers, drainingRealServers, boundAddresses: addresses.length, ipsetEntries, iptablesRules, fingerprint };
 }
@@ -154,7 +157,14 @@ export function desiredCounts(desired: DesiredState, iptablesRules: number): Ker
   }
   const ipsetEntries = new Map<string, number>();
   for (const [name, set] of desired.ipsets) ipsetEntries.set(name, set.entries.size);
-  return { virtualServers: desired.virtualServers.size, realServers, drainingRealServers, boundAddresses: desired.boundAddresses.size, ipsetEntries, iptablesRules };
+  return {
+    virtualServers: desired.virtualServers.size,
+    realServers,
+    drainingRealServers,
+    boundAddresses: desired.boundAddresses.size,
+    ipsetEntries,
+    iptablesRules,
+  };
 }
 
 /** The differences between two counts, as readable lines; empty when they agree. */

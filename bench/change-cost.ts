@@ -14,9 +14,20 @@ function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
   const endpointSlices: EndpointSlice[] = [];
   for (let i = 0; i < count; i++) {
     const name = `svc-${i}`;
-    services.push({ metadata: { name, namespace: 'default' }, spec: { clusterIP: `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
-    const endpoints = Array.from({ length: i === extraEndpoint ? 11 : 10 }, (_, j) => ({ addresses: [`10.${128 + j}.${(i >> 8) & 255}.${i & 255}`], conditions: { ready: true } }));
-    endpointSlices.push({ metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints });
+    services.push({
+      metadata: { name, namespace: 'default' },
+      spec: { clusterIP: `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    });
+    const endpoints = Array.from({ length: i === extraEndpoint ? 11 : 10 }, (_, j) => ({
+      addresses: [`10.${128 + j}.${(i >> 8) & 255}.${i & 255}`],
+      conditions: { ready: true },
+    }));
+    endpointSlices.push({
+      metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+      endpoints,
+    });
   }
   return { services, endpointSlices };
 }
@@ -47,5 +58,7 @@ for (const count of [1_000, 10_000]) {
     if (plan.operations.length !== 1) throw new Error(`expected one operation, got ${plan.operations.length}`);
     times.push(durationMs);
   }
-  console.log(`N=${count}: one endpoint change, ${times.length} times: median ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms (1 kernel operation each)`);
+  console.log(
+    `N=${count}: one endpoint change, ${times.length} times: median ${percentile(times, 0.5).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms (1 kernel operation each)`,
+  );
 }

@@ -55,11 +55,15 @@ const root = resolve(import.meta.dirname, '..');
 if (!process.env.KIPVS_SANDBOX) {
   // UML shows its guest processes a CPU called "UML": tell it the host's.
   const host = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() };
-  const result = spawnSync(process.execPath, [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--expose-gc', '--import', 'tsx', 'bench/cluster.ts'], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, KIPVS_BENCH_HOST: JSON.stringify(host), KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
-  });
+  const result = spawnSync(
+    process.execPath,
+    [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--expose-gc', '--import', 'tsx', 'bench/cluster.ts'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, KIPVS_BENCH_HOST: JSON.stringify(host), KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
+    },
+  );
   process.exit(result.status ?? 2);
 }
 
@@ -87,7 +91,8 @@ const workDir = join('/tmp', `kipvs-bench-${process.pid}`);
 const benchStarted = performance.now();
 const log = (text: string): void => void process.stderr.write(`bench [${((performance.now() - benchStarted) / 1000).toFixed(0)} s]: ${text}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
-const percentile = (values: readonly number[], p: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
+const percentile = (values: readonly number[], p: number): number =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
@@ -188,7 +193,8 @@ interface ColdSync {
 
 const C_TOOLS_WITHOUT_RULES = ['ip -batch', 'ipset restore', 'ipvsadm -R'];
 /** The C tools' total: all five, or only those that program what the in-process sync programs. */
-const cTotal = (round: ColdRound, withRules: boolean): number => sum(round.cTools.filter((run) => withRules || C_TOOLS_WITHOUT_RULES.includes(run.tool)).map((run) => run.ms));
+const cTotal = (round: ColdRound, withRules: boolean): number =>
+  sum(round.cTools.filter((run) => withRules || C_TOOLS_WITHOUT_RULES.includes(run.tool)).map((run) => run.ms));
 /** Each side's fastest round: under UML, the slower ones measure other load on the machine too. */
 const fastest = (cold: ColdSync, pick: (round: ColdRound) => number): number => Math.min(...cold.rounds.map(pick));
 
@@ -206,7 +212,15 @@ interface Results {
   noopMs?: readonly number[];
   noopOperations?: number;
   drainedBeforeNoop?: number;
-  burst?: { syncs: number; convergedMs: number; feedMs: number; operations: number; expectedOperations: number; drainedDeletions: number; remainingOperations: number };
+  burst?: {
+    syncs: number;
+    convergedMs: number;
+    feedMs: number;
+    operations: number;
+    expectedOperations: number;
+    drainedDeletions: number;
+    remainingOperations: number;
+  };
   memory?: { rssMiB: number; hwmMiB: number; syncedAfterMs: number; heapMiB?: number; heapSource: string };
   inProcessHeapMiB?: number;
   problems: string[];
@@ -227,8 +241,15 @@ async function coldSyncs(size: number, workload: Workload, sourceDir: string, or
   const desired = translate(workload, NODE, SETTINGS);
   const expected = expectedCounts(size);
   const translated = desiredCounts(desired, 0);
-  if (translated.virtualServers !== expected.virtualServers || translated.realServers !== expected.realServers || translated.boundAddresses !== expected.boundAddresses || translated.ipsetEntries.get('KUBE-LOOP-BACK') !== expected.loopBackEntries) {
-    throw new Error(`bench: N=${size}: the translation does not match the workload: ${JSON.stringify({ expected, translated: { ...translated, ipsetEntries: Object.fromEntries(translated.ipsetEntries) } })}`);
+  if (
+    translated.virtualServers !== expected.virtualServers ||
+    translated.realServers !== expected.realServers ||
+    translated.boundAddresses !== expected.boundAddresses ||
+    translated.ipsetEntries.get('KUBE-LOOP-BACK') !== expected.loopBackEntries
+  ) {
+    throw new Error(
+      `bench: N=${size}: the translation does not match the workload: ${JSON.stringify({ expected, translated: { ...translated, ipsetEntries: Object.fromEntries(translated.ipsetEntries) } })}`,
+    );
   }
   const ruleset = buildIptablesRules(SETTINGS, { family: 'inet' });
   const ruleCount = ruleset.rules.nat.length + ruleset.rules.filter.length + ruleset.jumps.length;
@@ -256,7 +277,18 @@ async function coldSyncs(size: number, workload: Workload, sourceDir: string, or
       },
       process: async () => {
         const netns = freshNamespace();
-        const args = [...childProfileArgs(`agent-once-${tag}`), CLI, 'agent', '--once', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME];
+        const args = [
+          ...childProfileArgs(`agent-once-${tag}`),
+          CLI,
+          'agent',
+          '--once',
+          '--source',
+          sourceDir,
+          '--netns',
+          netns,
+          '--hostname-override',
+          NODE_NAME,
+        ];
         const started = performance.now();
         const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
         agentProcessMs = performance.now() - started;
@@ -278,7 +310,8 @@ async function coldSyncs(size: number, workload: Workload, sourceDir: string, or
         });
         inProcessMs = ms;
         inProcessOperations = result.plan.operations.length;
-        if (result.failures.length > 0) results.problems.push(`N=${size} in-process sync: ${result.failures.length} operations failed, first: ${result.failures[0]!.error.message}`);
+        if (result.failures.length > 0)
+          results.problems.push(`N=${size} in-process sync: ${result.failures.length} operations failed, first: ${result.failures[0]!.error.message}`);
         fingerprints.push(verify(`N=${size} in-process sync`, netns, withoutRules).fingerprint);
         log(`N=${size} round ${round + 1} in-process sync: ${inProcessMs.toFixed(0)} ms, ${inProcessOperations} operations`);
       },
@@ -326,7 +359,8 @@ async function oneChanges(size: number, workload: Workload, { store, proxier }: 
   await sleep(10); // GC entries are delivered asynchronously
   observer.disconnect();
   const gcMs = spans.map(([start, end]) => sum(collections.map((gc) => Math.max(0, Math.min(end, gc.end) - Math.max(start, gc.start)))));
-  if (unexpected > 0) results.problems.push(`N=${size}: ${unexpected} of ${CHANGES} endpoint changes did not make one kernel operation per virtual server of their Service`);
+  if (unexpected > 0)
+    results.problems.push(`N=${size}: ${unexpected} of ${CHANGES} endpoint changes did not make one kernel operation per virtual server of their Service`);
   results.changes.push({ size, times, operations, gcMs });
   log(`N=${size} one change: median ${percentile(times, 0.5).toFixed(2)} ms, p99 ${percentile(times, 0.99).toFixed(2)} ms`);
 }
@@ -342,12 +376,21 @@ async function fullSyncClassified({ proxier, ownership }: InProcessAgent): Promi
   const draining = ownership.load().draining;
   const { plan } = await proxier.sync({ full: true });
   const others = plan.operations.filter(
-    (o) => !(o.kind === 'ipvs' && o.operation.op === 'deleteDestination' && draining.has(drainKey(virtualServerKey(o.operation.service), realServerKey(o.operation.destination)))),
+    (o) =>
+      !(
+        o.kind === 'ipvs' &&
+        o.operation.op === 'deleteDestination' &&
+        draining.has(drainKey(virtualServerKey(o.operation.service), realServerKey(o.operation.destination)))
+      ),
   );
   return { drainedDeletions: plan.operations.length - others.length, others };
 }
 
-const describe = (operations: readonly KernelOperation[]): string => operations.slice(0, 3).map((o) => describeKernelOperation(o, DUMMY)).join('; ');
+const describe = (operations: readonly KernelOperation[]): string =>
+  operations
+    .slice(0, 3)
+    .map((o) => describeKernelOperation(o, DUMMY))
+    .join('; ');
 
 async function noopResyncs(size: number, agent: InProcessAgent): Promise<void> {
   const { proxier } = agent;
@@ -355,7 +398,10 @@ async function noopResyncs(size: number, agent: InProcessAgent): Promise<void> {
   // change rounds left draining (none has a connection): that is work, not a no-op.
   const settle = await fullSyncClassified(agent);
   results.drainedBeforeNoop = settle.drainedDeletions;
-  if (settle.others.length > 0) results.problems.push(`N=${size}: the full sync after the endpoint changes had ${settle.others.length} operations besides drained real servers: ${describe(settle.others)}`);
+  if (settle.others.length > 0)
+    results.problems.push(
+      `N=${size}: the full sync after the endpoint changes had ${settle.others.length} operations besides drained real servers: ${describe(settle.others)}`,
+    );
   const times: number[] = [];
   let operations = 0;
   await profiled(`noop-${size}`, async () => {
@@ -437,8 +483,10 @@ async function burst(size: number, agent: InProcessAgent): Promise<void> {
     drainedDeletions: check.drainedDeletions,
     remainingOperations: check.others.length,
   };
-  if (results.burst.operations !== expectedOperations) results.problems.push(`burst: ${BURST_CHANGES} changes made ${results.burst.operations} kernel operations, not ${expectedOperations}`);
-  if (check.others.length > 0) results.problems.push(`burst: a full sync afterwards still had ${check.others.length} operations to do: ${describe(check.others)}`);
+  if (results.burst.operations !== expectedOperations)
+    results.problems.push(`burst: ${BURST_CHANGES} changes made ${results.burst.operations} kernel operations, not ${expectedOperations}`);
+  if (check.others.length > 0)
+    results.problems.push(`burst: a full sync afterwards still had ${check.others.length} operations to do: ${describe(check.others)}`);
   log(`N=${size} burst: ${JSON.stringify(results.burst)}`);
 }
 
@@ -484,7 +532,9 @@ async function daemonMemory(size: number, sourceDir: string): Promise<void> {
     const hwmMiB = statusField(pid, 'VmHWM');
     const heapMiB = await metricsHeapMiB();
     results.memory = { rssMiB, hwmMiB, syncedAfterMs, heapMiB, heapSource: heapMiB === undefined ? 'none' : 'daemon metrics (nodejs_heap_size_used_bytes)' };
-    log(`N=${size} daemon: synced after ${syncedAfterMs.toFixed(0)} ms; VmRSS ${rssMiB.toFixed(0)} MiB, VmHWM ${hwmMiB.toFixed(0)} MiB, heap ${heapMiB?.toFixed(0) ?? 'n/a'} MiB`);
+    log(
+      `N=${size} daemon: synced after ${syncedAfterMs.toFixed(0)} ms; VmRSS ${rssMiB.toFixed(0)} MiB, VmHWM ${hwmMiB.toFixed(0)} MiB, heap ${heapMiB?.toFixed(0) ?? 'n/a'} MiB`,
+    );
   } catch (error) {
     results.problems.push(`memory: ${(error as Error).message}`);
   } finally {
@@ -498,13 +548,21 @@ async function daemonMemory(size: number, sourceDir: string): Promise<void> {
 
 // ---- the table ----
 
-const ms = (value: number): string => (value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : value >= 10 ? `${value.toFixed(0)} ms` : `${value.toFixed(2)} ms`);
+const ms = (value: number): string =>
+  value >= 10_000
+    ? `${(value / 1000).toFixed(1)} s`
+    : value >= 1000
+      ? `${(value / 1000).toFixed(2)} s`
+      : value >= 10
+        ? `${value.toFixed(0)} ms`
+        : `${value.toFixed(2)} ms`;
 const n = (value: number): string => value.toLocaleString('en-US');
 const verdict = (met: boolean): string => (met ? 'met' : 'missed');
 
 function table(): string {
   const rows: string[][] = [];
-  const row = (measurement: string, size: string, kipvs: string, c: string, ratio: string, target: string, met: string): void => void rows.push([measurement, size, kipvs, c, ratio, target, met]);
+  const row = (measurement: string, size: string, kipvs: string, c: string, ratio: string, target: string, met: string): void =>
+    void rows.push([measurement, size, kipvs, c, ratio, target, met]);
   for (const cold of results.cold) {
     const [all, withoutRules] = [fastest(cold, (r) => cTotal(r, true)), fastest(cold, (r) => cTotal(r, false))];
     const [agentProcessMs, inProcessMs] = [fastest(cold, (r) => r.agentProcessMs), fastest(cold, (r) => r.inProcessMs)];
@@ -512,13 +570,37 @@ function table(): string {
     const ratioA = agentProcessMs / all;
     const ratioB = inProcessMs / withoutRules;
     const of = cold.rounds.length > 1 ? ` (faster of ${cold.rounds.length} rounds)` : '';
-    row(`cold sync${of}: \`kipvs agent --once\` process vs ip + ipset + ipvsadm + iptables-restore + sysctl`, n(cold.size), ms(agentProcessMs), ms(all), ratioA.toFixed(2), targeted ? '≤ 0.50' : '', targeted ? verdict(ratioA <= 0.5) : '');
-    row(`cold sync${of}: in-process sync vs ip + ipset + ipvsadm`, n(cold.size), ms(inProcessMs), ms(withoutRules), ratioB.toFixed(2), targeted ? '≤ 0.50' : '', targeted ? verdict(ratioB <= 0.5) : '');
+    row(
+      `cold sync${of}: \`kipvs agent --once\` process vs ip + ipset + ipvsadm + iptables-restore + sysctl`,
+      n(cold.size),
+      ms(agentProcessMs),
+      ms(all),
+      ratioA.toFixed(2),
+      targeted ? '≤ 0.50' : '',
+      targeted ? verdict(ratioA <= 0.5) : '',
+    );
+    row(
+      `cold sync${of}: in-process sync vs ip + ipset + ipvsadm`,
+      n(cold.size),
+      ms(inProcessMs),
+      ms(withoutRules),
+      ratioB.toFixed(2),
+      targeted ? '≤ 0.50' : '',
+      targeted ? verdict(ratioB <= 0.5) : '',
+    );
   }
   for (const change of results.changes) {
     row(`one endpoint change: median of ${change.times.length}`, n(change.size), ms(percentile(change.times, 0.5)), '', '', '', '');
     const p99 = percentile(change.times, 0.99);
-    row(`one endpoint change: p99 of ${change.times.length}`, n(change.size), ms(p99), '', '', change.size === largest ? '≤ 10 ms' : '', change.size === largest ? verdict(p99 <= 10) : '');
+    row(
+      `one endpoint change: p99 of ${change.times.length}`,
+      n(change.size),
+      ms(p99),
+      '',
+      '',
+      change.size === largest ? '≤ 10 ms' : '',
+      change.size === largest ? verdict(p99 <= 10) : '',
+    );
   }
   const [small, large] = [results.changes.find((c) => c.size === smallest), results.changes.find((c) => c.size === largest)];
   if (small && large && small !== large) {
@@ -527,29 +609,76 @@ function table(): string {
   }
   if (results.noopMs) {
     const median = percentile(results.noopMs, 0.5);
-    row(`no-op full resync (median of ${results.noopMs.length}; plan ${results.noopOperations === 0 ? 'empty' : `${results.noopOperations} operations`})`, n(largest), ms(median), '', '', '≤ 1 s', verdict(median <= 1000 && results.noopOperations === 0));
+    row(
+      `no-op full resync (median of ${results.noopMs.length}; plan ${results.noopOperations === 0 ? 'empty' : `${results.noopOperations} operations`})`,
+      n(largest),
+      ms(median),
+      '',
+      '',
+      '≤ 1 s',
+      verdict(median <= 1000 && results.noopOperations === 0),
+    );
   }
   if (results.burst) {
     const b = results.burst;
-    row(`burst: ${n(BURST_CHANGES)} changes in ${ms(b.feedMs)}, min interval ${ms(MIN_SYNC_INTERVAL_MS)}: syncs`, n(largest), String(b.syncs), '', '', '≤ 3', verdict(b.syncs <= 3));
-    row(`burst: first change to kernel converged (${b.remainingOperations === 0 ? 'full plan then empty' : `NOT converged: ${b.remainingOperations} left`})`, n(largest), ms(b.convergedMs), '', '', '', '');
+    row(
+      `burst: ${n(BURST_CHANGES)} changes in ${ms(b.feedMs)}, min interval ${ms(MIN_SYNC_INTERVAL_MS)}: syncs`,
+      n(largest),
+      String(b.syncs),
+      '',
+      '',
+      '≤ 3',
+      verdict(b.syncs <= 3),
+    );
+    row(
+      `burst: first change to kernel converged (${b.remainingOperations === 0 ? 'full plan then empty' : `NOT converged: ${b.remainingOperations} left`})`,
+      n(largest),
+      ms(b.convergedMs),
+      '',
+      '',
+      '',
+      '',
+    );
   }
   if (results.memory) {
     const m = results.memory;
-    row('memory: `kipvs agent` daemon VmRSS after its first sync', n(largest), `${m.rssMiB.toFixed(0)} MiB`, '', '', '≤ 250 MB', verdict(m.rssMiB * 2 ** 20 <= 250e6));
+    row(
+      'memory: `kipvs agent` daemon VmRSS after its first sync',
+      n(largest),
+      `${m.rssMiB.toFixed(0)} MiB`,
+      '',
+      '',
+      '≤ 250 MB',
+      verdict(m.rssMiB * 2 ** 20 <= 250e6),
+    );
     if (m.heapMiB !== undefined) row(`memory: daemon V8 heap used (${m.heapSource})`, n(largest), `${m.heapMiB.toFixed(0)} MiB`, '', '', '', '');
   }
   if (results.inProcessHeapMiB !== undefined) {
-    row('memory: V8 heap used, in-process (bench process holding store + proxier, after gc)', n(largest), `${results.inProcessHeapMiB.toFixed(0)} MiB`, '', '', '', '');
+    row(
+      'memory: V8 heap used, in-process (bench process holding store + proxier, after gc)',
+      n(largest),
+      `${results.inProcessHeapMiB.toFixed(0)} MiB`,
+      '',
+      '',
+      '',
+      '',
+    );
   }
   const header = ['measurement', 'N', 'kipvs', 'C tools', 'ratio', 'target', 'met'];
   return [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
 function machine(): string {
-  const host = process.env.KIPVS_BENCH_HOST ? (JSON.parse(process.env.KIPVS_BENCH_HOST) as { cpu: string; cores: number; memoryGiB: number; kernel: string }) : undefined;
-  const sandbox = process.env.KIPVS_SANDBOX === 'uml' ? `User-Mode Linux ${release()}, ${Math.round(totalmem() / 2 ** 20)} MiB, 1 CPU` : `${process.env.KIPVS_SANDBOX} kernel ${release()}`;
-  const hostText = host ? `${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, kernel ${host.kernel}` : `${cpus()[0]?.model ?? 'unknown'} (as the sandbox shows it), ${cpus().length} CPUs`;
+  const host = process.env.KIPVS_BENCH_HOST
+    ? (JSON.parse(process.env.KIPVS_BENCH_HOST) as { cpu: string; cores: number; memoryGiB: number; kernel: string })
+    : undefined;
+  const sandbox =
+    process.env.KIPVS_SANDBOX === 'uml'
+      ? `User-Mode Linux ${release()}, ${Math.round(totalmem() / 2 ** 20)} MiB, 1 CPU`
+      : `${process.env.KIPVS_SANDBOX} kernel ${release()}`;
+  const hostText = host
+    ? `${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, kernel ${host.kernel}`
+    : `${cpus()[0]?.model ?? 'unknown'} (as the sandbox shows it), ${cpus().length} CPUs`;
   const heapLimit = `V8 heap limit ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MiB`;
   return `host: ${hostText}\nsandbox: ${sandbox}; node ${process.version}, ${heapLimit}; ${new Date().toISOString().slice(0, 10)}\n${calibration}`;
 }
@@ -569,19 +698,28 @@ function notes(): string {
   }
   for (const change of results.changes) {
     const counts = [...new Set(change.operations)];
-    const slowest = change.times.map((time, round) => ({ time, round })).sort((a, b) => b.time - a.time).slice(0, 5);
+    const slowest = change.times
+      .map((time, round) => ({ time, round }))
+      .sort((a, b) => b.time - a.time)
+      .slice(0, 5);
     lines.push(
       `N=${n(change.size)}: endpoint changes made ${counts.sort().join(' or ')} kernel operation(s) each: one per virtual server of the Service (ClusterIP; NodePort too for one in five); ` +
         `p90 ${ms(percentile(change.times, 0.9))}; slowest (round: time, of which GC) ${slowest.map(({ time, round }) => `#${round + 1}: ${ms(time)}, ${ms(change.gcMs[round]!)}`).join('; ')}`,
     );
   }
   if (results.noopMs) lines.push(`no-op full resyncs at N=${n(largest)}: ${results.noopMs.map(ms).join(', ')}`);
-  if (results.noopMs) lines.push(`before the no-op resyncs, one full sync deleted the ${n(results.drainedBeforeNoop ?? 0)} real servers the change rounds had left draining (weight 0, no connections)`);
+  if (results.noopMs)
+    lines.push(
+      `before the no-op resyncs, one full sync deleted the ${n(results.drainedBeforeNoop ?? 0)} real servers the change rounds had left draining (weight 0, no connections)`,
+    );
   if (results.burst) {
     const b = results.burst;
-    lines.push(`burst: ${n(b.operations)} kernel operations (expected ${n(b.expectedOperations)}) over ${b.syncs} sync(s); a full sync afterwards found ${b.remainingOperations} to do besides deleting the ${n(b.drainedDeletions)} drained real servers`);
+    lines.push(
+      `burst: ${n(b.operations)} kernel operations (expected ${n(b.expectedOperations)}) over ${b.syncs} sync(s); a full sync afterwards found ${b.remainingOperations} to do besides deleting the ${n(b.drainedDeletions)} drained real servers`,
+    );
   }
-  if (results.memory) lines.push(`daemon at N=${n(largest)}: first sync logged ${ms(results.memory.syncedAfterMs)} after start; VmHWM ${results.memory.hwmMiB.toFixed(0)} MiB`);
+  if (results.memory)
+    lines.push(`daemon at N=${n(largest)}: first sync logged ${ms(results.memory.syncedAfterMs)} after start; VmHWM ${results.memory.hwmMiB.toFixed(0)} MiB`);
   return lines.map((line) => `- ${line}`).join('\n');
 }
 
@@ -593,7 +731,9 @@ function notes(): string {
  */
 function warmUp(): Promise<void> {
   const netns = freshNamespace();
-  const agent = spawnSync(process.execPath, [CLI, 'agent', '--once', '--source', join(root, 'examples'), '--netns', netns, '--hostname-override', NODE_NAME], { encoding: 'utf8' });
+  const agent = spawnSync(process.execPath, [CLI, 'agent', '--once', '--source', join(root, 'examples'), '--netns', netns, '--hostname-override', NODE_NAME], {
+    encoding: 'utf8',
+  });
   if (agent.status !== 0) throw new Error(`kipvs agent --once on examples/ exited ${agent.status}: ${agent.stderr}`);
   inNetns(netns, 'ipvsadm', ['-Sn']);
   inNetns(netns, 'ipset', ['save']);
@@ -601,7 +741,10 @@ function warmUp(): Promise<void> {
   inNetns(netns, 'iptables-legacy-save', []);
   inNetns(netns, 'sysctl', ['-n', 'net.ipv4.ip_forward']);
   // How fast this boot is: UML's speed varies several-fold between boots on the same machine.
-  const lines = Array.from({ length: 100 }, (_, i) => [`-A -t 10.96.1.${i + 1}:80 -s rr`, ...Array.from({ length: 10 }, (_, j) => `-a -t 10.96.1.${i + 1}:80 -r 10.${128 + j}.1.${i + 1}:8080 -m -w 1`)]).flat();
+  const lines = Array.from({ length: 100 }, (_, i) => [
+    `-A -t 10.96.1.${i + 1}:80 -s rr`,
+    ...Array.from({ length: 10 }, (_, j) => `-a -t 10.96.1.${i + 1}:80 -r 10.${128 + j}.1.${i + 1}:8080 -m -w 1`),
+  ]).flat();
   const restore = inNetns(netns, 'ipvsadm', ['-R'], `${lines.join('\n')}\n`);
   const started = performance.now();
   spawnSync(process.execPath, ['-e', '0']);

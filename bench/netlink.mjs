@@ -110,7 +110,9 @@ async function main() {
   }
 
   const fmt = (ms) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`\nIPVS programming, ${serviceCount} services x ${realServersPerService} real servers (${serviceCount * (realServersPerService + 1)} objects), kernel ${execFileSync('uname', ['-r']).toString().trim()} (${process.env.KIPVS_SANDBOX})`);
+  console.log(
+    `\nIPVS programming, ${serviceCount} services x ${realServersPerService} real servers (${serviceCount * (realServersPerService + 1)} objects), kernel ${execFileSync('uname', ['-r']).toString().trim()} (${process.env.KIPVS_SANDBOX})`,
+  );
   console.log('round | ipvsadm -R | kipvs apply | ratio | ipvsadm -Ln | kipvs dump (in process) | ratio | kipvs inspect (process) | ratio');
   for (const r of rows) {
     console.log(

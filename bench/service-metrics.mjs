@@ -28,7 +28,15 @@ for (let i = 0; i < serviceCount; i++) {
   owners.set(`TCP ${address}:80`, { namespace: `ns-${i % 100}`, name: `svc-${i}`, port: 'http' });
   operations.push({ op: 'addService', service: { key, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 } });
   for (let j = 0; j < realServersPerService; j++) {
-    const destination = { address: `10.${128 + j}.${(i >> 8) & 255}.${i & 255}`, port: 8080, family: 'inet', forwarding: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0 };
+    const destination = {
+      address: `10.${128 + j}.${(i >> 8) & 255}.${i & 255}`,
+      port: 8080,
+      family: 'inet',
+      forwarding: 'masq',
+      weight: 1,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+    };
     operations.push({ op: 'addDestination', service: key, destination });
   }
 }
@@ -63,7 +71,15 @@ try {
     const cold = await measure(() => registry.metrics());
     const warm = await measure(() => registry.metrics());
     const storm = await measure(() => Promise.all(Array.from({ length: 10 }, () => registry.metrics())));
-    rows.push({ round, cold, warm, storm, reads: reads - readsBefore, bytes: cold.result.length, series: cold.result.split('\n').filter((line) => line.startsWith('kipvs_service_')).length });
+    rows.push({
+      round,
+      cold,
+      warm,
+      storm,
+      reads: reads - readsBefore,
+      bytes: cold.result.length,
+      series: cold.result.split('\n').filter((line) => line.startsWith('kipvs_service_')).length,
+    });
   }
   const fmt = (m) => `${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)`;
   console.log(`${serviceCount} virtual servers x ${realServersPerService} real servers`);

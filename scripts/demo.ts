@@ -16,7 +16,6 @@ const cli = join(root, 'dist', 'cli', 'main.js');
 const started = Date.now();
 const REQUESTS = 30;
 
-
 function progress(step: string): void {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${step}`);
 }
@@ -49,7 +48,11 @@ async function run(topology: Topology): Promise<void> {
     progress(`waiting for a first answer from the ${label}`);
     await waitUntil(`an answer from the ${label}`, () => topology.request(address, port, 1).failures === 0, GENEROUS_MS, 500);
     const { answers, failures } = topology.request(address, port, REQUESTS);
-    console.log(`${String(REQUESTS)} requests from the client to ${label}: ${Object.entries(answers).map(([pod, n]) => `${pod} ${String(n)}`).join(', ')}; failed ${String(failures)}`);
+    console.log(
+      `${String(REQUESTS)} requests from the client to ${label}: ${Object.entries(answers)
+        .map(([pod, n]) => `${pod} ${String(n)}`)
+        .join(', ')}; failed ${String(failures)}`,
+    );
     if (failures > 0) throw new Error(`${String(failures)} of ${String(REQUESTS)} requests to the ${label} failed`);
   }
   console.log('\n$ kipvs inspect');

@@ -18,14 +18,46 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // Modules kipvs and its tests use: IPVS and its schedulers, links, netfilter for the iptables
 // rules kube-proxy's IPVS mode keeps, ipset types, conntrack over netlink.
 export const KERNEL_MODULES = [
-  'ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_wlc', 'ip_vs_sh', 'ip_vs_dh', 'ip_vs_sed', 'ip_vs_nq',
-  'ip_vs_mh', 'ip_vs_lblc', 'ip_vs_lblcr', 'ip_vs_fo', 'ip_vs_ovf',
-  'dummy', 'veth', 'ipip', 'ip6_tunnel',
-  'iptable_nat', 'iptable_filter', 'iptable_mangle', 'ip6table_nat', 'ip6table_filter',
-  'xt_set', 'xt_mark', 'xt_comment', 'xt_addrtype', 'xt_MASQUERADE', 'xt_conntrack', 'xt_physdev', 'xt_multiport',
-  'ip_set', 'ip_set_hash_ip', 'ip_set_hash_ipport', 'ip_set_hash_ipportip', 'ip_set_hash_ipportnet',
-  'ip_set_hash_net', 'ip_set_bitmap_port',
-  'nf_conntrack_netlink', 'sch_netem',
+  'ip_vs',
+  'ip_vs_rr',
+  'ip_vs_wrr',
+  'ip_vs_lc',
+  'ip_vs_wlc',
+  'ip_vs_sh',
+  'ip_vs_dh',
+  'ip_vs_sed',
+  'ip_vs_nq',
+  'ip_vs_mh',
+  'ip_vs_lblc',
+  'ip_vs_lblcr',
+  'ip_vs_fo',
+  'ip_vs_ovf',
+  'dummy',
+  'veth',
+  'ipip',
+  'ip6_tunnel',
+  'iptable_nat',
+  'iptable_filter',
+  'iptable_mangle',
+  'ip6table_nat',
+  'ip6table_filter',
+  'xt_set',
+  'xt_mark',
+  'xt_comment',
+  'xt_addrtype',
+  'xt_MASQUERADE',
+  'xt_conntrack',
+  'xt_physdev',
+  'xt_multiport',
+  'ip_set',
+  'ip_set_hash_ip',
+  'ip_set_hash_ipport',
+  'ip_set_hash_ipportip',
+  'ip_set_hash_ipportnet',
+  'ip_set_hash_net',
+  'ip_set_bitmap_port',
+  'nf_conntrack_netlink',
+  'sch_netem',
 ];
 
 const PASSED_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG', 'NODE_OPTIONS', 'FORCE_COLOR', 'NO_COLOR'];
@@ -61,7 +93,9 @@ const shellQuote = (value) => `'${String(value).replaceAll("'", `'\\''`)}'`;
 
 function initScript({ runDir, kernelVersion, command, env }) {
   const modroot = '/tmp/modroot';
-  const exports = Object.entries(env).map(([key, value]) => `export ${key}=${shellQuote(value)}`).join('\n');
+  const exports = Object.entries(env)
+    .map(([key, value]) => `export ${key}=${shellQuote(value)}`)
+    .join('\n');
   return `#!/bin/sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 run=${shellQuote(runDir)}
@@ -69,12 +103,16 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 # The root is the host's filesystem: everything a test creates lives on tmpfs instead.
 mount -t tmpfs tmpfs /run
-${projectRoot.startsWith('/tmp/') ? `# The project itself lives under /tmp: carry it over the new /tmp.
+${
+  projectRoot.startsWith('/tmp/')
+    ? `# The project itself lives under /tmp: carry it over the new /tmp.
 mkdir -p /run/kipvs-project
 mount --bind ${shellQuote(projectRoot)} /run/kipvs-project
 mount -t tmpfs tmpfs /tmp
 mkdir -p ${shellQuote(projectRoot)}
-mount --bind /run/kipvs-project ${shellQuote(projectRoot)}` : 'mount -t tmpfs tmpfs /tmp'}
+mount --bind /run/kipvs-project ${shellQuote(projectRoot)}`
+    : 'mount -t tmpfs tmpfs /tmp'
+}
 mkdir -p /run/netns ${modroot}/lib/modules/${kernelVersion}
 mount --bind /usr/lib/uml/modules/${kernelVersion} ${modroot}/lib/modules/${kernelVersion}
 export MODPROBE_OPTIONS="-d ${modroot}"
@@ -112,8 +150,17 @@ async function runUml(umlPath, command) {
   if (existsSync(shim)) childEnv.LD_PRELOAD = shim;
   else console.error(`sandbox: ${shim} is missing (run npm ci); UML may fail on hosts with a large FPU state`);
   const mem = process.env.KIPVS_SANDBOX_MEM ?? '2G';
-  const args = [`mem=${mem}`, 'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', 'quiet',
-    `init=${join(runDir, 'init.sh')}`, 'con=null', 'con0=fd:0,fd:1'];
+  const args = [
+    `mem=${mem}`,
+    'root=/dev/root',
+    'rootfstype=hostfs',
+    'rootflags=/',
+    'rw',
+    'quiet',
+    `init=${join(runDir, 'init.sh')}`,
+    'con=null',
+    'con0=fd:0,fd:1',
+  ];
   const consoleFd = openSync(join(runDir, 'console.log'), 'w');
   const started = Date.now();
   const uml = spawn(umlPath, args, { stdio: ['ignore', consoleFd, consoleFd], env: childEnv, detached: true });
@@ -136,13 +183,30 @@ async function runUml(umlPath, command) {
   const timeoutSeconds = Number(process.env.KIPVS_SANDBOX_TIMEOUT ?? 3600);
   const killer = setTimeout(() => {
     console.error(`sandbox: no result after ${timeoutSeconds} s; stopping the UML kernel`);
-    try { process.kill(-uml.pid, 'SIGKILL'); } catch { /* already gone */ }
+    try {
+      process.kill(-uml.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }, timeoutSeconds * 1000);
   // UML runs in a session of its own: whatever ends this runner must end it too.
-  const killUml = () => { try { process.kill(-uml.pid, 'SIGKILL'); } catch { /* gone */ } };
+  const killUml = () => {
+    try {
+      process.kill(-uml.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
   process.on('exit', killUml);
-  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
-    process.on(signal, () => { killUml(); process.exit(128 + number); });
+  for (const [signal, number] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ]) {
+    process.on(signal, () => {
+      killUml();
+      process.exit(128 + number);
+    });
   }
 
   await new Promise((resolveExit) => uml.on('exit', resolveExit));
@@ -153,7 +217,9 @@ async function runUml(umlPath, command) {
   const rcPath = join(runDir, 'rc');
   if (!existsSync(rcPath)) {
     const consoleText = readFileSync(join(runDir, 'console.log'), 'utf8');
-    console.error(`sandbox: the UML kernel stopped without a result after ${((Date.now() - started) / 1000).toFixed(1)} s. Its console:\n${consoleText.split('\n').slice(-40).join('\n')}`);
+    console.error(
+      `sandbox: the UML kernel stopped without a result after ${((Date.now() - started) / 1000).toFixed(1)} s. Its console:\n${consoleText.split('\n').slice(-40).join('\n')}`,
+    );
     console.error(`sandbox: files kept in ${runDir}`);
     process.exit(2);
   }
@@ -174,7 +240,9 @@ if (forced === 'direct' || (!forced && hostHasIpvs())) {
 } else {
   const uml = findUml();
   if (!uml) {
-    fail('no kernel with IPVS to test against: the host kernel lacks ip_vs (or we are not root), and User-Mode Linux is not installed (apt-get install user-mode-linux). Kernel tests cannot run.');
+    fail(
+      'no kernel with IPVS to test against: the host kernel lacks ip_vs (or we are not root), and User-Mode Linux is not installed (apt-get install user-mode-linux). Kernel tests cannot run.',
+    );
   }
   if (forced && forced !== 'uml') fail(`KIPVS_SANDBOX must be direct or uml, not ${forced}`);
   await runUml(uml, command);

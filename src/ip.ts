@@ -43,8 +43,7 @@ export function addressToBytes(address: string): Buffer {
   const [head, rest] = text.split('::') as [string, string | undefined];
   const headGroups = head === '' ? [] : head.split(':');
   const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups =
-    rest === undefined ? headGroups : [...headGroups, ...new Array(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
+  const groups = rest === undefined ? headGroups : [...headGroups, ...new Array(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
   groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
   if (tail) tail.copy(bytes, 12);
   return bytes;
@@ -68,7 +67,7 @@ export function formatIPv6(bytes: Buffer): string {
   for (let i = 0; i < 8; i++) words.push(bytes.readUInt16BE(i * 2));
   let bestStart = -1;
   let bestLength = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

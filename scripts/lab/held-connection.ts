@@ -20,9 +20,13 @@ interface Waiter {
 
 export function openHeld(client: TestNetns, host: string, port: number, holdSeconds = 300): Promise<HeldConnection> {
   const target = `${host}:${String(port)}`;
-  const child = spawn('ip', ['netns', 'exec', client.name, process.execPath, join(import.meta.dirname, 'tcp-hold.mjs'), host, String(port), String(holdSeconds)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', client.name, process.execPath, join(import.meta.dirname, 'tcp-hold.mjs'), host, String(port), String(holdSeconds)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines: string[] = [];
   let waiting: Waiter | undefined;
   let closed = false;

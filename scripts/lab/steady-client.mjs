@@ -8,16 +8,34 @@ import { connect } from 'node:net';
 const targets = JSON.parse(process.argv[2]);
 const deadline = Date.now() + Number(process.argv[3] ?? 300) * 1000;
 let stopping = false;
-process.stdin.on('data', () => { stopping = true; });
-process.stdin.on('end', () => { stopping = true; });
-const once = (host, port) => new Promise((resolve) => {
-  const socket = connect({ host, port });
-  let text = '';
-  const timer = setTimeout(() => { socket.destroy(); resolve('no answer in 10 s'); }, 10_000);
-  socket.setEncoding('utf8');
-  socket.on('data', (data) => { text += data; if (text.includes('\n')) { clearTimeout(timer); socket.end('close\n'); resolve(null); } });
-  socket.on('error', (error) => { clearTimeout(timer); resolve(error.code || error.message); });
+process.stdin.on('data', () => {
+  stopping = true;
 });
+process.stdin.on('end', () => {
+  stopping = true;
+});
+const once = (host, port) =>
+  new Promise((resolve) => {
+    const socket = connect({ host, port });
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('no answer in 10 s');
+    }, 10_000);
+    socket.setEncoding('utf8');
+    socket.on('data', (data) => {
+      text += data;
+      if (text.includes('\n')) {
+        clearTimeout(timer);
+        socket.end('close\n');
+        resolve(null);
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      resolve(error.code || error.message);
+    });
+  });
 console.log('started');
 for (let i = 0; !stopping && Date.now() < deadline; i++) {
   const index = i % targets.length;

@@ -21,9 +21,13 @@ export interface SteadyClient {
 }
 
 export function startSteadyClient(client: TestNetns, targets: readonly { host: string; port: number }[], maxSeconds = 3600): Promise<SteadyClient> {
-  const child = spawn('ip', ['netns', 'exec', client.name, process.execPath, join(import.meta.dirname, 'steady-client.mjs'), JSON.stringify(targets), String(maxSeconds)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', client.name, process.execPath, join(import.meta.dirname, 'steady-client.mjs'), JSON.stringify(targets), String(maxSeconds)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const ok = targets.map(() => 0);
   const failed = targets.map(() => 0);
   const errors: string[][] = targets.map(() => []);

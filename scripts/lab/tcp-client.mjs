@@ -13,12 +13,22 @@ function once() {
   return new Promise((resolve) => {
     const socket = connect({ host, port: Number(port) });
     let text = '';
-    const timer = setTimeout(() => { socket.destroy(); resolve(null); }, 10_000);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(null);
+    }, 10_000);
     socket.on('data', (data) => {
       text += data.toString();
-      if (text.includes('\n')) { clearTimeout(timer); socket.end('close\n'); resolve(text.split(' ')[0]); }
+      if (text.includes('\n')) {
+        clearTimeout(timer);
+        socket.end('close\n');
+        resolve(text.split(' ')[0]);
+      }
     });
-    socket.on('error', () => { clearTimeout(timer); resolve(null); });
+    socket.on('error', () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
   });
 }
 

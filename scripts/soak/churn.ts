@@ -62,10 +62,20 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
   try {
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, POD_PORT)));
     writeSource(source, workloadWith(services), pods);
-    const started = startAgent({ source, netns: topology.node.name, metricsPort: METRICS_PORT, extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'] });
+    const started = startAgent({
+      source,
+      netns: topology.node.name,
+      metricsPort: METRICS_PORT,
+      extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'],
+    });
     agent = started;
     const want = expectedRealServers(services);
-    await waitUntil(`the agent's first sync (${String(services)} Services)`, async () => (await started.syncs()) >= 1 && realServerLines(topology.node) === want, timeoutMs, 200);
+    await waitUntil(
+      `the agent's first sync (${String(services)} Services)`,
+      async () => (await started.syncs()) >= 1 && realServerLines(topology.node) === want,
+      timeoutMs,
+      200,
+    );
     progress(`(c) ${String(services)} Services programmed; churning for ${String(Math.round(durationMs / 1000))} s`);
     const client = await startSteadyClient(topology.client, [
       { host: WEB_CLUSTER_IP, port: WEB_PORT },
@@ -94,7 +104,8 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
         const heapUsedBytes = metricValue(text, 'nodejs_heap_size_used_bytes');
         if (rssBytes !== undefined && heapUsedBytes !== undefined) samples.push({ atSeconds: (Date.now() - begin) / 1000, rssBytes, heapUsedBytes });
         nextSample += SAMPLE_INTERVAL_MS;
-        if (samples.length % 12 === 0) progress(`(c) ${String(Math.round((Date.now() - begin) / 1000))} s: ${String(changes)} changes, RSS ${((rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+        if (samples.length % 12 === 0)
+          progress(`(c) ${String(Math.round((Date.now() - begin) / 1000))} s: ${String(changes)} changes, RSS ${((rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
       }
       await sleep(CHANGE_INTERVAL_MS);
     }

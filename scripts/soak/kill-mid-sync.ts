@@ -40,12 +40,23 @@ function nodeNamespace(prefix: string): TestNetns {
   return ns;
 }
 
-const agentArgs = (source: string, ns: TestNetns): string[] => [cli, 'agent', '--once', '--source', source, '--netns', ns.name, '--hostname-override', 'node-a'];
+const agentArgs = (source: string, ns: TestNetns): string[] => [
+  cli,
+  'agent',
+  '--once',
+  '--source',
+  source,
+  '--netns',
+  ns.name,
+  '--hostname-override',
+  'node-a',
+];
 
 function runToCompletion(source: string, ns: TestNetns): number {
   const started = Date.now();
   const result = spawnSync(process.execPath, agentArgs(source, ns), { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (result.status !== 0) throw new Error(`kipvs agent --once in ${ns.name} failed (${String(result.status)}): ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (result.status !== 0)
+    throw new Error(`kipvs agent --once in ${ns.name} failed (${String(result.status)}): ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return (Date.now() - started) / 1000;
 }
 
@@ -60,14 +71,24 @@ async function killAt(source: string, ns: TestNetns, share: number, total: numbe
     });
   });
   try {
-    await waitUntil(`${String(Math.round(share * 100))} % of the real servers`, () => exitCode !== undefined || realServerLines(ns) >= share * total, timeoutMs, 10);
+    await waitUntil(
+      `${String(Math.round(share * 100))} % of the real servers`,
+      () => exitCode !== undefined || realServerLines(ns) >= share * total,
+      timeoutMs,
+      10,
+    );
   } catch (error) {
-    throw new Error(`${error instanceof Error ? error.message : String(error)} (the kernel held ${String(realServerLines(ns))} of ${String(total)})`, { cause: error });
+    throw new Error(`${error instanceof Error ? error.message : String(error)} (the kernel held ${String(realServerLines(ns))} of ${String(total)})`, {
+      cause: error,
+    });
   } finally {
     child.kill('SIGKILL');
     await exited;
   }
-  if (exitCode !== null) throw new Error(`the agent finished (exit ${String(exitCode)}) before it held ${String(Math.round(share * 100))} % of the real servers: nothing to kill mid-sync`);
+  if (exitCode !== null)
+    throw new Error(
+      `the agent finished (exit ${String(exitCode)}) before it held ${String(Math.round(share * 100))} % of the real servers: nothing to kill mid-sync`,
+    );
   return realServerLines(ns) / total;
 }
 
@@ -83,7 +104,9 @@ export async function killMidSync(options: KillOptions): Promise<KillResult> {
     const killedAt: number[] = [];
     for (const share of options.killAt) {
       killedAt.push(await killAt(source, killed, share, total, timeoutMs));
-      progress(`(b) SIGKILL at ${String(Math.round(share * 100))} %: the kernel held ${(100 * (killedAt.at(-1) ?? 0)).toFixed(1)} % of ${String(total)} real servers`);
+      progress(
+        `(b) SIGKILL at ${String(Math.round(share * 100))} %: the kernel held ${(100 * (killedAt.at(-1) ?? 0)).toFixed(1)} % of ${String(total)} real servers`,
+      );
     }
     const completingRunSeconds = runToCompletion(source, killed);
     progress(`(b) a start after the kills converged in ${completingRunSeconds.toFixed(1)} s`);

@@ -44,7 +44,10 @@ export interface RestartResult {
 const METRICS_PORT = 20249;
 
 function webConnections(node: TestNetns): number {
-  const line = node.run('ipvsadm', ['-Ln', '--stats', '--exact', '-t', `${WEB_CLUSTER_IP}:${String(WEB_PORT)}`]).split('\n').find((l) => l.startsWith('TCP'));
+  const line = node
+    .run('ipvsadm', ['-Ln', '--stats', '--exact', '-t', `${WEB_CLUSTER_IP}:${String(WEB_PORT)}`])
+    .split('\n')
+    .find((l) => l.startsWith('TCP'));
   return Number(line?.trim().split(/\s+/)[2] ?? NaN);
 }
 
@@ -59,14 +62,22 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
   let agent: AgentProcess | undefined;
   const start = async (): Promise<number> => {
     const started = Date.now();
-    const next = startAgent({ source, netns: node.name, metricsPort: METRICS_PORT, extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'] });
+    const next = startAgent({
+      source,
+      netns: node.name,
+      metricsPort: METRICS_PORT,
+      extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'],
+    });
     agent = next;
     const want = expectedRealServers(services, extra ? allServices : new Set());
-    await waitUntil(`the agent's first sync (${String(services)} Services)`, async () => (await next.syncs()) >= 1 && realServerLines(node) === want, timeoutMs, 200).catch(
-      (error: unknown) => {
-        throw new Error(`${error instanceof Error ? error.message : String(error)}; agent log: ${next.log().slice(-2000)}`);
-      },
-    );
+    await waitUntil(
+      `the agent's first sync (${String(services)} Services)`,
+      async () => (await next.syncs()) >= 1 && realServerLines(node) === want,
+      timeoutMs,
+      200,
+    ).catch((error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; agent log: ${next.log().slice(-2000)}`);
+    });
     return (Date.now() - started) / 1000;
   };
   try {
@@ -125,12 +136,26 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
           heldFailure = `restart ${String(i + 1)}: ${error instanceof Error ? error.message : String(error)}`;
         }
       }
-      progress(`(a) restart ${String(i + 1)}/${String(restarts)} (${signal}${i % 3 === 2 ? ', mid-sync' : ''}): synced again in ${(firstSyncSeconds.at(-1) ?? 0).toFixed(1)} s`);
+      progress(
+        `(a) restart ${String(i + 1)}/${String(restarts)} (${signal}${i % 3 === 2 ? ', mid-sync' : ''}): synced again in ${(firstSyncSeconds.at(-1) ?? 0).toFixed(1)} s`,
+      );
     }
     await moreAnswers(5);
     const traffic = await client.stop();
     held.close();
-    return { restarts, sigterm, sigkill, midSyncPlanned, midSyncCaught, traffic, heldAnswers, ...(heldFailure ? { heldFailure } : {}), counterWentBack, firstSyncSeconds, sigtermExitCodes };
+    return {
+      restarts,
+      sigterm,
+      sigkill,
+      midSyncPlanned,
+      midSyncCaught,
+      traffic,
+      heldAnswers,
+      ...(heldFailure ? { heldFailure } : {}),
+      counterWentBack,
+      firstSyncSeconds,
+      sigtermExitCodes,
+    };
   } finally {
     await agent?.stop('SIGKILL');
     topology.destroy();

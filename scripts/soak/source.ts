@@ -15,7 +15,10 @@ export const POD_PORT = 8080;
 export const ADDED_PODS_HEX = '0AF8';
 
 function webYaml(podAddresses: readonly string[]): string {
-  const endpoints = podAddresses.map((ip, i) => `  - addresses: [${ip}]\n    conditions: { ready: true }\n    nodeName: node-a\n    targetRef: { kind: Pod, name: web-${String(i)}, namespace: default }`);
+  const endpoints = podAddresses.map(
+    (ip, i) =>
+      `  - addresses: [${ip}]\n    conditions: { ready: true }\n    nodeName: node-a\n    targetRef: { kind: Pod, name: web-${String(i)}, namespace: default }`,
+  );
   return `apiVersion: v1
 kind: Service
 metadata: { name: web, namespace: default }

@@ -4,7 +4,6 @@
 // caller, so a test can age it without waiting; the HTTP side only reads it.
 import { createServer } from 'node:http';
 import type { AddressFamily } from '../ip.js';
-import { formatHostPort } from '../ip.js';
 import { KipvsError } from '../errors.js';
 import { parseHostPort } from '../util/host-port.js';
 import type { NodeInfo } from '../sources/kube-objects.js';

@@ -134,7 +134,11 @@ export class ProxyMetrics {
     const familyGauge = (name: string, help: string): Gauge<'ip_family'> => new Gauge({ name, help, labelNames: ['ip_family'], registers });
 
     this.syncDuration = histogram('kubeproxy_sync_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds', SYNC_DURATION_BUCKETS);
-    this.fullSyncDuration = histogram('kubeproxy_sync_full_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds for full resyncs', SYNC_DURATION_BUCKETS);
+    this.fullSyncDuration = histogram(
+      'kubeproxy_sync_full_proxy_rules_duration_seconds',
+      'SyncProxyRules latency in seconds for full resyncs',
+      SYNC_DURATION_BUCKETS,
+    );
     this.partialSyncDuration = histogram(
       'kubeproxy_sync_partial_proxy_rules_duration_seconds',
       'SyncProxyRules latency in seconds for partial resyncs',
@@ -142,11 +146,31 @@ export class ProxyMetrics {
     );
     this.lastSync = familyGauge('kubeproxy_sync_proxy_rules_last_timestamp_seconds', 'The last time proxy rules were successfully synced');
     this.lastQueued = familyGauge('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', 'The last time a sync of proxy rules was queued');
-    this.programmingLatency = histogram('kubeproxy_network_programming_duration_seconds', 'In Cluster Network Programming Latency in seconds', NETWORK_PROGRAMMING_BUCKETS);
-    this.endpointChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers });
-    this.endpointChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers });
-    this.serviceChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers });
-    this.serviceChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers });
+    this.programmingLatency = histogram(
+      'kubeproxy_network_programming_duration_seconds',
+      'In Cluster Network Programming Latency in seconds',
+      NETWORK_PROGRAMMING_BUCKETS,
+    );
+    this.endpointChangesPending = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending',
+      help: 'Pending proxy rules Endpoint changes',
+      registers,
+    });
+    this.endpointChangesTotal = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      help: 'Cumulative proxy rules Endpoint changes',
+      registers,
+    });
+    this.serviceChangesPending = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_service_changes_pending',
+      help: 'Pending proxy rules Service changes',
+      registers,
+    });
+    this.serviceChangesTotal = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_service_changes_total',
+      help: 'Cumulative proxy rules Service changes',
+      registers,
+    });
     this.healthzTotal = new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers });
     this.livezTotal = new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers });
 
@@ -189,8 +213,17 @@ export class ProxyMetrics {
       'Services and EndpointSlices (or parts of them) skipped as invalid at the last sync',
       ({ desired }) => desired.problems.length,
     );
-    this.kernelOperations = new Counter({ name: 'kipvs_kernel_operations_total', help: 'Kernel operations kipvs attempted, by kind', labelNames: ['kind'], registers });
-    this.kernelRetries = new Counter({ name: 'kipvs_kernel_operation_retries_total', help: 'Refused kernel operations scheduled to be tried again (with backoff)', registers });
+    this.kernelOperations = new Counter({
+      name: 'kipvs_kernel_operations_total',
+      help: 'Kernel operations kipvs attempted, by kind',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.kernelRetries = new Counter({
+      name: 'kipvs_kernel_operation_retries_total',
+      help: 'Refused kernel operations scheduled to be tried again (with backoff)',
+      registers,
+    });
     this.kernelFailures = new Counter({
       name: 'kipvs_kernel_operation_failures_total',
       help: 'Kernel operations the kernel refused, by kind and errno',
@@ -263,7 +296,6 @@ export class ProxyMetrics {
   recordState(desired: DesiredState, drainingRealServers: number): void {
     this.state = { desired, draining: drainingRealServers };
   }
-
 
   observeProgrammingLatency(seconds: number, family: AddressFamily = 'inet'): void {
     this.programmingLatency.observe({ ip_family: ipFamilyName(family) }, seconds);

@@ -123,7 +123,10 @@ export class LiveNodeFacts {
     const next: NodeFacts = { ...before, ...change };
     if (next.zone === undefined) delete (next as { zone?: string }).zone;
     const same =
-      next.zone === before.zone && sameList(next.addresses, before.addresses) && sameList(next.podCIDRs, before.podCIDRs) && sameList(next.nodeIPs, before.nodeIPs);
+      next.zone === before.zone &&
+      sameList(next.addresses, before.addresses) &&
+      sameList(next.podCIDRs, before.podCIDRs) &&
+      sameList(next.nodeIPs, before.nodeIPs);
     if (same) return;
     this.facts = next;
     for (const listener of this.listeners) listener();

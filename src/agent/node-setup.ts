@@ -62,7 +62,11 @@ export async function prepareNode({ options, settings, node, log }: NodeSetup): 
     for (const family of node.families) {
       const lbNoNodeAccess = desired ? lbNoNodeAccessOf(desired.ipsets, family) : [];
       const rules = buildIptablesRules(settings, {
-        family, masqueradeMark: 2 ** options.iptablesMasqueradeBit, masqueradeRandomFully: randomFully, nodePodCidrs: node.podCIDRs, lbNoNodeAccess,
+        family,
+        masqueradeMark: 2 ** options.iptablesMasqueradeBit,
+        masqueradeRandomFully: randomFully,
+        nodePodCidrs: node.podCIDRs,
+        lbNoNodeAccess,
       });
       const text = iptablesRestoreInput(rules);
       if (onlyIfChanged && written.get(family) === text) continue;
@@ -77,7 +81,10 @@ export async function prepareNode({ options, settings, node, log }: NodeSetup): 
   // first sync runs. A set that cannot be made yet (one of the wrong type, which the sync
   // replaces) leaves the rules to be written right after the first sync, as every sync retries.
   const setsMade = await ensureKubeIpsets(options.netns, node, log);
-  if (setsMade) await writeRules().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'));
+  if (setsMade)
+    await writeRules().catch((error: unknown) =>
+      log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
+    );
   return writeRules;
 }
 
@@ -95,7 +102,9 @@ async function checkScheduler(ipvs: IpvsClient, scheduler: string): Promise<void
   if (added && !added.ok) {
     const error = added.error;
     if (error instanceof NetlinkRequestError && error.errnoName === 'ENOENT') {
-      throw new KernelUnsupportedError(`scheduler ${scheduler} is not in this kernel: module ip_vs_${scheduler} is missing or cannot be loaded (modprobe ip_vs_${scheduler}; --scheduler names one that is)`);
+      throw new KernelUnsupportedError(
+        `scheduler ${scheduler} is not in this kernel: module ip_vs_${scheduler} is missing or cannot be loaded (modprobe ip_vs_${scheduler}; --scheduler names one that is)`,
+      );
     }
     if (!(error instanceof NetlinkRequestError && error.errnoName === 'EEXIST')) throw error;
   }

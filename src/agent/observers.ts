@@ -59,10 +59,12 @@ export function serviceHealthObserver(server: ServiceHealthServer, node: NodeFac
         const listening = server.listening();
         return [...checks.keys()].some((id) => !listening.has(id));
       };
-      if (changed || result.full || missing()) server.sync(new Map(checks)).catch((error: Error) => log.error({ err: error.message }, 'health check node ports'));
+      if (changed || result.full || missing())
+        server.sync(new Map(checks)).catch((error: Error) => log.error({ err: error.message }, 'health check node ports'));
     },
   };
 }
 
 const sameCheck = (a: ServiceHealthCheck | undefined, b: ServiceHealthCheck | undefined): boolean =>
-  a === b || (a !== undefined && b !== undefined && a.port === b.port && a.localEndpoints === b.localEndpoints && a.namespace === b.namespace && a.name === b.name);
+  a === b ||
+  (a !== undefined && b !== undefined && a.port === b.port && a.localEndpoints === b.localEndpoints && a.namespace === b.namespace && a.name === b.name);

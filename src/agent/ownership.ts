@@ -95,7 +95,9 @@ export class FileOwnershipStore implements OwnershipStore {
     }
     const owned = parsed.owned.filter((key): key is string => typeof key === 'string');
     const draining = Array.isArray(parsed.draining) ? (parsed.draining as Array<Partial<DrainingRealServer> | null>) : [];
-    const valid = draining.filter((d): d is DrainingRealServer => typeof d?.virtualServer === 'string' && typeof d.realServer === 'string' && typeof d.since === 'number');
+    const valid = draining.filter(
+      (d): d is DrainingRealServer => typeof d?.virtualServer === 'string' && typeof d.realServer === 'string' && typeof d.since === 'number',
+    );
     return { owned: new Set(owned), draining: new Map(valid.map((d) => [drainKey(d.virtualServer, d.realServer), d])) };
   }
 

@@ -143,7 +143,14 @@ export class Proxier {
     const durationMs = performance.now() - started;
     if (plan.operations.length > 0 || failures.length > 0) {
       log.info(
-        { full: scope.all, operations: plan.operations.length, failed: failures.length, draining: plan.draining.size, virtualServers: desired.virtualServers.size, ms: Math.round(durationMs) },
+        {
+          full: scope.all,
+          operations: plan.operations.length,
+          failed: failures.length,
+          draining: plan.draining.size,
+          virtualServers: desired.virtualServers.size,
+          ms: Math.round(durationMs),
+        },
         'synced',
       );
     }
@@ -158,7 +165,11 @@ export class Proxier {
   private recordOwnership(plan: Plan, failures: readonly OperationFailure[], desired: DesiredState, scope: DiffScope): void {
     const { ownership } = this.options;
     const before = ownership.load();
-    const stillThere = new Set(failures.flatMap((f) => (f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : [])));
+    const stillThere = new Set(
+      failures.flatMap((f) =>
+        f.operation.kind === 'ipvs' && f.operation.operation.op === 'deleteService' ? [virtualServerKey(f.operation.operation.key)] : [],
+      ),
+    );
     let owned: ReadonlySet<string> = before.owned;
     // While removals wait (an incomplete source), what is kept stays owned: counted as a partial plan.
     if (scope.all && this.options.cluster.complete !== false) {

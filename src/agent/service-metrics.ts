@@ -38,13 +38,21 @@ export interface TrafficSample {
   readonly endpoints: readonly EndpointConnections[];
 }
 
-export function foldByServicePort(table: readonly IpvsServiceWithDestinations[], ownerOf: (virtualServerKey: string) => ServicePortRef | undefined): TrafficSample {
+export function foldByServicePort(
+  table: readonly IpvsServiceWithDestinations[],
+  ownerOf: (virtualServerKey: string) => ServicePortRef | undefined,
+): TrafficSample {
   const ports = new Map<string, PortTraffic>();
   const endpoints = new Map<string, EndpointConnections>();
   for (const { service, destinations } of table) {
     const owner = ownerOf(virtualServerKey(service.key));
     if (!owner) continue; // not a Service's: someone else's virtual server
-    const labels: Labels = { namespace: owner.namespace, service: owner.name, port: owner.port, protocol: isFwmarkKey(service.key) ? 'fwmark' : service.key.protocol };
+    const labels: Labels = {
+      namespace: owner.namespace,
+      service: owner.name,
+      port: owner.port,
+      protocol: isFwmarkKey(service.key) ? 'fwmark' : service.key.protocol,
+    };
     const id = `${labels.namespace}/${labels.service}:${labels.port}/${labels.protocol}`;
     let port = ports.get(id);
     if (!port) ports.set(id, (port = { labels, conns: 0, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0 }));
@@ -83,7 +91,11 @@ const EMPTY: TrafficSample = { ports: [], endpoints: [] };
 export function registerServiceTrafficMetrics(options: ServiceTrafficOptions): void {
   const { registry, minIntervalMs = MIN_READ_INTERVAL_MS, clock = () => performance.now() } = options;
   let cached: { readonly at: number; readonly sample: Promise<TrafficSample> } | undefined;
-  const readDuration = new Gauge({ name: 'kipvs_service_traffic_read_seconds', help: 'How long the last read of the IPVS counters for the per-Service metrics took', registers: [registry] });
+  const readDuration = new Gauge({
+    name: 'kipvs_service_traffic_read_seconds',
+    help: 'How long the last read of the IPVS counters for the per-Service metrics took',
+    registers: [registry],
+  });
   const sample = (): Promise<TrafficSample> => {
     const now = clock();
     if (cached && now - cached.at < minIntervalMs) return cached.sample;

@@ -64,7 +64,12 @@ export class ServiceNamesRecorder {
   constructor(private readonly path: string) {}
 
   /** After a sync: the Services it compared (every one after a full sync) and the desired state. */
-  record(desired: DesiredState, changedServices: Iterable<string>, slicesOf: (serviceId: string) => readonly EndpointSlice[], clock: () => Date = () => new Date()): void {
+  record(
+    desired: DesiredState,
+    changedServices: Iterable<string>,
+    slicesOf: (serviceId: string) => readonly EndpointSlice[],
+    clock: () => Date = () => new Date(),
+  ): void {
     let changed = false;
     for (const id of changedServices) {
       changed = true;
@@ -123,7 +128,9 @@ export function readServiceNamesRecord(path: string): ServiceNames | undefined {
   }
   const parsed = JSON.parse(text) as Partial<RecordFile>;
   const strings = (value: unknown): Map<string, string> =>
-    new Map(Object.entries(typeof value === 'object' && value !== null ? value : {}).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+    new Map(
+      Object.entries(typeof value === 'object' && value !== null ? value : {}).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+    );
   return {
     virtualServers: strings(parsed.virtualServers),
     nodePorts: new Map(),

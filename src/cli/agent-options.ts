@@ -78,7 +78,10 @@ export function parseInt32(text: string): number {
 
 /** --nodeport-addresses: CIDRs, or the single word primary (the Node object's primary IPs), as kube-proxy takes it. */
 export function parseNodePortAddresses(text: string): string[] {
-  const entries = text.split(',').map((part) => part.trim()).filter(Boolean);
+  const entries = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
   if (entries.includes('primary')) {
     if (entries.length > 1) throw new InvalidArgumentError('"primary" must be the only --nodeport-addresses value');
     return ['primary'];
@@ -97,7 +100,10 @@ export function parseDuration(text: string): number {
 
 /** A comma-separated CIDR list (pflag's StringSlice); each must be a CIDR, a bare IP is not one. */
 export function parseCidrs(text: string): string[] {
-  const cidrs = text.split(',').map((part) => part.trim()).filter(Boolean);
+  const cidrs = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
   for (const cidr of cidrs) {
     if (parseCidr(cidr) === undefined) throw new InvalidArgumentError(`"${cidr}" is not a CIDR (like 10.0.0.0/8)`);
   }

@@ -24,7 +24,18 @@ import { cleanupIptables, detectIptablesBackend, type IptablesBackend } from '..
 import { KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
 import type { AddressFamily } from '../ip.js';
 import type { NodeFacts } from '../model/settings.js';
-import { allIpsetNames, parseCidrs, parseDetectLocalMode, parseDuration, parseInt32, parseNodePortAddresses, parseScheduler, settingsFrom, conntrackConfigOf, type AgentOptions } from './agent-options.js';
+import {
+  allIpsetNames,
+  parseCidrs,
+  parseDetectLocalMode,
+  parseDuration,
+  parseInt32,
+  parseNodePortAddresses,
+  parseScheduler,
+  settingsFrom,
+  conntrackConfigOf,
+  type AgentOptions,
+} from './agent-options.js';
 import { boolOption, logLevelOf, resolveKubeProxyFlags, warnedFlagOptions } from './kube-proxy-flags.js';
 import { DEFAULT_CONNTRACK } from '../kernel/sysctl.js';
 import { defaultKubeProxyConfiguration, explicitFlags, KIPVS_VERSION, loadKubeProxyConfiguration, mergeWithFlags } from './kube-proxy-config.js';
@@ -128,7 +139,16 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
         metrics.recordSourceFailing(failing.length);
       },
     });
-    log.info({ node: node.name, addresses: node.addresses, scheduler: settings.scheduler, source: options.source ?? options.kubeconfig ?? 'in-cluster', ...cluster.size }, 'starting');
+    log.info(
+      {
+        node: node.name,
+        addresses: node.addresses,
+        scheduler: settings.scheduler,
+        source: options.source ?? options.kubeconfig ?? 'in-cluster',
+        ...cluster.size,
+      },
+      'starting',
+    );
     for (const file of removeStaleStateFiles()) log.info({ file }, 'removed the state file of a network namespace that is gone');
     const ownership = FileOwnershipStore.forNamespace(options.netns, undefined, (problem) => {
       log.warn({ problem }, 'state file');
@@ -201,9 +221,28 @@ interface DaemonContext {
 }
 
 /** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
-async function runDaemon({ options, node, liveNode, nodeOptions, cluster, proxier, writeRules, health, metrics, names, log, stopping, source }: DaemonContext): Promise<void> {
+async function runDaemon({
+  options,
+  node,
+  liveNode,
+  nodeOptions,
+  cluster,
+  proxier,
+  writeRules,
+  health,
+  metrics,
+  names,
+  log,
+  stopping,
+  source,
+}: DaemonContext): Promise<void> {
   const serviceHealth = new ServiceHealthServer({ addresses: options.nodeportAddresses.length > 0 ? node.addresses : [], health, log });
-  const observers: SyncObserver[] = [healthObserver(health), metricsObserver(metrics, cluster), serviceHealthObserver(serviceHealth, node, log), serviceNamesObserver(names)];
+  const observers: SyncObserver[] = [
+    healthObserver(health),
+    metricsObserver(metrics, cluster),
+    serviceHealthObserver(serviceHealth, node, log),
+    serviceNamesObserver(names),
+  ];
   observers.push(serviceTrafficObserver(metrics.registry, options.netns, log));
   observers.push({
     retryScheduled: (operations, delayMs) => {
@@ -281,8 +320,8 @@ function parseMasqueradeBit(text: string): number {
 export function agentCommand(): Command {
   const duration = (text: string): number => parseDuration(text);
   const command = new Command('agent')
-    .description('program IPVS, ipsets and addresses from Services and EndpointSlices, and keep them in sync (takes kube-proxy\'s flags)')
-    .option('--config <path>', "a kube-proxy configuration file (KubeProxyConfiguration, mode ipvs); flags given override it")
+    .description("program IPVS, ipsets and addresses from Services and EndpointSlices, and keep them in sync (takes kube-proxy's flags)")
+    .option('--config <path>', 'a kube-proxy configuration file (KubeProxyConfiguration, mode ipvs); flags given override it')
     .addOption(new Option('--scheduler <name>', 'IPVS scheduler (rr, lc, wrr, wlc, sh, dh, sed, nq, mh, ...)').default('rr').argParser(parseScheduler))
     .addOption(new Option('--ipvs-scheduler <name>', "kube-proxy's name for --scheduler").argParser(parseScheduler))
     .option('--source <path>', 'a YAML/JSON file or directory of Service and EndpointSlice objects (instead of the API server)')
@@ -295,12 +334,24 @@ export function agentCommand(): Command {
     .addOption(new Option('--bind-address <ip>', "overrides the Node object's primary IP").default('0.0.0.0'))
     .addOption(new Option('--iptables-masquerade-bit <bit>', 'the fwmark bit that marks packets to masquerade').default(14).argParser(parseMasqueradeBit))
     .option('--hostname-override <name>', "this node's name, for externalTrafficPolicy/internalTrafficPolicy Local")
-    .addOption(new Option('--detect-local-mode <mode>', 'how pod traffic is told: ClusterCIDR, NodeCIDR, BridgeInterface, InterfaceNamePrefix').default('ClusterCIDR').argParser(parseDetectLocalMode))
-    .addOption(new Option('--cluster-cidr <cidrs>', 'pod CIDRs (detect-local-mode ClusterCIDR); traffic from outside them to a ClusterIP is masqueraded').default([]).argParser(parseCidrs))
-    .option('--pod-bridge-interface <name>', 'the pods\' bridge (detect-local-mode BridgeInterface)', '')
-    .option('--pod-interface-name-prefix <prefix>', 'the pods\' interface name prefix (detect-local-mode InterfaceNamePrefix)', '')
+    .addOption(
+      new Option('--detect-local-mode <mode>', 'how pod traffic is told: ClusterCIDR, NodeCIDR, BridgeInterface, InterfaceNamePrefix')
+        .default('ClusterCIDR')
+        .argParser(parseDetectLocalMode),
+    )
+    .addOption(
+      new Option('--cluster-cidr <cidrs>', 'pod CIDRs (detect-local-mode ClusterCIDR); traffic from outside them to a ClusterIP is masqueraded')
+        .default([])
+        .argParser(parseCidrs),
+    )
+    .option('--pod-bridge-interface <name>', "the pods' bridge (detect-local-mode BridgeInterface)", '')
+    .option('--pod-interface-name-prefix <prefix>', "the pods' interface name prefix (detect-local-mode InterfaceNamePrefix)", '')
     .addOption(boolOption('--masquerade-all', 'masquerade all traffic to services'))
-    .addOption(new Option('--nodeport-addresses <cidrs|primary>', 'node addresses NodePorts listen on: CIDRs, or primary (default: all)').default([]).argParser(parseNodePortAddresses))
+    .addOption(
+      new Option('--nodeport-addresses <cidrs|primary>', 'node addresses NodePorts listen on: CIDRs, or primary (default: all)')
+        .default([])
+        .argParser(parseNodePortAddresses),
+    )
     .addOption(new Option('--ipvs-sync-period <duration>', 'longest time between full syncs').default(30_000, '30s').argParser(duration))
     .addOption(new Option('--ipvs-min-sync-period <duration>', 'shortest time between syncs').default(1_000, '1s').argParser(duration))
     .addOption(boolOption('--ipvs-strict-arp', 'set arp_ignore=1 and arp_announce=2'))
@@ -308,14 +359,30 @@ export function agentCommand(): Command {
     .addOption(new Option('--ipvs-tcp-timeout <duration>', 'IPVS TCP idle timeout (0: leave)').default(0).argParser(duration))
     .addOption(new Option('--ipvs-tcpfin-timeout <duration>', 'IPVS TCP FIN_WAIT timeout (0: leave)').default(0).argParser(duration))
     .addOption(new Option('--ipvs-udp-timeout <duration>', 'IPVS UDP timeout (0: leave)').default(0).argParser(duration))
-    .addOption(new Option('--conntrack-max-per-core <n>', 'nf_conntrack_max per CPU (0: leave nf_conntrack_max)').default(DEFAULT_CONNTRACK.maxPerCore).argParser(parseInt32))
+    .addOption(
+      new Option('--conntrack-max-per-core <n>', 'nf_conntrack_max per CPU (0: leave nf_conntrack_max)')
+        .default(DEFAULT_CONNTRACK.maxPerCore)
+        .argParser(parseInt32),
+    )
     .addOption(new Option('--conntrack-min <n>', 'the least nf_conntrack_max').default(DEFAULT_CONNTRACK.min).argParser(parseInt32))
-    .addOption(new Option('--conntrack-tcp-timeout-established <duration>', 'nf_conntrack_tcp_timeout_established (0: leave)').default(DEFAULT_CONNTRACK.tcpEstablishedTimeoutMs, '24h0m0s').argParser(duration))
-    .addOption(new Option('--conntrack-tcp-timeout-close-wait <duration>', 'nf_conntrack_tcp_timeout_close_wait (0: leave)').default(DEFAULT_CONNTRACK.tcpCloseWaitTimeoutMs, '1h0m0s').argParser(duration))
+    .addOption(
+      new Option('--conntrack-tcp-timeout-established <duration>', 'nf_conntrack_tcp_timeout_established (0: leave)')
+        .default(DEFAULT_CONNTRACK.tcpEstablishedTimeoutMs, '24h0m0s')
+        .argParser(duration),
+    )
+    .addOption(
+      new Option('--conntrack-tcp-timeout-close-wait <duration>', 'nf_conntrack_tcp_timeout_close_wait (0: leave)')
+        .default(DEFAULT_CONNTRACK.tcpCloseWaitTimeoutMs, '1h0m0s')
+        .argParser(duration),
+    )
     .addOption(boolOption('--conntrack-tcp-be-liberal', 'set nf_conntrack_tcp_be_liberal to 1'))
     .addOption(new Option('--conntrack-udp-timeout <duration>', 'nf_conntrack_udp_timeout (0: leave)').default(0).argParser(duration))
     .addOption(new Option('--conntrack-udp-timeout-stream <duration>', 'nf_conntrack_udp_timeout_stream (0: leave)').default(0).argParser(duration))
-    .addOption(new Option('--graceful-termination-timeout <duration>', 'longest a removed TCP real server drains at weight 0').default(900_000, '15m').argParser(duration))
+    .addOption(
+      new Option('--graceful-termination-timeout <duration>', 'longest a removed TCP real server drains at weight 0')
+        .default(900_000, '15m')
+        .argParser(duration),
+    )
     .addOption(new Option('-v, --v <level>', 'log verbosity, as klog: 0-2 info, 3-4 debug, 5+ trace').default(0).argParser(parseInt32))
     .addOption(new Option('--logging-format <format>', 'json (kipvs always logs JSON lines)'))
     .addOption(boolOption('--cleanup', "remove what kipvs and kube-proxy's IPVS mode own, then exit"))

@@ -56,7 +56,11 @@ async function deleteVirtualServers({ links, ipvs, ipsets }: Clients, netns: str
   const deletions = (await ipvs.listServices()).filter((service) => mayDelete(service, facts));
   const outcomes = await ipvs.apply(deletions.map((service) => ({ op: 'deleteService' as const, key: service.key })));
   const refused = outcomes.flatMap((outcome) => (outcome.ok ? [] : [outcome.error.message]));
-  if (refused.length > 0) throw new KipvsError('KIPVS_CLEANUP_INCOMPLETE', `deleted ${deletions.length - refused.length} of ${deletions.length} virtual servers: ${refused.join('; ')}`);
+  if (refused.length > 0)
+    throw new KipvsError(
+      'KIPVS_CLEANUP_INCOMPLETE',
+      `deleted ${deletions.length - refused.length} of ${deletions.length} virtual servers: ${refused.join('; ')}`,
+    );
   return `deleted ${deletions.length} virtual servers`;
 }
 
@@ -68,7 +72,8 @@ async function destroySets(ipsets: IpsetClient): Promise<string> {
   for (const name of ours) {
     await ipsets.destroy(name).catch((error: unknown) => refused.push((error as Error).message));
   }
-  if (refused.length > 0) throw new KipvsError('KIPVS_CLEANUP_INCOMPLETE', `destroyed ${ours.length - refused.length} of ${ours.length} ipsets: ${refused.join('; ')}`);
+  if (refused.length > 0)
+    throw new KipvsError('KIPVS_CLEANUP_INCOMPLETE', `destroyed ${ours.length - refused.length} of ${ours.length} ipsets: ${refused.join('; ')}`);
   return `destroyed ${ours.length} ipsets`;
 }
 

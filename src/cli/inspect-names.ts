@@ -73,11 +73,19 @@ export async function serviceNamesFromApiServer(kubeconfig: string): Promise<Ser
   const core = config.makeApiClient(CoreV1Api);
   const discovery = config.makeApiClient(DiscoveryV1Api);
   const [services, slices] = await Promise.all([core.listServiceForAllNamespaces(), discovery.listEndpointSliceForAllNamespaces()]);
-  return serviceNamesFromObjects(services.items.map((item) => toService(item)), slices.items.map((item) => toEndpointSlice(item)), `the API server ${config.getCurrentCluster()?.server ?? ''} (--kubeconfig ${kubeconfig})`);
+  return serviceNamesFromObjects(
+    services.items.map((item) => toService(item)),
+    slices.items.map((item) => toEndpointSlice(item)),
+    `the API server ${config.getCurrentCluster()?.server ?? ''} (--kubeconfig ${kubeconfig})`,
+  );
 }
 
 /** Names from --kubeconfig when given, else the agent's record of this namespace, else none. */
-export async function findServiceNames(options: { readonly kubeconfig?: string; readonly netns?: string; readonly stateDirectory?: string }): Promise<ServiceNames | undefined> {
+export async function findServiceNames(options: {
+  readonly kubeconfig?: string;
+  readonly netns?: string;
+  readonly stateDirectory?: string;
+}): Promise<ServiceNames | undefined> {
   if (options.kubeconfig !== undefined) return serviceNamesFromApiServer(options.kubeconfig);
   return readServiceNamesRecord(serviceNamesPath(options.netns, options.stateDirectory));
 }

@@ -68,7 +68,8 @@ export async function readIpsets(netns?: string): Promise<Array<IpsetSet | Undec
 export function renderInspect(result: InspectResult, options: InspectOptions): string {
   const { names } = result;
   const services = names && options.service !== undefined ? virtualServersOfService(result.services, names, options.service) : result.services;
-  if (options.json) return `${JSON.stringify(names ? { ...jsonWithNames(result, names, services), ...(options.service === undefined ? {} : { service: options.service }) } : result, null, 2)}\n`;
+  if (options.json)
+    return `${JSON.stringify(names ? { ...jsonWithNames(result, names, services), ...(options.service === undefined ? {} : { service: options.service }) } : result, null, 2)}\n`;
   const format: ListFormat = options.stats ? 'stats' : options.rate ? 'rate' : 'connections';
   const lines = formatIpvsadmListing(result.info, services, format, names && listingNames(names));
   if (names && options.service !== undefined) {
@@ -100,8 +101,15 @@ async function readNames(options: InspectOptions): Promise<ServiceNames | undefi
   if (options.service !== undefined) parseServiceId(options.service);
   const names = await findServiceNames({ kubeconfig: options.kubeconfig, netns: options.netns });
   if (names) return names;
-  if (options.service !== undefined) throw new KipvsError('KIPVS_USAGE', 'no Service names: the agent has left no record in /run/kipvs for this namespace; give --kubeconfig FILE');
-  return { virtualServers: new Map(), nodePorts: new Map(), pods: new Map(), source: 'nowhere: the agent has left no record in /run/kipvs for this namespace (give --kubeconfig FILE)', truncated: false };
+  if (options.service !== undefined)
+    throw new KipvsError('KIPVS_USAGE', 'no Service names: the agent has left no record in /run/kipvs for this namespace; give --kubeconfig FILE');
+  return {
+    virtualServers: new Map(),
+    nodePorts: new Map(),
+    pods: new Map(),
+    source: 'nowhere: the agent has left no record in /run/kipvs for this namespace (give --kubeconfig FILE)',
+    truncated: false,
+  };
 }
 
 export function inspectCommand(): Command {
@@ -110,7 +118,7 @@ export function inspectCommand(): Command {
     .addOption(new Option('--stats', 'counters: connections, packets and bytes').conflicts('rate'))
     .addOption(new Option('--rate', 'rates: connections, packets and bytes per second').conflicts('stats'))
     .option('--ipsets', 'after the table, every ipset and its members in the layout of ipset list')
-    .option('--names', "after each virtual server its Service port (namespace/name:port), after each real server its pod")
+    .option('--names', 'after each virtual server its Service port (namespace/name:port), after each real server its pod')
     .option('--service <namespace/name>', "only this Service's virtual servers, real servers (with pods) and ipset entries")
     .option('--kubeconfig <path>', "take the names from this API server instead of the agent's record in /run/kipvs")
     .option('--json', 'print JSON instead')

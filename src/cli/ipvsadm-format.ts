@@ -1,20 +1,8 @@
 // The IPVS table in the layout of `ipvsadm -Ln` (ipvsadm 1.31), line for line: operators diff the
 // two, and scripts that parse ipvsadm's output keep working. Pure functions of the table.
 import { addressToBytes } from '../ip.js';
-import {
-  isFwmarkKey,
-  type IpvsDestination,
-  type IpvsInfo,
-  type IpvsService,
-  type IpvsServiceKey,
-} from '../netlink/ipvs/types.js';
-import {
-  IP_VS_SVC_F_ONEPACKET,
-  IP_VS_SVC_F_PERSISTENT,
-  IP_VS_SVC_F_SCHED1,
-  IP_VS_SVC_F_SCHED2,
-  IP_VS_SVC_F_SCHED3,
-} from '../netlink/ipvs/wire.js';
+import { isFwmarkKey, type IpvsDestination, type IpvsInfo, type IpvsService, type IpvsServiceKey } from '../netlink/ipvs/types.js';
+import { IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_PERSISTENT, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3 } from '../netlink/ipvs/wire.js';
 import type { IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 
 export type ListFormat = 'connections' | 'stats' | 'rate';
@@ -134,9 +122,15 @@ function titleLines(format: ListFormat): string[] {
     case 'connections':
       return ['Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn'];
     case 'stats':
-      return [`${'Prot LocalAddress:Port'.padEnd(33)} ${['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'].map((t) => t.padStart(8)).join(' ')}`, '  -> RemoteAddress:Port'];
+      return [
+        `${'Prot LocalAddress:Port'.padEnd(33)} ${['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'].map((t) => t.padStart(8)).join(' ')}`,
+        '  -> RemoteAddress:Port',
+      ];
     case 'rate':
-      return [`${'Prot LocalAddress:Port'.padEnd(33)} ${['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'].map((t) => t.padStart(8)).join(' ')}`, '  -> RemoteAddress:Port'];
+      return [
+        `${'Prot LocalAddress:Port'.padEnd(33)} ${['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'].map((t) => t.padStart(8)).join(' ')}`,
+        '  -> RemoteAddress:Port',
+      ];
   }
 }
 

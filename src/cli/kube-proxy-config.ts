@@ -92,7 +92,13 @@ const SCHEMA: Struct = {
   kind: 'string',
   featureGates: 'boolMap',
   clientConnection: { kubeconfig: 'string', acceptContentTypes: 'string', contentType: 'string', qps: 'float', burst: 'int32' },
-  logging: { format: 'string', flushFrequency: 'nanosOrDuration', verbosity: 'uint32', vmodule: 'vmodule', options: { json: LOG_FORMAT_OPTIONS, text: LOG_FORMAT_OPTIONS } },
+  logging: {
+    format: 'string',
+    flushFrequency: 'nanosOrDuration',
+    verbosity: 'uint32',
+    vmodule: 'vmodule',
+    options: { json: LOG_FORMAT_OPTIONS, text: LOG_FORMAT_OPTIONS },
+  },
   hostnameOverride: 'string',
   bindAddress: 'string',
   healthzBindAddress: 'string',
@@ -102,10 +108,23 @@ const SCHEMA: Struct = {
   showHiddenMetricsForVersion: 'string',
   mode: 'string',
   ipvs: {
-    syncPeriod: 'duration', minSyncPeriod: 'duration', scheduler: 'string', excludeCIDRs: 'strings', strictARP: 'bool',
-    tcpTimeout: 'duration', tcpFinTimeout: 'duration', udpTimeout: 'duration',
+    syncPeriod: 'duration',
+    minSyncPeriod: 'duration',
+    scheduler: 'string',
+    excludeCIDRs: 'strings',
+    strictARP: 'bool',
+    tcpTimeout: 'duration',
+    tcpFinTimeout: 'duration',
+    udpTimeout: 'duration',
   },
-  iptables: { masqueradeBit: 'int32', masqueradeAll: 'bool', localhostNodePorts: 'bool', snatNodeInternalIP: 'bool', syncPeriod: 'duration', minSyncPeriod: 'duration' },
+  iptables: {
+    masqueradeBit: 'int32',
+    masqueradeAll: 'bool',
+    localhostNodePorts: 'bool',
+    snatNodeInternalIP: 'bool',
+    syncPeriod: 'duration',
+    minSyncPeriod: 'duration',
+  },
   nftables: { masqueradeBit: 'int32', masqueradeAll: 'bool', syncPeriod: 'duration', minSyncPeriod: 'duration' },
   winkernel: { networkName: 'string', sourceVip: 'string', enableDSR: 'bool', rootHnsEndpointName: 'string', forwardHealthCheckVip: 'bool' },
   detectLocalMode: 'string',
@@ -114,8 +133,13 @@ const SCHEMA: Struct = {
   nodePortAddresses: 'strings',
   oomScoreAdj: 'int32',
   conntrack: {
-    maxPerCore: 'int32', min: 'int32', tcpEstablishedTimeout: 'duration', tcpCloseWaitTimeout: 'duration', tcpBeLiberal: 'bool',
-    udpTimeout: 'duration', udpStreamTimeout: 'duration',
+    maxPerCore: 'int32',
+    min: 'int32',
+    tcpEstablishedTimeout: 'duration',
+    tcpCloseWaitTimeout: 'duration',
+    tcpBeLiberal: 'bool',
+    udpTimeout: 'duration',
+    udpStreamTimeout: 'duration',
   },
   configSyncPeriod: 'duration',
   portRange: 'string',
@@ -170,7 +194,8 @@ function nearest(name: string, candidates: readonly string[], leafOf: (candidate
 }
 
 const isMapping = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-const describe = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'a list' : isMapping(value) ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`);
+const describe = (value: unknown): string =>
+  value === null ? 'null' : Array.isArray(value) ? 'a list' : isMapping(value) ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
 
 interface Decoded {
   /** Leaf values by dotted path, as they were in the file (durations in ms); absent fields are missing. */
@@ -266,7 +291,13 @@ function hostPort(text: string, defaultPort: number): { value: string } | { erro
 
 type Get = (path: string) => unknown;
 const isZero = (value: unknown): boolean =>
-  value === undefined || value === null || value === '' || value === false || value === 0 || (Array.isArray(value) && value.length === 0) || (isMapping(value) && Object.keys(value).length === 0);
+  value === undefined ||
+  value === null ||
+  value === '' ||
+  value === false ||
+  value === 0 ||
+  (Array.isArray(value) && value.length === 0) ||
+  (isMapping(value) && Object.keys(value).length === 0);
 
 interface Ignored {
   readonly paths: readonly string[];
@@ -275,10 +306,17 @@ interface Ignored {
   readonly acts: (value: unknown, get: Get, path: string) => boolean;
 }
 
-const nonDefault = (defaults: readonly unknown[]) => (value: unknown): boolean => !isZero(value) && !defaults.includes(value);
-const NOT_IPVS = "kube-proxy reads it only in another proxy mode or on Windows; in ipvs mode it does not apply";
+const nonDefault =
+  (defaults: readonly unknown[]) =>
+  (value: unknown): boolean =>
+    !isZero(value) && !defaults.includes(value);
+const NOT_IPVS = 'kube-proxy reads it only in another proxy mode or on Windows; in ipvs mode it does not apply';
 const IGNORED: readonly Ignored[] = [
-  { paths: ['oomScoreAdj'], reason: 'kipvs does not change its OOM score (kube-proxy sets -999 when null); the kubelet sets it from the pod QoS class', acts: () => true },
+  {
+    paths: ['oomScoreAdj'],
+    reason: 'kipvs does not change its OOM score (kube-proxy sets -999 when null); the kubelet sets it from the pod QoS class',
+    acts: () => true,
+  },
   { paths: ['featureGates'], reason: 'kipvs has no feature gates', acts: (value) => !isZero(value) },
   {
     paths: ['clientConnection.qps', 'clientConnection.burst', 'clientConnection.contentType', 'clientConnection.acceptContentTypes'],
@@ -287,22 +325,48 @@ const IGNORED: readonly Ignored[] = [
   },
   { paths: ['configSyncPeriod'], reason: 'kipvs has no informer resync period', acts: nonDefault([15 * 60_000]) },
   {
-    paths: ['logging.vmodule', 'logging.flushFrequency', 'logging.options.json.splitStream', 'logging.options.json.infoBufferSize', 'logging.options.text.splitStream', 'logging.options.text.infoBufferSize'],
+    paths: [
+      'logging.vmodule',
+      'logging.flushFrequency',
+      'logging.options.json.splitStream',
+      'logging.options.json.infoBufferSize',
+      'logging.options.text.splitStream',
+      'logging.options.text.infoBufferSize',
+    ],
     reason: 'kipvs writes JSON lines to stderr, unbuffered, at one level for all its code',
     acts: (value) => !isZero(value) && value !== '0' && value !== 5000,
   },
-  { paths: ['bindAddressHardFail'], reason: 'kipvs keeps retrying a health or metrics port that is taken, every 5 s, and keeps proxying', acts: (value) => value === true },
+  {
+    paths: ['bindAddressHardFail'],
+    reason: 'kipvs keeps retrying a health or metrics port that is taken, every 5 s, and keeps proxying',
+    acts: (value) => value === true,
+  },
   { paths: ['enableProfiling', 'showHiddenMetricsForVersion'], reason: 'kipvs serves no /debug/pprof and hides no metrics', acts: (value) => !isZero(value) },
   {
     paths: ['iptables.snatNodeInternalIP'],
     reason: "not a field of kube-proxy 1.34's v1alpha1, whose lenient decoding ignores it; kipvs masquerades to the egress interface's address",
     acts: (value) => value === true,
   },
-  { paths: ['nftables.masqueradeAll'], reason: 'kube-proxy reads it only in nftables mode; in ipvs mode the field is iptables.masqueradeAll', acts: (value) => value === true },
+  {
+    paths: ['nftables.masqueradeAll'],
+    reason: 'kube-proxy reads it only in nftables mode; in ipvs mode the field is iptables.masqueradeAll',
+    acts: (value) => value === true,
+  },
   {
     paths: [
-      'iptables.syncPeriod', 'iptables.minSyncPeriod', 'iptables.localhostNodePorts', 'nftables.masqueradeBit', 'nftables.syncPeriod', 'nftables.minSyncPeriod',
-      'winkernel.networkName', 'winkernel.sourceVip', 'winkernel.enableDSR', 'winkernel.rootHnsEndpointName', 'winkernel.forwardHealthCheckVip', 'portRange', 'windowsRunAsService',
+      'iptables.syncPeriod',
+      'iptables.minSyncPeriod',
+      'iptables.localhostNodePorts',
+      'nftables.masqueradeBit',
+      'nftables.syncPeriod',
+      'nftables.minSyncPeriod',
+      'winkernel.networkName',
+      'winkernel.sourceVip',
+      'winkernel.enableDSR',
+      'winkernel.rootHnsEndpointName',
+      'winkernel.forwardHealthCheckVip',
+      'portRange',
+      'windowsRunAsService',
     ],
     reason: NOT_IPVS,
     // kube-proxy's defaults (30s, 1s, true, 14) say nothing either.
@@ -360,7 +424,8 @@ export function configFieldTable(): { path: string; status: 'acted' | 'warned'; 
 
 function modeProblem(mode: string): string | undefined {
   if (mode === 'ipvs') return undefined;
-  const cleanup = "kipvs implements only kube-proxy's ipvs mode and does not remove another mode's rules: run kube-proxy --cleanup on the node, then set mode: ipvs";
+  const cleanup =
+    "kipvs implements only kube-proxy's ipvs mode and does not remove another mode's rules: run kube-proxy --cleanup on the node, then set mode: ipvs";
   if (mode === '') return `mode: "" means iptables to kube-proxy on Linux; ${cleanup}`;
   if (mode === 'iptables' || mode === 'nftables') return `mode: "${mode}" is kube-proxy's ${mode} mode; ${cleanup}`;
   return `mode: unknown proxy mode "${mode}" (kipvs implements ipvs)`;
@@ -381,7 +446,7 @@ function nodePortAddresses(list: readonly string[], problems: string[], warnings
     if (entry === 'primary') {
       if (list.length !== 1) problems.push(`${path}: "primary" cannot be combined with other entries`);
       else cidrs.push('primary');
-    }    else if (entry === 'all') cidrs.push('0.0.0.0/0', '::/0');
+    } else if (entry === 'all') cidrs.push('0.0.0.0/0', '::/0');
     else if (entry === 'localhost') {
       cidrs.push('127.0.0.0/8', '::1/128');
       warnings.push(`${path}: "localhost" selects no address: like kube-proxy's ipvs mode, kipvs never serves NodePorts on loopback`);
@@ -403,7 +468,8 @@ function detectLocal(text: (path: string) => string, options: KubeProxyConfigOpt
   const bridge = text('detectLocal.bridgeInterface');
   const prefix = text('detectLocal.interfaceNamePrefix');
   if (mode === 'BridgeInterface' && bridge === '') problems.push('detectLocal.bridgeInterface: must not be empty with detectLocalMode BridgeInterface');
-  if (mode === 'InterfaceNamePrefix' && prefix === '') problems.push('detectLocal.interfaceNamePrefix: must not be empty with detectLocalMode InterfaceNamePrefix');
+  if (mode === 'InterfaceNamePrefix' && prefix === '')
+    problems.push('detectLocal.interfaceNamePrefix: must not be empty with detectLocalMode InterfaceNamePrefix');
   if (bridge !== '') options.podBridgeInterface = bridge;
   if (prefix !== '') options.podInterfaceNamePrefix = prefix;
 }
@@ -411,8 +477,12 @@ function detectLocal(text: (path: string) => string, options: KubeProxyConfigOpt
 /** conntrack.*: null keeps kube-proxy's default, which is also the flags' default. */
 function conntrack(get: Get, options: KubeProxyConfigOptions): void {
   const fields = [
-    ['conntrack.maxPerCore', 'conntrackMaxPerCore'], ['conntrack.min', 'conntrackMin'], ['conntrack.tcpEstablishedTimeout', 'conntrackTcpTimeoutEstablished'],
-    ['conntrack.tcpCloseWaitTimeout', 'conntrackTcpTimeoutCloseWait'], ['conntrack.udpTimeout', 'conntrackUdpTimeout'], ['conntrack.udpStreamTimeout', 'conntrackUdpTimeoutStream'],
+    ['conntrack.maxPerCore', 'conntrackMaxPerCore'],
+    ['conntrack.min', 'conntrackMin'],
+    ['conntrack.tcpEstablishedTimeout', 'conntrackTcpTimeoutEstablished'],
+    ['conntrack.tcpCloseWaitTimeout', 'conntrackTcpTimeoutCloseWait'],
+    ['conntrack.udpTimeout', 'conntrackUdpTimeout'],
+    ['conntrack.udpStreamTimeout', 'conntrackUdpTimeoutStream'],
   ] as const;
   for (const [path, option] of fields) {
     const value = get(path);
@@ -425,7 +495,8 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
   const options: KubeProxyConfigOptions = {};
   const text = (path: string): string => (get(path) as string | null | undefined) ?? '';
   if (!present('apiVersion')) problems.push(`apiVersion: missing (want ${KUBE_PROXY_API_VERSION})`);
-  else if (text('apiVersion') !== KUBE_PROXY_API_VERSION) problems.push(`apiVersion: "${text('apiVersion')}" is not ${KUBE_PROXY_API_VERSION}, the only version kube-proxy reads`);
+  else if (text('apiVersion') !== KUBE_PROXY_API_VERSION)
+    problems.push(`apiVersion: "${text('apiVersion')}" is not ${KUBE_PROXY_API_VERSION}, the only version kube-proxy reads`);
   if (text('kind') !== KIND) problems.push(`kind: ${present('kind') ? `"${text('kind')}" is not ${KIND}` : `missing (want ${KIND})`}`);
   const modeError = modeProblem(text('mode'));
   if (modeError) problems.push(modeError);
@@ -438,7 +509,10 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
   if (bindAddress && !familyOf(bindAddress)) problems.push(`bindAddress: "${bindAddress}" must be an IP address`);
   else if (bindAddress) options.bindAddress = bindAddress;
   const ipv6 = familyOf(bindAddress) === 'inet6';
-  for (const [path, any, port] of [['healthzBindAddress', ipv6 ? '[::]' : '0.0.0.0', 10256], ['metricsBindAddress', ipv6 ? '[::1]' : '127.0.0.1', 10249]] as const) {
+  for (const [path, any, port] of [
+    ['healthzBindAddress', ipv6 ? '[::]' : '0.0.0.0', 10256],
+    ['metricsBindAddress', ipv6 ? '[::1]' : '127.0.0.1', 10249],
+  ] as const) {
     const result = text(path) ? hostPort(text(path), port) : { value: `${any}:${port}` };
     if ('error' in result) problems.push(`${path}: ${result.error}`);
     else options[path] = result.value;
@@ -446,9 +520,14 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
 
   const clusterCidr = text('clusterCIDR');
   if (clusterCidr) {
-    const cidrs = cidrList('clusterCIDR', clusterCidr.split(',').map((cidr) => cidr.trim()), problems);
+    const cidrs = cidrList(
+      'clusterCIDR',
+      clusterCidr.split(',').map((cidr) => cidr.trim()),
+      problems,
+    );
     const families = new Set(cidrs.map((cidr) => parseCidr(cidr)?.family));
-    if (cidrs.length > 2 || (cidrs.length === 2 && families.size !== 2)) problems.push(`clusterCIDR: "${clusterCidr}" must be one CIDR or a dual-stack pair (one IPv4, one IPv6)`);
+    if (cidrs.length > 2 || (cidrs.length === 2 && families.size !== 2))
+      problems.push(`clusterCIDR: "${clusterCidr}" must be one CIDR or a dual-stack pair (one IPv4, one IPv6)`);
     options.clusterCidr = cidrs;
   }
   detectLocal(text, options, problems);
@@ -487,7 +566,11 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
   if (get('ipvs.excludeCIDRs')) options.ipvsExcludeCidrs = cidrList('ipvs.excludeCIDRs', get('ipvs.excludeCIDRs') as string[], problems);
   if (present('ipvs.strictARP')) options.ipvsStrictArp = get('ipvs.strictARP') === true;
   // kube-proxy hands IPVS whole seconds (libipvs: uint32(timeout.Seconds())); 0 leaves the kernel's value.
-  for (const [path, option] of [['ipvs.tcpTimeout', 'ipvsTcpTimeout'], ['ipvs.tcpFinTimeout', 'ipvsTcpfinTimeout'], ['ipvs.udpTimeout', 'ipvsUdpTimeout']] as const) {
+  for (const [path, option] of [
+    ['ipvs.tcpTimeout', 'ipvsTcpTimeout'],
+    ['ipvs.tcpFinTimeout', 'ipvsTcpfinTimeout'],
+    ['ipvs.udpTimeout', 'ipvsUdpTimeout'],
+  ] as const) {
     const value = ms(path);
     if (value !== undefined && value < 0) problems.push(`${path}: must be 0 or more`);
     else if (value !== undefined) options[option] = Math.trunc(value / 1000) * 1000;
@@ -496,7 +579,15 @@ function interpret(get: Get, present: (path: string) => boolean, problems: strin
   // Checks kube-proxy's validation makes on fields kipvs otherwise ignores.
   const oomScoreAdj = get('oomScoreAdj');
   if (typeof oomScoreAdj === 'number' && (oomScoreAdj < -1000 || oomScoreAdj > 1000)) problems.push(`oomScoreAdj: ${oomScoreAdj} must be within [-1000, 1000]`);
-  for (const path of ['conntrack.maxPerCore', 'conntrack.min', 'conntrack.tcpEstablishedTimeout', 'conntrack.tcpCloseWaitTimeout', 'conntrack.udpTimeout', 'conntrack.udpStreamTimeout', 'clientConnection.burst']) {
+  for (const path of [
+    'conntrack.maxPerCore',
+    'conntrack.min',
+    'conntrack.tcpEstablishedTimeout',
+    'conntrack.tcpCloseWaitTimeout',
+    'conntrack.udpTimeout',
+    'conntrack.udpStreamTimeout',
+    'clientConnection.burst',
+  ]) {
     if ((ms(path) ?? 0) < 0) problems.push(`${path}: must be 0 or more`);
   }
 
@@ -513,12 +604,20 @@ export function parseKubeProxyConfiguration(text: string, source: string): KubeP
   // YAML 1.1 as sigs.k8s.io/yaml (go-yaml v2) reads it: `strictARP: yes` is true there too.
   const document = parseDocument(text, { version: '1.1', uniqueKeys: true, prettyErrors: false });
   if (document.errors.length > 0) {
-    throw new KubeProxyConfigError(source, document.errors.map((error) => `not YAML or JSON: ${error.message.split('\n')[0]}`));
+    throw new KubeProxyConfigError(
+      source,
+      document.errors.map((error) => `not YAML or JSON: ${error.message.split('\n')[0]}`),
+    );
   }
   const decoded: Decoded = { values: new Map(), problems: [], removed: [] };
   decodeStruct(document.toJS() as unknown, SCHEMA, '', decoded);
   const warnings: string[] = [];
-  const options = interpret((path) => decoded.values.get(path), (path) => decoded.values.has(path), decoded.problems, warnings);
+  const options = interpret(
+    (path) => decoded.values.get(path),
+    (path) => decoded.values.has(path),
+    decoded.problems,
+    warnings,
+  );
   for (const path of decoded.removed) warnings.push(`ignored: ${path} (${REMOVED[path]})`);
   if (decoded.problems.length > 0) throw new KubeProxyConfigError(source, decoded.problems);
   return { options, warnings };
@@ -575,8 +674,25 @@ export function defaultKubeProxyConfiguration(): string {
     detectLocalMode: 'ClusterCIDR',
     nodePortAddresses: null,
     iptables: { masqueradeAll: false, masqueradeBit: 14 },
-    ipvs: { scheduler: 'rr', syncPeriod: '30s', minSyncPeriod: '1s', strictARP: false, excludeCIDRs: null, tcpTimeout: '0s', tcpFinTimeout: '0s', udpTimeout: '0s' },
-    conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeout: '24h0m0s', tcpCloseWaitTimeout: '1h0m0s', tcpBeLiberal: false, udpTimeout: '0s', udpStreamTimeout: '0s' },
+    ipvs: {
+      scheduler: 'rr',
+      syncPeriod: '30s',
+      minSyncPeriod: '1s',
+      strictARP: false,
+      excludeCIDRs: null,
+      tcpTimeout: '0s',
+      tcpFinTimeout: '0s',
+      udpTimeout: '0s',
+    },
+    conntrack: {
+      maxPerCore: 32768,
+      min: 131072,
+      tcpEstablishedTimeout: '24h0m0s',
+      tcpCloseWaitTimeout: '1h0m0s',
+      tcpBeLiberal: false,
+      udpTimeout: '0s',
+      udpStreamTimeout: '0s',
+    },
     logging: { format: 'json', verbosity: 0 },
   });
 }

@@ -155,10 +155,14 @@ export function resolveKubeProxyFlags<T extends FlagOptions>(options: T, given: 
   const resolved: T = { ...options };
   if (options.ipvsScheduler !== undefined) resolved.scheduler = options.ipvsScheduler;
   if (options.proxyMode !== undefined && options.proxyMode !== 'ipvs') {
-    throw new KipvsError('KIPVS_USAGE', `--proxy-mode ${options.proxyMode}: kipvs implements only kube-proxy's ipvs mode (run kube-proxy --cleanup on the node first if it ran another mode)`);
+    throw new KipvsError(
+      'KIPVS_USAGE',
+      `--proxy-mode ${options.proxyMode}: kipvs implements only kube-proxy's ipvs mode (run kube-proxy --cleanup on the node first if it ran another mode)`,
+    );
   }
   const format = options.loggingFormat;
-  if (format !== undefined && format !== 'json' && format !== 'text') throw new KipvsError('KIPVS_USAGE', `--logging-format ${format}: unsupported log format (json or text)`);
+  if (format !== undefined && format !== 'json' && format !== 'text')
+    throw new KipvsError('KIPVS_USAGE', `--logging-format ${format}: unsupported log format (json or text)`);
   if (format === 'text') warnings.push('ignored: --logging-format text (kipvs always logs JSON lines)');
   if (options.config === undefined) {
     resolved.healthzBindAddress = addressFromPort(options.healthzBindAddress, options.healthzPort);

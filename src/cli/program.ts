@@ -7,11 +7,7 @@ import { cleanupCommand } from './cleanup.js';
 
 export function buildProgram(): Command {
   const program = new Command();
-  program
-    .name('kipvs')
-    .description('Kubernetes service proxy on IPVS, programmed over netlink')
-    .showHelpAfterError()
-    .exitOverride();
+  program.name('kipvs').description('Kubernetes service proxy on IPVS, programmed over netlink').showHelpAfterError().exitOverride();
   program.addCommand(agentCommand());
   program.addCommand(inspectCommand());
   program.addCommand(cleanupCommand());
@@ -35,4 +31,3 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return error instanceof KipvsError ? 1 : 70;
   }
 }
-

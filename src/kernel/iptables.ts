@@ -6,7 +6,16 @@
 import { spawn } from 'node:child_process';
 import type { AddressFamily } from '../ip.js';
 import { KipvsError } from '../errors.js';
-import { jumpRuleSpec, renderRestoreInput, TABLES, type IptablesChainRef, type IptablesJump, type IptablesOwnership, type IptablesRuleset, type IptablesTable } from '../model/iptables.js';
+import {
+  jumpRuleSpec,
+  renderRestoreInput,
+  TABLES,
+  type IptablesChainRef,
+  type IptablesJump,
+  type IptablesOwnership,
+  type IptablesRuleset,
+  type IptablesTable,
+} from '../model/iptables.js';
 
 export type IptablesBackendMode = 'legacy' | 'nft';
 
@@ -42,7 +51,13 @@ interface ToolResult {
 function netnsName(netns: string): string {
   const name = netns.startsWith('/run/netns/') ? netns.slice('/run/netns/'.length) : netns;
   if (name === '' || name.includes('/')) {
-    throw new IptablesError('KIPVS_IPTABLES_EXEC', `run iptables in network namespace ${netns}`, undefined, undefined, 'only named namespaces (ip netns) are supported');
+    throw new IptablesError(
+      'KIPVS_IPTABLES_EXEC',
+      `run iptables in network namespace ${netns}`,
+      undefined,
+      undefined,
+      'only named namespaces (ip netns) are supported',
+    );
   }
   return name;
 }
@@ -92,9 +107,7 @@ export interface IptablesBackend {
 
 async function saveOutput(mode: IptablesBackendMode, options: IptablesOptions): Promise<string> {
   // Without -t: asking iptables-legacy-save for a table would make the kernel create it.
-  const outputs = await Promise.all(
-    (['inet', 'inet6'] as const).map((family) => runTool(toolName(family, mode, '-save'), [], options).catch(() => undefined)),
-  );
+  const outputs = await Promise.all((['inet', 'inet6'] as const).map((family) => runTool(toolName(family, mode, '-save'), [], options).catch(() => undefined)));
   return outputs.map((result) => (result?.status === 0 ? result.stdout : '')).join('\n');
 }
 
@@ -123,7 +136,13 @@ export async function detectIptablesBackend(options: Omit<IptablesOptions, 'back
   const version = await runTool('iptables', ['--version'], options);
   const mode = /\(nf_tables\)/.test(version.stdout) ? 'nft' : /\(legacy\)/.test(version.stdout) ? 'legacy' : undefined;
   if (version.status !== 0 || mode === undefined) {
-    throw new IptablesError('KIPVS_IPTABLES_EXEC', 'detect the iptables backend with iptables --version', undefined, undefined, version.stderr || version.stdout);
+    throw new IptablesError(
+      'KIPVS_IPTABLES_EXEC',
+      'detect the iptables backend with iptables --version',
+      undefined,
+      undefined,
+      version.stderr || version.stdout,
+    );
   }
   if (mode === 'nft') {
     // A kernel without nf_tables NAT (User-Mode Linux's, older ones) lists an empty nat table but
@@ -132,7 +151,10 @@ export async function detectIptablesBackend(options: Omit<IptablesOptions, 'back
     const probe = await runTool('iptables-nft', ['-w', '5', '-t', 'nat', '-N', 'KIPVS-BACKEND-PROBE'], options).catch(() => undefined);
     if (probe?.status === 0) await runTool('iptables-nft', ['-w', '5', '-t', 'nat', '-X', 'KIPVS-BACKEND-PROBE'], options);
     if (probe && probe.status !== 0) {
-      return { mode: 'legacy', reason: `no rules to tell by; iptables --version says nf_tables, but its nat table fails here (${probe.stderr.trim().split('\n')[0]})` };
+      return {
+        mode: 'legacy',
+        reason: `no rules to tell by; iptables --version says nf_tables, but its nat table fails here (${probe.stderr.trim().split('\n')[0]})`,
+      };
     }
   }
   return { mode, reason: `no rules to tell by (${allLegacy} each); iptables --version says ${version.stdout.trim()}` };

@@ -121,7 +121,9 @@ export class KernelMirror {
   /** In the order of ip_vs_genl_set_cmd(): the service lookup, the destination's family, then the command's own checks. */
   private applyIpvs(operation: IpvsOperation): number | undefined {
     if (operation.op === 'addService') return this.addService(operation.service);
-    const vs = this.virtualServers.get(virtualServerKey(operation.op === 'deleteService' ? operation.key : operation.op === 'editService' ? operation.service.key : operation.service));
+    const vs = this.virtualServers.get(
+      virtualServerKey(operation.op === 'deleteService' ? operation.key : operation.op === 'editService' ? operation.service.key : operation.service),
+    );
     if (!vs) return ESRCH;
     switch (operation.op) {
       case 'editService': {
@@ -176,7 +178,9 @@ function destinationRefusal(service: IpvsServiceKey, destination: IpvsDestinatio
 function sameSet(existing: IpsetSetSpec, wanted: IpsetSetSpec): boolean {
   if (existing.type !== wanted.type || (existing.comment ?? false) !== (wanted.comment ?? false)) return false;
   if (existing.type === 'bitmap:port' || wanted.type === 'bitmap:port') {
-    return existing.type === 'bitmap:port' && wanted.type === 'bitmap:port' && existing.range.from === wanted.range.from && existing.range.to === wanted.range.to;
+    return (
+      existing.type === 'bitmap:port' && wanted.type === 'bitmap:port' && existing.range.from === wanted.range.from && existing.range.to === wanted.range.to
+    );
   }
   return existing.family === wanted.family && (existing.maxElements ?? DEFAULT_MAX_ELEMENTS) === (wanted.maxElements ?? DEFAULT_MAX_ELEMENTS);
 }

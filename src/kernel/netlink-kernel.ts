@@ -12,7 +12,7 @@ import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../
 import { KipvsError } from '../errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
 import { describeOperation, type IpvsOperation } from '../netlink/ipvs/types.js';
-import { describeEntryOperation, type IpsetEntry } from '../netlink/ipset/types.js';
+import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
@@ -115,7 +115,11 @@ export class NetlinkKernel implements Kernel {
   }
 
   async observe(): Promise<FreshObservedState> {
-    const [table, link, ipsets] = await Promise.all([this.ipvs.snapshot({ withStats: false }), this.links.getLink(this.options.dummyInterface), this.observeIpsets()]);
+    const [table, link, ipsets] = await Promise.all([
+      this.ipvs.snapshot({ withStats: false }),
+      this.links.getLink(this.options.dummyInterface),
+      this.observeIpsets(),
+    ]);
     const virtualServers: FreshObservedState['virtualServers'] = new Map();
     for (const { service, destinations } of table) {
       virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });

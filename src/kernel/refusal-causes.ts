@@ -19,7 +19,8 @@ function ipvsCause(operation: IpvsOperation, errno: string): string | undefined 
         const engine = service.persistenceEngine ? ` or persistence engine ${service.persistenceEngine} (ip_vs_pe_${service.persistenceEngine})` : '';
         return `likely cause: scheduler ${service.scheduler} is not in this kernel: module ${module} missing or not loadable (modprobe ${module})${engine}`;
       }
-      if (errno === 'EAFNOSUPPORT') return `likely cause: this kernel's IPVS was built without ${service.key.family === 'inet6' ? 'IPv6 (CONFIG_IP_VS_IPV6)' : 'this address family'}`;
+      if (errno === 'EAFNOSUPPORT')
+        return `likely cause: this kernel's IPVS was built without ${service.key.family === 'inet6' ? 'IPv6 (CONFIG_IP_VS_IPV6)' : 'this address family'}`;
       if (errno === 'EINVAL') {
         return `likely cause: a field this kernel does not accept: flags 0x${service.flags.toString(16)}, persistence netmask /${service.netmask}, timeout ${service.timeout}s`;
       }
@@ -38,7 +39,8 @@ function ipvsCause(operation: IpvsOperation, errno: string): string | undefined 
       if (errno === 'EINVAL' && destination.tunnelType !== undefined && destination.tunnelType !== 'ipip') {
         return `likely cause: tunnel type ${destination.tunnelType} is not in this kernel (GUE needs Linux 5.2, GRE 5.3)`;
       }
-      if (errno === 'ERANGE') return `likely cause: weight ${destination.weight} or thresholds ${destination.lowerThreshold}-${destination.upperThreshold} out of range`;
+      if (errno === 'ERANGE')
+        return `likely cause: weight ${destination.weight} or thresholds ${destination.lowerThreshold}-${destination.upperThreshold} out of range`;
       return undefined;
     }
     case 'deleteService':
@@ -50,7 +52,8 @@ function ipvsCause(operation: IpvsOperation, errno: string): string | undefined 
 function likelyCause(operation: KernelOperation, errno: string): string | undefined {
   if (operation.kind === 'ipvs') return ipvsCause(operation.operation, errno);
   if ((operation.kind === 'bindAddress' || operation.kind === 'unbindAddress') && errno === 'ENODEV') return 'likely cause: the dummy interface is gone';
-  if (operation.kind === 'deleteUdpFlows' && (errno === 'EPROTONOSUPPORT' || errno === 'EOPNOTSUPP')) return 'likely cause: no conntrack netlink in this kernel (modprobe nf_conntrack_netlink)';
+  if (operation.kind === 'deleteUdpFlows' && (errno === 'EPROTONOSUPPORT' || errno === 'EOPNOTSUPP'))
+    return 'likely cause: no conntrack netlink in this kernel (modprobe nf_conntrack_netlink)';
   return undefined;
 }
 

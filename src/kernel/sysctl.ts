@@ -89,7 +89,11 @@ const sysctlPath = (name: string): string => `/proc/sys/${name.replaceAll('.', '
 function sysctlError(name: string, operation: 'read' | 'write', error: NodeJS.ErrnoException): SysctlError {
   const errno = error.code ?? 'EIO';
   if (errno === 'ENOENT') {
-    const hint = name.startsWith('net.ipv4.vs.') ? ' (is the ip_vs module loaded?)' : name.startsWith('net.netfilter.') ? ' (is the nf_conntrack module loaded?)' : '';
+    const hint = name.startsWith('net.ipv4.vs.')
+      ? ' (is the ip_vs module loaded?)'
+      : name.startsWith('net.netfilter.')
+        ? ' (is the nf_conntrack module loaded?)'
+        : '';
     return new SysctlError('KIPVS_SYSCTL_MISSING', name, errno, `${operation} sysctl ${name}: ${sysctlPath(name)} does not exist${hint}`);
   }
   const code = errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS' ? 'KIPVS_SYSCTL_PERMISSION' : 'KIPVS_SYSCTL';
@@ -163,8 +167,10 @@ export function conntrackMax(config: ConntrackConfig, cpus: number): number {
 export function conntrackSysctls(config: ConntrackConfig): DesiredSysctl[] {
   const seconds = (ms: number): string => String(Math.trunc(ms / 1000));
   const desired: DesiredSysctl[] = [];
-  if (config.tcpEstablishedTimeoutMs > 0) desired.push({ name: 'net.netfilter.nf_conntrack_tcp_timeout_established', value: seconds(config.tcpEstablishedTimeoutMs) });
-  if (config.tcpCloseWaitTimeoutMs > 0) desired.push({ name: 'net.netfilter.nf_conntrack_tcp_timeout_close_wait', value: seconds(config.tcpCloseWaitTimeoutMs) });
+  if (config.tcpEstablishedTimeoutMs > 0)
+    desired.push({ name: 'net.netfilter.nf_conntrack_tcp_timeout_established', value: seconds(config.tcpEstablishedTimeoutMs) });
+  if (config.tcpCloseWaitTimeoutMs > 0)
+    desired.push({ name: 'net.netfilter.nf_conntrack_tcp_timeout_close_wait', value: seconds(config.tcpCloseWaitTimeoutMs) });
   if (config.tcpBeLiberal) desired.push({ name: 'net.netfilter.nf_conntrack_tcp_be_liberal', value: '1' });
   if (config.udpTimeoutMs > 0) desired.push({ name: 'net.netfilter.nf_conntrack_udp_timeout', value: seconds(config.udpTimeoutMs) });
   if (config.udpStreamTimeoutMs > 0) desired.push({ name: 'net.netfilter.nf_conntrack_udp_timeout_stream', value: seconds(config.udpStreamTimeoutMs) });
@@ -175,13 +181,21 @@ const HASHSIZE = '/sys/module/nf_conntrack/parameters/hashsize';
 
 function hashsizeError(operation: 'read' | 'write', error: NodeJS.ErrnoException): SysctlError {
   const errno = error.code ?? 'EIO';
-  const code = errno === 'ENOENT' ? 'KIPVS_SYSCTL_MISSING' : errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS' ? 'KIPVS_SYSCTL_PERMISSION' : 'KIPVS_SYSCTL';
-  return new SysctlError(code, 'nf_conntrack hashsize', errno, `${operation} ${HASHSIZE}: ${errno}${errno === 'ENOENT' ? ' (is the nf_conntrack module loaded?)' : ''}`);
+  const code =
+    errno === 'ENOENT' ? 'KIPVS_SYSCTL_MISSING' : errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS' ? 'KIPVS_SYSCTL_PERMISSION' : 'KIPVS_SYSCTL';
+  return new SysctlError(
+    code,
+    'nf_conntrack hashsize',
+    errno,
+    `${operation} ${HASHSIZE}: ${errno}${errno === 'ENOENT' ? ' (is the nf_conntrack module loaded?)' : ''}`,
+  );
 }
 
 /** Whether /sys is mounted read-write (kube-proxy's isSysFSWritable reads the mount table too). */
 function sysfsWritable(): boolean {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' '));
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '));
   const sysfs = mounts.find((fields) => fields[2] === 'sysfs');
   return sysfs?.[3]?.split(',')[0] === 'rw';
 }
@@ -201,7 +215,10 @@ function ensureConntrackMax(max: number, changes: SysctlChange[], skipped: Sysct
   }
   if (hashsize >= Math.trunc(max / 4)) return;
   if (!sysfsWritable()) {
-    skipped.push({ name: 'nf_conntrack hashsize', reason: `/sys is read-only: cannot raise it from ${String(hashsize)} to ${String(Math.trunc(max / 4))} (docker#24000)` });
+    skipped.push({
+      name: 'nf_conntrack hashsize',
+      reason: `/sys is read-only: cannot raise it from ${String(hashsize)} to ${String(Math.trunc(max / 4))} (docker#24000)`,
+    });
     return;
   }
   try {
@@ -218,12 +235,18 @@ function ensureConntrackMax(max: number, changes: SysctlChange[], skipped: Sysct
  * namespace (no --netns), since with --netns it programs someone else's namespace (a test's, a
  * sandbox's) and must not change the whole kernel.
  */
-export function ensureConntrackSysctls(config: ConntrackConfig, options: { readonly netns?: string; readonly cpus: number }): { changes: SysctlChange[]; skipped: SysctlSkipped[] } {
+export function ensureConntrackSysctls(
+  config: ConntrackConfig,
+  options: { readonly netns?: string; readonly cpus: number },
+): { changes: SysctlChange[]; skipped: SysctlSkipped[] } {
   const changes: SysctlChange[] = [];
   const skipped: SysctlSkipped[] = [];
   const max = conntrackMax(config, options.cpus);
   if (max > 0 && options.netns !== undefined) {
-    skipped.push({ name: 'net.netfilter.nf_conntrack_max', reason: `global to the kernel: not set for another network namespace (--netns ${options.netns}); wanted ${String(max)}` });
+    skipped.push({
+      name: 'net.netfilter.nf_conntrack_max',
+      reason: `global to the kernel: not set for another network namespace (--netns ${options.netns}); wanted ${String(max)}`,
+    });
   } else if (max > 0) {
     ensureConntrackMax(max, changes, skipped);
   }

@@ -62,8 +62,7 @@ export interface RawAttribute {
   readonly value: Buffer;
 }
 
-type FieldValue<F> =
-  F extends NestedField<infer T> ? Attrs<T> : F extends ScalarField<infer K> ? KindValues[K] : never;
+type FieldValue<F> = F extends NestedField<infer T> ? Attrs<T> : F extends ScalarField<infer K> ? KindValues[K] : never;
 
 /** The decoded (or to-be-encoded) values of a table: every attribute optional, unknown ones kept. */
 export type Attrs<T extends AttrTable> = { -readonly [N in keyof T]?: FieldValue<T[N]> } & {
@@ -93,12 +92,13 @@ export const binary = (id: number, orig: string, length?: number): ScalarField<'
 export const flag = (id: number, orig: string): ScalarField<'flag'> => ({ id, orig, kind: 'flag' });
 /** Read past without decoding or copying; never encoded. */
 export const skip = (id: number, orig: string): ScalarField<'skip'> => ({ id, orig, kind: 'skip' });
-export const nested = <T extends AttrTable>(
-  id: number,
-  orig: string,
-  table: T,
-  nestedFlag = false,
-): NestedField<T> => ({ id, orig, kind: 'nested', table, nestedFlag });
+export const nested = <T extends AttrTable>(id: number, orig: string, table: T, nestedFlag = false): NestedField<T> => ({
+  id,
+  orig,
+  kind: 'nested',
+  table,
+  nestedFlag,
+});
 
 const FIXED_SIZE: Partial<Record<ScalarKind, number>> = { u8: 1, u16: 2, u32: 4, u64: 8, counter64: 8, be16: 2, be32: 4, flag: 0 };
 
@@ -282,7 +282,6 @@ function fieldsById(table: AttrTable): Map<number, [string, Field]> {
   return index;
 }
 const byIdCache = new WeakMap<AttrTable, Map<number, [string, Field]>>();
-
 
 /** Reads a scalar at buf[start, end) without slicing: dumps decode hundreds of thousands. */
 function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: number): unknown {

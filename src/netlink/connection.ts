@@ -10,7 +10,7 @@
 // The raw socket module alone: the package's index also loads generated nl80211 codecs (~0.5 MB).
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import type { MessageInfo } from 'netlink/dist/raw.js';
-import { DumpInterruptedError, errnoName, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
+import { DumpInterruptedError, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
 import {
   encodeMessage,
   messageSpace,
@@ -267,13 +267,7 @@ export class NetlinkConnection {
     }
   }
 
-  private async sendBatch(
-    requests: readonly NetlinkRequest[],
-    start: number,
-    end: number,
-    bytes: number,
-    outcomes: RequestOutcome[],
-  ): Promise<void> {
+  private async sendBatch(requests: readonly NetlinkRequest[], start: number, end: number, bytes: number, outcomes: RequestOutcome[]): Promise<void> {
     const seqs: number[] = [];
     const datagram = Buffer.allocUnsafe(bytes);
     let offset = 0;

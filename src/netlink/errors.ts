@@ -2,9 +2,7 @@ import { constants } from 'node:os';
 
 import { KipvsError } from '../errors.js';
 
-const errnoNames = new Map<number, string>(
-  Object.entries(constants.errno).map(([name, value]) => [value, name]),
-);
+const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, value]) => [value, name]));
 
 /** The symbolic name of an errno value (`EEXIST`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {
@@ -65,7 +63,10 @@ export class DumpInterruptedError extends KipvsError {
     readonly operation: string,
     readonly attempts: number,
   ) {
-    super('KIPVS_NETLINK_DUMP_INTERRUPTED', `${operation}: the kernel interrupted the dump ${attempts} times in a row (NLM_F_DUMP_INTR), its answer may be inconsistent`);
+    super(
+      'KIPVS_NETLINK_DUMP_INTERRUPTED',
+      `${operation}: the kernel interrupted the dump ${attempts} times in a row (NLM_F_DUMP_INTR), its answer may be inconsistent`,
+    );
   }
 }
 

@@ -6,7 +6,7 @@
 import { cidrContains } from '../ip.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import type { IpsetSetSpec } from '../netlink/ipset/types.js';
-import { EVERYTHING, virtualServerKey, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
+import { EVERYTHING, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
 import { mayDelete, recordedNodePorts, type OwnershipFacts } from './ownership.js';
 import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
 
@@ -30,7 +30,10 @@ export interface DiffContext {
 }
 
 const sameService = (a: IpvsService, b: IpvsService): boolean =>
-  a.scheduler === b.scheduler && a.flags === b.flags && a.timeout === b.timeout && a.netmask === b.netmask &&
+  a.scheduler === b.scheduler &&
+  a.flags === b.flags &&
+  a.timeout === b.timeout &&
+  a.netmask === b.netmask &&
   (a.persistenceEngine ?? '') === (b.persistenceEngine ?? '');
 
 const sameRealServer = (a: IpvsDestination, b: IpvsDestination): boolean =>
@@ -60,7 +63,8 @@ function diffRealServers(
   for (const [realKey, destination] of desired.realServers) {
     const current = observed?.realServers.get(realKey);
     if (!current) plan.creations.push({ kind: 'ipvs', operation: { op: 'addDestination', service: serviceKey, destination } });
-    else if (!sameRealServer(current, destination)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: serviceKey, destination } });
+    else if (!sameRealServer(current, destination))
+      plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: serviceKey, destination } });
   }
   for (const [realKey, current] of observed?.realServers ?? []) {
     if (desired.realServers.has(realKey)) continue;
@@ -68,14 +72,7 @@ function diffRealServers(
   }
 }
 
-function removeRealServer(
-  key: string,
-  realKey: string,
-  service: IpvsService,
-  current: IpvsDestination,
-  context: DiffContext,
-  plan: PlanBuilder,
-): void {
+function removeRealServer(key: string, realKey: string, service: IpvsService, current: IpvsDestination, context: DiffContext, plan: PlanBuilder): void {
   const deleteIt = (): void => {
     plan.deletions.push({ kind: 'ipvs', operation: { op: 'deleteDestination', service: service.key, destination: current } });
     // The conntrack entries of its UDP flows still name the deleted real server, and a UDP flow

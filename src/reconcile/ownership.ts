@@ -31,7 +31,8 @@ const PORT_SETS: ReadonlyArray<[KubeIpsetId, string]> = [
 ];
 const SCTP_SETS: readonly KubeIpsetId[] = ['nodePortSctp', 'nodePortLocalSctp'];
 
-const nodePortKey = (protocol: string, port: number, address?: string): string => (address === undefined ? `${protocol} ${port}` : `${protocol} ${address} ${port}`);
+const nodePortKey = (protocol: string, port: number, address?: string): string =>
+  address === undefined ? `${protocol} ${port}` : `${protocol} ${address} ${port}`;
 
 /** `TCP 30080`, `UDP 30053`, and for SCTP (kept per address) `SCTP 192.0.2.1 30090`. */
 export function recordedNodePorts(ipsets: ReadonlyMap<string, ObservedIpset>): Set<string> {

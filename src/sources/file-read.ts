@@ -44,7 +44,8 @@ export function readRegularFile(file: string, maxBytes: number = MAX_FILE_BYTES)
     if (pseudo !== undefined) return { refused: `on ${pseudo}; only regular files are read` };
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     const stats = fstatSync(fd);
-    if (!stats.isFile() || stats.ino !== before.ino || stats.dev !== before.dev) return { refused: 'replaced while being opened; read again at the next change' };
+    if (!stats.isFile() || stats.ino !== before.ino || stats.dev !== before.dev)
+      return { refused: 'replaced while being opened; read again at the next change' };
     if (stats.size > maxBytes) return { refused: `${stats.size} bytes, more than the limit of ${maxBytes}` };
     return readAtMost(fd, maxBytes);
   } catch (error) {

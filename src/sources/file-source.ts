@@ -242,9 +242,12 @@ export function watchObjects(path: string, onChange: () => void, settleMs = 200,
   let pending = signature(path);
   const arm = (startedAt: number): void => {
     const left = startedAt + maxWaitMs - performance.now();
-    timer = setTimeout(() => {
-      check(startedAt);
-    }, Math.max(0, Math.min(settleMs, left)));
+    timer = setTimeout(
+      () => {
+        check(startedAt);
+      },
+      Math.max(0, Math.min(settleMs, left)),
+    );
   };
   const check = (startedAt: number): void => {
     timer = undefined;

@@ -17,7 +17,8 @@ function useTokenFiles(config: KubeConfig, path: string): void {
   const tokenFiles = new Map<string, string>();
   for (const entry of raw?.users ?? []) {
     const file = entry?.user?.tokenFile;
-    if (typeof entry?.name === 'string' && typeof file === 'string' && file !== '' && !entry.user?.token) tokenFiles.set(entry.name, resolve(dirname(path), file));
+    if (typeof entry?.name === 'string' && typeof file === 'string' && file !== '' && !entry.user?.token)
+      tokenFiles.set(entry.name, resolve(dirname(path), file));
   }
   if (tokenFiles.size === 0) return;
   config.users = config.users.map((user) => {
@@ -44,12 +45,16 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
     useTokenFiles(config, path);
   }
   const cluster = config.getCurrentCluster();
-  if (!cluster) throw new KipvsError('KIPVS_KUBECONFIG', `kubeconfig ${path ?? '(in-cluster)'}: no cluster for current context "${config.getCurrentContext()}"`);
+  if (!cluster)
+    throw new KipvsError('KIPVS_KUBECONFIG', `kubeconfig ${path ?? '(in-cluster)'}: no cluster for current context "${config.getCurrentContext()}"`);
   if (!URL.canParse(cluster.server)) throw new KipvsError('KIPVS_KUBECONFIG', `kubeconfig ${path ?? '(in-cluster)'}: server "${cluster.server}" is not a URL`);
   // client-node refuses every request to an http:// server without this (config.js createAgent):
   // say so now rather than retry forever.
   if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) {
-    throw new KipvsError('KIPVS_KUBECONFIG', `kubeconfig ${path ?? '(in-cluster)'}: server ${cluster.server} is plain HTTP, which needs insecure-skip-tls-verify: true`);
+    throw new KipvsError(
+      'KIPVS_KUBECONFIG',
+      `kubeconfig ${path ?? '(in-cluster)'}: server ${cluster.server} is plain HTTP, which needs insecure-skip-tls-verify: true`,
+    );
   }
   return config;
 }

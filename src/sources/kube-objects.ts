@@ -58,7 +58,8 @@ const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filt
  */
 function nodeIPsOf(addresses: unknown): string[] {
   const list = Array.isArray(addresses) ? (addresses as { type?: unknown; address?: unknown }[]) : [];
-  const ofType = (type: string): string[] => list.flatMap((a) => (a.type === type && typeof a.address === 'string' && familyOf(a.address) !== undefined ? [a.address] : []));
+  const ofType = (type: string): string[] =>
+    list.flatMap((a) => (a.type === type && typeof a.address === 'string' && familyOf(a.address) !== undefined ? [a.address] : []));
   const all = [...ofType('InternalIP'), ...ofType('ExternalIP')];
   const first = all[0];
   if (first === undefined) return [];

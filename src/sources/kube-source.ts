@@ -12,15 +12,7 @@
 // So this file wraps it thinly: a Watch that asks for bookmarks and a server-side timeout (with a
 // client-side deadline for a connection that died silently), and restarts after errors with
 // exponential backoff and jitter. While the API server is away, the sink keeps what it has.
-import {
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  ListWatch,
-  Watch,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
@@ -50,7 +42,6 @@ export interface KubeSourceOptions {
   /** Aborting rejects a start() still waiting for the first lists, and stops the source. */
   readonly signal?: AbortSignal;
 }
-
 
 export interface KubeSourceStatus {
   /** Services and EndpointSlices have each been listed once. */
@@ -89,7 +80,6 @@ export function backoffDelay(attempt: number, backoff: { initialMs: number; maxM
   const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(base / 2 + (random() * base) / 2);
 }
-
 
 /** The message of the API server's Status that a list's ApiException carries as a JSON string. */
 function statusMessage(body: unknown): string | undefined {
@@ -146,7 +136,12 @@ class ReflectorWatch extends Watch {
     super(config);
   }
 
-  override async watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, object: unknown, raw?: unknown) => void, done: (error: unknown) => void): Promise<AbortController> {
+  override async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, object: unknown, raw?: unknown) => void,
+    done: (error: unknown) => void,
+  ): Promise<AbortController> {
     const reflector = this.reflector;
     // ListWatch lists (when it must) then calls this synchronously: the list is applied by now.
     reflector.watchStarting();
@@ -166,24 +161,26 @@ class ReflectorWatch extends Watch {
       done(new Error(`no answer to the watch of ${reflector.resource} within ${reflector.requestTimeoutMs / 1000} s`));
     }, reflector.requestTimeoutMs);
     unanswered.unref();
-    controller = await super.watch(
-      path,
-      { ...query, allowWatchBookmarks: true, timeoutSeconds },
-      (phase, object, raw) => {
-        if (reflector.stopped || abandoned) return;
-        if (phase !== 'ERROR') events++;
-        reflector.watchEvent();
-        callback(phase, object, raw);
-      },
-      (error) => {
-        if (abandoned) return;
-        ended = true;
-        clearTimeout(deadline);
-        if (controller) this.open.delete(controller);
-        reflector.watchEnded(!error && events === 0);
-        done(error);
-      },
-    ).finally(() => clearTimeout(unanswered));
+    controller = await super
+      .watch(
+        path,
+        { ...query, allowWatchBookmarks: true, timeoutSeconds },
+        (phase, object, raw) => {
+          if (reflector.stopped || abandoned) return;
+          if (phase !== 'ERROR') events++;
+          reflector.watchEvent();
+          callback(phase, object, raw);
+        },
+        (error) => {
+          if (abandoned) return;
+          ended = true;
+          clearTimeout(deadline);
+          if (controller) this.open.delete(controller);
+          reflector.watchEnded(!error && events === 0);
+          done(error);
+        },
+      )
+      .finally(() => clearTimeout(unanswered));
     // Stopped (or given up) while the request was on its way: nobody will abort it later.
     if (reflector.stopped || abandoned) {
       controller.abort();
@@ -325,7 +322,11 @@ class Reflector {
     let resourceVersion: string | undefined;
     let continueToken: string | undefined;
     do {
-      page = await withTimeout(this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) }), this.settings.requestTimeoutMs, `list ${this.spec.resource}`);
+      page = await withTimeout(
+        this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) }),
+        this.settings.requestTimeoutMs,
+        `list ${this.spec.resource}`,
+      );
       items.push(...page.items);
       resourceVersion ??= page.metadata?.resourceVersion;
       continueToken = page.metadata?._continue || undefined;
@@ -343,7 +344,10 @@ class Reflector {
     if (this.retry) return;
     this.failures++;
     const delayMs = backoffDelay(this.failures, this.settings.backoff);
-    this.settings.log.warn({ resource: this.spec.resource, err: describeError(error), retryInMs: delayMs }, 'list/watch failed; keeping the last objects and retrying');
+    this.settings.log.warn(
+      { resource: this.spec.resource, err: describeError(error), retryInMs: delayMs },
+      'list/watch failed; keeping the last objects and retrying',
+    );
     this.retry = setTimeout(() => {
       this.retry = undefined;
       this.start();

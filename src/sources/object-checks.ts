@@ -36,7 +36,8 @@ export const API_VERSIONS: Readonly<Record<'Service' | 'EndpointSlice', string>>
 export function refusalOf(kind: 'Service' | 'EndpointSlice', object: Record<string, unknown>): string | undefined {
   const apiVersion = object.apiVersion;
   // A hand-written object without apiVersion is read as the current one; a different one may mean other fields.
-  if (apiVersion !== undefined && apiVersion !== API_VERSIONS[kind]) return `${kind} of apiVersion ${quoteInput(apiVersion)}: only ${API_VERSIONS[kind]} is read; skipped`;
+  if (apiVersion !== undefined && apiVersion !== API_VERSIONS[kind])
+    return `${kind} of apiVersion ${quoteInput(apiVersion)}: only ${API_VERSIONS[kind]} is read; skipped`;
   const metadata = object.metadata as Record<string, unknown> | undefined;
   for (const field of ['labels', 'annotations'] as const) {
     const map = metadata?.[field];

@@ -42,7 +42,8 @@ function parseWeights(text: string): Weights | string {
     if (equals <= 0) return `${show(item)} is not name=weight`;
     const name = item.slice(0, equals).trim();
     const weightText = item.slice(equals + 1).trim();
-    if (!/^\d{1,5}$/.test(weightText) || Number(weightText) > MAX_WEIGHT) return `weight ${show(weightText)} of ${show(name)} is not an integer in 0..${MAX_WEIGHT}`;
+    if (!/^\d{1,5}$/.test(weightText) || Number(weightText) > MAX_WEIGHT)
+      return `weight ${show(weightText)} of ${show(name)} is not an integer in 0..${MAX_WEIGHT}`;
     const address = parseAddress(name);
     const target = address ? byAddress : byTargetName;
     const key = address ? address.address : name;

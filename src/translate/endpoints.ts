@@ -33,8 +33,7 @@ export type ReportFor = (object: string, reason: string) => void;
 const asObject = (value: unknown): Record<string, unknown> => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {});
 const asArray = (value: unknown): readonly unknown[] => (Array.isArray(value) ? value : []);
 
-const sliceFamily = (addressType: unknown): AddressFamily | undefined =>
-  addressType === 'IPv4' ? 'inet' : addressType === 'IPv6' ? 'inet6' : undefined;
+const sliceFamily = (addressType: unknown): AddressFamily | undefined => (addressType === 'IPv4' ? 'inet' : addressType === 'IPv6' ? 'inet6' : undefined);
 
 type EndpointAt = Omit<EndpointInfo, 'port'>;
 
@@ -87,7 +86,13 @@ function endpointsOf(slice: EndpointSlice, family: AddressFamily, nodeName: stri
  * several slices is one endpoint; a terminating copy never replaces another (an IP reused by a
  * new pod while the old one terminates keeps the new pod's conditions).
  */
-export function indexEndpoints(slices: readonly EndpointSlice[], namespace: string, serviceName: string, nodeName: string, reportFor: ReportFor): EndpointIndex {
+export function indexEndpoints(
+  slices: readonly EndpointSlice[],
+  namespace: string,
+  serviceName: string,
+  nodeName: string,
+  reportFor: ReportFor,
+): EndpointIndex {
   const buckets = new Map<string, Map<string, EndpointInfo>>();
   for (const slice of slices) {
     const identity = identityOf(slice);

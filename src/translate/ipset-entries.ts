@@ -58,7 +58,12 @@ export function addExternalIpEntry(context: PortContext, externalIP: string): vo
  * node to a VIP bound on the dummy interface has the VIP as its source. kube-proxy tests its one
  * primary node IP; we test every node address of the family.
  */
-export function addLoadBalancerEntries(context: PortContext, ingressIP: string, sourceRanges: readonly ParsedCidr[], nodeAddresses: readonly ParsedAddress[]): void {
+export function addLoadBalancerEntries(
+  context: PortContext,
+  ingressIP: string,
+  sourceRanges: readonly ParsedCidr[],
+  nodeAddresses: readonly ParsedAddress[],
+): void {
   const { entries, family, protocol, port } = context;
   const entry = { ip: ingressIP, protocol, port };
   entries.add('loadBalancer', family, entry);

@@ -10,7 +10,14 @@
 // already rewritten the destination by filter OUTPUT, so a set match on the LB IP cannot do it.
 import { parseCidr, type AddressFamily } from '../ip.js';
 import type { IpsetEntry } from '../netlink/ipset/types.js';
-import { renderRestoreInput, type IptablesChainRef, type IptablesJump, type IptablesOwnership, type IptablesRuleset, type IptablesTable } from '../model/iptables.js';
+import {
+  renderRestoreInput,
+  type IptablesChainRef,
+  type IptablesJump,
+  type IptablesOwnership,
+  type IptablesRuleset,
+  type IptablesTable,
+} from '../model/iptables.js';
 import { KUBE_IPSETS, ipsetName, type KubeIpsetId } from '../model/ipsets.js';
 import type { ProxySettings } from '../model/settings.js';
 import { KipvsError } from '../errors.js';
@@ -165,10 +172,7 @@ export function buildIptablesRules(settings: ProxySettings, options: IptablesRul
   // local address) and for destinations that are local addresses anyway (GCE load balancers).
   const externalIpAccepts = (id: KubeIpsetId): string[] => {
     const match = `-A KUBE-SERVICES ${setMatch(id, 'dst,dst')}`;
-    return [
-      `${match} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`,
-      `${match} -m addrtype --dst-type LOCAL -j ACCEPT`,
-    ];
+    return [`${match} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`, `${match} -m addrtype --dst-type LOCAL -j ACCEPT`];
   };
   nat.push(`-A KUBE-SERVICES ${setMatch('externalIp', 'dst,dst')} -j KUBE-MARK-MASQ`);
   nat.push(...externalIpAccepts('externalIp'), ...externalIpAccepts('externalIpLocal'));
@@ -195,7 +199,13 @@ export function buildIptablesRules(settings: ProxySettings, options: IptablesRul
   // KUBE-IPVS-FILTER (kubernetes#72236): a VIP on kube-ipvs0 is a local address, so without this
   // any port of the node would answer on it. Service ports RETURN; new connections to other
   // ports of a VIP are rejected.
-  for (const [id, flags] of [['loadBalancer', 'dst,dst'], ['clusterIp', 'dst,dst'], ['externalIp', 'dst,dst'], ['externalIpLocal', 'dst,dst'], ['healthCheckNodePort', 'dst']] as const) {
+  for (const [id, flags] of [
+    ['loadBalancer', 'dst,dst'],
+    ['clusterIp', 'dst,dst'],
+    ['externalIp', 'dst,dst'],
+    ['externalIpLocal', 'dst,dst'],
+    ['healthCheckNodePort', 'dst'],
+  ] as const) {
     filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${set(id)} ${flags} -j RETURN`);
   }
   filter.push(`-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set ${set('ipvsIps')} dst -j REJECT`);
@@ -204,7 +214,9 @@ export function buildIptablesRules(settings: ProxySettings, options: IptablesRul
   // through the stack again is not masqueraded twice.
   nat.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
   nat.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
-  nat.push(`-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${options.masqueradeRandomFully ? ' --random-fully' : ''}`);
+  nat.push(
+    `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${options.masqueradeRandomFully ? ' --random-fully' : ''}`,
+  );
   nat.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
 
   return { family, chains: KIPVS_CHAINS, jumps: KIPVS_JUMPS, rules: { nat, filter } };

@@ -85,7 +85,14 @@ function clusterIPsOf(spec: Spec, node: NodeFacts, report: Report): Map<AddressF
     } else {
       seen.add(parsed.family);
       if (node.families.includes(parsed.family)) {
-        families.set(parsed.family, { family: parsed.family, clusterIP: parsed.address, externalIPs: [], loadBalancerIPs: [], sourceRanges: [], allowAll: false });
+        families.set(parsed.family, {
+          family: parsed.family,
+          clusterIP: parsed.address,
+          externalIPs: [],
+          loadBalancerIPs: [],
+          sourceRanges: [],
+          allowAll: false,
+        });
       } else {
         report(`clusterIP ${parsed.address} is ${familyName(parsed.family)}, which this node does not have; ${familyName(parsed.family)} skipped`);
       }

@@ -181,7 +181,11 @@ function translatePort(context: ServiceContext, addresses: FamilyAddresses, port
   // kube-proxy skips the NodePort entirely when the node has no address to serve it on.
   if (port.nodePort !== 0 && familyNodeAddresses.length > 0) {
     const served = familyNodeAddresses.filter((address) => !isExcluded(context, address));
-    addNodePortEntries(ports, port.nodePort, served.map((address) => address.address));
+    addNodePortEntries(
+      ports,
+      port.nodePort,
+      served.map((address) => address.address),
+    );
     for (const { address } of served) {
       addVirtualServer(context, { ...frontend, role: 'NodePort', address, listenPort: port.nodePort, realServers: external, bind: false });
     }

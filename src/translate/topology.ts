@@ -83,7 +83,12 @@ const servingTerminating = (endpoint: TopologyEndpoint): boolean => endpoint.ser
  * node or zone). For Local policy the ready local endpoints, or the serving-and-terminating local
  * ones; topology never narrows Local.
  */
-export function categorizeEndpoints<E extends TopologyEndpoint>(endpoints: readonly E[], usesCluster: boolean, usesLocal: boolean, node: NodeTopology): EndpointCategories<E> {
+export function categorizeEndpoints<E extends TopologyEndpoint>(
+  endpoints: readonly E[],
+  usesCluster: boolean,
+  usesLocal: boolean,
+  node: NodeTopology,
+): EndpointCategories<E> {
   let cluster: readonly E[] = [];
   if (usesCluster) {
     const mode = topologyModeFromHints(endpoints, node);

@@ -29,10 +29,9 @@ export interface ObjectIdentity {
 
 /** A missing namespace is `default`, as kubectl reads a manifest without one. */
 export function identityOf(object: { readonly metadata?: unknown } | null | undefined): ObjectIdentity {
-  const metadata = (typeof object === 'object' && object !== null && typeof object.metadata === 'object' && object.metadata !== null ? object.metadata : {}) as Record<
-    string,
-    unknown
-  >;
+  const metadata = (
+    typeof object === 'object' && object !== null && typeof object.metadata === 'object' && object.metadata !== null ? object.metadata : {}
+  ) as Record<string, unknown>;
   const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
   const name = typeof metadata.name === 'string' ? metadata.name : '';
   return { namespace, name, id: `${namespace}/${name === '' ? '(unnamed)' : name}` };

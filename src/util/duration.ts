@@ -2,7 +2,7 @@
 // DurationVar and metav1.Duration both call time.ParseDuration, so kube-proxy refuses a bare `30`
 // in both places (only `0` may go without a unit), and so does kipvs.
 
-const NANOS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const NANOS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 export class DurationSyntaxError extends Error {
   readonly code = 'KIPVS_DURATION';

@@ -95,7 +95,19 @@ describe('kipvs agent with --kubeconfig', () => {
   });
 
   it('programs what it lists, then follows added and removed endpoints within 3 s', async () => {
-    const args = ['agent', '--kubeconfig', api.writeKubeconfig(dir), '--netns', topology.node.name, '--hostname-override', 'node-a', '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms'];
+    const args = [
+      'agent',
+      '--kubeconfig',
+      api.writeKubeconfig(dir),
+      '--netns',
+      topology.node.name,
+      '--hostname-override',
+      'node-a',
+      '--ipvs-sync-period',
+      '3s',
+      '--ipvs-min-sync-period',
+      '100ms',
+    ];
     agent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
     await waitFor('initial sync', () => serving('10.96.0.10:80').length === 2);
@@ -137,7 +149,11 @@ describe('kipvs agent with --kubeconfig', () => {
     await api.start();
     // After ~5 s of refused connections the informers' backoff (0.5 s doubling, jittered) can be
     // up to 8 s: allow for it.
-    await waitFor('converged after the outage', () => serving('10.96.0.10:80').join() === '10.201.0.2:8080,10.201.2.2:8080' && serving('10.96.0.11:80').length === 1, 25_000);
+    await waitFor(
+      'converged after the outage',
+      () => serving('10.96.0.10:80').join() === '10.201.0.2:8080,10.201.2.2:8080' && serving('10.96.0.11:80').length === 1,
+      25_000,
+    );
     expect(serving('10.96.0.11:80')).toEqual(['10.201.1.2:8080']);
     expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod0: 3, pod2: 3 }, failures: 0 });
     expect(topology.request('10.96.0.11', 80, 2)).toEqual({ answers: { pod1: 2 }, failures: 0 });
@@ -161,7 +177,20 @@ describe('kipvs agent with --kubeconfig', () => {
     const healthz = '127.0.0.1:20266';
     const waiting = spawn(
       process.execPath,
-      [cli, 'agent', '--kubeconfig', api.writeKubeconfig(dir), '--netns', topology.node.name, '--hostname-override', 'node-a', '--healthz-bind-address', healthz, '--metrics-bind-address', ''],
+      [
+        cli,
+        'agent',
+        '--kubeconfig',
+        api.writeKubeconfig(dir),
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--healthz-bind-address',
+        healthz,
+        '--metrics-bind-address',
+        '',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let waitingLogs = '';

@@ -63,9 +63,26 @@ describe('kipvs agent under a stream of source changes', () => {
   it('keeps syncing, and stops sending new connections to a removed endpoint within 2 s', { timeout: 240_000 }, async () => {
     const file = join(sourceDir, 'web.yaml');
     writeFileSync(file, objects(new Set(), 0));
-    agent = spawn(process.execPath, [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--metrics-bind-address', METRICS, '--healthz-bind-address', ''], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    agent = spawn(
+      process.execPath,
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--metrics-bind-address',
+        METRICS,
+        '--healthz-bind-address',
+        '',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     const started = Date.now();
     while ((await lastSyncSeconds()) === undefined || !topology.node.run('ipvsadm', ['-Ln']).includes('10.201.9.2:8080')) {
       if (Date.now() - started > 60_000) throw new Error('first sync: not within 60 s');
@@ -73,7 +90,20 @@ describe('kipvs agent under a stream of source changes', () => {
     }
 
     const lines: string[] = [];
-    traffic = spawn('ip', ['netns', 'exec', topology.client.name, process.execPath, join(import.meta.dirname, 'helpers', 'tcp-stream.mjs'), '10.96.0.10', '80', String(CHURN_MS + 2_000)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    traffic = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        topology.client.name,
+        process.execPath,
+        join(import.meta.dirname, 'helpers', 'tcp-stream.mjs'),
+        '10.96.0.10',
+        '80',
+        String(CHURN_MS + 2_000),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let buffered = '';
     traffic.stdout!.on('data', (data: Buffer) => {
       buffered += data.toString();

@@ -37,7 +37,8 @@ describe('kipvs under kernel and state-file faults', () => {
       return '';
     }
   };
-  const stateFile = (): string => `/run/kipvs/owned-virtual-servers-${createHash('sha256').update(`/run/netns/${topology.node.name}`).digest('hex').slice(0, 12)}.json`;
+  const stateFile = (): string =>
+    `/run/kipvs/owned-virtual-servers-${createHash('sha256').update(`/run/netns/${topology.node.name}`).digest('hex').slice(0, 12)}.json`;
 
   beforeAll(() => {
     // Pods without servers: these cases look at the kernel's objects, not at traffic (the traffic
@@ -112,9 +113,26 @@ describe('kipvs under kernel and state-file faults', () => {
 
   it('has the masquerade and filter rules in place before the first virtual server exists', async () => {
     let logs = '';
-    agent = spawn(process.execPath, [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--healthz-bind-address', '', '--metrics-bind-address', ''], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    agent = spawn(
+      process.execPath,
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
     // Each look reads the IPVS table first and the rules after: a table with a virtual server and
     // no rules would be a moment the first connections went out unmasqueraded.
@@ -141,7 +159,22 @@ describe('kipvs under kernel and state-file faults', () => {
     let logs = '';
     agent = spawn(
       process.execPath,
-      [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--ipvs-sync-period', '5s', '--healthz-bind-address', '', '--metrics-bind-address', ''],
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--ipvs-sync-period',
+        '5s',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
@@ -201,7 +234,9 @@ describe('kipvs under kernel and state-file faults', () => {
     expect(repairs.reduce((sum, sync) => sum + sync.operations, 0)).toBeGreaterThanOrEqual(5);
     const syncMs = repairs.at(-1)!.ms;
     const bound = periodMs + syncMs + lookMs;
-    console.log(`drift of five kinds repaired after ${repairedAfter} ms by ${repairs.length} sync(s) (bound ${bound} ms: period ${periodMs} + sync ${syncMs} + one look ${lookMs})`);
+    console.log(
+      `drift of five kinds repaired after ${repairedAfter} ms by ${repairs.length} sync(s) (bound ${bound} ms: period ${periodMs} + sync ${syncMs} + one look ${lookMs})`,
+    );
     expect(repairedAfter).toBeLessThanOrEqual(bound);
   }, 600_000);
 });

@@ -74,8 +74,24 @@ describe('health and metrics of the agent', () => {
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(true, new Date().toISOString()));
     agent = spawn(
       process.execPath,
-      [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--ipvs-min-sync-period', '100ms', '--ipvs-sync-period', '5s',
-        '--healthz-bind-address', HEALTHZ, '--metrics-bind-address', METRICS],
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--ipvs-min-sync-period',
+        '100ms',
+        '--ipvs-sync-period',
+        '5s',
+        '--healthz-bind-address',
+        HEALTHZ,
+        '--metrics-bind-address',
+        METRICS,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
@@ -105,7 +121,9 @@ describe('health and metrics of the agent', () => {
   it("serves valid Prometheus text with kube-proxy's metric names and kipvs's own", async () => {
     // A slice changed after the agent started (kube-proxy ignores trigger times from before it).
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(true, new Date().toISOString()));
-    await waitFor('a programmed change measured', () => /kubeproxy_network_programming_duration_seconds_count\{[^}]*\} [1-9]/.test(curl(`http://${METRICS}/metrics`).body));
+    await waitFor('a programmed change measured', () =>
+      /kubeproxy_network_programming_duration_seconds_count\{[^}]*\} [1-9]/.test(curl(`http://${METRICS}/metrics`).body),
+    );
     const metrics = curl(`http://${METRICS}/metrics`);
     expect(metrics.code).toBe(200);
     expect(metrics.headers).toMatch(/content-type: text\/plain; version=0\.0\.4/i);
@@ -146,6 +164,8 @@ describe('health and metrics of the agent', () => {
   it('stays on the node that has it: nothing listens in the node namespace itself', () => {
     // The servers live in the agent's own namespace (with --netns only the kernel state is
     // elsewhere); in a real node that is the host namespace, as kube-proxy's.
-    expect(() => execFileSync('ip', ['netns', 'exec', topology.node.name, 'curl', '-sS', '--max-time', '2', `http://${HEALTHZ}/healthz`], { stdio: 'pipe' })).toThrow();
+    expect(() =>
+      execFileSync('ip', ['netns', 'exec', topology.node.name, 'curl', '-sS', '--max-time', '2', `http://${HEALTHZ}/healthz`], { stdio: 'pipe' }),
+    ).toThrow();
   });
 });

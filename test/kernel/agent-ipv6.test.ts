@@ -42,7 +42,11 @@ spec:
 ${slice('IPv4', ['10.201.0.2', '10.201.1.2'])}---
 ${slice('IPv6', ['fd00:201:0::2', 'fd00:201:1::2'])}`,
     );
-    const result = spawnSync(process.execPath, [cli, 'agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a'], { encoding: 'utf8' });
+    const result = spawnSync(
+      process.execPath,
+      [cli, 'agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a'],
+      { encoding: 'utf8' },
+    );
     if (result.status !== 0) throw new Error(`kipvs agent --once failed: ${result.stderr}`);
   });
   afterAll(() => {

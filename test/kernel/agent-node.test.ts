@@ -83,9 +83,30 @@ describe('kipvs agent follows its node', () => {
     sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-node-'));
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml);
     writeNode('zone-a');
-    agent = spawn(process.execPath, [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--ipvs-sync-period', '30s', '--ipvs-min-sync-period', '100ms', '--healthz-bind-address', '', '--metrics-bind-address', ''], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    agent = spawn(
+      process.execPath,
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--ipvs-sync-period',
+        '30s',
+        '--ipvs-min-sync-period',
+        '100ms',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     agent.stderr?.on('data', (data: Buffer) => (logs += data.toString()));
     await waitFor('initial sync', () => saved().includes('-A -t 10.200.0.1:30080')).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}; agent log:\n${logs}`);
@@ -114,7 +135,10 @@ describe('kipvs agent follows its node', () => {
 
   it("re-selects the endpoints of every Service when the Node's zone label changes", async () => {
     writeNode('zone-b');
-    await waitFor('zone-b endpoints', () => active('10.96.0.10:80').join() === '10.201.1.2:8080' && active(`${NEW_ADDRESS}:30080`).join() === '10.201.1.2:8080');
+    await waitFor(
+      'zone-b endpoints',
+      () => active('10.96.0.10:80').join() === '10.201.1.2:8080' && active(`${NEW_ADDRESS}:30080`).join() === '10.201.1.2:8080',
+    );
     expect(topo().request(NEW_ADDRESS, 30080, 4)).toEqual({ answers: { pod1: 4 }, failures: 0 });
   }, 300_000);
 

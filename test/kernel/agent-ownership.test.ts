@@ -28,8 +28,14 @@ describe('what kipvs owns', () => {
     links: topology.node.run('ip', ['-o', 'link', 'show']).replace(/\s+link\/ether \S+ brd \S+/g, ''),
     // IPv6 duplicate address detection of the test's own veths ends at its own pace.
     addresses: topology.node.run('ip', ['-o', 'addr', 'show']).replace(/ tentative/g, ''),
-    nat: topology.node.run('iptables-legacy-save', ['-t', 'nat']).replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, ''),
-    filter: topology.node.run('iptables-legacy-save', ['-t', 'filter']).replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, ''),
+    nat: topology.node
+      .run('iptables-legacy-save', ['-t', 'nat'])
+      .replace(/^#.*\n/gm, '')
+      .replace(/\[\d+:\d+\]/g, ''),
+    filter: topology.node
+      .run('iptables-legacy-save', ['-t', 'filter'])
+      .replace(/^#.*\n/gm, '')
+      .replace(/\[\d+:\d+\]/g, ''),
   });
 
   beforeAll(async () => {
@@ -50,7 +56,7 @@ describe('what kipvs owns', () => {
     if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
   });
 
-  it("leaves a foreign virtual server, ipset and rules untouched, and cleanup restores the kernel as it was", () => {
+  it('leaves a foreign virtual server, ipset and rules untouched, and cleanup restores the kernel as it was', () => {
     const before = kernelState();
     agentOnce();
     const programmed = kernelState();

@@ -25,7 +25,9 @@ interface ServiceOptions {
 }
 
 function serviceYaml(options: ServiceOptions): string {
-  const annotations = Object.entries(options.annotations ?? {}).map(([k, v]) => `    ${k}: "${v}"`).join('\n');
+  const annotations = Object.entries(options.annotations ?? {})
+    .map(([k, v]) => `    ${k}: "${v}"`)
+    .join('\n');
   return `apiVersion: v1
 kind: Service
 metadata:
@@ -59,9 +61,13 @@ describe('kipvs agent with real traffic', () => {
     writeFileSync(join(sourceDir, 'services.yaml'), services.map(serviceYaml).join('---\n'));
   };
   const agentOnce = (...extra: string[]): string => {
-    const result = spawnSync(process.execPath, [cli, 'agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', ...extra], {
-      encoding: 'utf8',
-    });
+    const result = spawnSync(
+      process.execPath,
+      [cli, 'agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', ...extra],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (result.status !== 0) throw new Error(`kipvs agent --once failed (${result.status}): ${result.stderr}`);
     return result.stderr;
   };
@@ -86,7 +92,14 @@ describe('kipvs agent with real traffic', () => {
   });
 
   it('follows endpoint weights with wrr', () => {
-    writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2), annotations: { 'kipvs.io/scheduler': 'wrr', 'kipvs.io/weights': 'web-0=3,web-1=1' } }]);
+    writeServices([
+      {
+        name: 'web',
+        clusterIP: '10.96.0.10',
+        endpoints: pods.slice(0, 2),
+        annotations: { 'kipvs.io/scheduler': 'wrr', 'kipvs.io/weights': 'web-0=3,web-1=1' },
+      },
+    ]);
     agentOnce();
     expect(ipvsadm('-Ln', '-t', '10.96.0.10:80')).toMatch(/10\.201\.0\.2:8080\s+Masq\s+3/);
     expect(topology.request('10.96.0.10', 80, 40)).toEqual({ answers: { pod0: 30, pod1: 10 }, failures: 0 });
@@ -141,4 +154,3 @@ async function waitFor(condition: () => boolean, timeoutMs = 60_000): Promise<vo
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
-

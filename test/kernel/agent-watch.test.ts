@@ -52,9 +52,26 @@ describe('kipvs agent as a daemon', () => {
   it('programs at start, follows a changed file within 3 s, and survives a bad document', async () => {
     // Only two of the three pods at first.
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace(/  - addresses: \[10\.201\.2\.2\][\s\S]*$/, ''));
-    agent = spawn(process.execPath, [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    agent = spawn(
+      process.execPath,
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--ipvs-sync-period',
+        '3s',
+        '--ipvs-min-sync-period',
+        '100ms',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
     await waitFor('initial sync', () => /10\.201\.1\.2:8080/.test(webListing()));
     expect(webListing()).not.toContain('10.201.2.2');
@@ -89,7 +106,11 @@ describe('kipvs agent as a daemon', () => {
   it('--dry-run prints the plan and changes nothing', () => {
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace('10.201.2.2', '10.201.2.99'));
     const before = ipvsadm('-Sn');
-    const result = spawnSync(process.execPath, [cli, 'agent', '--dry-run', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a'], { encoding: 'utf8' });
+    const result = spawnSync(
+      process.execPath,
+      [cli, 'agent', '--dry-run', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a'],
+      { encoding: 'utf8' },
+    );
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('add real server 10.201.2.99:8080 to TCP 10.96.0.10:80');
     expect(result.stdout).toContain('edit real server 10.201.2.2:8080 of TCP 10.96.0.10:80');

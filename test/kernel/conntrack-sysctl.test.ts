@@ -31,7 +31,15 @@ describe('conntrack sysctls', () => {
     const own = PER_NAMESPACE.map(readOwn);
     const globalMax = readOwn('net.netfilter.nf_conntrack_max');
     const hashsize = readFileSync(HASHSIZE, 'utf8').trim();
-    const config = { ...DEFAULT_CONNTRACK, maxPerCore: 1 << 20, tcpEstablishedTimeoutMs: 7_200_000, tcpCloseWaitTimeoutMs: 1_800_000, tcpBeLiberal: true, udpTimeoutMs: 45_000, udpStreamTimeoutMs: 150_000 };
+    const config = {
+      ...DEFAULT_CONNTRACK,
+      maxPerCore: 1 << 20,
+      tcpEstablishedTimeoutMs: 7_200_000,
+      tcpCloseWaitTimeoutMs: 1_800_000,
+      tcpBeLiberal: true,
+      udpTimeoutMs: 45_000,
+      udpStreamTimeoutMs: 150_000,
+    };
 
     const { changes, skipped } = ensureConntrackSysctls(config, { netns: ns.path, cpus: 2 });
     const wanted = ['7200', '1800', '1', '45', '150'];

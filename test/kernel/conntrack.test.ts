@@ -73,7 +73,10 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
 
   /** `conntrack -L` lists IPv4 flows unless told `-f ipv6`. */
   const tool = (...args: string[]): ToolFlow[] => parseToolListing(topology.node.run('conntrack', ['-L', '-o', 'id', ...args]));
-  const toolTexts = (...args: string[]): string[] => tool(...args).map((flow) => flow.text).sort();
+  const toolTexts = (...args: string[]): string[] =>
+    tool(...args)
+      .map((flow) => flow.text)
+      .sort();
 
   /** Two datagrams from the client's `sourcePort` to a virtual server: one flow. Returns the backend's address. */
   const send = (key: ServiceKeyByAddress, sourcePort: number): string => {
@@ -205,7 +208,10 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
     expect([...backends].sort()).toEqual([pod0, pod0, pod1, pod1]); // rr alternates
     const syslogBackend = send(syslog, 40205);
     const victims = ports.filter((_, i) => backends[i] === pod0).map((port) => expectedFlow(dns, port, pod0));
-    const survivors = [...ports.filter((_, i) => backends[i] === pod1).map((port) => expectedFlow(dns, port, pod1)), expectedFlow(syslog, 40205, syslogBackend)];
+    const survivors = [
+      ...ports.filter((_, i) => backends[i] === pod1).map((port) => expectedFlow(dns, port, pod1)),
+      expectedFlow(syslog, 40205, syslogBackend),
+    ];
     expect(toolTexts('-p', 'udp')).toEqual(expect.arrayContaining([...victims, ...survivors]));
 
     const target = { family: 'inet', virtualAddress: dns.address, virtualPort: dns.port, endpointAddress: pod0, endpointPort: ENDPOINT_PORT } as const;
@@ -226,7 +232,9 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
     const [entry] = await conntrack.list({ original: { sourcePort: 40301 } });
     expect(await conntrack.deleteFlows([entry!])).toEqual([{ ok: true, deleted: true }]);
     expect(await conntrack.deleteFlows([entry!])).toEqual([{ ok: true, deleted: false }]);
-    const [refused] = await conntrack.deleteUdpFlows([{ family: 'inet', virtualAddress: dns.address, virtualPort: 53, endpointAddress: 'fd00::1', endpointPort: 1 }]);
+    const [refused] = await conntrack.deleteUdpFlows([
+      { family: 'inet', virtualAddress: dns.address, virtualPort: 53, endpointAddress: 'fd00::1', endpointPort: 1 },
+    ]);
     expect(refused!.ok).toBe(false);
     expect(!refused!.ok && refused!.error.message).toMatch(/^delete UDP flows to \[fd00::1\]:1 of UDP 10\.96\.0\.10:53: EINVAL/);
   });
@@ -247,16 +255,30 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
             { key: dns6, reals: [pod0v6] },
           ].map(({ key, reals }) => [
             virtualServerKey(key),
-            { service: service(key), realServers: new Map(reals.map((r) => [realServerKey(destination(r)), destination(r)])), owner: { namespace: 'kube-system', name: 'x', port: 'p' } },
+            {
+              service: service(key),
+              realServers: new Map(reals.map((r) => [realServerKey(destination(r)), destination(r)])),
+              owner: { namespace: 'kube-system', name: 'x', port: 'p' },
+            },
           ]),
         ),
         boundAddresses: new Set([dns.address, syslog.address, dns6.address]),
         ipsets: new Map(),
         problems: [],
       };
-      const context = { dummyInterface: 'kube-ipvs0', excludeCidrs: [], gracefulTerminationMs: 60_000, now: Date.now(), draining: new Map(), previouslyOwned: new Set<string>() };
+      const context = {
+        dummyInterface: 'kube-ipvs0',
+        excludeCidrs: [],
+        gracefulTerminationMs: 60_000,
+        now: Date.now(),
+        draining: new Map(),
+        previouslyOwned: new Set<string>(),
+      };
       const plan = diff(desired, await kernel.observe(), context);
-      expect(plan.operations.map((operation) => operation.kind === 'ipvs' ? operation.operation.op : operation.kind)).toEqual(['deleteDestination', 'deleteUdpFlows']);
+      expect(plan.operations.map((operation) => (operation.kind === 'ipvs' ? operation.operation.op : operation.kind))).toEqual([
+        'deleteDestination',
+        'deleteUdpFlows',
+      ]);
       expect(toolTexts('-p', 'udp', '--reply-src', pod1).length).toBeGreaterThan(0);
 
       const result = await kernel.apply(plan);

@@ -91,9 +91,25 @@ describe('differential: kipvs programs what kube-proxy 1.3x IPVS mode programs',
     node.run('ip', ['link', 'add', 'eth0', 'type', 'dummy']);
     node.run('ip', ['addr', 'add', '192.168.10.10/24', 'dev', 'eth0']);
     node.run('ip', ['link', 'set', 'eth0', 'up']);
-    const result = spawnSync(process.execPath, [cli, 'agent', '--once', '--source', join(fixtures, 'cluster.yaml'), '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', '10.244.0.0/16'], {
-      encoding: 'utf8',
-    });
+    const result = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'agent',
+        '--once',
+        '--source',
+        join(fixtures, 'cluster.yaml'),
+        '--netns',
+        node.name,
+        '--hostname-override',
+        'node-a',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (result.status !== 0) throw new Error(`kipvs agent --once failed (${result.status}): ${result.stderr}`);
   }, 600_000);
   afterAll(() => {
@@ -115,7 +131,11 @@ describe('differential: kipvs programs what kube-proxy 1.3x IPVS mode programs',
   });
 
   it('binds the addresses of KUBE-IPVS-IPS to kube-ipvs0, and nothing else', () => {
-    const bound = lines(netns().run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'kube-ipvs0']).replace(/^.* inet (\S+)\/32 .*$/gm, '$1'));
+    const bound = lines(
+      netns()
+        .run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'kube-ipvs0'])
+        .replace(/^.* inet (\S+)\/32 .*$/gm, '$1'),
+    );
     const expected = lines(readFileSync(join(fixtures, 'expected-ipset.txt'), 'utf8'))
       .filter((line) => line.startsWith('add KUBE-IPVS-IPS '))
       .map((line) => line.split(' ')[2] ?? '');

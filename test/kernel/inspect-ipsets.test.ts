@@ -27,8 +27,16 @@ function members(type: (typeof hashTypes)[number], family: Family, comment: bool
   const net = (i: number): { address: string; prefix: number } => {
     const networks =
       family === 'inet'
-        ? [{ address: `10.${i}.0.0`, prefix: 16 }, { address: `192.0.2.${i}`, prefix: 32 }, { address: `${i * 16}.0.0.0`, prefix: 4 }]
-        : [{ address: `2001:db8:${i.toString(16)}::`, prefix: 48 }, { address: `fd00::${i.toString(16)}`, prefix: 128 }, { address: `${(i * 0x1000).toString(16)}::`, prefix: 4 }];
+        ? [
+            { address: `10.${i}.0.0`, prefix: 16 },
+            { address: `192.0.2.${i}`, prefix: 32 },
+            { address: `${i * 16}.0.0.0`, prefix: 4 },
+          ]
+        : [
+            { address: `2001:db8:${i.toString(16)}::`, prefix: 48 },
+            { address: `fd00::${i.toString(16)}`, prefix: 128 },
+            { address: `${(i * 0x1000).toString(16)}::`, prefix: 4 },
+          ];
     return networks[i % 3]!;
   };
   const protocol = (i: number): 'tcp' | 'udp' | 'sctp' => (['tcp', 'udp', 'sctp'] as const)[i % 3]!;
@@ -155,7 +163,14 @@ describe('kipvs inspect --ipsets', () => {
     const toolMembers = lines(ns.run('ipset', ['list', BIG_SET]));
     const toolHashSize = Number(/hashsize (\d+)/.exec(toolMembers.find((line) => line.startsWith('Header:'))!)![1]);
     expect(toolHashSize).toBeGreaterThanOrEqual(1024);
-    expect(big.header).toMatchObject({ type: 'hash:ip,port', family: 'inet', comment: true, entryCount: BIG_SET_SIZE, hashSize: toolHashSize, maxElements: 65536 });
+    expect(big.header).toMatchObject({
+      type: 'hash:ip,port',
+      family: 'inet',
+      comment: true,
+      entryCount: BIG_SET_SIZE,
+      hashSize: toolHashSize,
+      maxElements: 65536,
+    });
     expect(big.entries.map(formatEntry)).toEqual(toolMembers.slice(toolMembers.indexOf('Members:') + 1, -1));
     expect(parsed.ipsets.find((set) => set.header.name === 'KUBE-NODE-PORT-UDP')).toEqual({
       header: expect.objectContaining({ type: 'bitmap:port', range: { from: 30000, to: 32767 }, comment: false }),

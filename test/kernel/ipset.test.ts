@@ -110,7 +110,10 @@ const cases: readonly Case[] = [
   {
     label: 'hash:ip,port inet6',
     spec: { type: 'hash:ip,port', family: 'inet6', comment: true },
-    entries: [{ ip: 'fd00:10:96::1', protocol: 'tcp', port: 443, comment: 'a' }, { ip: 'fd00:10:96::a', protocol: 'udp', port: 0 }],
+    entries: [
+      { ip: 'fd00:10:96::1', protocol: 'tcp', port: 443, comment: 'a' },
+      { ip: 'fd00:10:96::a', protocol: 'udp', port: 0 },
+    ],
   },
   {
     label: 'hash:ip,port,ip inet',
@@ -378,7 +381,7 @@ describe('sets', () => {
     await expect(client.swap(hashIp, hashNet)).rejects.toThrow(`swap sets ${hashIp} and ${hashNet}: IPSET_ERR_TYPE_MISMATCH`);
   });
 
-  it('lists the names of every set, its own and the tool\'s, whatever their type', async () => {
+  it("lists the names of every set, its own and the tool's, whatever their type", async () => {
     const own = freshName('KIPVS-NAMES');
     const foreign = freshName('TOOL-MAC');
     await client.create(own, { type: 'bitmap:port', range: { from: 0, to: 1023 } });

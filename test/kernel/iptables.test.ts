@@ -28,7 +28,12 @@ function createKubeIpsets(ns: TestNetns, family: AddressFamily): void {
 
 /** iptables-save without its timestamped comments and the chains' packet counters. */
 const save = (ns: TestNetns, family: AddressFamily): string =>
-  ns.run(tool(family, '-save'), []).split('\n').filter((line) => !line.startsWith('#')).map((line) => line.replace(/ \[\d+:\d+\]$/, '')).join('\n');
+  ns
+    .run(tool(family, '-save'), [])
+    .split('\n')
+    .filter((line) => !line.startsWith('#'))
+    .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
+    .join('\n');
 
 const tableOf = (text: string, table: string): string[] => {
   const lines = text.split('\n');
@@ -38,7 +43,9 @@ const tableOf = (text: string, table: string): string[] => {
 const ruleLines = (text: string): string[] => text.split('\n').filter((line) => line.startsWith('-A '));
 const builtIn = (rule: string): boolean => /^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(rule);
 const kipvsChainNames = new Set(KIPVS_CHAINS.map((ref) => ref.chain));
-const isKipvsRule = (rule: string): boolean => kipvsChainNames.has(rule.split(' ')[1]!) || (builtIn(rule) && / -j KUBE-(SERVICES|POSTROUTING|FORWARD|NODE-PORT|PROXY-FIREWALL|IPVS-FILTER|IPVS-OUT-FILTER)$/.test(rule));
+const isKipvsRule = (rule: string): boolean =>
+  kipvsChainNames.has(rule.split(' ')[1]!) ||
+  (builtIn(rule) && / -j KUBE-(SERVICES|POSTROUTING|FORWARD|NODE-PORT|PROXY-FIREWALL|IPVS-FILTER|IPVS-OUT-FILTER)$/.test(rule));
 
 const namespaces: TestNetns[] = [];
 afterEach(() => {
@@ -117,8 +124,9 @@ describe.each(['inet', 'inet6'] as const)('iptables rules for %s', (family) => {
     await applyIptablesRules(ruleset, options);
     const applied = save(ns, family);
     for (const table of ['nat', 'filter']) {
-      expect(tableOf(applied, table).filter((line) => !isKipvsRule(line) && !kipvsChainNames.has(line.slice(1).split(' ')[0]!)))
-        .toEqual(tableOf(before, table));
+      expect(tableOf(applied, table).filter((line) => !isKipvsRule(line) && !kipvsChainNames.has(line.slice(1).split(' ')[0]!))).toEqual(
+        tableOf(before, table),
+      );
     }
 
     const cleaned = await cleanupIptables(family, KIPVS_IPTABLES_OWNERSHIP, options);
@@ -147,7 +155,9 @@ describe.each(['inet', 'inet6'] as const)('iptables rules for %s', (family) => {
     const withTen = await ruleCount();
     fill(10_000);
     const withTenThousand = await ruleCount();
-    console.log(`${family}: ${withTen} rules with 10 ClusterIPs, ${withTenThousand} with 10,000 (kipvs chains ${ruleset.rules.nat.length} nat + ${ruleset.rules.filter.length} filter, 9 jumps)`);
+    console.log(
+      `${family}: ${withTen} rules with 10 ClusterIPs, ${withTenThousand} with 10,000 (kipvs chains ${ruleset.rules.nat.length} nat + ${ruleset.rules.filter.length} filter, 9 jumps)`,
+    );
     expect(withTenThousand).toBe(withTen);
     expect(withTen).toBe(ruleset.rules.nat.length + ruleset.rules.filter.length + 9);
   });

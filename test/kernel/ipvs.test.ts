@@ -68,7 +68,11 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
       { op: 'addService', service: service(web) },
       { op: 'addDestination', service: web, destination: destination('10.244.1.2', 8080, { weight: 3 }) },
       { op: 'addDestination', service: web, destination: destination('10.244.1.3', 8080, { forwarding: 'route', weight: 0 }) },
-      { op: 'addDestination', service: web, destination: destination('10.244.1.4', 80, { forwarding: 'tunnel', tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 }) },
+      {
+        op: 'addDestination',
+        service: web,
+        destination: destination('10.244.1.4', 80, { forwarding: 'tunnel', tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 }),
+      },
       { op: 'addService', service: service(dns, { scheduler: 'wrr', flags: 0x1, timeout: 10800, netmask: 24 }) },
       { op: 'addDestination', service: dns, destination: destination('10.244.2.2', 53, { upperThreshold: 100, lowerThreshold: 10 }) },
       { op: 'addService', service: service(sctp, { scheduler: 'lc' }) },
@@ -120,8 +124,14 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     const byKey = new Map(table.map((entry) => [JSON.stringify(entry.service.key), entry]));
     const read = (key: IpvsServiceKey) => byKey.get(JSON.stringify(key))!;
     expect(table).toHaveLength(4);
-    expect(programmedService(read(tcp('10.0.0.1', 80)).service)).toEqual(service(tcp('10.0.0.1', 80), { scheduler: 'wlc', flags: 1, timeout: 600, netmask: 16 }));
-    expect(read(tcp('10.0.0.1', 80)).destinations.map(programmed).sort((a, b) => a.port - b.port)).toEqual([
+    expect(programmedService(read(tcp('10.0.0.1', 80)).service)).toEqual(
+      service(tcp('10.0.0.1', 80), { scheduler: 'wlc', flags: 1, timeout: 600, netmask: 16 }),
+    );
+    expect(
+      read(tcp('10.0.0.1', 80))
+        .destinations.map(programmed)
+        .sort((a, b) => a.port - b.port),
+    ).toEqual([
       destination('10.1.0.1', 80, { forwarding: 'route', weight: 5 }),
       destination('10.1.0.2', 8080, { weight: 2, upperThreshold: 7, lowerThreshold: 3 }),
     ]);
@@ -132,7 +142,9 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     expect(programmedService(read(sctp6).service)).toEqual(service(sctp6, { scheduler: 'nq' }));
     const mark = { family: 'inet', fwmark: 42 } as const;
     expect(programmedService(read(mark).service)).toEqual(service(mark, { scheduler: 'dh' }));
-    expect(read(mark).destinations.map(programmed)).toEqual([destination('10.1.0.9', 0, { forwarding: 'tunnel', tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 })]);
+    expect(read(mark).destinations.map(programmed)).toEqual([
+      destination('10.1.0.9', 0, { forwarding: 'tunnel', tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 }),
+    ]);
     expect(formatIpvsadmListing(await ipvs.info(), table, 'connections')).toEqual(ipvsadm('-Ln').replace(/\n$/, '').split('\n'));
   });
 
@@ -188,7 +200,8 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
       const key = tcp(`10.97.${i >> 8}.${i & 255}`, 80);
       operations.push({ op: 'addService', service: service(key) });
       // One service with 300 real servers: its listing spans several datagrams.
-      for (let j = 0; j < (i === 0 ? 300 : 10); j++) operations.push({ op: 'addDestination', service: key, destination: destination(`10.${245 + (j >> 8)}.${j & 255}.${i & 255}`, 8000 + (i >> 8)) });
+      for (let j = 0; j < (i === 0 ? 300 : 10); j++)
+        operations.push({ op: 'addDestination', service: key, destination: destination(`10.${245 + (j >> 8)}.${j & 255}.${i & 255}`, 8000 + (i >> 8)) });
     }
     const outcomes = await ipvs.apply(operations);
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);

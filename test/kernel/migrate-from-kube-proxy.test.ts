@@ -82,7 +82,14 @@ const KUBE_PROXY_JUMPS: readonly (readonly [table: string, from: string, to: str
 function kubeProxyRules(nonEmpty: ReadonlySet<string>, options: { jumps: boolean }): string {
   const mark = '0x004000';
   const nat = [':KUBE-SERVICES - [0:0]', ':KUBE-POSTROUTING - [0:0]', ':KUBE-NODE-PORT - [0:0]', ':KUBE-LOAD-BALANCER - [0:0]', ':KUBE-MARK-MASQ - [0:0]'];
-  const filter = [':KUBE-FORWARD - [0:0]', ':KUBE-NODE-PORT - [0:0]', ':KUBE-PROXY-FIREWALL - [0:0]', ':KUBE-SOURCE-RANGES-FIREWALL - [0:0]', ':KUBE-IPVS-FILTER - [0:0]', ':KUBE-IPVS-OUT-FILTER - [0:0]'];
+  const filter = [
+    ':KUBE-FORWARD - [0:0]',
+    ':KUBE-NODE-PORT - [0:0]',
+    ':KUBE-PROXY-FIREWALL - [0:0]',
+    ':KUBE-SOURCE-RANGES-FIREWALL - [0:0]',
+    ':KUBE-IPVS-FILTER - [0:0]',
+    ':KUBE-IPVS-OUT-FILTER - [0:0]',
+  ];
   nat.push('-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN');
   for (const [set, table, from, to, match, protocol] of SET_RULES) {
     if (!nonEmpty.has(set)) continue;
@@ -245,7 +252,10 @@ function kernelState(node: TestNetns): KernelState {
 
 /** `Conns` of a virtual server: the kernel's count of connections since it was created. */
 function connectionsSinceCreated(node: TestNetns, frontend: string): number {
-  const line = node.run('ipvsadm', ['-Ln', '--stats', '--exact', '-t', frontend]).split('\n').find((l) => l.startsWith('TCP'));
+  const line = node
+    .run('ipvsadm', ['-Ln', '--stats', '--exact', '-t', frontend])
+    .split('\n')
+    .find((l) => l.startsWith('TCP'));
   return Number(line!.trim().split(/\s+/)[2]);
 }
 
@@ -433,8 +443,11 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
     made.clusterIp += 1;
     // The IPVS estimator folds per-CPU counters into the totals every 2 s: wait until they include
     // every connection made so far, so that the counts below are the virtual servers' real ones.
-    await waitFor('the counters include the connections made so far', () =>
-      connectionsSinceCreated(node, `${web.clusterIP}:80`) >= made.clusterIp && connectionsSinceCreated(node, `${topology.nodeAddress}:30080`) >= made.nodePort,
+    await waitFor(
+      'the counters include the connections made so far',
+      () =>
+        connectionsSinceCreated(node, `${web.clusterIP}:80`) >= made.clusterIp &&
+        connectionsSinceCreated(node, `${topology.nodeAddress}:30080`) >= made.nodePort,
     );
     beforeSwitch = {
       ipvs: sortedLines(node.run('ipvsadm', ['-Sn'])),
@@ -448,25 +461,37 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       { host: topology.nodeAddress, port: 30080 },
     ]);
     await moreAnswers(client, 10, "kube-proxy's state alone"); // then kipvs starts on top of it
-    agent = spawn(process.execPath, [cli, 'agent', '--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    agent.stderr!.on('data', (data: Buffer) => (agentLog += data.toString()));
-    // The first sync is done once kipvs has written its chains: it writes the rules of empty sets, kube-proxy does not.
-    await waitFor('kipvs writes its chains', () => agent!.exitCode === null && node.run('iptables-legacy-save', ['-t', 'nat']).includes('--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER')).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}\nagent log:\n${agentLog}`);
+    agent = spawn(
+      process.execPath,
+      [cli, 'agent', '--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
+    agent.stderr!.on('data', (data: Buffer) => (agentLog += data.toString()));
+    // The first sync is done once kipvs has written its chains: it writes the rules of empty sets, kube-proxy does not.
+    await waitFor(
+      'kipvs writes its chains',
+      () =>
+        agent!.exitCode === null && node.run('iptables-legacy-save', ['-t', 'nat']).includes('--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER'),
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\nagent log:\n${agentLog}`);
+    });
     await moreAnswers(client, 10, 'kipvs alone').catch((error: Error) => {
       throw new Error(`${error.message}\nagent log:\n${agentLog}`);
     });
     steady = await client.stop();
-    expect(steady.map((t) => ({ target: t.target, failed: t.failed, errors: t.errors })), agentLog).toEqual([
+    expect(
+      steady.map((t) => ({ target: t.target, failed: t.failed, errors: t.errors })),
+      agentLog,
+    ).toEqual([
       { target: `${web.clusterIP}:80`, failed: 0, errors: [] },
       { target: `${topology.nodeAddress}:30080`, failed: 0, errors: [] },
     ]);
-    expect(steady.every((t) => t.ok >= 10), JSON.stringify(steady)).toBe(true);
+    expect(
+      steady.every((t) => t.ok >= 10),
+      JSON.stringify(steady),
+    ).toBe(true);
     expect(await held.echo('after the switch')).toBe(`${held.backend} after the switch`);
   });
 
@@ -497,12 +522,18 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       'add KUBE-NODE-PORT-TCP 30080',
     ]);
     expect(node.run('ip', ['-o', 'link', 'show', 'kube-ipvs0']).split(':')[0]).toBe(beforeSwitch.dummyLink);
-    expect(sortedLines(node.run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'kube-ipvs0'])).map((line) => /inet (\S+)/.exec(line)![1])).toEqual(['10.96.0.1/32', '10.96.0.10/32']);
+    expect(sortedLines(node.run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'kube-ipvs0'])).map((line) => /inet (\S+)/.exec(line)![1])).toEqual([
+      '10.96.0.1/32',
+      '10.96.0.10/32',
+    ]);
   });
 
   it("rewrites kube-proxy's chains into its own layout in place: every jump once, kubelet's chains untouched", () => {
     const found = canonicalTables([KUBELET_RULES]);
-    const kubeProxyBefore = canonicalTables([KUBELET_RULES, kubeProxyRules(new Set(['KUBE-LOOP-BACK', 'KUBE-CLUSTER-IP', 'KUBE-NODE-PORT-TCP']), { jumps: true })]);
+    const kubeProxyBefore = canonicalTables([
+      KUBELET_RULES,
+      kubeProxyRules(new Set(['KUBE-LOOP-BACK', 'KUBE-CLUSTER-IP', 'KUBE-NODE-PORT-TCP']), { jumps: true }),
+    ]);
     // kipvs's layout is kube-proxy's with every set in use: the rules of empty sets stay written.
     const expected = canonicalTables([KUBELET_RULES, kubeProxyRules(new Set(KUBE_PROXY_SETS.map(([name]) => name)), { jumps: true })]);
     const now = kernelState(node);
@@ -512,14 +543,27 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
     expect.soft(now.filter).toEqual(expected.filter);
     for (const table of ['nat', 'filter'] as const) {
       expect.soft(duplicates(ruleLines(now[table])), table).toEqual([]);
-      expect.soft(duplicates(now[table].split('\n').filter((line) => line.startsWith(':')).map((line) => line.split(' ')[0]!)), table).toEqual([]);
+      expect
+        .soft(
+          duplicates(
+            now[table]
+              .split('\n')
+              .filter((line) => line.startsWith(':'))
+              .map((line) => line.split(' ')[0]!),
+          ),
+          table,
+        )
+        .toEqual([]);
     }
   });
 
   it('follows a change after the switch: a removed endpoint is taken out of every adopted virtual server', async () => {
     writeSource(sourceDir, [{ ...web, endpoints: pods.slice(0, 2) }, api]);
     const pod2Serves = (frontend: string): boolean =>
-      node.run('ipvsadm', ['-Ln', '-t', frontend]).split('\n').some((line) => line.includes('10.201.2.2:8080') && !/Masq\s+0\s/.test(line));
+      node
+        .run('ipvsadm', ['-Ln', '-t', frontend])
+        .split('\n')
+        .some((line) => line.includes('10.201.2.2:8080') && !/Masq\s+0\s/.test(line));
     await waitFor('10.201.2.2 no longer served', () => webFrontends().every((frontend) => !pod2Serves(frontend))).catch((error: Error) => {
       throw new Error(`${error.message}\nagent log:\n${agentLog}`);
     });
@@ -542,7 +586,8 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
     // type or size), EnsureRule (`iptables -C`, then -I only if missing) for every jump, and
     // its chains rewritten with --noflush.
     for (const [name, type] of KUBE_PROXY_SETS) node.run('ipset', ['create', name, ...createArgs(type), '-exist']);
-    for (const [table, from, to, text] of KUBE_PROXY_JUMPS) node.run('iptables-legacy', ['-t', table, '-C', from, '-m', 'comment', '--comment', text, '-j', to]);
+    for (const [table, from, to, text] of KUBE_PROXY_JUMPS)
+      node.run('iptables-legacy', ['-t', table, '-C', from, '-m', 'comment', '--comment', text, '-j', to]);
     node.run('iptables-legacy-restore', ['--noflush'], kubeProxyRules(new Set(['KUBE-LOOP-BACK', 'KUBE-CLUSTER-IP', 'KUBE-NODE-PORT-TCP']), { jumps: false }));
     const now = kernelState(node);
     for (const table of ['nat', 'filter'] as const) expect(duplicates(ruleLines(now[table])), table).toEqual([]);
@@ -584,7 +629,20 @@ describe("kube-proxy's virtual servers that kipvs does not find on kube-ipvs0", 
     writeKubeProxyState(node, [web, gone], nodeAddresses);
     // kipvs starts on what the cluster holds now: no `gone`, and web-1 has left web.
     writeSource(sourceDir, [{ ...web, endpoints: pods.slice(0, 1) }]);
-    kipvs('agent', '--once', '--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR, '--graceful-termination-timeout', '0');
+    kipvs(
+      'agent',
+      '--once',
+      '--source',
+      sourceDir,
+      '--netns',
+      node.name,
+      '--hostname-override',
+      'node-a',
+      '--cluster-cidr',
+      CLUSTER_CIDR,
+      '--graceful-termination-timeout',
+      '0',
+    );
   });
   afterAll(() => {
     topology?.destroy();
@@ -612,7 +670,10 @@ describe("kube-proxy's virtual servers that kipvs does not find on kube-ipvs0", 
   it('keeps serving NodePorts on a node address on lo, as kube-proxy did, and updates their real servers', () => {
     expect(nodeAddresses).toContain(addressOnLo);
     for (const frontend of [`${web.clusterIP}:80`, ...nodeAddresses.map((address) => `${address}:30080`)]) {
-      const lines = node.run('ipvsadm', ['-Sn']).split('\n').filter((line) => line.includes(` -t ${frontend} `));
+      const lines = node
+        .run('ipvsadm', ['-Sn'])
+        .split('\n')
+        .filter((line) => line.includes(` -t ${frontend} `));
       expect.soft(lines, frontend).toEqual([`-A -t ${frontend} -s rr`, `-a -t ${frontend} -r 10.201.0.2:8080 -m -w 1`]);
     }
     // Left to kube-proxy's real servers, the NodePort on that address still sends to web-1, which left.

@@ -54,11 +54,22 @@ function comparable(state: ObservedState): unknown {
   return {
     dummyInterfaceExists: state.dummyInterfaceExists,
     boundAddresses: [...state.boundAddresses].sort(),
-    virtualServers: sorted(state.virtualServers).map(([key, { service: { stats: _stats, ...settable }, realServers }]) => [
-      key,
-      settable,
-      sorted(realServers).map(([realKey, { stats: _s, ...d }]) => [realKey, { ...d, activeConns: d.activeConns ?? 0, inactiveConns: d.inactiveConns ?? 0, persistConns: d.persistConns ?? 0 }]),
-    ]),
+    virtualServers: sorted(state.virtualServers).map(
+      ([
+        key,
+        {
+          service: { stats: _stats, ...settable },
+          realServers,
+        },
+      ]) => [
+        key,
+        settable,
+        sorted(realServers).map(([realKey, { stats: _s, ...d }]) => [
+          realKey,
+          { ...d, activeConns: d.activeConns ?? 0, inactiveConns: d.inactiveConns ?? 0, persistConns: d.persistConns ?? 0 },
+        ]),
+      ],
+    ),
     ipsets: sorted(state.ipsets).map(([name, { spec, entries }]) => [
       name,
       spec.type === 'bitmap:port'
@@ -71,7 +82,10 @@ function comparable(state: ObservedState): unknown {
 
 const refusals = (operations: readonly KernelOperation[], failures: readonly OperationFailure[]): Array<{ index: number; errno: number | string }> =>
   failures
-    .map((failure) => ({ index: operations.indexOf(failure.operation), errno: failure.error instanceof NetlinkRequestError ? failure.error.errno : failure.error.message }))
+    .map((failure) => ({
+      index: operations.indexOf(failure.operation),
+      errno: failure.error instanceof NetlinkRequestError ? failure.error.errno : failure.error.message,
+    }))
     .sort((a, b) => a.index - b.index);
 
 interface Outcome {
@@ -133,7 +147,11 @@ describe('the kernel mirror and NetlinkKernel', () => {
       [
         ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.3', { upperThreshold: 0, lowerThreshold: 10 }) }),
         ipvs({ op: 'addDestination', service: web, destination: real('fd00:244::1') }), // other family, not tunnelled
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.4', { forwarding: 'tunnel', tunnelType: 'gue', tunnelPort: 0, tunnelFlags: 0 }) }),
+        ipvs({
+          op: 'addDestination',
+          service: web,
+          destination: real('10.244.0.4', { forwarding: 'tunnel', tunnelType: 'gue', tunnelPort: 0, tunnelFlags: 0 }),
+        }),
         ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.5', { forwarding: 'tunnel' }) }),
         ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.6', { forwarding: 'route', upperThreshold: 100, lowerThreshold: 10 }) }),
         ipvs({ op: 'addService', service: service(mark, { flags: 0x1, timeout: 60, netmask: 24 }) }),
@@ -187,7 +205,10 @@ describe('the kernel mirror and NetlinkKernel', () => {
         addEntry(NODE_PORT, { port: 30080 }),
         { kind: 'deleteUdpFlows', virtualServer: dns, endpoint: { address: '10.244.0.1', port: 53 } },
       ],
-      [{ kind: 'unbindAddress', address: '10.96.0.1' }, { kind: 'ensureDummyInterface', name: DUMMY }],
+      [
+        { kind: 'unbindAddress', address: '10.96.0.1' },
+        { kind: 'ensureDummyInterface', name: DUMMY },
+      ],
     ]);
     expect(refused).toEqual([
       [
@@ -204,7 +225,9 @@ describe('the kernel mirror and NetlinkKernel', () => {
   it('agree on random plans over a few colliding objects', async () => {
     const serviceKey = fc.constantFrom(web, dns, web6, mark);
     const address = (key: IpvsServiceKey): fc.Arbitrary<string> =>
-      key.family === 'inet' ? fc.constantFrom('10.244.0.1', '10.244.0.2', '10.244.0.3', 'fd00:244::1') : fc.constantFrom('fd00:244::1', 'fd00:244::2', '10.244.0.1');
+      key.family === 'inet'
+        ? fc.constantFrom('10.244.0.1', '10.244.0.2', '10.244.0.3', 'fd00:244::1')
+        : fc.constantFrom('fd00:244::1', 'fd00:244::2', '10.244.0.1');
     const destination = (key: IpvsServiceKey): fc.Arbitrary<IpvsDestination> =>
       fc
         .record({
@@ -213,10 +236,22 @@ describe('the kernel mirror and NetlinkKernel', () => {
           forwarding: fc.constantFrom('masq', 'masq', 'route', 'tunnel'),
           weight: fc.integer({ min: 0, max: 3 }),
           thresholds: fc.constantFrom({ upper: 0, lower: 0 }, { upper: 0, lower: 0 }, { upper: 100, lower: 10 }, { upper: 0, lower: 10 }),
-          tunnel: fc.constantFrom(undefined, { tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 }, { tunnelType: 'gue', tunnelPort: 0, tunnelFlags: 0 }, { tunnelType: 'gue', tunnelPort: 6080, tunnelFlags: 0 }),
+          tunnel: fc.constantFrom(
+            undefined,
+            { tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
+            { tunnelType: 'gue', tunnelPort: 0, tunnelFlags: 0 },
+            { tunnelType: 'gue', tunnelPort: 6080, tunnelFlags: 0 },
+          ),
         })
         .map(({ address: a, port, forwarding, weight, thresholds, tunnel }) =>
-          real(a, { port, forwarding: forwarding as IpvsDestination['forwarding'], weight, upperThreshold: thresholds.upper, lowerThreshold: thresholds.lower, ...(forwarding === 'tunnel' ? (tunnel as Partial<IpvsDestination>) : {}) }),
+          real(a, {
+            port,
+            forwarding: forwarding as IpvsDestination['forwarding'],
+            weight,
+            upperThreshold: thresholds.upper,
+            lowerThreshold: thresholds.lower,
+            ...(forwarding === 'tunnel' ? (tunnel as Partial<IpvsDestination>) : {}),
+          }),
         );
     const serviceOf = (key: IpvsServiceKey): fc.Arbitrary<IpvsService> =>
       fc
@@ -232,7 +267,9 @@ describe('the kernel mirror and NetlinkKernel', () => {
         destination(key).map((d) => ipvs({ op: 'deleteDestination', service: key, destination: { address: d.address, port: d.port } })),
       ),
     );
-    const clusterIpEntry = fc.record({ ip: fc.constantFrom('10.96.0.1', '10.96.0.2'), protocol: fc.constantFrom('tcp', 'udp'), port: fc.constant(80) }).map((e) => e as IpsetEntry);
+    const clusterIpEntry = fc
+      .record({ ip: fc.constantFrom('10.96.0.1', '10.96.0.2'), protocol: fc.constantFrom('tcp', 'udp'), port: fc.constant(80) })
+      .map((e) => e as IpsetEntry);
     const nodePortEntry = fc.constantFrom(30080, 30081).map((port): IpsetEntry => ({ port }));
     const otherOperation: fc.Arbitrary<KernelOperation> = fc.oneof(
       fc.constant<KernelOperation>({ kind: 'ensureDummyInterface', name: DUMMY }),

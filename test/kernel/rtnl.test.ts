@@ -164,7 +164,12 @@ describe('rtnetlink links and addresses, checked with ip', () => {
     const kept = [...ipv4.filter((_, i) => i % 2 === 1), ...ipv6.filter((_, i) => i % 2 === 0)];
     expect(failures(await client.deleteAddresses('kube-ipvs0', deleted))).toEqual([]);
     expect(globalCidrs(ns, 'kube-ipvs0')).toEqual(kept.sort());
-    expect((await client.listAddresses('kube-ipvs0')).filter((a) => a.scope === 0).map((a) => a.cidr).sort()).toEqual(kept.sort());
+    expect(
+      (await client.listAddresses('kube-ipvs0'))
+        .filter((a) => a.scope === 0)
+        .map((a) => a.cidr)
+        .sort(),
+    ).toEqual(kept.sort());
   });
 
   it('a bad address in a batch fails alone, with an error naming the address and the link', async () => {
@@ -199,9 +204,7 @@ describe('rtnetlink links and addresses, checked with ip', () => {
       'delete address fd00::1/128 from kube-ipvs0: EADDRNOTAVAIL',
     ]);
     expect(failures(await client.deleteAddresses('kube-ipvs0', ips, { ignoreMissing: true }))).toEqual([]);
-    await expect(client.deleteAddress('kube-ipvs0', '10.96.0.1/32')).rejects.toThrow(
-      'delete address 10.96.0.1/32 from kube-ipvs0: EADDRNOTAVAIL',
-    );
+    await expect(client.deleteAddress('kube-ipvs0', '10.96.0.1/32')).rejects.toThrow('delete address 10.96.0.1/32 from kube-ipvs0: EADDRNOTAVAIL');
     expect(globalCidrs(ns, 'kube-ipvs0')).toEqual([]);
   });
 

@@ -69,7 +69,13 @@ function ipvsadmStats(topology: Topology): Map<string, Counters> {
     const match = /^TCP {2}(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(line);
     if (!match) continue;
     const [, frontend, conns, inPackets, outPackets, inBytes, outBytes] = match.map(String);
-    stats.set(frontend!, { conns: Number(conns), inPackets: Number(inPackets), outPackets: Number(outPackets), inBytes: Number(inBytes), outBytes: Number(outBytes) });
+    stats.set(frontend!, {
+      conns: Number(conns),
+      inPackets: Number(inPackets),
+      outPackets: Number(outPackets),
+      inBytes: Number(inBytes),
+      outBytes: Number(outBytes),
+    });
   }
   return stats;
 }
@@ -93,7 +99,20 @@ describe('Service names and per-Service traffic', () => {
     writeFileSync(join(sourceDir, 'services.yaml'), SOURCE);
     agent = spawn(
       process.execPath,
-      [cli, 'agent', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--healthz-bind-address', '', '--metrics-bind-address', METRICS],
+      [
+        cli,
+        'agent',
+        '--source',
+        sourceDir,
+        '--netns',
+        topology.node.name,
+        '--hostname-override',
+        'node-a',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        METRICS,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     agent.stderr!.on('data', (data: Buffer) => (agentLog += data.toString()));
@@ -114,11 +133,21 @@ describe('Service names and per-Service traffic', () => {
     expect(topology.request('10.96.0.10', 80, 6).failures).toBe(0);
     expect(topology.request(topology.nodeAddress, 30080, 4).failures).toBe(0);
     expect(topology.request('10.96.0.20', 443, 3).failures).toBe(0);
-    const webFrontends = (stats: Map<string, Counters>): Counters[] => [...stats].filter(([frontend]) => frontend === '10.96.0.10:80' || frontend.endsWith(':30080')).map(([, c]) => c);
+    const webFrontends = (stats: Map<string, Counters>): Counters[] =>
+      [...stats].filter(([frontend]) => frontend === '10.96.0.10:80' || frontend.endsWith(':30080')).map(([, c]) => c);
     const sum = (list: Counters[]): Counters =>
-      list.reduce((a, b) => ({ conns: a.conns + b.conns, inPackets: a.inPackets + b.inPackets, outPackets: a.outPackets + b.outPackets, inBytes: a.inBytes + b.inBytes, outBytes: a.outBytes + b.outBytes }));
+      list.reduce((a, b) => ({
+        conns: a.conns + b.conns,
+        inPackets: a.inPackets + b.inPackets,
+        outPackets: a.outPackets + b.outPackets,
+        inBytes: a.inBytes + b.inBytes,
+        outBytes: a.outBytes + b.outBytes,
+      }));
     // The kernel folds its per-CPU counters into the totals every 2 s (the estimator): wait for every connection.
-    await waitFor('the counters include every connection', () => sum(webFrontends(ipvsadmStats(topology))).conns === 10 && ipvsadmStats(topology).get('10.96.0.20:443')?.conns === 3);
+    await waitFor(
+      'the counters include every connection',
+      () => sum(webFrontends(ipvsadmStats(topology))).conns === 10 && ipvsadmStats(topology).get('10.96.0.20:443')?.conns === 3,
+    );
     await new Promise((resolve) => setTimeout(resolve, 2500)); // and the packets of their last FINs
     const before = ipvsadmStats(topology);
     const response = await fetch(`http://${METRICS}/metrics`);
@@ -178,9 +207,18 @@ describe('Service names and per-Service traffic', () => {
     expect(frontends.length).toBeGreaterThanOrEqual(2);
     expect(frontends.every((line) => line.endsWith('  shop/web:http'))).toBe(true);
     expect(text).toMatch(/^ {2}-> 10\.201\.1\.2:8080 .* {2}shop\/web-1$/m);
-    const entries = text.slice(text.indexOf('ipset entries:\n')).split('\n').slice(1).filter((line) => line.startsWith('add '));
+    const entries = text
+      .slice(text.indexOf('ipset entries:\n'))
+      .split('\n')
+      .slice(1)
+      .filter((line) => line.startsWith('add '));
     expect(entries).toEqual(
-      expect.arrayContaining(['add KUBE-CLUSTER-IP 10.96.0.10,tcp:80', 'add KUBE-IPVS-IPS 10.96.0.10', 'add KUBE-NODE-PORT-TCP 30080', 'add KUBE-LOOP-BACK 10.201.0.2,tcp:8080,10.201.0.2']),
+      expect.arrayContaining([
+        'add KUBE-CLUSTER-IP 10.96.0.10,tcp:80',
+        'add KUBE-IPVS-IPS 10.96.0.10',
+        'add KUBE-NODE-PORT-TCP 30080',
+        'add KUBE-LOOP-BACK 10.201.0.2,tcp:8080,10.201.0.2',
+      ]),
     );
     expect(entries.some((line) => line.includes('10.96.0.20'))).toBe(false);
     // Every entry it shows is in the kernel's sets.

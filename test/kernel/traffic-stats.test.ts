@@ -23,7 +23,15 @@ describe('statistics after real traffic', () => {
       ...topology.pods.map((pod) => ({
         op: 'addDestination' as const,
         service: key,
-        destination: { address: pod.address, port: 8080, family: 'inet' as const, forwarding: 'masq' as const, weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+        destination: {
+          address: pod.address,
+          port: 8080,
+          family: 'inet' as const,
+          forwarding: 'masq' as const,
+          weight: 1,
+          upperThreshold: 0,
+          lowerThreshold: 0,
+        },
       })),
     ]);
   });

@@ -65,7 +65,10 @@ function status(code: number, reason: string, message: string): object {
 
 /** `metadata.name=x,metadata.namespace=y` (also `==`); undefined for anything else. */
 function parseFieldSelector(text: string | undefined): FieldSelector | undefined {
-  const terms = (text ?? '').split(',').filter(Boolean).map((term) => /^(metadata\.name|metadata\.namespace)==?(.*)$/.exec(term));
+  const terms = (text ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((term) => /^(metadata\.name|metadata\.namespace)==?(.*)$/.exec(term));
   if (terms.some((term) => !term)) return undefined;
   return (object) => terms.every((term) => (term![1] === 'metadata.name' ? object.metadata.name : (object.metadata.namespace ?? '')) === term![2]);
 }
@@ -75,7 +78,10 @@ function parseFieldSelector(text: string | undefined): FieldSelector | undefined
  * (all must hold); undefined for anything else.
  */
 function parseLabelSelector(text: string | undefined): FieldSelector | undefined {
-  const terms = (text ?? '').split(',').filter(Boolean).map((term) => /^(!?)([\w./-]+)(?:(!=|==?)(.*))?$/.exec(term));
+  const terms = (text ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((term) => /^(!?)([\w./-]+)(?:(!=|==?)(.*))?$/.exec(term));
   if (terms.some((term) => !term)) return undefined;
   return (object) => {
     const labels = (object.metadata.labels ?? {}) as Record<string, string>;
@@ -255,7 +261,12 @@ export class TestApiServer {
   private write(resource: Resource, type: EventType, object: ApiObject, kept: Record<string, unknown>): ApiObject {
     const { apiVersion, kind } = RESOURCES[resource];
     const previous = this.objects.get(resource)!.get(idOf(object));
-    const stored: ApiObject = structuredClone({ ...object, apiVersion, kind, metadata: { ...object.metadata, ...kept, resourceVersion: String(++this.resourceVersion) } });
+    const stored: ApiObject = structuredClone({
+      ...object,
+      apiVersion,
+      kind,
+      metadata: { ...object.metadata, ...kept, resourceVersion: String(++this.resourceVersion) },
+    });
     this.objects.get(resource)!.set(idOf(stored), stored);
     this.record(resource, type, stored, previous);
     return structuredClone(stored);

@@ -44,7 +44,7 @@ export function parseExposition(text: string): Map<string, Family> {
     const value = special ? (special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(valueText);
     expect(!special && !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(valueText!), `a number: ${line}`).toBe(false);
     const labels: Record<string, string> = {};
-    for (let rest = labelText; rest !== ''; ) {
+    for (let rest = labelText; rest !== '';) {
       const labelMatch = label.exec(rest);
       expect(labelMatch, `valid labels: ${line}`).not.toBeNull();
       labels[labelMatch![1]!] = labelMatch![2]!;

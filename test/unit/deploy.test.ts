@@ -103,7 +103,10 @@ describe('deploy/', () => {
     const roles = manifests.filter((manifest) => manifest.kind === 'ClusterRole' || manifest.kind === 'Role');
     const rules = roles.flatMap((role) => (role as Manifest & { rules: Rule[] }).rules);
     for (const rule of rules) {
-      expect(rule.verbs.every((verb) => ['get', 'list', 'watch'].includes(verb)), JSON.stringify(rule)).toBe(true);
+      expect(
+        rule.verbs.every((verb) => ['get', 'list', 'watch'].includes(verb)),
+        JSON.stringify(rule),
+      ).toBe(true);
       expect(rule.resources).not.toContain('*');
       expect(rule.apiGroups).not.toContain('*');
     }

@@ -76,9 +76,7 @@ export interface UdpFlowTarget {
 }
 
 /** The outcome of deleting one entry: an entry that was already gone counts as done. */
-export type ConntrackDeleteOutcome =
-  | { readonly ok: true; readonly deleted: boolean }
-  | { readonly ok: false; readonly error: NetlinkRequestError };
+export type ConntrackDeleteOutcome = { readonly ok: true; readonly deleted: boolean } | { readonly ok: false; readonly error: NetlinkRequestError };
 
 /** The outcome of deleting the flows of one target: how many entries the kernel deleted. */
 export type UdpFlowOutcome = { readonly ok: true; readonly deleted: number } | { readonly ok: false; readonly error: NetlinkRequestError };
@@ -115,8 +113,7 @@ export function describeUdpFlowDeletion(target: UdpFlowTarget): string {
   return `delete UDP flows to ${formatHostPort(target.endpointAddress, target.endpointPort)} of UDP ${formatHostPort(target.virtualAddress, target.virtualPort)}`;
 }
 
-const sameAddress = (wanted: string | undefined, actual: string): boolean =>
-  wanted === undefined || (canonicalAddress(wanted) ?? wanted) === actual;
+const sameAddress = (wanted: string | undefined, actual: string): boolean => wanted === undefined || (canonicalAddress(wanted) ?? wanted) === actual;
 
 function tupleMatches(tuple: ConntrackTuple, match: TupleMatch | undefined): boolean {
   if (!match) return true;

@@ -74,9 +74,7 @@ const moduleOf = (type: IpsetSetType): string => `ip_set_${type.replace(':', '_'
 function explain(error: unknown, kind?: IpsetSetKind): never {
   const named = IpsetRequestError.from(error, kind);
   if (named instanceof NetlinkRequestError && (named.errnoName === 'EPERM' || named.errnoName === 'EACCES')) {
-    throw new PermissionError(
-      `${named.operation}: ${named.errnoName}: programming or reading ipsets needs CAP_NET_ADMIN (run as root)`,
-    );
+    throw new PermissionError(`${named.operation}: ${named.errnoName}: programming or reading ipsets needs CAP_NET_ADMIN (run as root)`);
   }
   throw named;
 }
@@ -110,9 +108,7 @@ export class IpsetClient {
       } catch (error) {
         // nfnetlink answers EINVAL for a subsystem nobody registered (nfnetlink_rcv_msg()).
         if (error instanceof NetlinkRequestError && error.errnoName === 'EINVAL') {
-          throw new KernelUnsupportedError(
-            'ipset is not available in this kernel: nfnetlink has no ipset subsystem (load it: modprobe ip_set)',
-          );
+          throw new KernelUnsupportedError('ipset is not available in this kernel: nfnetlink has no ipset subsystem (load it: modprobe ip_set)');
         }
         return explain(error);
       }
@@ -163,9 +159,7 @@ export class IpsetClient {
     if (newest === undefined) throw new NetlinkDecodeError(`IPSET_CMD_TYPE answer for ${type} without IPSET_ATTR_REVISION`);
     const oldest = reply.revisionMin ?? newest;
     if (oldest > KNOWN_REVISIONS[type]) {
-      throw new KernelUnsupportedError(
-        `the kernel's ${type} revisions ${oldest}-${newest} are all newer than kipvs knows (${KNOWN_REVISIONS[type]})`,
-      );
+      throw new KernelUnsupportedError(`the kernel's ${type} revisions ${oldest}-${newest} are all newer than kipvs knows (${KNOWN_REVISIONS[type]})`);
     }
     const revision = Math.min(newest, KNOWN_REVISIONS[type]);
     this.revisions.set(key, revision);
@@ -227,12 +221,7 @@ export class IpsetClient {
     return this.request(command, entryCommandAttributes, attributes, describe, strict ? NLM_F_EXCL : 0);
   }
 
-  private async writeEntries(
-    operation: 'add' | 'del',
-    setName: string,
-    entries: readonly IpsetEntry[],
-    options: IpsetWriteOptions,
-  ): Promise<RequestOutcome[]> {
+  private async writeEntries(operation: 'add' | 'del', setName: string, entries: readonly IpsetEntry[], options: IpsetWriteOptions): Promise<RequestOutcome[]> {
     checkSetName(setName);
     const outcomes: RequestOutcome[] = new Array(entries.length);
     const requests: NetlinkRequest[] = [];
@@ -249,9 +238,7 @@ export class IpsetClient {
     const sent = await this.connection.execute(requests);
     sent.forEach((outcome, i) => {
       const index = positions[i]!;
-      outcomes[index] = outcome.ok
-        ? outcome
-        : { ok: false, error: IpsetRequestError.from(outcome.error, setKindOf(entrySetType(entries[index]!))) };
+      outcomes[index] = outcome.ok ? outcome : { ok: false, error: IpsetRequestError.from(outcome.error, setKindOf(entrySetType(entries[index]!))) };
     });
     return outcomes;
   }

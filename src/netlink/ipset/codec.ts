@@ -68,9 +68,7 @@ export function negotiateProtocol(reply: WireSetCommand, offered = IPSET_PROTOCO
   if (newest === undefined) throw new NetlinkDecodeError('IPSET_CMD_PROTOCOL answer without IPSET_ATTR_PROTOCOL');
   const oldest = reply.protocolMin ?? newest;
   if (oldest > offered || newest < IPSET_PROTOCOL_MIN) {
-    throw new KernelUnsupportedError(
-      `the kernel speaks ipset protocol ${oldest}-${newest}, kipvs speaks ${IPSET_PROTOCOL_MIN}-${offered}`,
-    );
+    throw new KernelUnsupportedError(`the kernel speaks ipset protocol ${oldest}-${newest}, kipvs speaks ${IPSET_PROTOCOL_MIN}-${offered}`);
   }
   return Math.min(newest, offered);
 }

@@ -5,14 +5,7 @@ import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type Netlin
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
 import { decodeGenlPayload, genlHeader, resolveGenlFamily } from '../genl.js';
 import type { NetlinkMessage } from '../message.js';
-import {
-  decodeDestination,
-  decodeService,
-  encodeDestination,
-  encodeDestinationKey,
-  encodeService,
-  encodeServiceKey,
-} from './codec.js';
+import { decodeDestination, decodeService, encodeDestination, encodeDestinationKey, encodeService, encodeServiceKey } from './codec.js';
 import {
   describeOperation,
   formatServiceKey,
@@ -122,18 +115,14 @@ export class IpvsClient {
   }
 
   async info(): Promise<IpvsInfo> {
-    const replies = await this.connection
-      .query(this.request(IpvsCommand.getInfo, {}, () => 'get IPVS info'))
-      .catch(explainPermission);
+    const replies = await this.connection.query(this.request(IpvsCommand.getInfo, {}, () => 'get IPVS info')).catch(explainPermission);
     const reply = replies[0];
     const attrs = reply ? decodeAttributes(infoAttributes, decodeGenlPayload(reply).attributes) : {};
     return { version: attrs.version ?? 0, connectionTableSize: attrs.connTabSize ?? 0 };
   }
 
   async timeouts(): Promise<IpvsTimeouts> {
-    const replies = await this.connection
-      .query(this.request(IpvsCommand.getConfig, {}, () => 'get IPVS timeouts'))
-      .catch(explainPermission);
+    const replies = await this.connection.query(this.request(IpvsCommand.getConfig, {}, () => 'get IPVS timeouts')).catch(explainPermission);
     const attrs = replies[0] ? this.decode(replies[0]) : {};
     return { tcp: attrs.timeoutTcp ?? 0, tcpFin: attrs.timeoutTcpFin ?? 0, udp: attrs.timeoutUdp ?? 0 };
   }
@@ -152,9 +141,7 @@ export class IpvsClient {
 
   /** Every virtual server; `withStats: false` leaves the counters out (cheaper for large tables). */
   async listServices({ withStats = true }: ReadOptions = {}): Promise<IpvsService[]> {
-    const messages = await this.connection
-      .dump(this.request(IpvsCommand.getService, {}, () => 'list virtual servers'))
-      .catch(explainPermission);
+    const messages = await this.connection.dump(this.request(IpvsCommand.getService, {}, () => 'list virtual servers')).catch(explainPermission);
     const services: IpvsService[] = [];
     for (const message of messages) {
       const { service } = this.decode(message, withStats);

@@ -33,8 +33,7 @@ import {
 } from './types.js';
 import { RTM_NEWADDR, RTM_NEWLINK } from './wire.js';
 
-const isErrno = (error: unknown, name: string): error is NetlinkRequestError =>
-  error instanceof NetlinkRequestError && error.errnoName === name;
+const isErrno = (error: unknown, name: string): error is NetlinkRequestError => error instanceof NetlinkRequestError && error.errnoName === name;
 
 /** Turns EPERM into an error that says which privilege is missing. */
 function explainPermission(error: unknown): never {
@@ -130,9 +129,7 @@ export class LinkClient {
   /** The link's IPv4 and IPv6 addresses, including those the kernel made (IPv6 link-local). */
   async listAddresses(linkName: string): Promise<InterfaceAddress[]> {
     const link = await this.requireLink(linkName);
-    const messages = await this.connection
-      .dump(this.request(dumpAddressesMessage(), `list addresses of ${linkName}`))
-      .catch(explainPermission);
+    const messages = await this.connection.dump(this.request(dumpAddressesMessage(), `list addresses of ${linkName}`)).catch(explainPermission);
     const addresses: InterfaceAddress[] = [];
     for (const message of messages) {
       if (message.type !== RTM_NEWADDR) continue;

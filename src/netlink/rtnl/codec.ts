@@ -88,10 +88,15 @@ function linkMessage(type: number, flags: number, header: Partial<IfInfoHeader>,
  * (fib_add_ifaddr(), addrconf for IPv6), which is all IPVS needs.
  */
 export function createDummyLinkMessage(name: string): RtnlMessage {
-  return linkMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, {}, {
-    ifname: checkLinkName(name),
-    linkinfo: { kind: 'dummy' },
-  });
+  return linkMessage(
+    RTM_NEWLINK,
+    NLM_F_CREATE | NLM_F_EXCL,
+    {},
+    {
+      ifname: checkLinkName(name),
+      linkinfo: { kind: 'dummy' },
+    },
+  );
 }
 
 /** `ip link set dev INDEX up`: ifi_change limits the change to IFF_UP. */

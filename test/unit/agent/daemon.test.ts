@@ -24,7 +24,14 @@ describe('daemon', () => {
     const kernel = new FakeKernel();
     const cluster = new ClusterStore();
     const log = pino({ level: 'silent' });
-    const proxier = new Proxier({ kernel, node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] }, settings: DEFAULT_SETTINGS, log, ownership: new MemoryOwnershipStore(), cluster });
+    const proxier = new Proxier({
+      kernel,
+      node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
+      settings: DEFAULT_SETTINGS,
+      log,
+      ownership: new MemoryOwnershipStore(),
+      cluster,
+    });
     // The source holds a Service the store never heard of: its change event was lost.
     const source = [service('web', '10.96.0.10')];
     const checks: number[] = [];

@@ -1,12 +1,6 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  goJsonTime,
-  healthBody,
-  parseBindAddress,
-  ProxyHealth,
-  startHealthServer,
-} from '../../../src/agent/health-server.js';
+import { goJsonTime, healthBody, parseBindAddress, ProxyHealth, startHealthServer } from '../../../src/agent/health-server.js';
 import { ListenError, type HttpEndpoint } from '../../../src/agent/http.js';
 import { toNodeInfo } from '../../../src/sources/kube-objects.js';
 import { ProxyMetrics } from '../../../src/agent/metrics.js';
@@ -192,7 +186,7 @@ describe('startHealthServer', () => {
     expect((await fetch(`${base}/livez`)).status).toBe(200);
   });
 
-  it('answers 404 for other paths, as Go\'s ServeMux', async () => {
+  it("answers 404 for other paths, as Go's ServeMux", async () => {
     const { health } = fakeHealth();
     const base = await start(health);
     for (const path of ['/', '/metrics', '/healthz/']) {

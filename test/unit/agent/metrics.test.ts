@@ -46,7 +46,10 @@ const T0 = Date.UTC(2025, 4, 1, 12, 0, 0, 0);
 const value = (families: Map<string, Family>, sample: string, labels: Record<string, string> = {}): number | undefined =>
   [...families.values()]
     .flatMap((family) => family.samples)
-    .find((s) => s.name === sample && Object.entries(labels).every(([key, v]) => s.labels[key] === v) && Object.keys(s.labels).length === Object.keys(labels).length)?.value;
+    .find(
+      (s) =>
+        s.name === sample && Object.entries(labels).every(([key, v]) => s.labels[key] === v) && Object.keys(s.labels).length === Object.keys(labels).length,
+    )?.value;
 
 const bucketBounds = (families: Map<string, Family>, name: string, labels: Record<string, string>): string[] =>
   families
@@ -59,9 +62,10 @@ async function exposition(metrics: ProxyMetrics): Promise<Map<string, Family>> {
 }
 
 describe('ProxyMetrics', () => {
-  it('exposes kube-proxy\'s metric names, types and help texts, kipvs\'s own, and process metrics', async () => {
+  it("exposes kube-proxy's metric names, types and help texts, kipvs's own, and process metrics", async () => {
     const families = await exposition(new ProxyMetrics());
-    for (const [name, [type, help]] of Object.entries(KUBE_PROXY_FAMILIES)) expect([families.get(name)?.type, families.get(name)?.help], name).toEqual([type, help]);
+    for (const [name, [type, help]] of Object.entries(KUBE_PROXY_FAMILIES))
+      expect([families.get(name)?.type, families.get(name)?.help], name).toEqual([type, help]);
     for (const [name, type] of Object.entries(KIPVS_FAMILIES)) expect(families.get(name)?.type, name).toBe(type);
     for (const name of ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'process_cpu_seconds_total']) {
       expect(families.get(name)?.samples.length, name).toBeGreaterThan(0);
@@ -69,7 +73,7 @@ describe('ProxyMetrics', () => {
     expect(value(families, 'process_resident_memory_bytes')).toBeGreaterThan(1_000_000);
   });
 
-  it('keeps its metrics apart from prom-client\'s global registry and from other instances', async () => {
+  it("keeps its metrics apart from prom-client's global registry and from other instances", async () => {
     const one = new ProxyMetrics({ defaultMetrics: false });
     const two = new ProxyMetrics({ defaultMetrics: false });
     one.countHealthz(200);
@@ -79,7 +83,7 @@ describe('ProxyMetrics', () => {
     expect(register.getSingleMetric('kubeproxy_proxy_healthz_total')).toBeUndefined();
   });
 
-  it('observes each sync per family, full or partial, with kube-proxy\'s buckets, and stamps only successes', async () => {
+  it("observes each sync per family, full or partial, with kube-proxy's buckets, and stamps only successes", async () => {
     const metrics = new ProxyMetrics({ families: ['inet', 'inet6'], defaultMetrics: false, clock: () => T0 });
     metrics.recordQueued(T0 - 2000);
     metrics.recordSync({ full: true, durationSeconds: 0.003, succeeded: true, at: T0 - 1000 });
@@ -95,7 +99,24 @@ describe('ProxyMetrics', () => {
       expect(value(families, 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', { ip_family })).toBe((T0 - 2000) / 1000);
     }
     const bounds = bucketBounds(families, 'kubeproxy_sync_proxy_rules_duration_seconds', { ip_family: 'IPv4' });
-    expect(bounds).toEqual(['0.001', '0.002', '0.004', '0.008', '0.016', '0.032', '0.064', '0.128', '0.256', '0.512', '1.024', '2.048', '4.096', '8.192', '16.384', '+Inf']);
+    expect(bounds).toEqual([
+      '0.001',
+      '0.002',
+      '0.004',
+      '0.008',
+      '0.016',
+      '0.032',
+      '0.064',
+      '0.128',
+      '0.256',
+      '0.512',
+      '1.024',
+      '2.048',
+      '4.096',
+      '8.192',
+      '16.384',
+      '+Inf',
+    ]);
   });
 
   it('uses kube-proxy\'s network programming buckets, starting at le="0"', async () => {
@@ -113,7 +134,7 @@ describe('ProxyMetrics', () => {
     expect(value(families, 'kubeproxy_network_programming_duration_seconds_bucket', { ip_family: 'IPv6', le: '65' })).toBe(1);
   });
 
-  it('measures programming latency from the slice\'s trigger time, ignoring triggers from before the agent started', async () => {
+  it("measures programming latency from the slice's trigger time, ignoring triggers from before the agent started", async () => {
     let now = T0;
     const metrics = new ProxyMetrics({ defaultMetrics: false, clock: () => now });
     const slice = (name: string, trigger: string | undefined, addressType = 'IPv4'): EndpointSlice => ({
@@ -155,12 +176,18 @@ describe('ProxyMetrics', () => {
     const metrics = new ProxyMetrics({ defaultMetrics: false });
     const key = { family: 'inet' as const, protocol: 'TCP' as const, address: '10.96.0.10', port: 80 };
     const addService = { kind: 'ipvs', operation: { op: 'deleteService', key } } as KernelOperation;
-    const addDestination = { kind: 'ipvs', operation: { op: 'addDestination', service: key, destination: { address: '10.244.1.2', port: 8080 } } } as KernelOperation;
+    const addDestination = {
+      kind: 'ipvs',
+      operation: { op: 'addDestination', service: key, destination: { address: '10.244.1.2', port: 8080 } },
+    } as KernelOperation;
     const bind: KernelOperation = { kind: 'bindAddress', address: '10.96.0.10' };
-    metrics.recordApply([addService, addDestination, addDestination, bind], [
-      { operation: addDestination, error: new NetlinkRequestError('add real server 10.244.1.2:8080 to TCP 10.96.0.10:80', 17) },
-      { operation: bind, error: new PermissionError('no CAP_NET_ADMIN') },
-    ]);
+    metrics.recordApply(
+      [addService, addDestination, addDestination, bind],
+      [
+        { operation: addDestination, error: new NetlinkRequestError('add real server 10.244.1.2:8080 to TCP 10.96.0.10:80', 17) },
+        { operation: bind, error: new PermissionError('no CAP_NET_ADMIN') },
+      ],
+    );
     const families = await exposition(metrics);
     expect(value(families, 'kipvs_kernel_operations_total', { kind: 'deleteVirtualServer' })).toBe(1);
     expect(value(families, 'kipvs_kernel_operations_total', { kind: 'addRealServer' })).toBe(2);
@@ -172,7 +199,7 @@ describe('ProxyMetrics', () => {
     expect(failureErrno(new Error('x'))).toBe('unknown');
   });
 
-  it('publishes the desired state\'s sizes after a sync', async () => {
+  it("publishes the desired state's sizes after a sync", async () => {
     const desired = translate(
       {
         services: [
@@ -210,7 +237,7 @@ describe('lastChangeTriggerTime', () => {
   const at = (text: string): number | undefined =>
     lastChangeTriggerTime({ metadata: { name: 's', annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': text } }, addressType: 'IPv4' });
 
-  it('reads RFC 3339 with nanoseconds and offsets, as Go\'s time.RFC3339Nano', () => {
+  it("reads RFC 3339 with nanoseconds and offsets, as Go's time.RFC3339Nano", () => {
     expect(at('2025-05-01T12:00:00Z')).toBe(T0);
     expect(at('2025-05-01T12:00:00.123456789Z')).toBeCloseTo(T0 + 123.456789, 6);
     expect(at('2025-05-01T14:00:00+02:00')).toBe(T0);

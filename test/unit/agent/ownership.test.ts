@@ -71,10 +71,15 @@ describe('FileOwnershipStore with a damaged or foreign file', () => {
     write('owned-virtual-servers-cccccccccccc.json', { owned: [], draining: [], netns: { path: dir, inode: alive + 1 } });
     write('owned-virtual-servers-dddddddddddd.json', { owned: [], draining: [] });
     write('owned-virtual-servers.json', { owned: [], draining: [] });
-    expect(removeStaleStateFiles(dir).map((path) => path.slice(dir.length + 1)).sort()).toEqual([
-      'owned-virtual-servers-aaaaaaaaaaaa.json',
-      'owned-virtual-servers-cccccccccccc.json',
+    expect(
+      removeStaleStateFiles(dir)
+        .map((path) => path.slice(dir.length + 1))
+        .sort(),
+    ).toEqual(['owned-virtual-servers-aaaaaaaaaaaa.json', 'owned-virtual-servers-cccccccccccc.json']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'owned-virtual-servers-bbbbbbbbbbbb.json',
+      'owned-virtual-servers-dddddddddddd.json',
+      'owned-virtual-servers.json',
     ]);
-    expect(readdirSync(dir).sort()).toEqual(['owned-virtual-servers-bbbbbbbbbbbb.json', 'owned-virtual-servers-dddddddddddd.json', 'owned-virtual-servers.json']);
   });
 });

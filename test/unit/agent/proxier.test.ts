@@ -91,7 +91,7 @@ describe('Proxier', () => {
     agent.setSnapshot(cluster(['10.244.0.1']));
     kernel.refuseNext = true;
     const first = await agent.sync();
-    expect(first.failures.map((f) => f.error.message)).toContain("refused");
+    expect(first.failures.map((f) => f.error.message)).toContain('refused');
     await agent.sync({ full: false });
     expect(kernel.observed).toBe(2);
     expect((await agent.plan()).plan.operations).toEqual([]);
@@ -124,9 +124,11 @@ describe('Proxier', () => {
     expect(kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.has('10.244.0.1:8080')).toBe(true);
     // A full read sees its connections: it stays; the idle one is deleted.
     const full = await agent.sync({ full: true });
-    expect(full.plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op} ${'destination' in o.operation ? o.operation.destination.address : ''}` : o.kind))).toEqual([
-      'deleteDestination 10.244.0.2',
-    ]);
+    expect(
+      full.plan.operations.map((o) =>
+        o.kind === 'ipvs' ? `${o.operation.op} ${'destination' in o.operation ? o.operation.destination.address : ''}` : o.kind,
+      ),
+    ).toEqual(['deleteDestination 10.244.0.2']);
   });
 
   it('plans nothing from a kernel read that failed (a dump interrupted on every attempt), and reads afresh at the next sync', async () => {
@@ -150,8 +152,23 @@ describe('Proxier', () => {
     const store = new ClusterStore();
     let failSave = false;
     const ownership = new MemoryOwnershipStore();
-    const flaky = { load: () => ownership.load(), save: (state: Parameters<MemoryOwnershipStore['save']>[0]) => (failSave ? (() => { throw new Error('EROFS'); })() : ownership.save(state)) };
-    const agent = new Proxier({ kernel, node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] }, settings: DEFAULT_SETTINGS, log: pino({ level: 'silent' }), ownership: flaky, cluster: store });
+    const flaky = {
+      load: () => ownership.load(),
+      save: (state: Parameters<MemoryOwnershipStore['save']>[0]) =>
+        failSave
+          ? (() => {
+              throw new Error('EROFS');
+            })()
+          : ownership.save(state),
+    };
+    const agent = new Proxier({
+      kernel,
+      node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
+      settings: DEFAULT_SETTINGS,
+      log: pino({ level: 'silent' }),
+      ownership: flaky,
+      cluster: store,
+    });
     const snapshot = cluster(['10.244.0.1']);
     store.replaceAll(snapshot.services, snapshot.endpointSlices);
     await agent.sync();
@@ -168,10 +185,23 @@ describe('Proxier', () => {
     const kernel = new CountingKernel();
     const store = new ClusterStore();
     let node: NodeFacts = { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'], zone: 'zone-a' };
-    const agent = new Proxier({ kernel, node, currentNode: () => node, settings: DEFAULT_SETTINGS, log: pino({ level: 'silent' }), ownership: new MemoryOwnershipStore(), cluster: store });
+    const agent = new Proxier({
+      kernel,
+      node,
+      currentNode: () => node,
+      settings: DEFAULT_SETTINGS,
+      log: pino({ level: 'silent' }),
+      ownership: new MemoryOwnershipStore(),
+      cluster: store,
+    });
     const hinted = (address: string, zone: string) => ({ addresses: [address], conditions: { ready: true }, hints: { forZones: [{ name: zone }] } });
     store.replaceAll(
-      [{ metadata: { name: 'web', namespace: 'default' }, spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, nodePort: 30080 }] } }],
+      [
+        {
+          metadata: { name: 'web', namespace: 'default' },
+          spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+        },
+      ],
       [
         {
           metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },

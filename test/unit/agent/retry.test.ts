@@ -52,15 +52,27 @@ function proxierFor(kernel: FakeKernel): Proxier {
     metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: [{ addresses: [`10.244.${i}.1`], conditions: { ready: true } }, { addresses: [`10.244.${i}.2`], conditions: { ready: true } }],
+    endpoints: [
+      { addresses: [`10.244.${i}.1`], conditions: { ready: true } },
+      { addresses: [`10.244.${i}.2`], conditions: { ready: true } },
+    ],
   }));
   store.replaceAll(services, slices);
   const settings = DEFAULT_SETTINGS;
-  return new Proxier({ kernel, node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] }, settings, log: pino({ level: 'silent' }), ownership: new MemoryOwnershipStore(), cluster: store });
+  return new Proxier({
+    kernel,
+    node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
+    settings,
+    log: pino({ level: 'silent' }),
+    ownership: new MemoryOwnershipStore(),
+    cluster: store,
+  });
 }
 
-const isRealServer = (address: string) => (operation: KernelOperation): boolean =>
-  operation.kind === 'ipvs' && operation.operation.op === 'addDestination' && operation.operation.destination.address === address;
+const isRealServer =
+  (address: string) =>
+  (operation: KernelOperation): boolean =>
+    operation.kind === 'ipvs' && operation.operation.op === 'addDestination' && operation.operation.destination.address === address;
 
 describe('a refused kernel operation', () => {
   it.each(Object.entries(ERRNOS))('%s: the rest of the batch applies, the refused one is retried with growing delays and lands', async (name, errno) => {

@@ -81,7 +81,12 @@ describe('SyncRunner', () => {
 
   it('keeps the periodic rhythm when changes sync in between (drift repair is not pushed back)', async () => {
     const syncs: { at: number; full: boolean }[] = [];
-    const runner = new SyncRunner({ minIntervalMs: 100, maxIntervalMs: 1000, sync: async ({ full }) => void syncs.push({ at: performance.now(), full }), onError: () => {} });
+    const runner = new SyncRunner({
+      minIntervalMs: 100,
+      maxIntervalMs: 1000,
+      sync: async ({ full }) => void syncs.push({ at: performance.now(), full }),
+      onError: () => {},
+    });
     const started = performance.now();
     runner.start();
     // A change every 900 ms: each would restart a "sync period after the last sync" timer.
@@ -117,7 +122,12 @@ describe('SyncRunner', () => {
 
   it('keeps the full sync on time while changes keep asking for partial ones', async () => {
     const runs: { at: number; full: boolean }[] = [];
-    const runner = new SyncRunner({ minIntervalMs: 10, maxIntervalMs: 100, sync: async ({ full }) => void runs.push({ at: performance.now(), full }), onError: () => {} });
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 100,
+      sync: async ({ full }) => void runs.push({ at: performance.now(), full }),
+      onError: () => {},
+    });
     const started = performance.now();
     runner.start();
     while (performance.now() - started < 450) {

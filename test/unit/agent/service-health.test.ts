@@ -49,7 +49,7 @@ describe('ServiceHealthServer', () => {
     return { server, lines, health };
   }
 
-  it('answers every path with kube-proxy\'s body and headers, 200 while there are local endpoints', async () => {
+  it("answers every path with kube-proxy's body and headers, 200 while there are local endpoints", async () => {
     const { server } = make();
     const port = await freePort();
     await server.sync(healthChecksByKey([check('web', port, 3)]));

@@ -6,11 +6,32 @@ import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/clie
 import type { IpvsStats } from '../../../src/netlink/ipvs/types.js';
 
 const stats = (conns: number, inPackets: number, outPackets: number, inBytes: number, outBytes: number): IpvsStats => ({
-  conns, inPackets, outPackets, inBytes, outBytes, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0,
+  conns,
+  inPackets,
+  outPackets,
+  inBytes,
+  outBytes,
+  cps: 0,
+  inPps: 0,
+  outPps: 0,
+  inBps: 0,
+  outBps: 0,
 });
 const virtualServer = (address: string, port: number, s: IpvsStats, active: number, inactive: number): IpvsServiceWithDestinations => ({
   service: { key: { family: 'inet', protocol: 'TCP', address, port }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32, stats: s },
-  destinations: [{ address: '10.244.1.2', port: 8080, family: 'inet', forwarding: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0, activeConns: active, inactiveConns: inactive }],
+  destinations: [
+    {
+      address: '10.244.1.2',
+      port: 8080,
+      family: 'inet',
+      forwarding: 'masq',
+      weight: 1,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+      activeConns: active,
+      inactiveConns: inactive,
+    },
+  ],
 });
 const table = [
   virtualServer('10.96.0.10', 80, stats(3, 30, 20, 3000, 9000), 1, 2),
@@ -25,20 +46,32 @@ const owners = new Map([
 describe('per-Service traffic metrics', () => {
   it("sums a Service port's virtual servers (ClusterIP and NodePort) and leaves out others' virtual servers", () => {
     const sample = foldByServicePort(table, (key) => owners.get(key));
-    expect(sample.ports).toEqual([{ labels: { namespace: 'shop', service: 'web', port: 'http', protocol: 'TCP' }, conns: 5, inPackets: 40, outPackets: 25, inBytes: 4000, outBytes: 9500 }]);
-    expect(sample.endpoints).toEqual([{ labels: { namespace: 'shop', service: 'web', port: 'http', protocol: 'TCP', endpoint: '10.244.1.2:8080' }, active: 2, inactive: 2 }]);
+    expect(sample.ports).toEqual([
+      { labels: { namespace: 'shop', service: 'web', port: 'http', protocol: 'TCP' }, conns: 5, inPackets: 40, outPackets: 25, inBytes: 4000, outBytes: 9500 },
+    ]);
+    expect(sample.endpoints).toEqual([
+      { labels: { namespace: 'shop', service: 'web', port: 'http', protocol: 'TCP', endpoint: '10.244.1.2:8080' }, active: 2, inactive: 2 },
+    ]);
   });
 
   it('reads the table once for a whole scrape and for every scrape within the interval', async () => {
     const registry = new Registry();
     let reads = 0;
     let now = 0;
-    registerServiceTrafficMetrics({ registry, read: () => Promise.resolve((reads++, table)), ownerOf: (key) => owners.get(key), minIntervalMs: 5000, clock: () => now });
+    registerServiceTrafficMetrics({
+      registry,
+      read: () => Promise.resolve((reads++, table)),
+      ownerOf: (key) => owners.get(key),
+      minIntervalMs: 5000,
+      clock: () => now,
+    });
     const scrapes = await Promise.all([registry.metrics(), registry.metrics(), registry.metrics()]);
     expect(reads).toBe(1);
     expect(scrapes[0]).toContain('kipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 5');
     expect(scrapes[0]).toContain('kipvs_service_out_bytes_total{namespace="shop",service="web",port="http",protocol="TCP"} 9500');
-    expect(scrapes[0]).toContain('kipvs_service_endpoint_active_connections{namespace="shop",service="web",port="http",protocol="TCP",endpoint="10.244.1.2:8080"} 2');
+    expect(scrapes[0]).toContain(
+      'kipvs_service_endpoint_active_connections{namespace="shop",service="web",port="http",protocol="TCP",endpoint="10.244.1.2:8080"} 2',
+    );
     now = 4999;
     await registry.metrics();
     expect(reads).toBe(1);
@@ -53,10 +86,12 @@ describe('per-Service traffic metrics', () => {
     const errors: string[] = [];
     registerServiceTrafficMetrics({
       registry,
-      read: () => ((reads++), Promise.reject(new Error('IPVS is not available'))),
+      read: () => (reads++, Promise.reject(new Error('IPVS is not available'))),
       ownerOf: (key) => owners.get(key),
       clock: () => 0,
-      onError: (error) => { errors.push(error.message); },
+      onError: (error) => {
+        errors.push(error.message);
+      },
     });
     const text = await registry.metrics();
     await registry.metrics();

@@ -11,14 +11,16 @@ const virtualServer = (address: string, port: number, owner: DesiredVirtualServe
   `TCP ${address}:${port}`,
   { service: { key: { family: 'inet', protocol: 'TCP', address, port }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 }, realServers: new Map(), owner },
 ];
-const desired = (entries: [string, DesiredVirtualServer][]): DesiredState => ({ virtualServers: new Map(entries), boundAddresses: new Set(), ipsets: new Map(), problems: [] });
+const desired = (entries: [string, DesiredVirtualServer][]): DesiredState => ({
+  virtualServers: new Map(entries),
+  boundAddresses: new Set(),
+  ipsets: new Map(),
+  problems: [],
+});
 const slice: EndpointSlice = {
   metadata: { name: 'web-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
   addressType: 'IPv4',
-  endpoints: [
-    { addresses: ['10.244.1.2'], targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' } },
-    { addresses: ['10.244.1.3'] },
-  ],
+  endpoints: [{ addresses: ['10.244.1.2'], targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' } }, { addresses: ['10.244.1.3'] }],
 };
 
 describe('the Service names record', () => {
@@ -37,22 +39,43 @@ describe('the Service names record', () => {
     directory = mkdtempSync(join(tmpdir(), 'kipvs-names-'));
     const path = join(directory, 'service-names.json');
     const recorder = new ServiceNamesRecorder(path);
-    const state = desired([virtualServer('10.96.0.10', 80, { namespace: 'shop', name: 'web', port: 'http' }), virtualServer('192.0.2.1', 30080, { namespace: 'shop', name: 'web', port: 'http' })]);
-    recorder.record(state, ['shop/web'], () => [slice], () => new Date('2026-12-02T10:00:00Z'));
+    const state = desired([
+      virtualServer('10.96.0.10', 80, { namespace: 'shop', name: 'web', port: 'http' }),
+      virtualServer('192.0.2.1', 30080, { namespace: 'shop', name: 'web', port: 'http' }),
+    ]);
+    recorder.record(
+      state,
+      ['shop/web'],
+      () => [slice],
+      () => new Date('2026-12-02T10:00:00Z'),
+    );
     expect(readdirSync(directory)).toEqual(['service-names.json']);
     const names = readServiceNamesRecord(path);
     expect(names).toEqual({
-      virtualServers: new Map([['TCP 10.96.0.10:80', 'shop/web:http'], ['TCP 192.0.2.1:30080', 'shop/web:http']]),
+      virtualServers: new Map([
+        ['TCP 10.96.0.10:80', 'shop/web:http'],
+        ['TCP 192.0.2.1:30080', 'shop/web:http'],
+      ]),
       nodePorts: new Map(),
       pods: new Map([['10.244.1.2', 'shop/web-0']]),
       source: `the agent's record ${path}, written 2026-12-02T10:00:00.000Z`,
       truncated: false,
     });
     // Nothing changed: not written again (the time stays).
-    recorder.record(state, ['shop/web'], () => [slice], () => new Date('2026-12-02T11:00:00Z'));
+    recorder.record(
+      state,
+      ['shop/web'],
+      () => [slice],
+      () => new Date('2026-12-02T11:00:00Z'),
+    );
     expect(readFileSync(path, 'utf8')).toContain('2026-12-02T10:00:00.000Z');
     // The Service gone: its names go.
-    recorder.record(desired([]), ['shop/web'], () => [], () => new Date('2026-12-02T12:00:00Z'));
+    recorder.record(
+      desired([]),
+      ['shop/web'],
+      () => [],
+      () => new Date('2026-12-02T12:00:00Z'),
+    );
     expect(readServiceNamesRecord(path)).toMatchObject({ virtualServers: new Map(), pods: new Map() });
   });
 

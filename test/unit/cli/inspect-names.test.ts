@@ -12,21 +12,49 @@ import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/clie
 
 const vs = (address: string, port: number, reals: string[]): IpvsServiceWithDestinations => ({
   service: { key: { family: 'inet', protocol: 'TCP', address, port }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 },
-  destinations: reals.map((real) => ({ address: real, port: 8080, family: 'inet', forwarding: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0 })),
+  destinations: reals.map((real) => ({
+    address: real,
+    port: 8080,
+    family: 'inet',
+    forwarding: 'masq',
+    weight: 1,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+    activeConns: 0,
+    inactiveConns: 0,
+  })),
 });
 const result: InspectResult = {
   info: { version: 0x010203, connectionTableSize: 4096 },
   services: [vs('10.96.0.10', 80, ['10.244.1.2']), vs('10.96.0.20', 443, ['10.244.2.2']), vs('192.0.2.1', 30080, ['10.244.1.2'])],
   ipsets: [
-    { header: { name: 'KUBE-CLUSTER-IP', type: 'hash:ip,port' }, entries: [{ ip: '10.96.0.10', protocol: 'tcp', port: 80 }, { ip: '10.96.0.20', protocol: 'tcp', port: 443 }] },
-    { header: { name: 'KUBE-LOOP-BACK', type: 'hash:ip,port,ip' }, entries: [{ ip: '10.244.1.2', protocol: 'tcp', port: 8080, ip2: '10.244.1.2' }, { ip: '10.244.2.2', protocol: 'tcp', port: 8080, ip2: '10.244.2.2' }] },
+    {
+      header: { name: 'KUBE-CLUSTER-IP', type: 'hash:ip,port' },
+      entries: [
+        { ip: '10.96.0.10', protocol: 'tcp', port: 80 },
+        { ip: '10.96.0.20', protocol: 'tcp', port: 443 },
+      ],
+    },
+    {
+      header: { name: 'KUBE-LOOP-BACK', type: 'hash:ip,port,ip' },
+      entries: [
+        { ip: '10.244.1.2', protocol: 'tcp', port: 8080, ip2: '10.244.1.2' },
+        { ip: '10.244.2.2', protocol: 'tcp', port: 8080, ip2: '10.244.2.2' },
+      ],
+    },
     { header: { name: 'KUBE-NODE-PORT-TCP', type: 'bitmap:port' }, entries: [{ port: 30080 }, { port: 30443 }] },
   ],
 } as unknown as InspectResult;
 const names: ServiceNames = {
-  virtualServers: new Map([['TCP 10.96.0.10:80', 'shop/web:http'], ['TCP 10.96.0.20:443', 'shop/api:https']]),
+  virtualServers: new Map([
+    ['TCP 10.96.0.10:80', 'shop/web:http'],
+    ['TCP 10.96.0.20:443', 'shop/api:https'],
+  ]),
   nodePorts: new Map([['TCP 30080', 'shop/web:http']]),
-  pods: new Map([['10.244.1.2', 'shop/web-0'], ['10.244.2.2', 'shop/api-0']]),
+  pods: new Map([
+    ['10.244.1.2', 'shop/web-0'],
+    ['10.244.2.2', 'shop/api-0'],
+  ]),
   source: 'the API server',
   truncated: false,
 };
@@ -53,7 +81,9 @@ describe('kipvs inspect with names', () => {
     expect(text).not.toContain('10.96.0.20');
     expect(text).toContain('TCP  10.96.0.10:80');
     expect(text).toMatch(/TCP {2}192\.0\.2\.1:30080 .* {2}shop\/web:http\n/);
-    expect(text).toContain('\nipset entries:\nadd KUBE-CLUSTER-IP 10.96.0.10,tcp:80\nadd KUBE-LOOP-BACK 10.244.1.2,tcp:8080,10.244.1.2\nadd KUBE-NODE-PORT-TCP 30080\n');
+    expect(text).toContain(
+      '\nipset entries:\nadd KUBE-CLUSTER-IP 10.96.0.10,tcp:80\nadd KUBE-LOOP-BACK 10.244.1.2,tcp:8080,10.244.1.2\nadd KUBE-NODE-PORT-TCP 30080\n',
+    );
   });
 });
 
@@ -64,7 +94,12 @@ describe('names from the API server (--kubeconfig)', () => {
     try {
       server.create('services', {
         metadata: { name: 'web', namespace: 'shop' },
-        spec: { type: 'NodePort', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] },
+        spec: {
+          type: 'NodePort',
+          clusterIP: '10.96.0.10',
+          clusterIPs: ['10.96.0.10'],
+          ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }],
+        },
       });
       server.create('endpointslices', {
         metadata: { name: 'web-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },

@@ -70,7 +70,7 @@ const emptyHashIpHeader: HashSetHeader = {
 const emptyHashIp: IpsetSet = { header: emptyHashIpHeader, entries: [] };
 
 describe('formatIpsetHeader', () => {
-  it('prints a hash set\'s family and sizes, then the comment flag, then bucketsize and initval', () => {
+  it("prints a hash set's family and sizes, then the comment flag, then bucketsize and initval", () => {
     expect(formatIpsetHeader(hashIpWithComments.header)).toBe('family inet hashsize 1024 maxelem 65536 comment bucketsize 12 initval 0xb7b6ea38');
   });
 
@@ -86,7 +86,7 @@ describe('formatIpsetHeader', () => {
     expect(formatIpsetHeader(older)).toBe('family inet6 hashsize 1024 maxelem 65536 comment');
   });
 
-  it('prints a bitmap:port set\'s range and no family', () => {
+  it("prints a bitmap:port set's range and no family", () => {
     expect(formatIpsetHeader(bitmapPortWithComments.header)).toBe('range 30000-32767 comment');
     expect(formatIpsetHeader(emptyBitmapPort.header)).toBe('range 0-65535');
   });
@@ -148,7 +148,7 @@ Members:`,
     );
   });
 
-  it('keeps the order of sets and members it is given: the kernel\'s, as the tool does', () => {
+  it("keeps the order of sets and members it is given: the kernel's, as the tool does", () => {
     const reversed: IpsetSet = { ...hashIpWithComments, entries: [...hashIpWithComments.entries].reverse() };
     const lines = formatIpsetListing([emptyHashIp, reversed]);
     expect(lines.filter((line) => line.startsWith('Name: '))).toEqual(['Name: H', 'Name: A']);

@@ -211,7 +211,12 @@ describe('parseKubeProxyConfiguration', () => {
     expect(options).toMatchObject({ ipvsSyncPeriod: 30_000, ipvsMinSyncPeriod: 0, iptablesMasqueradeBit: 14, healthzBindAddress: '0.0.0.0:10256' });
     expect(options.scheduler).toBeUndefined(); // "" is kube-proxy's "rr": the agent's default applies
     expect(options.kubeconfig).toBeUndefined();
-    expect(options).toMatchObject({ conntrackMaxPerCore: 32768, conntrackMin: 131072, conntrackTcpTimeoutEstablished: 86_400_000, conntrackTcpTimeoutCloseWait: 3_600_000 });
+    expect(options).toMatchObject({
+      conntrackMaxPerCore: 32768,
+      conntrackMin: 131072,
+      conntrackTcpTimeoutEstablished: 86_400_000,
+      conntrackTcpTimeoutCloseWait: 3_600_000,
+    });
     // qps 5, burst 10, protobuf, configSyncPeriod 15m, iptables.syncPeriod 30s... are kube-proxy's defaults: nothing to say.
     expect(warnings).toEqual([OOM_WARNING]);
   });
@@ -347,10 +352,7 @@ nodePortAddresses: [primary, 10.0.0.0/8]
   });
 
   it('requires apiVersion and kind', () => {
-    expect(problemsOf('mode: ipvs\n')).toEqual([
-      'apiVersion: missing (want kubeproxy.config.k8s.io/v1alpha1)',
-      'kind: missing (want KubeProxyConfiguration)',
-    ]);
+    expect(problemsOf('mode: ipvs\n')).toEqual(['apiVersion: missing (want kubeproxy.config.k8s.io/v1alpha1)', 'kind: missing (want KubeProxyConfiguration)']);
     expect(problemsOf('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeletConfiguration\nmode: ipvs\n')).toEqual([
       'kind: "KubeletConfiguration" is not KubeProxyConfiguration',
     ]);
@@ -430,8 +432,12 @@ bindAddress: 192.0.2.7
     });
     expect(warnings).toEqual([]);
     expect(parseKubeProxyConfiguration(`${HEADER}detectLocalMode: NodeCIDR\n`, 'c').options.detectLocalMode).toBe('NodeCIDR');
-    expect(problemsOf(`${HEADER}detectLocalMode: BridgeInterface\n`)).toEqual(['detectLocal.bridgeInterface: must not be empty with detectLocalMode BridgeInterface']);
-    expect(parseKubeProxyConfiguration(`${HEADER}logging: {format: text}\n`, 'c').warnings).toEqual(['ignored: logging.format text (kipvs always logs JSON lines)']);
+    expect(problemsOf(`${HEADER}detectLocalMode: BridgeInterface\n`)).toEqual([
+      'detectLocal.bridgeInterface: must not be empty with detectLocalMode BridgeInterface',
+    ]);
+    expect(parseKubeProxyConfiguration(`${HEADER}logging: {format: text}\n`, 'c').warnings).toEqual([
+      'ignored: logging.format text (kipvs always logs JSON lines)',
+    ]);
   });
 
   it('reads YAML 1.1 booleans as kube-proxy (sigs.k8s.io/yaml) does, and refuses duplicate keys', () => {
@@ -445,7 +451,9 @@ describe('loadKubeProxyConfiguration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kipvs-config-'));
     writeFileSync(join(dir, 'config.conf'), KUBEADM_CONFIG);
     expect(loadKubeProxyConfiguration(join(dir, 'config.conf')).options.clusterCidr).toEqual(['10.244.0.0/16']);
-    expect(() => loadKubeProxyConfiguration(join(dir, 'missing.conf'))).toThrow(`${join(dir, 'missing.conf')}: invalid KubeProxyConfiguration: cannot read: ENOENT`);
+    expect(() => loadKubeProxyConfiguration(join(dir, 'missing.conf'))).toThrow(
+      `${join(dir, 'missing.conf')}: invalid KubeProxyConfiguration: cannot read: ENOENT`,
+    );
   });
 });
 

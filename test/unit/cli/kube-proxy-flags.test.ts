@@ -26,13 +26,36 @@ async function resolved(argv: string[]): Promise<{ options: AgentOptions; warnin
 describe("kube-proxy's flags", () => {
   it("starts with a kube-proxy IPVS DaemonSet's command line, acting on what applies and warning once for the rest", async () => {
     const { options, warnings } = await resolved([
-      '--v=2', '--proxy-mode=ipvs', '--ipvs-scheduler=wrr', '--conntrack-max-per-core=0', '--conntrack-min=0', '--kube-api-qps=20', '--master=https://10.0.0.1:6443',
-      '--masquerade-all=true', '--detect-local-mode=NodeCIDR', '--nodeport-addresses=primary', '--iptables-sync-period=30s', '--ipvs-strict-arp',
-      '--conntrack-tcp-be-liberal=true', '--conntrack-udp-timeout=30s', '--bind-address=192.0.2.7', '--feature-gates=Foo=true', '--profiling=false',
+      '--v=2',
+      '--proxy-mode=ipvs',
+      '--ipvs-scheduler=wrr',
+      '--conntrack-max-per-core=0',
+      '--conntrack-min=0',
+      '--kube-api-qps=20',
+      '--master=https://10.0.0.1:6443',
+      '--masquerade-all=true',
+      '--detect-local-mode=NodeCIDR',
+      '--nodeport-addresses=primary',
+      '--iptables-sync-period=30s',
+      '--ipvs-strict-arp',
+      '--conntrack-tcp-be-liberal=true',
+      '--conntrack-udp-timeout=30s',
+      '--bind-address=192.0.2.7',
+      '--feature-gates=Foo=true',
+      '--profiling=false',
     ]);
     expect(options).toMatchObject({
-      v: 2, scheduler: 'wrr', conntrackMaxPerCore: 0, conntrackMin: 0, masqueradeAll: true, detectLocalMode: 'NodeCIDR', nodeportAddresses: ['primary'],
-      ipvsStrictArp: true, conntrackTcpBeLiberal: true, conntrackUdpTimeout: 30_000, bindAddress: '192.0.2.7',
+      v: 2,
+      scheduler: 'wrr',
+      conntrackMaxPerCore: 0,
+      conntrackMin: 0,
+      masqueradeAll: true,
+      detectLocalMode: 'NodeCIDR',
+      nodeportAddresses: ['primary'],
+      ipvsStrictArp: true,
+      conntrackTcpBeLiberal: true,
+      conntrackUdpTimeout: 30_000,
+      bindAddress: '192.0.2.7',
     });
     expect(warnings).toEqual([
       expect.stringMatching(/^ignored: --feature-gates \(/),
@@ -90,7 +113,10 @@ function docsTable(heading: string): { name: string; status: string; test: strin
   const rows: { name: string; status: string; test: string }[] = [];
   for (const line of lines.slice(lines.findIndex((l) => l.startsWith('|')))) {
     if (!line.startsWith('|')) break;
-    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim());
     if (cells[0] === undefined || cells[0].startsWith('-') || cells[0] === 'Flag' || cells[0] === 'Field') continue;
     rows.push({ name: cells[0].replaceAll('`', ''), status: cells[1] ?? '', test: cells[3] ?? '' });
   }

@@ -10,7 +10,14 @@ const addService = (scheduler: string, extra: { persistenceEngine?: string; fami
   kind: 'ipvs',
   operation: {
     op: 'addService',
-    service: { key: extra.family === 'inet6' ? { ...key, family: 'inet6', address: 'fd00::a' } : key, scheduler, flags: 0, timeout: 0, netmask: 32, ...(extra.persistenceEngine ? { persistenceEngine: extra.persistenceEngine } : {}) },
+    service: {
+      key: extra.family === 'inet6' ? { ...key, family: 'inet6', address: 'fd00::a' } : key,
+      scheduler,
+      flags: 0,
+      timeout: 0,
+      netmask: 32,
+      ...(extra.persistenceEngine ? { persistenceEngine: extra.persistenceEngine } : {}),
+    },
   },
 });
 const refuse = (operation: KernelOperation, errno: number): string =>
@@ -25,12 +32,23 @@ describe('explainRefusal', () => {
   });
 
   it('names the address family and the fields the kernel may not accept', () => {
-    expect(refuse(addService('rr', { family: 'inet6' }), 97)).toContain('likely cause: this kernel\'s IPVS was built without IPv6 (CONFIG_IP_VS_IPV6)');
+    expect(refuse(addService('rr', { family: 'inet6' }), 97)).toContain("likely cause: this kernel's IPVS was built without IPv6 (CONFIG_IP_VS_IPV6)");
     expect(refuse(addService('rr'), 22)).toContain('likely cause: a field this kernel does not accept: flags 0x0, persistence netmask /32, timeout 0s');
-    const destination = { address: 'fd00::1', port: 8080, family: 'inet6' as const, forwarding: 'tunnel' as const, weight: 1, upperThreshold: 0, lowerThreshold: 0 };
+    const destination = {
+      address: 'fd00::1',
+      port: 8080,
+      family: 'inet6' as const,
+      forwarding: 'tunnel' as const,
+      weight: 1,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+    };
     const mixed: KernelOperation = { kind: 'ipvs', operation: { op: 'addDestination', service: key, destination } };
     expect(refuse(mixed, 97)).toContain('a real server of another family than its virtual server');
-    const gue: KernelOperation = { kind: 'ipvs', operation: { op: 'addDestination', service: key, destination: { ...destination, family: 'inet', address: '10.0.0.1', tunnelType: 'gue' } } };
+    const gue: KernelOperation = {
+      kind: 'ipvs',
+      operation: { op: 'addDestination', service: key, destination: { ...destination, family: 'inet', address: '10.0.0.1', tunnelType: 'gue' } },
+    };
     expect(refuse(gue, 22)).toContain('tunnel type gue is not in this kernel');
   });
 

@@ -8,12 +8,24 @@ import type { DrainingRealServer, KernelOperation, Plan } from '../../../src/rec
 
 const key = (address: string, port = 80, protocol: 'TCP' | 'UDP' = 'TCP'): IpvsServiceKey => ({ family: 'inet', protocol, address, port });
 const service = (k: IpvsServiceKey, scheduler = 'rr'): IpvsService => ({ key: k, scheduler, flags: 0, timeout: 0, netmask: 32 });
-const real = (address: string, weight = 1): IpvsDestination => ({ address, port: 8080, family: 'inet', forwarding: 'masq', weight, upperThreshold: 0, lowerThreshold: 0 });
+const real = (address: string, weight = 1): IpvsDestination => ({
+  address,
+  port: 8080,
+  family: 'inet',
+  forwarding: 'masq',
+  weight,
+  upperThreshold: 0,
+  lowerThreshold: 0,
+});
 
 function virtualServer(k: IpvsServiceKey, reals: IpvsDestination[], scheduler = 'rr'): [string, DesiredVirtualServer] {
   return [
     virtualServerKey(k),
-    { service: service(k, scheduler), realServers: new Map(reals.map((r) => [realServerKey(r), r])), owner: { namespace: 'default', name: 'web', port: 'http' } },
+    {
+      service: service(k, scheduler),
+      realServers: new Map(reals.map((r) => [realServerKey(r), r])),
+      owner: { namespace: 'default', name: 'web', port: 'http' },
+    },
   ];
 }
 
@@ -22,9 +34,7 @@ function desired(virtualServers: Array<[string, DesiredVirtualServer]>, extra: P
   return {
     virtualServers: new Map(virtualServers),
     boundAddresses: bound,
-    ipsets: new Map([
-      ['KUBE-CLUSTER-IP', { name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet' }, entries: new Map() }],
-    ]),
+    ipsets: new Map([['KUBE-CLUSTER-IP', { name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet' }, entries: new Map() }]]),
     problems: [],
     ...extra,
   };
@@ -47,8 +57,7 @@ async function converge(kernel: FakeKernel, state: DesiredState, ctx = context()
   return plan;
 }
 
-const describeOps = (plan: Plan): string[] =>
-  plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op}` : o.kind));
+const describeOps = (plan: Plan): string[] => plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op}` : o.kind));
 
 describe('diff', () => {
   it('programs an empty kernel in creation order and then has nothing left to do', async () => {
@@ -163,7 +172,10 @@ describe('diff', () => {
     const kernel = new FakeKernel();
     const dns = key('10.96.0.10', 53, 'UDP');
     const syslog = key('10.96.0.20', 514, 'UDP');
-    await converge(kernel, desired([virtualServer(dns, [real('10.244.0.1'), real('10.244.0.2')]), virtualServer(syslog, [real('10.244.1.1'), real('10.244.1.2')])]));
+    await converge(
+      kernel,
+      desired([virtualServer(dns, [real('10.244.0.1'), real('10.244.0.2')]), virtualServer(syslog, [real('10.244.1.1'), real('10.244.1.2')])]),
+    );
     const plan = await converge(kernel, desired([virtualServer(dns, [real('10.244.0.1')]), virtualServer(syslog, [real('10.244.1.2')])]));
     expect(plan.operations.map((o) => describeKernelOperation(o, 'kube-ipvs0'))).toEqual([
       'delete real server 10.244.0.2:8080 from UDP 10.96.0.10:53',
@@ -180,11 +192,7 @@ describe('diff', () => {
     kernel.virtualServers.set('TCP 192.0.2.10:443', { service: service(key('192.0.2.10', 443)), realServers: new Map() });
     kernel.boundAddresses.add('10.100.0.5');
     kernel.virtualServers.set('TCP 10.100.0.5:80', { service: service(key('10.100.0.5')), realServers: new Map() });
-    const plan = await converge(
-      kernel,
-      desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]),
-      context({ excludeCidrs: ['10.100.0.0/16'] }),
-    );
+    const plan = await converge(kernel, desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]), context({ excludeCidrs: ['10.100.0.0/16'] }));
     expect(describeOps(plan)).toEqual(['deleteService', 'unbindAddress', 'unbindAddress']);
     expect([...kernel.virtualServers.keys()].sort()).toEqual(['TCP 10.100.0.5:80', 'TCP 10.96.0.1:80', 'TCP 192.0.2.10:443']);
   });
@@ -198,23 +206,38 @@ describe('diff', () => {
 
   it("removes kube-proxy's NodePort virtual servers of a deleted Service: on a node address, at a port its sets record", async () => {
     const kernel = new FakeKernel();
-    for (const [address, port] of [['192.0.2.20', 30080], ['192.0.2.20', 30081], ['198.51.100.9', 30080]] as const) {
+    for (const [address, port] of [
+      ['192.0.2.20', 30080],
+      ['192.0.2.20', 30081],
+      ['198.51.100.9', 30080],
+    ] as const) {
       kernel.virtualServers.set(`TCP ${address}:${port}`, { service: service(key(address, port)), realServers: new Map() });
     }
     kernel.virtualServers.set('UDP 192.0.2.20:30080', { service: service(key('192.0.2.20', 30080, 'UDP')), realServers: new Map() });
     kernel.ipsets.set('KUBE-NODE-PORT-TCP', { spec: { type: 'bitmap:port', range: { from: 0, to: 65535 } }, entries: new Map([['30080', { port: 30080 }]]) });
     const plan = diff(desired([]), await kernel.observe(), context({ nodeAddresses: new Set(['192.0.2.20']) }));
     // Not 30081 (not recorded), not 198.51.100.9 (not a node address), not UDP (only TCP recorded).
-    expect(plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'deleteService' ? [virtualServerKey(o.operation.key)] : []))).toEqual(['TCP 192.0.2.20:30080']);
+    expect(plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'deleteService' ? [virtualServerKey(o.operation.key)] : []))).toEqual([
+      'TCP 192.0.2.20:30080',
+    ]);
   });
 
-  it("removes the NodePort virtual servers kube-proxy ≤ 1.21 made on 127.0.0.1 and ::1, at a port its sets record, even for a live Service", async () => {
+  it('removes the NodePort virtual servers kube-proxy ≤ 1.21 made on 127.0.0.1 and ::1, at a port its sets record, even for a live Service', async () => {
     const kernel = new FakeKernel();
-    const loopbackKeys: IpvsServiceKey[] = [key('127.0.0.1', 30080), key('127.0.0.1', 30081), { family: 'inet6', protocol: 'TCP', address: '::1', port: 30080 }];
-    for (const k of loopbackKeys) kernel.virtualServers.set(virtualServerKey(k), { service: { ...service(k), netmask: k.family === 'inet6' ? 128 : 32 }, realServers: new Map() });
+    const loopbackKeys: IpvsServiceKey[] = [
+      key('127.0.0.1', 30080),
+      key('127.0.0.1', 30081),
+      { family: 'inet6', protocol: 'TCP', address: '::1', port: 30080 },
+    ];
+    for (const k of loopbackKeys)
+      kernel.virtualServers.set(virtualServerKey(k), { service: { ...service(k), netmask: k.family === 'inet6' ? 128 : 32 }, realServers: new Map() });
     kernel.ipsets.set('KUBE-NODE-PORT-TCP', { spec: { type: 'bitmap:port', range: { from: 0, to: 65535 } }, entries: new Map([['30080', { port: 30080 }]]) });
     // The Service still exists: its NodePort on the node address is wanted, the loopback ones never are.
-    const plan = diff(desired([virtualServer(key('192.0.2.20', 30080), [real('10.244.0.1')])]), await kernel.observe(), context({ nodeAddresses: new Set(['192.0.2.20']) }));
+    const plan = diff(
+      desired([virtualServer(key('192.0.2.20', 30080), [real('10.244.0.1')])]),
+      await kernel.observe(),
+      context({ nodeAddresses: new Set(['192.0.2.20']) }),
+    );
     const deleted = plan.operations.flatMap((o) => (o.kind === 'ipvs' && o.operation.op === 'deleteService' ? [virtualServerKey(o.operation.key)] : []));
     // Not 127.0.0.1:30081: no kube-proxy set records that port, so it is someone else's.
     expect(deleted.sort()).toEqual(['TCP 127.0.0.1:30080', 'TCP [::1]:30080']);
@@ -276,7 +299,14 @@ describe('the kernel adapter batches a plan', () => {
   });
 
   it('with the UDP flow deletions of a run of IPVS operations after them, all in one batch', () => {
-    const operations = [deleteReal('10.244.0.1'), flows('10.244.0.1'), deleteReal('10.244.0.2'), flows('10.244.0.2'), { kind: 'ipvs', operation: { op: 'deleteService', key: key('10.96.0.1') } } as KernelOperation, { kind: 'unbindAddress', address: '10.96.0.1' } as KernelOperation];
+    const operations = [
+      deleteReal('10.244.0.1'),
+      flows('10.244.0.1'),
+      deleteReal('10.244.0.2'),
+      flows('10.244.0.2'),
+      { kind: 'ipvs', operation: { op: 'deleteService', key: key('10.96.0.1') } } as KernelOperation,
+      { kind: 'unbindAddress', address: '10.96.0.1' } as KernelOperation,
+    ];
     expect(batches(operations).map((batch) => batch.indexes)).toEqual([[0, 2, 4], [1, 3], [5]]);
   });
 
@@ -287,7 +317,9 @@ describe('the kernel adapter batches a plan', () => {
     const order = batches(plan.operations).flatMap((batch) => batch.indexes);
     plan.operations.forEach((operation, index) => {
       if (operation.kind !== 'deleteUdpFlows') return;
-      const deletion = plan.operations.findIndex((o) => o.kind === 'ipvs' && o.operation.op === 'deleteDestination' && o.operation.destination.address === operation.endpoint.address);
+      const deletion = plan.operations.findIndex(
+        (o) => o.kind === 'ipvs' && o.operation.op === 'deleteDestination' && o.operation.destination.address === operation.endpoint.address,
+      );
       expect(order.indexOf(deletion)).toBeLessThan(order.indexOf(index));
     });
     expect(plan.operations.filter((o) => o.kind === 'deleteUdpFlows')).toHaveLength(2);
@@ -305,7 +337,12 @@ describe('the kernel adapter batches a plan', () => {
       const kernel = new FakeKernel();
       const observed = { ...(await kernel.observe()), undecodedIpsets: new Map([['KUBE-CLUSTER-IP', 'hash:mac']]) };
       const plan = diff(withEntry(), observed, context());
-      expect(plan.operations).toContainEqual({ kind: 'createIpset', name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet' }, replacing: 'hash:mac' });
+      expect(plan.operations).toContainEqual({
+        kind: 'createIpset',
+        name: 'KUBE-CLUSTER-IP',
+        spec: { type: 'hash:ip,port', family: 'inet' },
+        replacing: 'hash:mac',
+      });
       expect(describeOps(plan)).toEqual(['ensureDummyInterface', 'createIpset', 'bindAddress', 'addService', 'addDestination', 'addIpsetEntry']);
       expect(describeKernelOperation(plan.operations[1]!, 'kube-ipvs0')).toBe('replace ipset KUBE-CLUSTER-IP (hash:mac) with a hash:ip,port set');
     });

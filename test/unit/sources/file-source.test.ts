@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileSource, watchObjects } from '../../../src/sources/file-source.js';
 
-const service = (name: string): string => `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }\n`;
+const service = (name: string): string =>
+  `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }\n`;
 
 describe('file source', () => {
   let dir: string;
@@ -22,13 +23,21 @@ describe('file source', () => {
   });
 
   it('reads Node objects beside Services and EndpointSlices (labels, podCIDRs, addresses for the agent)', () => {
-    const node = 'apiVersion: v1\nkind: Node\nmetadata: { name: node-a, labels: { topology.kubernetes.io/zone: zone-a } }\nspec: { podCIDRs: [10.244.1.0/24] }\n';
+    const node =
+      'apiVersion: v1\nkind: Node\nmetadata: { name: node-a, labels: { topology.kubernetes.io/zone: zone-a } }\nspec: { podCIDRs: [10.244.1.0/24] }\n';
     writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${node}`);
     const source = new FileSource(dir);
     const first = source.read();
     expect(first.services.map((s) => s.metadata.name)).toEqual(['a']);
     expect(first.problems).toEqual([]);
-    expect(first.nodes).toEqual([{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'zone-a' } }, spec: { podCIDRs: ['10.244.1.0/24'] } }]);
+    expect(first.nodes).toEqual([
+      {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'zone-a' } },
+        spec: { podCIDRs: ['10.244.1.0/24'] },
+      },
+    ]);
     writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${node.replace('zone-a', 'zone-b')}`);
     expect(source.read().nodes).toMatchObject([{ metadata: { labels: { 'topology.kubernetes.io/zone': 'zone-b' } } }]);
   });

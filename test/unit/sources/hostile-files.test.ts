@@ -78,10 +78,16 @@ describe('hostile source files', () => {
   });
 
   it('skips objects of an unknown apiVersion, and reports FQDN and portless EndpointSlices', () => {
-    const slice = (name: string, body: string): string => `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: ${name}, namespace: default, labels: { kubernetes.io/service-name: a } }\n${body}\n`;
+    const slice = (name: string, body: string): string =>
+      `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: ${name}, namespace: default, labels: { kubernetes.io/service-name: a } }\n${body}\n`;
     writeFileSync(
       join(dir, 'a.yaml'),
-      [service('a').replace('apiVersion: v1', 'apiVersion: v2'), slice('fqdn', 'addressType: FQDN\nendpoints: [{ addresses: [db.example.com] }]\nports: [{ port: 5432 }]'), slice('portless', 'addressType: IPv4\nendpoints: [{ addresses: [10.244.0.1] }]'), slice('empty', 'addressType: IPv4\nendpoints: null\nports: null')].join('---\n'),
+      [
+        service('a').replace('apiVersion: v1', 'apiVersion: v2'),
+        slice('fqdn', 'addressType: FQDN\nendpoints: [{ addresses: [db.example.com] }]\nports: [{ port: 5432 }]'),
+        slice('portless', 'addressType: IPv4\nendpoints: [{ addresses: [10.244.0.1] }]'),
+        slice('empty', 'addressType: IPv4\nendpoints: null\nports: null'),
+      ].join('---\n'),
     );
     const snapshot = new FileSource(dir).read();
     expect(snapshot.services).toEqual([]);
@@ -95,7 +101,10 @@ describe('hostile source files', () => {
 
   it("applies kube-proxy's label selector: Services and slices for another proxy, or headless, are not taken", () => {
     const labelled = (name: string, label: string): string => service(name, `, labels: { ${label}: x }`);
-    writeFileSync(join(dir, 'a.yaml'), [service('mine'), labelled('other', 'service.kubernetes.io/service-proxy-name'), labelled('headless', 'service.kubernetes.io/headless')].join('---\n'));
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [service('mine'), labelled('other', 'service.kubernetes.io/service-proxy-name'), labelled('headless', 'service.kubernetes.io/headless')].join('---\n'),
+    );
     const source = new FileSource(dir);
     expect(source.read().services.map((s) => s.metadata.name)).toEqual(['mine']);
     // Gaining the label is leaving the selection: gone, as if deleted.

@@ -31,7 +31,11 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_00
   }
 }
 
-const names = (store: ClusterStore): string[] => store.snapshot().services.map((s) => s.metadata.name).sort();
+const names = (store: ClusterStore): string[] =>
+  store
+    .snapshot()
+    .services.map((s) => s.metadata.name)
+    .sort();
 
 describe('KubeSource under API server faults', { timeout: 30_000 }, () => {
   let server: TestApiServer;
@@ -41,7 +45,15 @@ describe('KubeSource under API server faults', { timeout: 30_000 }, () => {
 
   const start = async (options: Partial<KubeSourceOptions> = {}): Promise<KubeSource> => {
     const log = pino({ level: 'silent' });
-    source = await KubeSource.start({ kubeconfig: server.writeKubeconfig(dir), nodeName: 'node-a', sink: store, log, backoff: { initialMs: 40, maxMs: 160 }, requestTimeoutMs: 1000, ...options });
+    source = await KubeSource.start({
+      kubeconfig: server.writeKubeconfig(dir),
+      nodeName: 'node-a',
+      sink: store,
+      log,
+      backoff: { initialMs: 40, maxMs: 160 },
+      requestTimeoutMs: 1000,
+      ...options,
+    });
     return source;
   };
   const watching = async (): Promise<void> => waitFor('watching', () => server.openWatches === 3 && source?.status().connected === true);

@@ -14,13 +14,26 @@ const BACKOFF = { initialMs: 40, maxMs: 160 };
 
 const service = (name: string, clusterIP: string, extra: Record<string, unknown> = {}): ApiObject => ({
   metadata: { name, namespace: 'default', labels: { app: name } },
-  spec: { type: 'ClusterIP', clusterIP, clusterIPs: [clusterIP], ipFamilies: ['IPv4'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }], selector: { app: name }, ...extra },
+  spec: {
+    type: 'ClusterIP',
+    clusterIP,
+    clusterIPs: [clusterIP],
+    ipFamilies: ['IPv4'],
+    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
+    selector: { app: name },
+    ...extra,
+  },
 });
 
 const slice = (name: string, serviceName: string, addresses: string[]): ApiObject => ({
   metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': serviceName } },
   addressType: 'IPv4',
-  endpoints: addresses.map((address, i) => ({ addresses: [address], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-a', targetRef: { kind: 'Pod', name: `${serviceName}-${i}`, namespace: 'default' } })),
+  endpoints: addresses.map((address, i) => ({
+    addresses: [address],
+    conditions: { ready: true, serving: true, terminating: false },
+    nodeName: 'node-a',
+    targetRef: { kind: 'Pod', name: `${serviceName}-${i}`, namespace: 'default' },
+  })),
   ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
 });
 
@@ -56,7 +69,14 @@ describe('KubeSource against an API server', () => {
   let logged: ReturnType<typeof capturedLog>;
 
   const start = async (options: Partial<KubeSourceOptions> = {}): Promise<KubeSource> => {
-    source = await KubeSource.start({ kubeconfig: server.writeKubeconfig(dir), nodeName: 'node-a', sink: store, log: logged.log, backoff: BACKOFF, ...options });
+    source = await KubeSource.start({
+      kubeconfig: server.writeKubeconfig(dir),
+      nodeName: 'node-a',
+      sink: store,
+      log: logged.log,
+      backoff: BACKOFF,
+      ...options,
+    });
     return source;
   };
   /** Started, and its three watches (Services, EndpointSlices, the Node) open. */
@@ -66,7 +86,8 @@ describe('KubeSource against an API server', () => {
     return started;
   };
   const inSync = (resource: Resource): boolean =>
-    JSON.stringify(versions(resource === 'services' ? store.snapshot().services : store.snapshot().endpointSlices)) === JSON.stringify(versions(server.list(resource)));
+    JSON.stringify(versions(resource === 'services' ? store.snapshot().services : store.snapshot().endpointSlices)) ===
+    JSON.stringify(versions(server.list(resource)));
   const converged = (): boolean => inSync('services') && inSync('endpointslices');
   const listRequests = () => server.requests.filter((request) => !request.watch);
 
@@ -112,7 +133,15 @@ describe('KubeSource against an API server', () => {
     server.update('endpointslices', {
       ...slice('web-abc', 'web', []),
       endpoints: [
-        { addresses: ['10.244.1.2'], conditions: { ready: false, serving: true, terminating: true }, nodeName: 'node-a', zone: 'z1', hostname: 'web-0', targetRef: { kind: 'Pod', name: 'web-0', namespace: 'default' }, hints: { forZones: [{ name: 'z1' }] } },
+        {
+          addresses: ['10.244.1.2'],
+          conditions: { ready: false, serving: true, terminating: true },
+          nodeName: 'node-a',
+          zone: 'z1',
+          hostname: 'web-0',
+          targetRef: { kind: 'Pod', name: 'web-0', namespace: 'default' },
+          hints: { forZones: [{ name: 'z1' }] },
+        },
       ],
     });
     const ready = await start();
@@ -183,7 +212,8 @@ describe('KubeSource against an API server', () => {
     store.takeChanged();
     await server.stop();
     await waitFor('disconnected', () => !source!.status().connected);
-    const retries = (): number[] => logged.records.filter((record) => record.retryInMs !== undefined && record.resource === 'services').map((record) => record.retryInMs as number);
+    const retries = (): number[] =>
+      logged.records.filter((record) => record.retryInMs !== undefined && record.resource === 'services').map((record) => record.retryInMs as number);
     await waitFor('several retries', () => retries().length >= 4);
     expect(store.snapshot()).toEqual(before);
     expect(store.takeChanged()).toEqual(new Set());
@@ -268,7 +298,14 @@ describe('KubeSource against an API server', () => {
     const seen: (NodeInfo | undefined)[] = [];
     await start({ onNode: (info) => seen.push(info) });
     await waitFor('node listed', () => seen.length === 1);
-    expect(seen[0]).toEqual({ name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' }, deleting: false, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }], podCIDRs: [], nodeIPs: [] });
+    expect(seen[0]).toEqual({
+      name: 'node-a',
+      labels: { 'kubernetes.io/hostname': 'node-a' },
+      deleting: false,
+      taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }],
+      podCIDRs: [],
+      nodeIPs: [],
+    });
     server.update('nodes', node('node-b', { labels: { changed: 'yes' } }));
     server.update('nodes', node('node-a', { deletionTimestamp: new Date().toISOString() }));
     await waitFor('deleting', () => seen.at(-1)?.deleting === true);
@@ -283,7 +320,11 @@ describe('KubeSource against an API server', () => {
     for (let i = 0; i < 5; i++) server.create('services', service(`page-${i}`, `10.96.1.${i}`));
     await start({ pageSize: 3, watchTimeoutSeconds: 1 });
     expect(store.size.services).toBe(7);
-    expect(listRequests().filter((request) => request.path === '/api/v1/services').map((request) => request.query.limit)).toEqual(['3', '3', '3']);
+    expect(
+      listRequests()
+        .filter((request) => request.path === '/api/v1/services')
+        .map((request) => request.query.limit),
+    ).toEqual(['3', '3', '3']);
     expect(server.requests.every((request) => request.method === 'GET')).toBe(true);
     const watches = server.requests.filter((request) => request.watch);
     expect(watches.every((request) => request.query.allowWatchBookmarks === 'true' && request.query.timeoutSeconds === '1')).toBe(true);
@@ -308,11 +349,18 @@ describe('KubeSource against an API server', () => {
     });
     const noCluster = join(dir, 'empty-kubeconfig');
     writeFileSync(noCluster, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
-    await expect(KubeSource.start({ kubeconfig: noCluster, nodeName: 'node-a', sink: store, log: logged.log })).rejects.toMatchObject({ code: 'KIPVS_KUBECONFIG' });
+    await expect(KubeSource.start({ kubeconfig: noCluster, nodeName: 'node-a', sink: store, log: logged.log })).rejects.toMatchObject({
+      code: 'KIPVS_KUBECONFIG',
+    });
     // client-node would refuse every request to a plain-HTTP server without insecure-skip-tls-verify.
     const plainHttp = join(dir, 'http-kubeconfig');
-    writeFileSync(plainHttp, readFileSync(server.writeKubeconfig(dir), 'utf8').replace('"insecure-skip-tls-verify": true', '"insecure-skip-tls-verify": false'));
-    await expect(KubeSource.start({ kubeconfig: plainHttp, nodeName: 'node-a', sink: store, log: logged.log })).rejects.toThrow(/plain HTTP, which needs insecure-skip-tls-verify: true/);
+    writeFileSync(
+      plainHttp,
+      readFileSync(server.writeKubeconfig(dir), 'utf8').replace('"insecure-skip-tls-verify": true', '"insecure-skip-tls-verify": false'),
+    );
+    await expect(KubeSource.start({ kubeconfig: plainHttp, nodeName: 'node-a', sink: store, log: logged.log })).rejects.toThrow(
+      /plain HTTP, which needs insecure-skip-tls-verify: true/,
+    );
   });
 
   it('stopped while its watches are being opened, it leaves none open (the process can exit)', async () => {
@@ -373,18 +421,41 @@ describe('conversion of client-node objects', () => {
     const created = new Date('2024-05-01T10:00:00Z');
     const typed: k8s.V1Service = {
       metadata: { name: 'web', namespace: 'default', resourceVersion: '7', creationTimestamp: created, managedFields: [{ manager: 'kubectl', time: created }] },
-      spec: { clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ipFamilies: ['IPv4'], healthCheckNodePort: 30999, ports: [{ port: 80, targetPort: 'http' }] },
+      spec: {
+        clusterIP: '10.96.0.10',
+        clusterIPs: ['10.96.0.10'],
+        ipFamilies: ['IPv4'],
+        healthCheckNodePort: 30999,
+        ports: [{ port: 80, targetPort: 'http' }],
+      },
       status: { loadBalancer: { ingress: [{ ip: '192.0.2.1', ipMode: 'Proxy' }] } },
     };
     expect(toService(Object.assign(new k8s.V1Service(), typed))).toEqual({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'web', namespace: 'default', resourceVersion: '7', creationTimestamp: '2024-05-01T10:00:00.000Z' },
-      spec: { clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ipFamilies: ['IPv4'], healthCheckNodePort: 30999, ports: [{ port: 80, targetPort: 'http' }] },
+      spec: {
+        clusterIP: '10.96.0.10',
+        clusterIPs: ['10.96.0.10'],
+        ipFamilies: ['IPv4'],
+        healthCheckNodePort: 30999,
+        ports: [{ port: 80, targetPort: 'http' }],
+      },
       status: { loadBalancer: { ingress: [{ ip: '192.0.2.1', ipMode: 'Proxy' }] } },
     });
-    const endpoint = { addresses: ['10.244.1.2'], conditions: { ready: false, serving: true, terminating: true }, nodeName: 'node-a', zone: 'z1', targetRef: { kind: 'Pod', name: 'web-0' }, hints: { forZones: [{ name: 'z1' }] } };
-    expect(toEndpointSlice(Object.assign(new k8s.V1EndpointSlice(), { metadata: { name: 's' }, addressType: 'IPv4', endpoints: [endpoint], ports: [{ port: 8080 }] }))).toEqual({
+    const endpoint = {
+      addresses: ['10.244.1.2'],
+      conditions: { ready: false, serving: true, terminating: true },
+      nodeName: 'node-a',
+      zone: 'z1',
+      targetRef: { kind: 'Pod', name: 'web-0' },
+      hints: { forZones: [{ name: 'z1' }] },
+    };
+    expect(
+      toEndpointSlice(
+        Object.assign(new k8s.V1EndpointSlice(), { metadata: { name: 's' }, addressType: 'IPv4', endpoints: [endpoint], ports: [{ port: 8080 }] }),
+      ),
+    ).toEqual({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
       metadata: { name: 's' },
@@ -392,7 +463,14 @@ describe('conversion of client-node objects', () => {
       endpoints: [endpoint],
       ports: [{ port: 8080 }],
     });
-    expect(toNodeInfo({ metadata: { name: 'n', deletionTimestamp: '2024-05-01T10:00:00Z' } })).toEqual({ name: 'n', labels: {}, deleting: true, taints: [], podCIDRs: [], nodeIPs: [] });
+    expect(toNodeInfo({ metadata: { name: 'n', deletionTimestamp: '2024-05-01T10:00:00Z' } })).toEqual({
+      name: 'n',
+      labels: {},
+      deleting: true,
+      taints: [],
+      podCIDRs: [],
+      nodeIPs: [],
+    });
   });
 
   it("reads a Node's podCIDRs and its node IPs as kube-proxy's GetNodeHostIPs picks them", () => {

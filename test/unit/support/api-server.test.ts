@@ -23,7 +23,8 @@ async function events(response: Response, count = Infinity): Promise<WatchEvent[
   return lines().map((line) => JSON.parse(line) as WatchEvent);
 }
 
-const summary = (list: WatchEvent[]): string[] => list.map((event) => `${event.type} ${event.object.metadata.name ?? ''}@${event.object.metadata.resourceVersion ?? ''}`);
+const summary = (list: WatchEvent[]): string[] =>
+  list.map((event) => `${event.type} ${event.object.metadata.name ?? ''}@${event.object.metadata.resourceVersion ?? ''}`);
 
 describe('test API server', () => {
   let server: TestApiServer;
@@ -37,7 +38,11 @@ describe('test API server', () => {
   afterEach(() => server.stop());
 
   it('lists as kube-apiserver does: a typed List, items without kind, the resourceVersion of the list', async () => {
-    const list = (await (await get('/api/v1/services')).json()) as { kind: string; metadata: { resourceVersion: string }; items: { kind?: string; metadata: { name: string; uid: string } }[] };
+    const list = (await (await get('/api/v1/services')).json()) as {
+      kind: string;
+      metadata: { resourceVersion: string };
+      items: { kind?: string; metadata: { name: string; uid: string } }[];
+    };
     expect(list.kind).toBe('ServiceList');
     expect(list.metadata.resourceVersion).toBe('1002');
     expect(list.items.map((item) => item.metadata.name)).toEqual(['a', 'b']);
@@ -47,7 +52,10 @@ describe('test API server', () => {
 
   it('pages with limit/continue from one snapshot', async () => {
     server.create('services', { metadata: { name: 'c', namespace: 'default' } });
-    const first = (await (await get('/api/v1/services?limit=2')).json()) as { metadata: { continue: string; resourceVersion: string }; items: { metadata: { name: string } }[] };
+    const first = (await (await get('/api/v1/services?limit=2')).json()) as {
+      metadata: { continue: string; resourceVersion: string };
+      items: { metadata: { name: string } }[];
+    };
     server.create('services', { metadata: { name: 'd', namespace: 'default' } });
     const second = (await (await get(`/api/v1/services?limit=2&continue=${first.metadata.continue}`)).json()) as typeof first;
     expect([...first.items, ...second.items].map((item) => item.metadata.name)).toEqual(['a', 'b', 'c']);
@@ -81,7 +89,11 @@ describe('test API server', () => {
     const watch = await get('/api/v1/nodes?watch=true&resourceVersion=1002&fieldSelector=metadata.name%3Dnode-b&allowWatchBookmarks=true&timeoutSeconds=1');
     expect(summary(await events(watch))).toEqual(['ADDED node-b@1004', 'BOOKMARK @1004']);
     expect((await fetch(`${server.url}/api/v1/services`, { method: 'POST', body: '{}' })).status).toBe(405);
-    expect(server.requests.map((request) => `${request.method} ${request.path}${request.watch ? ' watch' : ''}`)).toEqual(['GET /api/v1/nodes', 'GET /api/v1/nodes watch', 'POST /api/v1/services']);
+    expect(server.requests.map((request) => `${request.method} ${request.path}${request.watch ? ' watch' : ''}`)).toEqual([
+      'GET /api/v1/nodes',
+      'GET /api/v1/nodes watch',
+      'POST /api/v1/services',
+    ]);
   });
 
   it('stops and starts again on the same port, losing nothing', async () => {

@@ -10,7 +10,11 @@ export function attributeTree(maxType: number): fc.Arbitrary<Buffer> {
         fc.tuple(
           fc.integer({ min: 0, max: maxType }),
           fc.constantFrom(0, NLA_F_NESTED, NLA_F_NET_BYTEORDER),
-          fc.oneof({ depthSize: 'small' }, fc.uint8Array({ maxLength: 24 }).map((bytes) => Buffer.from(bytes)), tie('list')),
+          fc.oneof(
+            { depthSize: 'small' },
+            fc.uint8Array({ maxLength: 24 }).map((bytes) => Buffer.from(bytes)),
+            tie('list'),
+          ),
         ),
         { maxLength: 6 },
       )

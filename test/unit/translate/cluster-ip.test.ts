@@ -8,7 +8,11 @@ const webSlice = slice('web-abc', 'web', {
   ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
 });
 const web = (spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}) =>
-  service('web', { selector: { app: 'web' }, clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 'http' }], ...spec }, metadata);
+  service(
+    'web',
+    { selector: { app: 'web' }, clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 'http' }], ...spec },
+    metadata,
+  );
 const webServers = ['10.244.1.5:8080 masq w=1', '10.244.2.7:8080 masq w=1'];
 const webSets = { 'KUBE-CLUSTER-IP': ['10.96.0.10,tcp:80'], 'KUBE-IPVS-IPS': ['10.96.0.10'] };
 
@@ -184,7 +188,10 @@ const cases: TranslationCase[] = [
     ipsets: webSets,
     bound: ['10.96.0.10'],
     problems: [
-      { object: 'default/web', reason: 'annotation kipvs.io/scheduler "fastest" is not an IPVS scheduler (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos); rr used' },
+      {
+        object: 'default/web',
+        reason: 'annotation kipvs.io/scheduler "fastest" is not an IPVS scheduler (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos); rr used',
+      },
     ],
   },
   {

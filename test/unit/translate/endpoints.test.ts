@@ -60,7 +60,9 @@ const cases: TranslationCase[] = [
     name: 'endpoints on this node are in KUBE-LOOP-BACK, ready or not, so that hairpin traffic is masqueraded',
     services: [web()],
     slices: [webSlice(local('10.244.0.5'), local('10.244.0.6', { conditions: { ready: false } }), endpoint('10.244.2.7'))],
-    virtualServers: { 'TCP 10.96.0.10:80': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.0.5:8080 masq w=1', '10.244.2.7:8080 masq w=1'] } },
+    virtualServers: {
+      'TCP 10.96.0.10:80': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.0.5:8080 masq w=1', '10.244.2.7:8080 masq w=1'] },
+    },
     ipsets: {
       'KUBE-CLUSTER-IP': ['10.96.0.10,tcp:80'],
       'KUBE-IPVS-IPS': ['10.96.0.10'],
@@ -131,7 +133,9 @@ const cases: TranslationCase[] = [
     name: 'externalTrafficPolicy Local means nothing to a ClusterIP Service without external IPs',
     services: [web({ externalTrafficPolicy: 'Local' })],
     slices: [webSlice(local('10.244.0.5'), endpoint('10.244.2.7'))],
-    virtualServers: { 'TCP 10.96.0.10:80': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.0.5:8080 masq w=1', '10.244.2.7:8080 masq w=1'] } },
+    virtualServers: {
+      'TCP 10.96.0.10:80': { service: RR_V4, owner: 'default/web:http', realServers: ['10.244.0.5:8080 masq w=1', '10.244.2.7:8080 masq w=1'] },
+    },
     ipsets: { 'KUBE-CLUSTER-IP': ['10.96.0.10,tcp:80'], 'KUBE-IPVS-IPS': ['10.96.0.10'], 'KUBE-LOOP-BACK': ['10.244.0.5,tcp:8080,10.244.0.5'] },
     bound: ['10.96.0.10'],
   },
@@ -148,7 +152,10 @@ const cases: TranslationCase[] = [
           // Only the first address counts, as in kube-proxy.
           { addresses: ['10.244.2.7', '10.244.2.8'] },
         ],
-        ports: [{ name: 'http', port: 8080 }, { name: 'http', port: 0, protocol: 'UDP' }],
+        ports: [
+          { name: 'http', port: 8080 },
+          { name: 'http', port: 0, protocol: 'UDP' },
+        ],
       }),
       slice('web-bad', 'web', { addressType: 'IPv5', endpoints: [endpoint('10.244.9.9')], ports: [{ name: 'http', port: 8080 }] }),
     ],
@@ -175,7 +182,8 @@ const cases: TranslationCase[] = [
 ];
 
 const ZONED_NODE = { ...NODE, zone: 'zone-a' };
-const hinted = (address: string, zones: string[], extra: Record<string, unknown> = {}) => endpoint(address, { hints: { forZones: zones.map((name) => ({ name })) }, ...extra });
+const hinted = (address: string, zones: string[], extra: Record<string, unknown> = {}) =>
+  endpoint(address, { hints: { forZones: zones.map((name) => ({ name })) }, ...extra });
 
 const topologyCases: TranslationCase[] = [
   {

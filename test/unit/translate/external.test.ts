@@ -7,7 +7,10 @@ const TWO_ADDRESS_NODE = { name: 'node-a', addresses: ['192.168.1.10', '10.0.0.1
 const servers = ['10.244.1.5:8080 masq w=1'];
 const localServers = ['10.244.0.5:8080 masq w=1'];
 const webSlice = slice('web-abc', 'web', { endpoints: [endpoint('10.244.1.5')], ports: [{ name: 'http', port: 8080 }] });
-const mixedSlice = slice('web-abc', 'web', { endpoints: [endpoint('10.244.1.5'), endpoint('10.244.0.5', { nodeName: 'node-a' })], ports: [{ name: 'http', port: 8080 }] });
+const mixedSlice = slice('web-abc', 'web', {
+  endpoints: [endpoint('10.244.1.5'), endpoint('10.244.0.5', { nodeName: 'node-a' })],
+  ports: [{ name: 'http', port: 8080 }],
+});
 const web = (spec: Record<string, unknown>, status?: Record<string, unknown>) =>
   service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec }, {}, status);
 const vs = (realServers: string[], service = RR_V4) => ({ service, owner: 'default/web:http', realServers });
@@ -184,9 +187,7 @@ const cases: TranslationCase[] = [
   },
   {
     name: 'loadBalancerSourceRanges put the IP in KUBE-LOAD-BALANCER-FW and each range in -SOURCE-CIDR (host bits cleared, other family left out)',
-    services: [
-      web({ type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24', ' 10.1.2.3/8 ', '2001:db8::/32'] }, lbStatus({ ip: '198.51.100.1' })),
-    ],
+    services: [web({ type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24', ' 10.1.2.3/8 ', '2001:db8::/32'] }, lbStatus({ ip: '198.51.100.1' }))],
     virtualServers: { 'TCP 10.96.0.10:80': vs([]), 'TCP 198.51.100.1:80': vs([]) },
     ipsets: {
       ...CLUSTER,
@@ -247,7 +248,12 @@ const cases: TranslationCase[] = [
     settings: settings({ excludeCidrs: ['10.0.0.0/8', '198.51.100.1'] }),
     services: [
       web(
-        { clusterIP: '172.30.0.10', type: 'LoadBalancer', externalIPs: ['10.9.9.9', '203.0.113.7'], ports: [{ name: 'sig', port: 3868, protocol: 'SCTP', nodePort: 30868 }] },
+        {
+          clusterIP: '172.30.0.10',
+          type: 'LoadBalancer',
+          externalIPs: ['10.9.9.9', '203.0.113.7'],
+          ports: [{ name: 'sig', port: 3868, protocol: 'SCTP', nodePort: 30868 }],
+        },
         lbStatus({ ip: '198.51.100.1' }, { ip: '198.51.100.2' }),
       ),
     ],

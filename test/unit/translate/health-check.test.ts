@@ -59,8 +59,14 @@ describe('healthCheckOf', () => {
   });
 
   it('ignores slices of other Services and endpoints of a slice without ports', () => {
-    const other: EndpointSlice = { ...slice('api-1', [local('10.244.1.7', { ready: true })]), metadata: { name: 'api-1', namespace: 'shop', labels: sliceLabels('api') } };
-    const otherNamespace: EndpointSlice = { ...slice('web-x', [local('10.244.1.8', { ready: true })]), metadata: { name: 'web-x', namespace: 'prod', labels: sliceLabels('web') } };
+    const other: EndpointSlice = {
+      ...slice('api-1', [local('10.244.1.7', { ready: true })]),
+      metadata: { name: 'api-1', namespace: 'shop', labels: sliceLabels('api') },
+    };
+    const otherNamespace: EndpointSlice = {
+      ...slice('web-x', [local('10.244.1.8', { ready: true })]),
+      metadata: { name: 'web-x', namespace: 'prod', labels: sliceLabels('web') },
+    };
     const portless = slice('web-3', [local('10.244.1.6', { ready: true })], { ports: [] });
     expect(healthCheckOf(lb(), [other, otherNamespace, portless], NODE)?.localEndpoints).toBe(0);
   });

@@ -37,7 +37,11 @@ type Change =
 const change: fc.Arbitrary<Change> = fc.oneof(
   fc.record({ kind: fc.constant('service' as const), i: fc.integer({ min: 0, max: 9 }), variant: fc.integer({ min: 0, max: 5 }) }),
   fc.record({ kind: fc.constant('deleteService' as const), i: fc.integer({ min: 0, max: 9 }) }),
-  fc.record({ kind: fc.constant('slice' as const), i: fc.integer({ min: 0, max: 9 }), endpoints: fc.uniqueArray(fc.integer({ min: 1, max: 6 }), { maxLength: 4 }) }),
+  fc.record({
+    kind: fc.constant('slice' as const),
+    i: fc.integer({ min: 0, max: 9 }),
+    endpoints: fc.uniqueArray(fc.integer({ min: 1, max: 6 }), { maxLength: 4 }),
+  }),
   fc.record({ kind: fc.constant('deleteSlice' as const), i: fc.integer({ min: 0, max: 9 }) }),
 );
 
@@ -101,7 +105,7 @@ describe('IncrementalTranslator', () => {
     const store = new ClusterStore();
     for (let i = 0; i < 10; i++) {
       store.upsertService(service(i, 1));
-      store.upsertEndpointSlice(slice(i, [i % 6 + 1]));
+      store.upsertEndpointSlice(slice(i, [(i % 6) + 1]));
     }
     // Each translation reads its Service once: count the reads.
     let translated = 0;

@@ -33,9 +33,19 @@ const clusterIpOnly = { virtualServers: { 'TCP 10.96.0.2:80': badVs() }, cluster
 const nothing = { virtualServers: {}, clusterIpEntries: [], bound: [] };
 
 const cases: InvalidCase[] = [
-  { name: 'missing metadata.name', bad: bad({}, { name: undefined }), ...nothing, problems: [problem('metadata.name is missing; Service ignored', 'default/(unnamed)')] },
+  {
+    name: 'missing metadata.name',
+    bad: bad({}, { name: undefined }),
+    ...nothing,
+    problems: [problem('metadata.name is missing; Service ignored', 'default/(unnamed)')],
+  },
   { name: 'clusterIP not set', bad: bad({ clusterIP: undefined }), ...nothing, problems: [problem('spec.clusterIP is not set; Service ignored')] },
-  { name: 'clusterIP not an IP', bad: bad({ clusterIP: '10.96.0.300' }), ...nothing, problems: [problem('clusterIP "10.96.0.300" is not a valid IP address; ignored')] },
+  {
+    name: 'clusterIP not an IP',
+    bad: bad({ clusterIP: '10.96.0.300' }),
+    ...nothing,
+    problems: [problem('clusterIP "10.96.0.300" is not a valid IP address; ignored')],
+  },
   {
     name: 'clusterIPs with two addresses of one family: the first is used',
     bad: bad({ clusterIPs: ['10.96.0.2', '10.96.0.3'] }),
@@ -57,7 +67,14 @@ const cases: InvalidCase[] = [
   },
   {
     name: 'port 0, port above 65535 and a port that is a string skip those ports only',
-    bad: bad({ ports: [{ name: 'zero', port: 0 }, { name: 'big', port: 70000 }, { name: 'text', port: '81' }, { name: 'http', port: 80 }] }),
+    bad: bad({
+      ports: [
+        { name: 'zero', port: 0 },
+        { name: 'big', port: 70000 },
+        { name: 'text', port: '81' },
+        { name: 'http', port: 80 },
+      ],
+    }),
     ...clusterIpOnly,
     problems: [
       problem('port "zero": port 0 is not in 1..65535; port skipped'),
@@ -67,7 +84,12 @@ const cases: InvalidCase[] = [
   },
   {
     name: 'an unknown protocol skips that port only',
-    bad: bad({ ports: [{ name: 'ping', port: 7, protocol: 'ICMP' }, { name: 'http', port: 80 }] }),
+    bad: bad({
+      ports: [
+        { name: 'ping', port: 7, protocol: 'ICMP' },
+        { name: 'http', port: 80 },
+      ],
+    }),
     ...clusterIpOnly,
     problems: [problem('port "ping": protocol "ICMP" is not TCP, UDP or SCTP; port skipped')],
   },
@@ -170,7 +192,12 @@ const cases: InvalidCase[] = [
   },
   {
     name: 'two ports of one Service on the same port and protocol: the first keeps the virtual server',
-    bad: bad({ ports: [{ name: 'http', port: 80 }, { name: 'web', port: 80 }] }),
+    bad: bad({
+      ports: [
+        { name: 'http', port: 80 },
+        { name: 'web', port: 80 },
+      ],
+    }),
     ...clusterIpOnly,
     problems: [problem('port "web" (clusterIP): virtual server TCP 10.96.0.2:80 duplicates the one of port "http" (clusterIP); skipped')],
   },

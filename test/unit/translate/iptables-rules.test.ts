@@ -75,11 +75,21 @@ describe('iptables rules of IPVS mode', () => {
     const text = iptablesRestoreInput(buildIptablesRules(settings(), { family: 'inet' }));
     const [nat, filter] = text.split('COMMIT\n');
     expect(nat!.split('\n').filter((line) => line.startsWith('*') || line.startsWith(':'))).toEqual([
-      '*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-POSTROUTING - [0:0]', ':KUBE-NODE-PORT - [0:0]', ':KUBE-LOAD-BALANCER - [0:0]', ':KUBE-MARK-MASQ - [0:0]',
+      '*nat',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-POSTROUTING - [0:0]',
+      ':KUBE-NODE-PORT - [0:0]',
+      ':KUBE-LOAD-BALANCER - [0:0]',
+      ':KUBE-MARK-MASQ - [0:0]',
     ]);
     expect(filter!.split('\n').filter((line) => line.startsWith('*') || line.startsWith(':'))).toEqual([
-      '*filter', ':KUBE-FORWARD - [0:0]', ':KUBE-NODE-PORT - [0:0]', ':KUBE-PROXY-FIREWALL - [0:0]', ':KUBE-SOURCE-RANGES-FIREWALL - [0:0]',
-      ':KUBE-IPVS-FILTER - [0:0]', ':KUBE-IPVS-OUT-FILTER - [0:0]',
+      '*filter',
+      ':KUBE-FORWARD - [0:0]',
+      ':KUBE-NODE-PORT - [0:0]',
+      ':KUBE-PROXY-FIREWALL - [0:0]',
+      ':KUBE-SOURCE-RANGES-FIREWALL - [0:0]',
+      ':KUBE-IPVS-FILTER - [0:0]',
+      ':KUBE-IPVS-OUT-FILTER - [0:0]',
     ]);
     expect(text.split('\n').filter((line) => line.startsWith('-I '))).toEqual([
       '-I OUTPUT 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
@@ -110,7 +120,12 @@ describe('iptables rules of IPVS mode', () => {
     expect(setsIn(v6).filter((name) => name.length > 31)).toEqual([]);
     expect(v6).toContain('--match-set KUBE-6-LOAD-BALANCER-SOURCE-CID dst,dst,src');
     expect(v6).toContain('--match-set KUBE-6-NODE-PORT-LOCAL-SCTP-HAS dst,dst');
-    const full = (name: string): string => (name === 'KUBE-6-LOAD-BALANCER-SOURCE-CID' ? 'KUBE-LOAD-BALANCER-SOURCE-CIDR' : name === 'KUBE-6-NODE-PORT-LOCAL-SCTP-HAS' ? 'KUBE-NODE-PORT-LOCAL-SCTP-HASH' : name.replace('KUBE-6-', 'KUBE-'));
+    const full = (name: string): string =>
+      name === 'KUBE-6-LOAD-BALANCER-SOURCE-CID'
+        ? 'KUBE-LOAD-BALANCER-SOURCE-CIDR'
+        : name === 'KUBE-6-NODE-PORT-LOCAL-SCTP-HAS'
+          ? 'KUBE-NODE-PORT-LOCAL-SCTP-HASH'
+          : name.replace('KUBE-6-', 'KUBE-');
     const v6AsV4 = v6.replace(/--match-set (\S+)/g, (_, name: string) => `--match-set ${full(name)}`).replace('::1/128', '127.0.0.0/8');
     expect(v6AsV4).toBe(v4);
   });
@@ -157,16 +172,14 @@ describe('iptables rules of IPVS mode', () => {
     expect(rules.rules.nat).toContain('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully');
     expect(rules.rules.filter).toContain('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x8000/0x8000 -j ACCEPT');
     for (const bad of [0, -1, 2 ** 32, 1.5]) {
-      expect(() => buildIptablesRules(settings(), { family: 'inet', masqueradeMark: bad })).toThrow(expect.objectContaining({ code: 'KIPVS_IPTABLES_SETTINGS' }));
+      expect(() => buildIptablesRules(settings(), { family: 'inet', masqueradeMark: bad })).toThrow(
+        expect.objectContaining({ code: 'KIPVS_IPTABLES_SETTINGS' }),
+      );
     }
   });
 
   it('has the same number of rules in every variant: Services only change the ipsets', () => {
-    const variants = [
-      settings(),
-      settings({ masqueradeAll: true }),
-      settings({ clusterCidrs: ['10.244.0.0/16', 'fd00::/56'] }),
-    ];
+    const variants = [settings(), settings({ masqueradeAll: true }), settings({ clusterCidrs: ['10.244.0.0/16', 'fd00::/56'] })];
     for (const family of ['inet', 'inet6'] as const) {
       for (const variant of variants) {
         const { rules } = buildIptablesRules(variant, { family });
@@ -206,9 +219,17 @@ describe('iptables rules of IPVS mode', () => {
   });
 
   it('fills KUBE-IPVS-OUT-FILTER as kube-proxy: the node may not reach a load balancer IP whose source ranges leave it out', () => {
-    const entries = (list: readonly IpsetEntry[]): { entries: ReadonlyMap<string, IpsetEntry> } => ({ entries: new Map(list.map((entry, i) => [String(i), entry])) });
+    const entries = (list: readonly IpsetEntry[]): { entries: ReadonlyMap<string, IpsetEntry> } => ({
+      entries: new Map(list.map((entry, i) => [String(i), entry])),
+    });
     const ipsets = new Map([
-      [ipsetName('loadBalancerFirewall', 'inet'), entries([{ ip: '192.0.2.10', protocol: 'tcp', port: 80 }, { ip: '192.0.2.11', protocol: 'udp', port: 53 }])],
+      [
+        ipsetName('loadBalancerFirewall', 'inet'),
+        entries([
+          { ip: '192.0.2.10', protocol: 'tcp', port: 80 },
+          { ip: '192.0.2.11', protocol: 'udp', port: 53 },
+        ]),
+      ],
       // The node's address is in 192.0.2.11's ranges: translation let it through.
       [ipsetName('loadBalancerSourceIp', 'inet'), entries([{ ip: '192.0.2.11', protocol: 'udp', port: 53, ip2: '192.0.2.11' }])],
     ]);

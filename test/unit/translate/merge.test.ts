@@ -59,10 +59,37 @@ describe('mergeTranslations: ipsets', () => {
 });
 
 describe('mergeTranslations: conflicts', () => {
-  const a = service('a', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }, { name: 'https', port: 443 }] }, { namespace: 'team-b' });
+  const a = service(
+    'a',
+    {
+      clusterIP: '10.96.0.10',
+      ports: [
+        { name: 'http', port: 80 },
+        { name: 'https', port: 443 },
+      ],
+    },
+    { namespace: 'team-b' },
+  );
   const b = service('b', { clusterIP: '10.96.0.10', ports: [{ name: 'web', port: 80 }] }, { namespace: 'team-a' });
-  const c = service('c', { clusterIP: '10.96.0.30', externalIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 443, protocol: 'TCP' }] }, { namespace: 'team-c' });
-  const slices = [slice('a-1', 'a', { endpoints: [endpoint('10.244.1.1')], ports: [{ name: 'http', port: 8080 }, { name: 'https', port: 8443 }] }, { namespace: 'team-b' })];
+  const c = service(
+    'c',
+    { clusterIP: '10.96.0.30', externalIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 443, protocol: 'TCP' }] },
+    { namespace: 'team-c' },
+  );
+  const slices = [
+    slice(
+      'a-1',
+      'a',
+      {
+        endpoints: [endpoint('10.244.1.1')],
+        ports: [
+          { name: 'http', port: 8080 },
+          { name: 'https', port: 8443 },
+        ],
+      },
+      { namespace: 'team-b' },
+    ),
+  ];
 
   it('gives a contested virtual server to the Service whose namespace/name sorts first; the other is told who has it', () => {
     expectTranslation({

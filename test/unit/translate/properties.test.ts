@@ -15,7 +15,8 @@ import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
 import { service, slice } from './fixtures.js';
 
 /** Mostly the plausible arbitrary, now and then any JSON value instead. */
-const orAnything = <T>(plausible: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ arbitrary: plausible, weight: 5 }, { arbitrary: fc.jsonValue(), weight: 1 });
+const orAnything = <T>(plausible: fc.Arbitrary<T>): fc.Arbitrary<unknown> =>
+  fc.oneof({ arbitrary: plausible, weight: 5 }, { arbitrary: fc.jsonValue(), weight: 1 });
 const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
 
 /** Never in 10.200.0.0/16: that range is kept for the good Service of the isolation property. */
@@ -26,7 +27,10 @@ const address = fc.oneof(
   { arbitrary: fc.constantFrom('None', '', '10.96.0.300', 'fd00::zz', '::', '0.0.0.0', '::ffff:1.2.3.4', 'fe80::1%eth0', '010.1.1.1', ' 10.1.1.1'), weight: 1 },
   { arbitrary: fc.string({ maxLength: 8 }), weight: 1 },
 );
-const cidr = fc.oneof(fc.tuple(address, fc.integer({ min: -1, max: 130 })).map(([network, prefix]) => `${network}/${prefix}`), fc.string({ maxLength: 8 }));
+const cidr = fc.oneof(
+  fc.tuple(address, fc.integer({ min: -1, max: 130 })).map(([network, prefix]) => `${network}/${prefix}`),
+  fc.string({ maxLength: 8 }),
+);
 /** Never 31111 or 31112: the good Service's NodePorts in the isolation property. */
 const port = fc.oneof(
   fc.integer({ min: -2, max: 70000 }).filter((value) => value !== 31111 && value !== 31112),
@@ -74,14 +78,24 @@ const arbitraryService = fc
         { requiredKeys: [] },
       ),
     ),
-    ingress: orAnything(fc.array(fc.record({ ip: orAnything(address), ipMode: orAnything(fc.constantFrom('VIP', 'Proxy', 'Odd')), hostname: fc.string() }, { requiredKeys: [] }), { maxLength: 3 })),
+    ingress: orAnything(
+      fc.array(
+        fc.record({ ip: orAnything(address), ipMode: orAnything(fc.constantFrom('VIP', 'Proxy', 'Odd')), hostname: fc.string() }, { requiredKeys: [] }),
+        { maxLength: 3 },
+      ),
+    ),
   })
-  .map(({ name, namespace, annotations, spec, ingress }) => ({ metadata: { name, namespace, annotations }, spec, status: { loadBalancer: { ingress } } }) as unknown as Service);
+  .map(
+    ({ name, namespace, annotations, spec, ingress }) =>
+      ({ metadata: { name, namespace, annotations }, spec, status: { loadBalancer: { ingress } } }) as unknown as Service,
+  );
 
 const endpointArbitrary = fc.record(
   {
     addresses: orAnything(fc.array(address, { maxLength: 2 })),
-    conditions: orAnything(fc.record({ ready: orAnything(fc.boolean()), serving: orAnything(fc.boolean()), terminating: orAnything(fc.boolean()) }, { requiredKeys: [] })),
+    conditions: orAnything(
+      fc.record({ ready: orAnything(fc.boolean()), serving: orAnything(fc.boolean()), terminating: orAnything(fc.boolean()) }, { requiredKeys: [] }),
+    ),
     nodeName: orAnything(fc.constantFrom('node-a', 'node-b')),
     targetRef: orAnything(fc.record({ name: orAnything(fc.constantFrom('a', 'b', 'web-0')) }, { requiredKeys: [] })),
   },
@@ -95,7 +109,9 @@ const arbitrarySlice = fc
     serviceName: orAnything(junkName),
     addressType: orAnything(fc.constantFrom('IPv4', 'IPv6', 'FQDN', 'IPv5')),
     endpoints: orAnything(fc.array(endpointArbitrary, { maxLength: 4 })),
-    ports: orAnything(fc.array(fc.record({ name: orAnything(portName), protocol: orAnything(protocol), port: orAnything(port) }, { requiredKeys: [] }), { maxLength: 3 })),
+    ports: orAnything(
+      fc.array(fc.record({ name: orAnything(portName), protocol: orAnything(protocol), port: orAnything(port) }, { requiredKeys: [] }), { maxLength: 3 }),
+    ),
   })
   .map(
     ({ name, namespace, serviceName, addressType, endpoints, ports }) =>
@@ -115,33 +131,39 @@ const arbitrarySettings: fc.Arbitrary<ProxySettings> = fc
 describe('translation properties', () => {
   it('never throws, and what it produces is well formed', () => {
     fc.assert(
-      fc.property(fc.array(arbitraryService, { maxLength: 6 }), fc.array(arbitrarySlice, { maxLength: 6 }), arbitraryNode, arbitrarySettings, (services, endpointSlices, node, settings) => {
-        const state = translate({ services, endpointSlices }, node, settings);
-        expect(state.ipsets.size).toBe(Object.keys(KUBE_IPSETS).length * new Set(node.families).size);
-        for (const [key, { service: virtual, realServers, owner }] of state.virtualServers) {
-          expect(virtualServerKey(virtual.key)).toBe(key);
-          if (isFwmarkKey(virtual.key)) throw new Error('no fwmark virtual servers are produced');
-          expect(node.families).toContain(virtual.key.family);
-          expect(canonicalAddress(virtual.key.address)).toBe(virtual.key.address);
-          expect(virtual.key.port).toBeGreaterThanOrEqual(1);
-          expect(virtual.key.port).toBeLessThanOrEqual(65535);
-          expect(owner.name).not.toBe('');
-          for (const [realKey, destination] of realServers) {
-            expect(realServerKey(destination)).toBe(realKey);
-            expect(destination.family).toBe(virtual.key.family);
-            expect(destination.weight).toBeGreaterThanOrEqual(0);
+      fc.property(
+        fc.array(arbitraryService, { maxLength: 6 }),
+        fc.array(arbitrarySlice, { maxLength: 6 }),
+        arbitraryNode,
+        arbitrarySettings,
+        (services, endpointSlices, node, settings) => {
+          const state = translate({ services, endpointSlices }, node, settings);
+          expect(state.ipsets.size).toBe(Object.keys(KUBE_IPSETS).length * new Set(node.families).size);
+          for (const [key, { service: virtual, realServers, owner }] of state.virtualServers) {
+            expect(virtualServerKey(virtual.key)).toBe(key);
+            if (isFwmarkKey(virtual.key)) throw new Error('no fwmark virtual servers are produced');
+            expect(node.families).toContain(virtual.key.family);
+            expect(canonicalAddress(virtual.key.address)).toBe(virtual.key.address);
+            expect(virtual.key.port).toBeGreaterThanOrEqual(1);
+            expect(virtual.key.port).toBeLessThanOrEqual(65535);
+            expect(owner.name).not.toBe('');
+            for (const [realKey, destination] of realServers) {
+              expect(realServerKey(destination)).toBe(realKey);
+              expect(destination.family).toBe(virtual.key.family);
+              expect(destination.weight).toBeGreaterThanOrEqual(0);
+            }
           }
-        }
-        for (const address of state.boundAddresses) expect(node.families).toContain(familyOf(address));
-        for (const [name, ipset] of state.ipsets) {
-          expect(ipset.name).toBe(name);
-          for (const [key, entry] of ipset.entries) expect(ipsetEntryKey(entry)).toBe(key);
-        }
-        for (const problem of state.problems) {
-          expect(problem.object).toMatch(/^.+\/.+$/s);
-          expect(problem.reason).not.toBe('');
-        }
-      }),
+          for (const address of state.boundAddresses) expect(node.families).toContain(familyOf(address));
+          for (const [name, ipset] of state.ipsets) {
+            expect(ipset.name).toBe(name);
+            for (const [key, entry] of ipset.entries) expect(ipsetEntryKey(entry)).toBe(key);
+          }
+          for (const problem of state.problems) {
+            expect(problem.object).toMatch(/^.+\/.+$/s);
+            expect(problem.reason).not.toBe('');
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -150,28 +172,45 @@ describe('translation properties', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.jsonValue(), arbitraryNode, (anyService, anySlices, node) => {
         translateService(anyService as unknown as Service, anySlices as unknown as EndpointSlice[], node, DEFAULT_SETTINGS);
-        translateService({ metadata: { name: 'x' }, spec: anyService } as unknown as Service, [anySlices] as unknown as EndpointSlice[], node, DEFAULT_SETTINGS);
+        translateService(
+          { metadata: { name: 'x' }, spec: anyService } as unknown as Service,
+          [anySlices] as unknown as EndpointSlice[],
+          node,
+          DEFAULT_SETTINGS,
+        );
       }),
       { numRuns: 300 },
     );
   });
 
   it('a bad Service never takes virtual servers, real servers or entries from a good one', () => {
-    const good = service('good', {
-      type: 'NodePort',
-      clusterIP: '10.200.0.10',
-      externalIPs: ['10.200.0.11'],
-      sessionAffinity: 'ClientIP',
-      ports: [
-        { name: 'http', port: 80, nodePort: 31111 },
-        { name: 'dns', port: 53, protocol: 'UDP', nodePort: 31112 },
-      ],
-    }, { namespace: 'prod' });
+    const good = service(
+      'good',
+      {
+        type: 'NodePort',
+        clusterIP: '10.200.0.10',
+        externalIPs: ['10.200.0.11'],
+        sessionAffinity: 'ClientIP',
+        ports: [
+          { name: 'http', port: 80, nodePort: 31111 },
+          { name: 'dns', port: 53, protocol: 'UDP', nodePort: 31112 },
+        ],
+      },
+      { namespace: 'prod' },
+    );
     const goodSlices = [
-      slice('good-1', 'good', {
-        endpoints: [{ addresses: ['10.244.1.5'], nodeName: 'node-a' }, { addresses: ['10.244.2.5'] }],
-        ports: [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }],
-      }, { namespace: 'prod' }),
+      slice(
+        'good-1',
+        'good',
+        {
+          endpoints: [{ addresses: ['10.244.1.5'], nodeName: 'node-a' }, { addresses: ['10.244.2.5'] }],
+          ports: [
+            { name: 'http', port: 8080 },
+            { name: 'dns', port: 5353, protocol: 'UDP' },
+          ],
+        },
+        { namespace: 'prod' },
+      ),
     ];
     const node: NodeFacts = { name: 'node-a', addresses: ['10.200.1.1'], families: ['inet', 'inet6'] };
     const alone = translate({ services: [good], endpointSlices: goodSlices }, node, DEFAULT_SETTINGS);
@@ -207,7 +246,9 @@ describe('translation properties', () => {
           expect(new Set(backward.virtualServers.get(key)?.realServers.keys())).toEqual(new Set(virtualServer.realServers.keys()));
         }
         expect(backward.boundAddresses).toEqual(forward.boundAddresses);
-        expect(new Set(backward.problems.map((problem) => JSON.stringify(problem)))).toEqual(new Set(forward.problems.map((problem) => JSON.stringify(problem))));
+        expect(new Set(backward.problems.map((problem) => JSON.stringify(problem)))).toEqual(
+          new Set(forward.problems.map((problem) => JSON.stringify(problem))),
+        );
       }),
       { numRuns: 200 },
     );

@@ -25,7 +25,13 @@ describe('one duration parser for flags and the configuration file', () => {
   });
 
   it('takes the same Go durations in both places', () => {
-    for (const [text, ms] of [['30s', 30_000], ['1m0s', 60_000], ['0', 0], ['1.5s', 1_500], ['2h22m', 8_520_000]] as const) {
+    for (const [text, ms] of [
+      ['30s', 30_000],
+      ['1m0s', 60_000],
+      ['0', 0],
+      ['1.5s', 1_500],
+      ['2h22m', 8_520_000],
+    ] as const) {
       expect(parseDuration(text)).toBe(ms);
     }
   });

@@ -24,7 +24,6 @@ import {
 } from '../../../../src/netlink/conntrack/wire.js';
 import { hex } from '../../support/hex.js';
 
-
 const message = (payload: Buffer, command: number = ConntrackMessage.new) => ({ type: conntrackMessageType(command), flags: 0, seq: 1, port: 0, payload });
 
 /** A UDP flow through IPVS: client 10.200.0.2:40001 -> VIP 10.96.0.10:53, answered by 10.201.0.2:5353. */
@@ -90,8 +89,18 @@ describe('conntrack entries from the kernel', () => {
     { what: 'a family that is not IPv4 or IPv6', nfproto: 7, wire: encodeEntry(udpFlow), error: /unknown family 7/ },
     { what: 'no reply tuple', nfproto: 2, wire: { tupleOriginal: encodeEntry(udpFlow).tupleOriginal }, error: /without CTA_TUPLE_REPLY/ },
     { what: 'no protocol', nfproto: 2, wire: { ...encodeEntry(udpFlow), tupleReply: { ip: encodeEntry(udpFlow).tupleReply!.ip } }, error: /CTA_PROTO_NUM/ },
-    { what: 'IPv6 addresses in an IPv4 entry', nfproto: 2, wire: { ...encodeEntry(udpFlow), tupleOriginal: encodeTuple({ ...udpFlow.original, source: '::1', destination: '::2' }, 'inet6') }, error: /CTA_IP_V4_SRC/ },
-    { what: 'half an ICMP key', nfproto: 2, wire: { ...encodeEntry(udpFlow), tupleReply: { ip: encodeEntry(udpFlow).tupleReply!.ip, proto: { number: IPPROTO_ICMP, icmpType: 8 } } }, error: /incomplete ICMP key/ },
+    {
+      what: 'IPv6 addresses in an IPv4 entry',
+      nfproto: 2,
+      wire: { ...encodeEntry(udpFlow), tupleOriginal: encodeTuple({ ...udpFlow.original, source: '::1', destination: '::2' }, 'inet6') },
+      error: /CTA_IP_V4_SRC/,
+    },
+    {
+      what: 'half an ICMP key',
+      nfproto: 2,
+      wire: { ...encodeEntry(udpFlow), tupleReply: { ip: encodeEntry(udpFlow).tupleReply!.ip, proto: { number: IPPROTO_ICMP, icmpType: 8 } } },
+      error: /incomplete ICMP key/,
+    },
   ])('refuses an entry with $what', ({ nfproto, wire, error }) => {
     const bytes = encodeAttributes(conntrackAttributes, wire);
     expect(() => decodeEntry(nfproto, decodeAttributes(conntrackAttributes, bytes))).toThrow(NetlinkDecodeError);

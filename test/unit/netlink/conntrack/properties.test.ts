@@ -103,7 +103,9 @@ describe('conntrack entries round-trip (property)', () => {
         const payload = encodeDeletion(value);
         expect([...payload.subarray(0, 4)]).toEqual([nfproto(value.family), 0, 0, 0]);
         const wire = decodeAttributes(conntrackAttributes, payload.subarray(4));
-        expect(Object.keys(wire).sort()).toEqual(['tupleOriginal', ...(value.id === undefined ? [] : ['id']), ...(value.zone === undefined ? [] : ['zone'])].sort());
+        expect(Object.keys(wire).sort()).toEqual(
+          ['tupleOriginal', ...(value.id === undefined ? [] : ['id']), ...(value.zone === undefined ? [] : ['zone'])].sort(),
+        );
         expect(decodeTuple(wire.tupleOriginal, value.family, 'CTA_TUPLE_ORIG')).toStrictEqual(value.original);
         expect(wire.id).toBe(value.id);
         expect(wire.zone).toBe(value.zone);
@@ -114,9 +116,9 @@ describe('conntrack entries round-trip (property)', () => {
 });
 
 describe('conntrack filters (property)', () => {
-  const udpEntry = fc.oneof(entry('inet'), entry('inet6')).filter(
-    (value) => value.original.protocol === IPPROTO_UDP && value.original.destinationPort !== undefined && value.reply.sourcePort !== undefined,
-  );
+  const udpEntry = fc
+    .oneof(entry('inet'), entry('inet6'))
+    .filter((value) => value.original.protocol === IPPROTO_UDP && value.original.destinationPort !== undefined && value.reply.sourcePort !== undefined);
   const targetOf = (value: ConntrackEntry) => ({
     family: value.family,
     virtualAddress: value.original.destination,
@@ -125,7 +127,7 @@ describe('conntrack filters (property)', () => {
     endpointPort: value.reply.sourcePort!,
   });
 
-  it("a UDP flow matches the target made of its own original destination and reply source", () => {
+  it('a UDP flow matches the target made of its own original destination and reply source', () => {
     fc.assert(
       fc.property(udpEntry, (value) => {
         expect(matchesFilter(value, udpFlowFilter(targetOf(value)))).toBe(true);
@@ -135,14 +137,24 @@ describe('conntrack filters (property)', () => {
 
   it('and no target that differs from it in one field', () => {
     fc.assert(
-      fc.property(udpEntry, fc.constantFrom('virtualPort', 'endpointPort', 'virtualAddress', 'endpointAddress', 'family') , (value, field) => {
+      fc.property(udpEntry, fc.constantFrom('virtualPort', 'endpointPort', 'virtualAddress', 'endpointAddress', 'family'), (value, field) => {
         const target = targetOf(value);
         const other =
           field === 'virtualPort' || field === 'endpointPort'
             ? { ...target, [field]: (target[field] + 1) % 0x10000 }
             : field === 'family'
               ? { ...target, family: target.family === 'inet' ? ('inet6' as const) : ('inet' as const) }
-              : { ...target, [field]: target[field] === '10.0.0.1' || target[field] === 'fd00::1' ? (value.family === 'inet' ? '10.0.0.2' : 'fd00::2') : value.family === 'inet' ? '10.0.0.1' : 'fd00::1' };
+              : {
+                  ...target,
+                  [field]:
+                    target[field] === '10.0.0.1' || target[field] === 'fd00::1'
+                      ? value.family === 'inet'
+                        ? '10.0.0.2'
+                        : 'fd00::2'
+                      : value.family === 'inet'
+                        ? '10.0.0.1'
+                        : 'fd00::1',
+                };
         expect(matchesFilter(value, udpFlowFilter(other))).toBe(false);
       }),
     );
@@ -161,7 +173,15 @@ function survives(decode: () => unknown): void {
 const attributeTree = makeAttributeTree(20);
 
 function decodeEverything(bytes: Buffer, family: number): void {
-  survives(() => decodeEntryMessage({ type: conntrackMessageType(ConntrackMessage.new), flags: 0, seq: 0, port: 0, payload: Buffer.concat([Buffer.from([family, 0, 0, 0]), bytes]) }));
+  survives(() =>
+    decodeEntryMessage({
+      type: conntrackMessageType(ConntrackMessage.new),
+      flags: 0,
+      seq: 0,
+      port: 0,
+      payload: Buffer.concat([Buffer.from([family, 0, 0, 0]), bytes]),
+    }),
+  );
   survives(() => decodeEntry(family, decodeAttributes(conntrackAttributes, bytes)));
   survives(() => decodeTuple(decodeAttributes(tupleAttributes, bytes), family === 10 ? 'inet6' : 'inet', 'CTA_TUPLE_ORIG'));
 }

@@ -23,7 +23,6 @@ import {
 } from '../../../../src/netlink/ipset/wire.js';
 import { hex } from '../../support/hex.js';
 
-
 const HEAD = `
   02 00 00 00                   # nfgenmsg: AF_INET, NFNETLINK_V0, res_id 0
   05 00 01 00 07 00 00 00       # IPSET_ATTR_PROTOCOL 7
@@ -258,7 +257,15 @@ describe('ipset listings', () => {
       'LIST list:set',
     ]);
     expect(listing[0]).toEqual({
-      undecoded: { name: 'MAC', type: 'hash:mac', revision: 5, references: 1, entryCount: 3, memorySize: 340, reason: 'set "MAC": set type "hash:mac" is not one kipvs reads' },
+      undecoded: {
+        name: 'MAC',
+        type: 'hash:mac',
+        revision: 5,
+        references: 1,
+        entryCount: 3,
+        memorySize: 340,
+        reason: 'set "MAC": set type "hash:mac" is not one kipvs reads',
+      },
     });
   });
 });

@@ -52,9 +52,7 @@ describe('IpsetRequestError', () => {
   });
 
   it('keeps extended-ACK text and names type-specific errnos by the kind given', () => {
-    expect(new IpsetRequestError('add 80 to set P', 4352, 'out of range', 'bitmap').message).toBe(
-      'add 80 to set P: IPSET_ERR_BITMAP_RANGE (out of range)',
-    );
+    expect(new IpsetRequestError('add 80 to set P', 4352, 'out of range', 'bitmap').message).toBe('add 80 to set P: IPSET_ERR_BITMAP_RANGE (out of range)');
   });
 
   it('relabels a NetlinkRequestError and passes anything else through', () => {

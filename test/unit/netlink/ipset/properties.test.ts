@@ -60,9 +60,7 @@ interface Case {
   readonly type: IpsetSetType;
   readonly family: AddressFamily;
 }
-const cases = ipsetSetTypes.flatMap((type): Case[] =>
-  type === 'bitmap:port' ? [{ type, family: 'inet' }] : families.map((family) => ({ type, family })),
-);
+const cases = ipsetSetTypes.flatMap((type): Case[] => (type === 'bitmap:port' ? [{ type, family: 'inet' }] : families.map((family) => ({ type, family }))));
 
 /** What an ADD message carries, decoded again as the kernel would read it. */
 function throughTheWire(type: IpsetSetType, entry: IpsetEntry): IpsetEntry {

@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decodeAttributes, encodeAttributes } from '../../../../src/netlink/attributes.js';
-import {
-  decodeDestination,
-  decodeService,
-  encodeDestination,
-  encodeService,
-} from '../../../../src/netlink/ipvs/codec.js';
+import { decodeDestination, decodeService, encodeDestination, encodeService } from '../../../../src/netlink/ipvs/codec.js';
 import { commandAttributes, commandAttributesWithoutStats } from '../../../../src/netlink/ipvs/wire.js';
 import type { IpvsDestination, IpvsService } from '../../../../src/netlink/ipvs/types.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../../../../src/netlink/errors.js';
@@ -49,7 +44,13 @@ const wireRoundTrip = <T>(value: T, encode: (v: T) => object, decode: (w: never)
 
 describe('IPVS codec', () => {
   it('encodes a TCP service as the kernel expects: af u16, protocol u16, 16-byte address, port in network order', () => {
-    const wire = encodeService({ key: { family: 'inet', protocol: 'TCP', address: '10.96.0.1', port: 443 }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 });
+    const wire = encodeService({
+      key: { family: 'inet', protocol: 'TCP', address: '10.96.0.1', port: 443 },
+      scheduler: 'rr',
+      flags: 0,
+      timeout: 0,
+      netmask: 32,
+    });
     expect(wire.af).toBe(2);
     expect(wire.protocol).toBe(6);
     expect([...wire.addr!]).toEqual([10, 96, 0, 1, ...new Array(12).fill(0)]);
@@ -72,7 +73,11 @@ describe('IPVS codec', () => {
       fc.property(service, (value) => {
         const netmask = value.key.family === 'inet6' ? value.netmask * 4 : value.netmask;
         const input = { ...value, netmask };
-        const decoded = wireRoundTrip(input, (s) => ({ service: encodeService(s) }), (w: { service: never }) => decodeService(w.service));
+        const decoded = wireRoundTrip(
+          input,
+          (s) => ({ service: encodeService(s) }),
+          (w: { service: never }) => decodeService(w.service),
+        );
         expect(decoded).toEqual(input);
       }),
     );
@@ -82,7 +87,11 @@ describe('IPVS codec', () => {
     for (const family of ['inet', 'inet6'] as const) {
       fc.assert(
         fc.property(destination(family), (value) => {
-          const decoded = wireRoundTrip(value, (d) => ({ dest: encodeDestination(d, family) }), (w: { dest: never }) => decodeDestination(w.dest, family));
+          const decoded = wireRoundTrip(
+            value,
+            (d) => ({ dest: encodeDestination(d, family) }),
+            (w: { dest: never }) => decodeDestination(w.dest, family),
+          );
           expect(decoded).toEqual({ ...value, activeConns: 0, inactiveConns: 0, persistConns: 0 });
         }),
       );

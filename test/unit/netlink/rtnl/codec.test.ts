@@ -19,8 +19,7 @@ import { IFA_F_NODAD, IFA_F_PERMANENT } from '../../../../src/netlink/rtnl/wire.
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
 /** The whole datagram the connection would send for `message` with iproute2's sequence number. */
-const asSent = (message: RtnlMessage, seq: number): Buffer =>
-  encodeMessage(message.type, NLM_F_REQUEST | NLM_F_ACK | message.flags, seq, message.payload);
+const asSent = (message: RtnlMessage, seq: number): Buffer => encodeMessage(message.type, NLM_F_REQUEST | NLM_F_ACK | message.flags, seq, message.payload);
 
 describe('rtnetlink requests, byte for byte', () => {
   it('creates a dummy link left down as `ip link add kube-ipvs0 type dummy` (and kube-proxy) does', () => {

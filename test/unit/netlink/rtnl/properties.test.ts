@@ -45,9 +45,9 @@ const arbitraryLink: fc.Arbitrary<Link> = fc
 
 const ipv4 = fc.ipV4().map((address) => ({ family: 'inet' as const, address, prefixLength: fc.integer({ min: 0, max: 32 }) }));
 const ipv6 = fc.ipV6().map((address) => ({ family: 'inet6' as const, address, prefixLength: fc.integer({ min: 0, max: 128 }) }));
-const arbitraryKey = fc.oneof(ipv4, ipv6).chain(({ family, address, prefixLength }) =>
-  prefixLength.map((length) => ({ family, address: canonicalAddress(address)!, prefixLength: length })),
-);
+const arbitraryKey = fc
+  .oneof(ipv4, ipv6)
+  .chain(({ family, address, prefixLength }) => prefixLength.map((length) => ({ family, address: canonicalAddress(address)!, prefixLength: length })));
 const arbitraryAddress: fc.Arbitrary<AddressFields> = fc
   .record({ key: arbitraryKey, linkIndex: u32, flags: u32, scope: u8, label: fc.option(text, { nil: undefined }) })
   .map(({ key, label, ...rest }) => ({ ...key, ...rest, ...(label === undefined ? {} : { label }) }));
@@ -115,10 +115,7 @@ describe('rtnetlink round trips (property)', () => {
   });
 
   it('an address written in any spelling is added under its canonical key, IPv6 without DAD', () => {
-    const spelled = fc.oneof(
-      fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })),
-      fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 })),
-    );
+    const spelled = fc.oneof(fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })), fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 })));
     fc.assert(
       fc.property(spelled, u32, ([address, prefixLength], linkIndex) => {
         const key = parseInterfaceAddress(`${address}/${prefixLength}`);
@@ -148,7 +145,10 @@ function plausiblePayload(headerLength: number, types: readonly number[]): fc.Ar
   const attribute = fc.record({
     type: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...types) }, { weight: 1, arbitrary: u16 }),
     length: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: u16 }),
-    value: fc.oneof(fc.constantFrom(0, 1, 4, 6, 16).chain((size) => bytes(size, size)), bytes(24)),
+    value: fc.oneof(
+      fc.constantFrom(0, 1, 4, 6, 16).chain((size) => bytes(size, size)),
+      bytes(24),
+    ),
   });
   const header = fc.uint8Array({ minLength: headerLength, maxLength: headerLength });
   return fc.tuple(header, fc.array(attribute, { maxLength: 8 })).map(([headerBytes, attributes]) =>
@@ -170,12 +170,21 @@ describe('rtnetlink decoders on hostile bytes (property)', () => {
   const addressTypes = Object.values(addressAttributes).map((field) => field.id);
 
   it('decodeLink never crashes or hangs: it decodes or throws NetlinkDecodeError', () => {
-    fc.assert(fc.property(bytes(256), (payload) => decodesOrRefuses(decodeLink, payload)), { numRuns: 5000 });
-    fc.assert(fc.property(plausiblePayload(16, linkTypes), (payload) => decodesOrRefuses(decodeLink, payload)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(bytes(256), (payload) => decodesOrRefuses(decodeLink, payload)),
+      { numRuns: 5000 },
+    );
+    fc.assert(
+      fc.property(plausiblePayload(16, linkTypes), (payload) => decodesOrRefuses(decodeLink, payload)),
+      { numRuns: 5000 },
+    );
   });
 
   it('decodeAddress never crashes or hangs: it decodes or throws NetlinkDecodeError', () => {
-    fc.assert(fc.property(bytes(256), (payload) => decodesOrRefuses(decodeAddress, payload)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(bytes(256), (payload) => decodesOrRefuses(decodeAddress, payload)),
+      { numRuns: 5000 },
+    );
     // Mostly IPv4 and IPv6 headers, so the attributes are read rather than skipped.
     const payloads = plausiblePayload(8, addressTypes).chain((payload) =>
       fc.constantFrom(2, 10, payload[0]!).map((family) => {
@@ -183,6 +192,9 @@ describe('rtnetlink decoders on hostile bytes (property)', () => {
         return payload;
       }),
     );
-    fc.assert(fc.property(payloads, (payload) => decodesOrRefuses(decodeAddress, payload)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(payloads, (payload) => decodesOrRefuses(decodeAddress, payload)),
+      { numRuns: 5000 },
+    );
   });
 });
