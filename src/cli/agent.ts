@@ -20,9 +20,6 @@ import { ServiceHealthServer } from '../agent/service-health.js';
 import { ClusterStore } from '../sources/cluster-store.js';
 import { startClusterSource, type ClusterSource } from '../sources/start.js';
 import { formatPlan } from './plan-format.js';
-import { cleanupIptables, detectIptablesBackend, type IptablesBackend } from '../kernel/iptables.js';
-import { KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
-import type { AddressFamily } from '../ip.js';
 import type { NodeFacts } from '../model/settings.js';
 import {
   allIpsetNames,
@@ -393,15 +390,4 @@ export function agentCommand(): Command {
     .option('--dry-run', 'print the plan and change nothing', false);
   for (const option of warnedFlagOptions()) command.addOption(option);
   return command.action(async (options: AgentOptions, self: Command) => runAgent(options, self));
-}
-
-/** Removes kipvs's iptables chains and jumps in both families (before its ipsets, which they use). */
-export async function cleanupRules(netns: string | undefined): Promise<number> {
-  let removed = 0;
-  const backend: IptablesBackend = await detectIptablesBackend(netns ? { netns } : {});
-  for (const family of ['inet', 'inet6'] as AddressFamily[]) {
-    const result = await cleanupIptables(family, KIPVS_IPTABLES_OWNERSHIP, { netns, backend: backend.mode });
-    removed += result.removedChains.length;
-  }
-  return removed;
 }

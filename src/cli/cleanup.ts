@@ -16,7 +16,10 @@ import type { ObservedIpset } from '../reconcile/state.js';
 import { discoverNodeFacts } from '../agent/node-facts.js';
 import { FileOwnershipStore } from '../agent/ownership.js';
 import { serviceNamesPath } from '../agent/service-names.js';
-import { allIpsetNames, cleanupRules } from './agent.js';
+import { allIpsetNames } from './agent-options.js';
+import { cleanupIptables, detectIptablesBackend, type IptablesBackend } from '../kernel/iptables.js';
+import { KIPVS_IPTABLES_OWNERSHIP } from '../translate/iptables-rules.js';
+import type { AddressFamily } from '../ip.js';
 
 export interface CleanupOptions {
   readonly netns?: string;
@@ -130,4 +133,15 @@ export async function cleanupAndReport(options: CleanupOptions): Promise<void> {
   const report = await cleanup(options);
   for (const line of report.done) process.stdout.write(`${line}\n`);
   if (report.failed.length > 0) throw new KipvsError('KIPVS_CLEANUP_INCOMPLETE', `cleanup incomplete:\n  ${report.failed.join('\n  ')}`);
+}
+
+/** Removes kipvs's iptables chains and jumps in both families (before its ipsets, which they use). */
+async function cleanupRules(netns: string | undefined): Promise<number> {
+  let removed = 0;
+  const backend: IptablesBackend = await detectIptablesBackend(netns ? { netns } : {});
+  for (const family of ['inet', 'inet6'] as AddressFamily[]) {
+    const result = await cleanupIptables(family, KIPVS_IPTABLES_OWNERSHIP, { netns, backend: backend.mode });
+    removed += result.removedChains.length;
+  }
+  return removed;
 }

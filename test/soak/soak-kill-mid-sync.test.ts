@@ -2,7 +2,7 @@
 // kills at 30 % and 80 % of 10,000 Services), short enough for CI: 1,000 Services, one SIGKILL.
 import { describe, expect, it } from 'vitest';
 import { killMidSync } from '../../scripts/soak/kill-mid-sync.js';
-import { requireKernelSandbox } from './helpers/netns.js';
+import { requireKernelSandbox } from '../kernel/helpers/netns.js';
 
 describe('SIGKILL in the middle of a cold sync', () => {
   it('leaves nothing a start does not repair: the kernel then equals a fresh run in a fresh namespace', async () => {

@@ -3,7 +3,7 @@
 // alternating SIGTERM and SIGKILL, the third in the middle of a sync.
 import { describe, expect, it } from 'vitest';
 import { restartsUnderTraffic } from '../../scripts/soak/restarts.js';
-import { requireKernelSandbox } from './helpers/netns.js';
+import { requireKernelSandbox } from '../kernel/helpers/netns.js';
 
 describe('agent restarts under traffic', () => {
   it('fails no request, keeps a held connection and never flushes the table, across SIGTERM and SIGKILL, also mid-sync', async () => {
