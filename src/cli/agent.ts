@@ -50,7 +50,7 @@ function resolveOptions(cli: AgentOptions, command: Command, log: Logger): Agent
   if (cli.config) {
     const loaded = loadKubeProxyConfiguration(cli.config);
     for (const warning of loaded.warnings) log.warn({ config: cli.config }, warning);
-    options = mergeWithFlags<AgentOptions>(loaded.options as Partial<AgentOptions>, cli, given);
+    options = mergeWithFlags<AgentOptions>(loaded.options, cli, given);
   }
   const resolved = resolveKubeProxyFlags(options, given);
   for (const warning of resolved.warnings) log.warn(warning);
