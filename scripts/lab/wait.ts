@@ -3,7 +3,7 @@
 // generous deadline costs nothing on a quiet one.
 
 /** Tens of seconds: long enough for a starved machine, short enough that a real fault still ends the run. */
-export const GENEROUS_MS = 60_000;
+export const GENEROUS_MS = 120_000;
 
 export class WaitTimeout extends Error {
   constructor(

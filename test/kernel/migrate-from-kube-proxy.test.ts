@@ -470,10 +470,12 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
     );
     agent.stderr!.on('data', (data: Buffer) => (agentLog += data.toString()));
     // The first sync is done once kipvs has written its chains: it writes the rules of empty sets, kube-proxy does not.
+    // Up to 300 s: at a load average of 30 on two cores, node alone took over a minute to start the agent.
     await waitFor(
       'kipvs writes its chains',
       () =>
         agent!.exitCode === null && node.run('iptables-legacy-save', ['-t', 'nat']).includes('--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER'),
+      300_000,
     ).catch((error: Error) => {
       throw new Error(`${error.message}\nagent log:\n${agentLog}`);
     });
