@@ -21,6 +21,11 @@ export default defineConfig({
         // yet, see docs/reliability.md.
         test: { name: 'soak', include: ['test/soak/**/*.test.ts'], fileParallelism: false, testTimeout: 1_200_000, hookTimeout: 600_000 },
       },
+      {
+        // Kernel tests written for issue 11 that do not pass yet (docs/reliability.md says which
+        // and why): run with `npm run test:pending`, not part of npm test until they do.
+        test: { name: 'pending', include: ['test/pending/**/*.test.ts'], fileParallelism: false, testTimeout: 600_000, hookTimeout: 600_000 },
+      },
     ],
   },
 });
