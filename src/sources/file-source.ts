@@ -198,7 +198,9 @@ export class FileSource {
     if ('refused' in read) return this.failed({ file, reason: read.refused }, kept, problems, failing);
     const digest = createHash('sha256').update(read.text).digest('hex');
     if (kept && digest === this.lastDigest.get(file)) return kept;
-    const parsed = parseDocuments(file, read.text);
+    // Empty before it ever had objects (a first read, `--once`): it defines nothing and there is
+    // nothing to lose. Empty after it had some: a writer midway through `> file` (parseDocuments).
+    const parsed = !kept && read.text.trim() === '' ? { documents: [] } : parseDocuments(file, read.text);
     if ('failure' in parsed) return this.failed(parsed.failure, kept, problems, failing);
     const objects = keepUnchanged(kept, parseFile(file, parsed.documents, problems));
     this.lastGood.set(file, objects);
