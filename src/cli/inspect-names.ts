@@ -1,15 +1,13 @@
 // Service names for `kipvs inspect`: where they come from (the agent's record in /run/kipvs, or
 // the API server with --kubeconfig), how a virtual server or real server is looked up, and the
 // part of the kernel's state that belongs to one Service (--service).
-import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { canonicalAddress } from '../ip.js';
 import { virtualServerKey } from '../model/desired.js';
 import { KipvsError } from '../errors.js';
 import { formatEntry, type IpsetEntry, type IpsetSet, type UndecodedIpset } from '../netlink/ipset/types.js';
 import type { IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { isFwmarkKey, type IpvsServiceKey } from '../netlink/ipvs/types.js';
-import { loadKubeConfig, toEndpointSlice, toService } from '../sources/kube-source.js';
-import { readServiceNamesRecord, serviceNamesFromObjects, serviceNamesPath, type ServiceNames } from '../agent/service-names.js';
+import { readServiceNamesRecord, serviceNamesPath, type ServiceNames } from '../agent/service-names.js';
 import type { ListingNames } from './ipvsadm-format.js';
 
 /** The Service port of a virtual server: its own key, else (names from the API server) its NodePort. */
@@ -67,25 +65,16 @@ export function ipsetEntriesOf(sets: ReadonlyArray<IpsetSet | UndecodedIpset>, v
   return sets.flatMap((set) => ('entries' in set ? set.entries.filter(concerns).map((entry) => `add ${set.header.name} ${formatEntry(entry)}`) : []));
 }
 
-/** Names from the API server: its Services and EndpointSlices, listed once. */
-export async function serviceNamesFromApiServer(kubeconfig: string): Promise<ServiceNames> {
-  const config = loadKubeConfig(kubeconfig);
-  const core = config.makeApiClient(CoreV1Api);
-  const discovery = config.makeApiClient(DiscoveryV1Api);
-  const [services, slices] = await Promise.all([core.listServiceForAllNamespaces(), discovery.listEndpointSliceForAllNamespaces()]);
-  return serviceNamesFromObjects(
-    services.items.map((item) => toService(item)),
-    slices.items.map((item) => toEndpointSlice(item)),
-    `the API server ${config.getCurrentCluster()?.server ?? ''} (--kubeconfig ${kubeconfig})`,
-  );
-}
-
 /** Names from --kubeconfig when given, else the agent's record of this namespace, else none. */
 export async function findServiceNames(options: {
   readonly kubeconfig?: string;
   readonly netns?: string;
   readonly stateDirectory?: string;
 }): Promise<ServiceNames | undefined> {
-  if (options.kubeconfig !== undefined) return serviceNamesFromApiServer(options.kubeconfig);
+  if (options.kubeconfig !== undefined) {
+    // Loaded only with --kubeconfig: client-node is most of a fresh process's start-up and memory.
+    const { serviceNamesFromApiServer } = await import('./inspect-api-names.js');
+    return serviceNamesFromApiServer(options.kubeconfig);
+  }
   return readServiceNamesRecord(serviceNamesPath(options.netns, options.stateDirectory));
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TestApiServer } from '../../support/api-server.js';
-import { serviceNamesFromApiServer } from '../../../src/cli/inspect-names.js';
+import { serviceNamesFromApiServer } from '../../../src/cli/inspect-api-names.js';
 import { renderInspect, type InspectResult } from '../../../src/cli/inspect.js';
 import type { ServiceNames } from '../../../src/agent/service-names.js';
 import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/client.js';

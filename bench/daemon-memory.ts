@@ -1,0 +1,151 @@
+// Benchmark (not a test): the real `kipvs agent` daemon's memory at N Services × 10 endpoints
+// (bench/workload.ts), file source, in the sandbox kernel: VmRSS and VmHWM after the first sync
+// and after a window of endpoint churn, and the V8 heap by constructor (a heap snapshot the daemon
+// writes on SIGUSR2, node's --heapsnapshot-signal).
+//
+//   npm run bench:memory                                  N = 1,000 and 10,000
+//   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN_S=600 npm run bench:memory
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  changedSlice,
+  generateWorkload,
+  NODE_ADDRESS,
+  NODE_ADDRESS_PREFIX,
+  NODE_NAME,
+  remoteEndpointOf,
+  spreadServiceIndex,
+  writeWorkload,
+} from './workload.js';
+import { summariseHeapSnapshot } from './heap-summary.js';
+import { stringify } from 'yaml';
+
+const root = resolve(import.meta.dirname, '..');
+if (!process.env.KIPVS_SANDBOX) {
+  const run = spawnSync(process.execPath, [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--import', 'tsx', import.meta.filename], {
+    stdio: 'inherit',
+    env: { ...process.env, KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
+  });
+  process.exit(run.status ?? 1);
+}
+
+const CLI = join(root, 'dist', 'cli', 'main.js');
+const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,10000')
+  .split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
+const churnSeconds = Number(process.env.KIPVS_BENCH_CHURN_S ?? 60);
+const workDir = join('/tmp', `kipvs-memory-${process.pid}`);
+const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
+const mib = (pid: number, field: string): number =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+
+function namespace(size: number): string {
+  const name = `kipvs-mem-${size}`;
+  const ip = (...args: string[]): void => void spawnSync('ip', ['-n', name, ...args], { stdio: 'inherit' });
+  if (spawnSync('ip', ['netns', 'add', name], { stdio: 'inherit' }).status !== 0) throw new Error(`cannot create network namespace ${name}`);
+  ip('link', 'set', 'lo', 'up');
+  ip('link', 'add', 'eth0', 'type', 'dummy');
+  ip('address', 'add', `${NODE_ADDRESS}/${NODE_ADDRESS_PREFIX}`, 'dev', 'eth0');
+  ip('link', 'set', 'eth0', 'up');
+  return name;
+}
+
+function retire(name: string): void {
+  spawnSync('ip', ['netns', 'exec', name, 'ipvsadm', '-C'], { stdio: 'ignore' });
+  spawnSync('ip', ['-n', name, 'link', 'delete', 'kube-ipvs0'], { stdio: 'ignore' });
+  spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
+}
+
+/** Resolves once the log has `count` "synced" lines (pino JSON on stderr). */
+function syncedLines(daemon: ChildProcess): { wait(count: number, deadlineMs: number): Promise<void>; text(): string } {
+  let text = '';
+  let count = 0;
+  const waiters: { count: number; done: () => void }[] = [];
+  daemon.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    text = (text + chunk).slice(-20_000);
+    count += chunk.split('"msg":"synced"').length - 1;
+    for (const waiter of waiters.filter((w) => w.count <= count)) waiter.done();
+  });
+  return {
+    text: () => text,
+    wait: (want, deadlineMs) =>
+      new Promise((done, fail) => {
+        if (count >= want) return done();
+        const timer = setTimeout(() => fail(new Error(`no ${want}th sync within ${deadlineMs} ms: ${text.slice(-1000)}`)), deadlineMs);
+        waiters.push({ count: want, done: () => (clearTimeout(timer), done()) });
+        daemon.once('exit', (code) => fail(new Error(`agent exited ${code}: ${text.slice(-1000)}`)));
+      }),
+  };
+}
+
+async function heapSnapshot(daemon: ChildProcess, cwd: string): Promise<string> {
+  const before = new Set(readdirSync(cwd));
+  daemon.kill('SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(500);
+    const file = readdirSync(cwd).find((name) => name.endsWith('.heapsnapshot') && !before.has(name));
+    // Written in one go; wait for the size to stop growing.
+    if (file) {
+      let size = -1;
+      for (;;) {
+        const now = readFileSync(join(cwd, file)).length;
+        if (now === size && now > 0) return summariseHeapSnapshot(join(cwd, file), 12);
+        size = now;
+        await sleep(1_000);
+      }
+    }
+  }
+  return 'no heap snapshot';
+}
+
+console.log(`daemon memory: sizes ${sizes.join(', ')}, churn ${churnSeconds} s`);
+for (const size of sizes) {
+  const dir = join(workDir, String(size));
+  const sourceDir = join(dir, 'source');
+  const workload = generateWorkload(size);
+  writeWorkload(sourceDir, workload);
+  const netns = namespace(size);
+  const started = performance.now();
+  const daemon = spawn(
+    process.execPath,
+    ['--heapsnapshot-signal=SIGUSR2', CLI, 'agent', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME, '--ipvs-min-sync-period', '1s'],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  const pid = daemon.pid ?? -1;
+  const log = syncedLines(daemon);
+  try {
+    await log.wait(1, 900_000);
+    const syncedMs = performance.now() - started;
+    await sleep(3_000);
+    console.log(
+      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB`,
+    );
+    if (process.env.KIPVS_BENCH_HEAP !== '0') console.log(await heapSnapshot(daemon, dir));
+    // Churn: one endpoint change per 100 ms in a file of its own (a Service's slice rewritten).
+    const churnFile = join(sourceDir, 'zz-churn.yaml');
+    const churnEnd = performance.now() + churnSeconds * 1000;
+    let n = 0;
+    while (performance.now() < churnEnd) {
+      const index = spreadServiceIndex(n, size);
+      const slice = changedSlice(index, { removed: n % 2 === 0 ? remoteEndpointOf(index) : undefined }, n + 1);
+      writeFileSync(churnFile + '.tmp', `---\n${stringify(slice)}`);
+      spawnSync('mv', [churnFile + '.tmp', churnFile]);
+      n++;
+      await sleep(100);
+    }
+    await sleep(5_000);
+    console.log(
+      `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB`,
+    );
+  } finally {
+    daemon.kill('SIGTERM');
+    await new Promise((done) => (daemon.exitCode !== null ? done(undefined) : daemon.once('exit', done)));
+    retire(netns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
