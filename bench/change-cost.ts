@@ -32,7 +32,11 @@ function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
   return { services, endpointSlices };
 }
 
-const percentile = (values: number[], p: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
+function percentile(values: readonly number[], p: number): number {
+  const value = [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
+  if (value === undefined) throw new Error('a percentile of no values');
+  return value;
+}
 
 for (const count of [1_000, 10_000]) {
   const store = new ClusterStore();
@@ -45,8 +49,9 @@ for (const count of [1_000, 10_000]) {
     cluster: store,
   });
   const base = cluster(count);
-  const before = base.endpointSlices[count >> 1]!;
-  const after = cluster(count, count >> 1).endpointSlices[count >> 1]!;
+  const before = base.endpointSlices[count >> 1];
+  const after = cluster(count, count >> 1).endpointSlices[count >> 1];
+  if (!before || !after) throw new Error(`N=${count}: no EndpointSlice ${count >> 1}`);
   store.replaceAll(base.services, base.endpointSlices);
   await proxier.sync();
   const times: number[] = [];

@@ -12,7 +12,7 @@
 //
 // Run on the host, it notes the host's CPU and runs itself in the sandbox kernel
 // (scripts/sandbox.mjs), which passes on only KIPVS_* variables.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -75,14 +75,18 @@ const COLD_ROUNDS = Number(process.env.KIPVS_BENCH_ROUNDS ?? 1);
 const BURST_CHANGES = 1_000;
 const BURST_WINDOW_MS = 100;
 const MIN_SYNC_INTERVAL_MS = 1_000;
-const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,5000,10000')
-  .split(',')
-  .map((text) => Number(text.trim()))
-  .filter((n) => Number.isInteger(n) && n > 0)
-  .sort((a, b) => a - b);
-if (sizes.length === 0) throw new Error('KIPVS_BENCH_SIZES: give sizes like 1000,5000');
-const smallest = sizes[0]!;
-const largest = sizes[sizes.length - 1]!;
+function benchSizes(): { sizes: number[]; smallest: number; largest: number } {
+  const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,5000,10000')
+    .split(',')
+    .map((text) => Number(text.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0)
+    .sort((a, b) => a - b);
+  const [smallest] = sizes;
+  const largest = sizes.at(-1);
+  if (smallest === undefined || largest === undefined) throw new Error('KIPVS_BENCH_SIZES: give sizes like 1000,5000');
+  return { sizes, smallest, largest };
+}
+const { sizes, smallest, largest } = benchSizes();
 const changeSizes = [...new Set([smallest, largest])];
 const profileDir = process.env.KIPVS_BENCH_PROFILE ? resolve(root, process.env.KIPVS_BENCH_PROFILE) : undefined;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -91,8 +95,11 @@ const workDir = join('/tmp', `kipvs-bench-${process.pid}`);
 const benchStarted = performance.now();
 const log = (text: string): void => void process.stderr.write(`bench [${((performance.now() - benchStarted) / 1000).toFixed(0)} s]: ${text}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
-const percentile = (values: readonly number[], p: number): number =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
+function percentile(values: readonly number[], p: number): number {
+  const value = [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
+  if (value === undefined) throw new Error('a percentile of no values');
+  return value;
+}
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
@@ -267,7 +274,7 @@ async function coldSyncs(size: number, workload: Workload, sourceDir: string, or
     let cTools: ToolRun[] = [];
     let agentProcessMs = 0;
     let inProcessMs = 0;
-    const steps: Record<string, () => Promise<void>> = {
+    const steps = {
       c: async () => {
         const netns = freshNamespace();
         cTools = programWithCTools(netns, inputs);
@@ -310,19 +317,20 @@ async function coldSyncs(size: number, workload: Workload, sourceDir: string, or
         });
         inProcessMs = ms;
         inProcessOperations = result.plan.operations.length;
-        if (result.failures.length > 0)
-          results.problems.push(`N=${size} in-process sync: ${result.failures.length} operations failed, first: ${result.failures[0]!.error.message}`);
+        const [firstFailure] = result.failures;
+        if (firstFailure) results.problems.push(`N=${size} in-process sync: ${result.failures.length} operations failed, first: ${firstFailure.error.message}`);
         fingerprints.push(verify(`N=${size} in-process sync`, netns, withoutRules).fingerprint);
         log(`N=${size} round ${round + 1} in-process sync: ${inProcessMs.toFixed(0)} ms, ${inProcessOperations} operations`);
       },
     };
     // Alternate which goes first, so that none always meets the freshest kernel.
-    for (const step of (order + round) % 2 === 0 ? ['c', 'process', 'inProcess'] : ['inProcess', 'process', 'c']) await steps[step]!();
+    for (const step of (order + round) % 2 === 0 ? (['c', 'process', 'inProcess'] as const) : (['inProcess', 'process', 'c'] as const)) await steps[step]();
     rounds.push({ cTools, agentProcessMs, inProcessMs });
   }
   if (new Set(fingerprints).size !== 1) results.problems.push(`N=${size}: the namespaces hold different objects (fingerprints ${fingerprints.join(', ')})`);
   results.cold.push({ size, rounds, inProcessOperations });
-  return agent!;
+  if (!agent) throw new Error('KIPVS_BENCH_ROUNDS: run at least one round');
+  return agent;
 }
 
 // ---- 2. one endpoint change ----
@@ -353,7 +361,8 @@ async function oneChanges(size: number, workload: Workload, { store, proxier }: 
       operations.push(result.plan.operations.length);
       // One real server in each virtual server of the Service: its ClusterIP's, and its NodePort's.
       if (result.plan.operations.length !== virtualServersOf(index)) unexpected++;
-      if (result.failures.length > 0) results.problems.push(`N=${size} change ${round}: ${result.failures[0]!.error.message}`);
+      const [firstFailure] = result.failures;
+      if (firstFailure) results.problems.push(`N=${size} change ${round}: ${firstFailure.error.message}`);
     }
   });
   await sleep(10); // GC entries are delivered asynchronously
@@ -456,7 +465,7 @@ async function burst(size: number, agent: InProcessAgent): Promise<void> {
     const feedStarted = performance.now();
     const perTick = BURST_CHANGES / BURST_WINDOW_MS;
     for (let tick = 0; tick < BURST_WINDOW_MS; tick++) {
-      for (let i = 0; i < perTick; i++) store.upsertEndpointSlice(changes[tick * perTick + i]!);
+      for (const change of changes.slice(tick * perTick, (tick + 1) * perTick)) store.upsertEndpointSlice(change);
       await sleep(1);
     }
     const lastFedAt = performance.now();
@@ -511,11 +520,12 @@ async function daemonMemory(size: number, sourceDir: string): Promise<void> {
   const netns = freshNamespace();
   const args = [...childProfileArgs(`agent-daemon-${size}`), CLI, 'agent', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME];
   const started = performance.now();
-  const daemon: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const pid = daemon.pid!;
+  const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const { pid } = daemon;
+  if (pid === undefined) throw new Error('kipvs agent did not start');
   let stderr = '';
   const synced = new Promise<number>((resolveSynced, reject) => {
-    daemon.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    daemon.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
       // pino's JSON lines: the first sync that changed something logs msg "synced".
       if (/"msg":"synced"/.test(stderr)) resolveSynced(performance.now() - started);
@@ -704,7 +714,7 @@ function notes(): string {
       .slice(0, 5);
     lines.push(
       `N=${n(change.size)}: endpoint changes made ${counts.sort().join(' or ')} kernel operation(s) each: one per virtual server of the Service (ClusterIP; NodePort too for one in five); ` +
-        `p90 ${ms(percentile(change.times, 0.9))}; slowest (round: time, of which GC) ${slowest.map(({ time, round }) => `#${round + 1}: ${ms(time)}, ${ms(change.gcMs[round]!)}`).join('; ')}`,
+        `p90 ${ms(percentile(change.times, 0.9))}; slowest (round: time, of which GC) ${slowest.map(({ time, round }) => `#${round + 1}: ${ms(time)}, ${ms(change.gcMs[round] ?? NaN)}`).join('; ')}`,
     );
   }
   if (results.noopMs) lines.push(`no-op full resyncs at N=${n(largest)}: ${results.noopMs.map(ms).join(', ')}`);
