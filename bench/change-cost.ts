@@ -8,6 +8,7 @@ import { FakeKernel } from '../test/support/fake-kernel.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../src/model/kubernetes.js';
+import { percentile } from './stats.js';
 
 function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
   const services: Service[] = [];
@@ -30,12 +31,6 @@ function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
     });
   }
   return { services, endpointSlices };
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const value = [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
-  if (value === undefined) throw new Error('a percentile of no values');
-  return value;
 }
 
 for (const count of [1_000, 10_000]) {
