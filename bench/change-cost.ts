@@ -8,6 +8,7 @@ import { FakeKernel } from '../test/support/fake-kernel.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
 import type { ClusterSnapshot, EndpointSlice, Service } from '../src/model/kubernetes.js';
+import { percentile } from './stats.js';
 
 function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
   const services: Service[] = [];
@@ -32,8 +33,6 @@ function cluster(count: number, extraEndpoint?: number): ClusterSnapshot {
   return { services, endpointSlices };
 }
 
-const percentile = (values: number[], p: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
-
 for (const count of [1_000, 10_000]) {
   const store = new ClusterStore();
   const proxier = new Proxier({
@@ -45,8 +44,9 @@ for (const count of [1_000, 10_000]) {
     cluster: store,
   });
   const base = cluster(count);
-  const before = base.endpointSlices[count >> 1]!;
-  const after = cluster(count, count >> 1).endpointSlices[count >> 1]!;
+  const before = base.endpointSlices[count >> 1];
+  const after = cluster(count, count >> 1).endpointSlices[count >> 1];
+  if (!before || !after) throw new Error(`N=${count}: no EndpointSlice ${count >> 1}`);
   store.replaceAll(base.services, base.endpointSlices);
   await proxier.sync();
   const times: number[] = [];

@@ -52,7 +52,7 @@ function suffixOf(value: number): string {
   let x = (value * 2654435761) >>> 0;
   let text = '';
   for (let i = 0; i < 5; i++) {
-    text += 'bcdfghjklmnpqrstvwxz2456789'[x % 27];
+    text += 'bcdfghjklmnpqrstvwxz2456789'.charAt(x % 27);
     x = Math.floor(x / 27) + 7919 * (i + 1);
   }
   return text;
@@ -165,7 +165,11 @@ export function changedSlice(index: number, change: { readonly extra?: number; r
 }
 
 /** The Service's original slice (the workload's object itself, so its identity is kept). */
-export const originalSlice = (workload: Workload, index: number): EndpointSlice => workload.endpointSlices[index]!;
+export function originalSlice(workload: Workload, index: number): EndpointSlice {
+  const slice = workload.endpointSlices[index];
+  if (!slice) throw new Error(`the workload has no Service ${index}`);
+  return slice;
+}
 
 /** An endpoint position of the Service whose pod is on another node (removing it is one real server). */
 export function remoteEndpointOf(index: number): number {

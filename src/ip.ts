@@ -15,6 +15,11 @@ export function familyOf(address: string): AddressFamily | undefined {
   return undefined;
 }
 
+/** Encoders check a family with this: callers outside the type checker (JSON, plain JS) can pass anything. */
+export function isAddressFamily(value: unknown): value is AddressFamily {
+  return value === 'inet' || value === 'inet6';
+}
+
 export const afNumber = (family: AddressFamily): number => (family === 'inet' ? AF_INET : AF_INET6);
 
 export function familyFromNumber(af: number): AddressFamily | undefined {
@@ -43,7 +48,7 @@ export function addressToBytes(address: string): Buffer {
   const [head, rest] = text.split('::') as [string, string | undefined];
   const headGroups = head === '' ? [] : head.split(':');
   const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = rest === undefined ? headGroups : [...headGroups, ...new Array(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
+  const groups = rest === undefined ? headGroups : [...headGroups, ...new Array<string>(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
   groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
   if (tail) tail.copy(bytes, 12);
   return bytes;
@@ -92,7 +97,7 @@ export function formatIPv6(bytes: Buffer): string {
       continue;
     }
     if (text !== '' && !text.endsWith(':')) text += ':';
-    text += words[i]!.toString(16);
+    text += bytes.readUInt16BE(i * 2).toString(16);
   }
   return text;
 }
@@ -134,7 +139,7 @@ export function cidrContains(cidr: string, address: string): boolean {
   const rest = prefix & 7;
   if (rest === 0) return true;
   const mask = (0xff << (8 - rest)) & 0xff;
-  return (a[fullBytes]! & mask) === (b[fullBytes]! & mask);
+  return (a.readUInt8(fullBytes) & mask) === (b.readUInt8(fullBytes) & mask);
 }
 
 export interface ParsedCidr {

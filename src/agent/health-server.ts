@@ -162,7 +162,10 @@ export function startHealthServer(address: string, health: ProxyHealth, metrics?
   const bind = parseBindAddress(address, 10256);
   const server = createServer((request, response) => {
     const path = pathOf(request);
-    if (path !== '/healthz' && path !== '/livez') return notFound(response);
+    if (path !== '/healthz' && path !== '/livez') {
+      notFound(response);
+      return;
+    }
     const withNode = path === '/healthz';
     const { code, body } = healthBody(health.status(), withNode);
     if (withNode) metrics?.countHealthz(code);

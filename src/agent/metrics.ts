@@ -83,7 +83,7 @@ export function failureErrno(error: Error): string {
  * nanoseconds), or undefined when it is missing or does not parse (kube-proxy ignores both).
  */
 export function lastChangeTriggerTime(slice: EndpointSlice): number | undefined {
-  const text = slice.metadata?.annotations?.[LAST_CHANGE_TRIGGER_TIME];
+  const text = slice.metadata.annotations?.[LAST_CHANGE_TRIGGER_TIME];
   if (typeof text !== 'string') return undefined;
   const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|([+-])(\d{2}):(\d{2}))$/.exec(text);
   if (!match) return undefined;

@@ -60,7 +60,7 @@ export function serviceHealthObserver(server: ServiceHealthServer, node: NodeFac
         return [...checks.keys()].some((id) => !listening.has(id));
       };
       if (changed || result.full || missing())
-        server.sync(new Map(checks)).catch((error: Error) => log.error({ err: error.message }, 'health check node ports'));
+        server.sync(new Map(checks)).catch((error: unknown) => log.error({ err: (error as Error).message }, 'health check node ports'));
     },
   };
 }

@@ -87,7 +87,9 @@ export class SyncRunner {
     } finally {
       this.running = false;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have set it during the await
     if (this.stopped) return;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- request() may have set it during the await
     if (this.pending) this.request();
     else this.schedulePeriodic();
   }

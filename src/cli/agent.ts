@@ -292,8 +292,8 @@ function keepServing(address: string, what: string, start: () => Promise<HttpEnd
         endpoint = opened;
         log.info({ address: opened.address }, `serving ${what}`); // host:port already
       },
-      (error: Error) => {
-        log.error({ err: error.message }, `cannot serve ${what}; trying again in 5 s`);
+      (error: unknown) => {
+        log.error({ err: (error as Error).message }, `cannot serve ${what}; trying again in 5 s`);
         if (!closed) timer = setTimeout(attempt, 5000);
       },
     );

@@ -55,9 +55,13 @@ function serviceName(key: IpvsServiceKey): string {
 }
 
 function schedulerFlagNames(scheduler: string, flags: number): string[] {
-  const names =
-    scheduler === 'sh' ? ['sh-fallback', 'sh-port', 'flag-3'] : scheduler === 'mh' ? ['mh-fallback', 'mh-port', 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
-  return [IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3].flatMap((bit, i) => (flags & bit ? [names[i]!] : []));
+  const [flag1, flag2] = scheduler === 'sh' ? ['sh-fallback', 'sh-port'] : scheduler === 'mh' ? ['mh-fallback', 'mh-port'] : ['flag-1', 'flag-2'];
+  const named = [
+    [IP_VS_SVC_F_SCHED1, flag1],
+    [IP_VS_SVC_F_SCHED2, flag2],
+    [IP_VS_SVC_F_SCHED3, 'flag-3'],
+  ] as const;
+  return named.flatMap(([bit, name]) => (flags & bit ? [name] : []));
 }
 
 function ipv4Mask(prefix: number): string {

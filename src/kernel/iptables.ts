@@ -174,7 +174,7 @@ export function parseIptablesSave(text: string): Map<string, SavedTable> {
   let current: SavedTable | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith('*')) tables.set(line.slice(1), (current = { chains: new Set(), rules: [] }));
-    else if (line.startsWith(':')) current?.chains.add(line.slice(1).split(' ')[0]!);
+    else if (line.startsWith(':')) current?.chains.add(line.slice(1).split(' ')[0] ?? '');
     else if (line.startsWith('-A ')) current?.rules.push(line);
   }
   return tables;
@@ -257,10 +257,10 @@ export async function cleanupIptables(family: AddressFamily, ownership: Iptables
     // A rule of someone else's that jumps to one of our chains would make -X fail; say whose.
     const foreign = saved.rules.find((rule) => {
       const [, chain, target] = /^-A (\S+) .*-[jg] (\S+)/.exec(rule) ?? [];
-      return target !== undefined && ours.has(target) && !ours.has(chain!) && !jumps.some((jump) => rule === jumpSaveLine(jump));
+      return chain !== undefined && target !== undefined && ours.has(target) && !ours.has(chain) && !jumps.some((jump) => rule === jumpSaveLine(jump));
     });
     if (foreign) {
-      const target = /-[jg] (\S+)/.exec(foreign)![1]!;
+      const target = /-[jg] (\S+)/.exec(foreign)?.[1];
       throw new IptablesError('KIPVS_IPTABLES_CHAIN_IN_USE', 'remove kipvs chains', table, target, `still referenced by a rule kipvs does not own: ${foreign}`);
     }
     if (deletions.length === 0 && ours.size === 0) continue;

@@ -52,7 +52,7 @@ export const realServerKey = (destination: { readonly address: string; readonly 
   formatHostPort(destination.address, destination.port);
 
 /** An entry's identity (its comment is an attribute, not part of it). */
-export const ipsetEntryKey = (entry: IpsetEntry): string => formatEntry({ ...entry, comment: undefined } as IpsetEntry);
+export const ipsetEntryKey = (entry: IpsetEntry): string => formatEntry({ ...entry, comment: undefined });
 
 /** Where a change can have touched the kernel: the keys the diff must look at, or everything. */
 export type DiffScope =

@@ -22,8 +22,8 @@ export interface ServicePort {
 }
 
 export interface ServiceSpec {
-  /** ClusterIP when absent. */
-  readonly type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName' | string;
+  /** ClusterIP, NodePort, LoadBalancer or ExternalName; ClusterIP when absent. */
+  readonly type?: string;
   readonly clusterIP?: string;
   readonly clusterIPs?: readonly string[];
   readonly ipFamilies?: readonly string[];
@@ -32,18 +32,21 @@ export interface ServiceSpec {
   readonly externalIPs?: readonly string[];
   readonly externalName?: string;
   readonly loadBalancerSourceRanges?: readonly string[];
-  readonly externalTrafficPolicy?: 'Cluster' | 'Local' | string;
-  readonly internalTrafficPolicy?: 'Cluster' | 'Local' | string;
+  /** Cluster or Local. */
+  readonly externalTrafficPolicy?: string;
+  /** Cluster or Local. */
+  readonly internalTrafficPolicy?: string;
   readonly healthCheckNodePort?: number;
-  readonly sessionAffinity?: 'None' | 'ClientIP' | string;
+  /** None or ClientIP. */
+  readonly sessionAffinity?: string;
   readonly sessionAffinityConfig?: { readonly clientIP?: { readonly timeoutSeconds?: number } };
 }
 
 export interface LoadBalancerIngress {
   readonly ip?: string;
   readonly hostname?: string;
-  /** `Proxy` means the load balancer does not send traffic with the VIP as destination. */
-  readonly ipMode?: 'VIP' | 'Proxy' | string;
+  /** VIP or Proxy: `Proxy` means the load balancer does not send traffic with the VIP as destination. */
+  readonly ipMode?: string;
 }
 
 export interface Service {
@@ -82,7 +85,7 @@ export interface EndpointSlice {
   readonly kind?: 'EndpointSlice';
   readonly metadata: ObjectMeta;
   /** IPv4, IPv6 or FQDN (which kube-proxy ignores). */
-  readonly addressType: 'IPv4' | 'IPv6' | 'FQDN' | string;
+  readonly addressType: string;
   readonly endpoints?: readonly Endpoint[] | null;
   readonly ports?: readonly EndpointPort[] | null;
 }

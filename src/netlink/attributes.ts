@@ -226,9 +226,9 @@ class AttributeWriter {
 
   attributes(table: AttrTable, values: Record<string, unknown>): void {
     for (const name in table) {
+      const field = table[name];
       const value = values[name];
-      if (value === undefined) continue;
-      const field = table[name]!;
+      if (field === undefined || value === undefined) continue;
       if (field.kind === 'nested') {
         const at = this.begin(field.id | (field.nestedFlag ? NLA_F_NESTED : 0));
         this.attributes(field.table, value as Record<string, unknown>);
@@ -266,7 +266,7 @@ const NO_PREFIX = new Uint8Array(0);
 export function encodeAttributes<T extends AttrTable>(table: T, values: Attrs<T>, prefix: Uint8Array = NO_PREFIX): Buffer {
   writer.reset();
   try {
-    writer.attributes(table, values as Record<string, unknown>);
+    writer.attributes(table, values);
     return writer.take(prefix);
   } finally {
     writer.reset();

@@ -10,6 +10,7 @@
 // The raw socket module alone: the package's index also loads generated nl80211 codecs (~0.5 MB).
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import type { MessageInfo } from 'netlink/dist/raw.js';
+import { KipvsError } from '../errors.js';
 import { DumpInterruptedError, NetlinkDecodeError, NetlinkRequestError, NetlinkTransportError } from './errors.js';
 import {
   encodeMessage,
@@ -44,6 +45,11 @@ export interface NetlinkRequest {
 
 export type RequestOutcome = { readonly ok: true } | { readonly ok: false; readonly error: NetlinkRequestError };
 
+/** For `outcomes[i] ?? missingOutcome(what)`: execute answers one outcome per request, so a missing one is a bug of ours. */
+export function missingOutcome(what: string): never {
+  throw new KipvsError('KIPVS_INTERNAL', `no outcome for ${what}`);
+}
+
 export interface ConnectionOptions {
   /** Network namespace to open the socket in: a path such as /run/netns/NAME or /proc/PID/ns/net. */
   readonly netns?: string;
@@ -75,6 +81,15 @@ interface Registered extends Pending {
 }
 
 const WATCHDOG_INTERVAL_MS = 1000;
+
+/** Consecutive requests sent in one datagram; `start` is the first one's index. */
+interface Batch {
+  readonly start: number;
+  readonly requests: NetlinkRequest[];
+  bytes: number;
+  /** The receive-buffer bytes their error replies could take (errorCost). */
+  cost: number;
+}
 
 /** Receive-buffer bytes one failed request can take: the skb overhead plus the echoed request. */
 const errorCost = (messageLength: number): number => 768 + 2 * messageLength;
@@ -211,36 +226,46 @@ export class NetlinkConnection {
    */
   async execute(requests: readonly NetlinkRequest[]): Promise<RequestOutcome[]> {
     this.assertOpen();
-    const outcomes: RequestOutcome[] = new Array(requests.length);
+    const outcomes = new Array<RequestOutcome>(requests.length);
     const datagrams: Promise<void>[] = [];
-    const datagramBudget = this.inFlightBudget / 4;
     // The first transport failure: it stops further sends (the outcome of what is in flight is
     // unknown) and is thrown once every datagram has settled, never left unhandled meanwhile.
-    let failure: unknown;
-    let index = 0;
-    while (index < requests.length && failure === undefined) {
-      const start = index;
-      let bytes = 0;
-      let cost = 0;
-      while (index < requests.length) {
-        const space = messageSpace(requests[index]!.payload.length);
-        if (index > start && (bytes + space > this.maxDatagramBytes || cost + errorCost(space) > datagramBudget)) break;
-        bytes += space;
-        cost += errorCost(space);
-        index++;
-      }
-      await this.acquire(cost);
+    let failure: Error | undefined;
+    for (const batch of this.batches(requests)) {
+      await this.acquire(batch.cost);
       if (failure !== undefined) {
-        this.release(cost);
+        this.release(batch.cost);
         break;
       }
-      const sent = this.sendBatch(requests, start, index, bytes, outcomes).finally(() => this.release(cost));
-      sent.catch((error: unknown) => (failure ??= error));
+      const sent = this.sendBatch(batch, outcomes).finally(() => this.release(batch.cost));
+      // sendBatch rejects only with Errors: a transport failure or a reply that does not decode.
+      sent.catch((error: unknown) => (failure ??= error as Error));
       datagrams.push(sent);
     }
     await Promise.allSettled(datagrams);
     if (failure !== undefined) throw failure;
     return outcomes;
+  }
+
+  /**
+   * Splits requests, in order, into datagrams of at most maxDatagramBytes whose error replies take
+   * at most a quarter of the in-flight budget; a request too big for either goes alone.
+   */
+  private batches(requests: readonly NetlinkRequest[]): Batch[] {
+    const datagramBudget = this.inFlightBudget / 4;
+    const batches: Batch[] = [];
+    let batch: Batch | undefined;
+    requests.forEach((request, index) => {
+      const space = messageSpace(request.payload.length);
+      if (!batch || batch.bytes + space > this.maxDatagramBytes || batch.cost + errorCost(space) > datagramBudget) {
+        batch = { start: index, requests: [], bytes: 0, cost: 0 };
+        batches.push(batch);
+      }
+      batch.requests.push(request);
+      batch.bytes += space;
+      batch.cost += errorCost(space);
+    });
+    return batches;
   }
 
   private acquire(cost: number): Promise<void> {
@@ -258,48 +283,42 @@ export class NetlinkConnection {
 
   private release(cost: number): void {
     this.inFlightCost -= cost;
-    while (this.waiters.length > 0) {
-      const next = this.waiters[0]!;
-      // Admit the next waiter when the window has room (or is empty, for an oversized batch).
-      if (this.inFlightCost > 0 && this.inFlightCost >= this.inFlightBudget) break;
-      this.waiters.shift();
-      next();
-    }
+    // Admit waiters while the window has room (or is empty, for an oversized batch).
+    while (this.waiters.length > 0 && (this.inFlightCost <= 0 || this.inFlightCost < this.inFlightBudget)) this.waiters.shift()?.();
   }
 
-  private async sendBatch(requests: readonly NetlinkRequest[], start: number, end: number, bytes: number, outcomes: RequestOutcome[]): Promise<void> {
-    const seqs: number[] = [];
-    const datagram = Buffer.allocUnsafe(bytes);
+  private async sendBatch(batch: Batch, outcomes: RequestOutcome[]): Promise<void> {
+    const datagram = Buffer.allocUnsafe(batch.bytes);
+    const sentBySeq = new Map<number, { readonly index: number; readonly request: NetlinkRequest }>();
     let offset = 0;
-    for (let i = start; i < end; i++) {
-      const request = requests[i]!;
+    let lastSeq = 0;
+    batch.requests.forEach((request, i) => {
       const seq = this.allocateSeq();
-      seqs.push(seq);
-      const flags = NLM_F_REQUEST | (i === end - 1 ? NLM_F_ACK : 0) | (request.flags ?? 0);
+      const flags = NLM_F_REQUEST | (i === batch.requests.length - 1 ? NLM_F_ACK : 0) | (request.flags ?? 0);
       offset = writeMessage(datagram, offset, request.type, flags, seq, request.payload);
-    }
-    const indexBySeq = new Map(seqs.map((seq, i) => [seq, start + i]));
-    const lastSeq = seqs[seqs.length - 1]!;
+      sentBySeq.set(seq, { index: batch.start + i, request });
+      lastSeq = seq;
+    });
     let unregister = (): void => {};
     let failBatch: (error: Error) => void = () => {};
     const done = new Promise<void>((resolve, reject) => {
       failBatch = reject;
-      unregister = this.register(seqs, {
+      unregister = this.register([...sentBySeq.keys()], {
         onMessage: (message) => {
           if (message.type !== NLMSG_ERROR) return; // replies to a request we did not ask for: ignore
-          const requestIndex = indexBySeq.get(message.seq)!;
+          const sent = sentBySeq.get(message.seq);
+          if (sent === undefined) return; // registered for this batch's seqs only
           let errno: number;
           let extack: string | undefined;
           try {
             ({ errno, extackMessage: extack } = parseErrorPayload(message));
           } catch (error) {
-            reject(error as Error);
+            reject(error instanceof Error ? error : new NetlinkDecodeError(String(error)));
             return;
           }
-          outcomes[requestIndex] =
-            errno === 0 ? { ok: true } : { ok: false, error: new NetlinkRequestError(requests[requestIndex]!.describe(), errno, extack) };
+          outcomes[sent.index] = errno === 0 ? { ok: true } : { ok: false, error: new NetlinkRequestError(sent.request.describe(), errno, extack) };
           if (message.seq === lastSeq) {
-            for (let i = start; i < end; i++) outcomes[i] ??= { ok: true };
+            for (const { index } of sentBySeq.values()) outcomes[index] ??= { ok: true };
             resolve();
           }
         },
@@ -308,7 +327,7 @@ export class NetlinkConnection {
     });
     done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
-      await this.sendAndWait(datagram, end - start, done, failBatch);
+      await this.sendAndWait(datagram, batch.requests.length, done, failBatch);
     } finally {
       unregister();
     }

@@ -81,7 +81,10 @@ function removeRealServer(key: string, realKey: string, service: IpvsService, cu
       plan.deletions.push({ kind: 'deleteUdpFlows', virtualServer: service.key, endpoint: { address: current.address, port: current.port } });
     }
   };
-  if (!drains(service) || context.gracefulTerminationMs <= 0) return deleteIt();
+  if (!drains(service) || context.gracefulTerminationMs <= 0) {
+    deleteIt();
+    return;
+  }
   const id = drainKey(key, realKey);
   const since = context.draining.get(id)?.since ?? context.now;
   const connections = (current.activeConns ?? 0) + (current.inactiveConns ?? 0);
@@ -89,7 +92,10 @@ function removeRealServer(key: string, realKey: string, service: IpvsService, cu
   // just read from the kernel say so: the cache's are from the last full read (or 0 for a real
   // server added since), so between full reads a draining real server waits for the next one.
   const drained = connections === 0 && context.freshCounters === true;
-  if (drained || context.now - since >= context.gracefulTerminationMs) return deleteIt();
+  if (drained || context.now - since >= context.gracefulTerminationMs) {
+    deleteIt();
+    return;
+  }
   if (current.weight !== 0) {
     plan.creations.push({ kind: 'ipvs', operation: { op: 'editDestination', service: service.key, destination: { ...current, weight: 0 } } });
   }

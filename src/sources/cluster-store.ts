@@ -71,7 +71,7 @@ export class ClusterStore implements ClusterSink {
     if (owner !== undefined) {
       this.sliceOwner.set(id, owner);
       let group = this.slicesByService.get(owner);
-      if (!group) this.slicesByService.set(owner, (group = new Map()));
+      if (!group) this.slicesByService.set(owner, (group = new Map<string, EndpointSlice>()));
       group.set(id, slice);
       this.mark(owner);
     }

@@ -53,7 +53,7 @@ function objectsOf(value: unknown): unknown[] {
 }
 
 function isNamed(value: unknown): value is { metadata: { name: string } } {
-  const metadata = (value as { metadata?: { name?: unknown } }).metadata;
+  const metadata = (value as { metadata?: { name?: unknown } | null }).metadata;
   return typeof metadata === 'object' && metadata !== null && typeof metadata.name === 'string' && metadata.name !== '';
 }
 
@@ -116,7 +116,7 @@ function parseFile(file: string, documents: readonly unknown[], problems: Source
       }
       // kube-proxy's label selector: what it never sees is not programmed here either.
       if (excludingLabel(object) !== undefined) continue;
-      if (kind === 'Service') services.push(object as unknown as Service);
+      if (kind === 'Service') services.push(object);
       else {
         const notice = sliceNotice(object);
         if (notice !== undefined) problems.push({ file: where, reason: `${quoteInput(object.metadata.name)}: ${notice}` });

@@ -13,7 +13,7 @@ import { KipvsError } from '../errors.js';
  * path is relative to the kubeconfig, as kubectl takes it.
  */
 function useTokenFiles(config: KubeConfig, path: string): void {
-  const raw = parseYaml(readFileSync(path, 'utf8')) as { users?: { name?: unknown; user?: { tokenFile?: unknown; token?: unknown } }[] } | null;
+  const raw = parseYaml(readFileSync(path, 'utf8')) as { users?: ({ name?: unknown; user?: { tokenFile?: unknown; token?: unknown } | null } | null)[] } | null;
   const tokenFiles = new Map<string, string>();
   for (const entry of raw?.users ?? []) {
     const file = entry?.user?.tokenFile;

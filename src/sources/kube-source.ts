@@ -12,7 +12,7 @@
 // So this file wraps it thinly: a Watch that asks for bookmarks and a server-side timeout (with a
 // client-side deadline for a connection that died silently), and restarts after errors with
 // exponential backoff and jitter. While the API server is away, the sink keeps what it has.
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, V1ListMeta, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
@@ -72,6 +72,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The informers whose first list the first sync waits for, as kube-proxy waits for its caches; not the Node's. */
+const SYNC_RESOURCES = ['services', 'endpointslices'];
+
 /** A watch open this long past its timeoutSeconds has a dead connection under it. */
 const WATCH_DEADLINE_GRACE_MS = 30_000;
 
@@ -112,8 +115,8 @@ interface ReflectorSpec {
   readonly fieldSelector?: string;
   readonly labelSelector?: string;
   list(page: { _continue?: string; limit: number }): Promise<KubernetesListObject<KubernetesObject>>;
-  upsert(object: KubernetesObject): void;
-  remove(object: KubernetesObject): void;
+  readonly upsert: (object: KubernetesObject) => void;
+  readonly remove: (object: KubernetesObject) => void;
 }
 
 interface ReflectorSettings {
@@ -155,18 +158,20 @@ class ReflectorWatch extends Watch {
     // client-node gives the request no timeout of its own: a watch whose answer never comes (a
     // half-open connection) is given up after REQUEST_TIMEOUT_MS and the informer restarted.
     let abandoned = false;
+    const givenUp = (): boolean => reflector.stopped || abandoned;
     const unanswered = setTimeout(() => {
       abandoned = true;
       ended = true;
       done(new Error(`no answer to the watch of ${reflector.resource} within ${reflector.requestTimeoutMs / 1000} s`));
     }, reflector.requestTimeoutMs);
     unanswered.unref();
+    // eslint-disable-next-line prefer-const -- declared above: the done callback reads it, and may run before this resolves
     controller = await super
       .watch(
         path,
         { ...query, allowWatchBookmarks: true, timeoutSeconds },
         (phase, object, raw) => {
-          if (reflector.stopped || abandoned) return;
+          if (givenUp()) return;
           if (phase !== 'ERROR') events++;
           reflector.watchEvent();
           callback(phase, object, raw);
@@ -182,14 +187,15 @@ class ReflectorWatch extends Watch {
       )
       .finally(() => clearTimeout(unanswered));
     // Stopped (or given up) while the request was on its way: nobody will abort it later.
-    if (reflector.stopped || abandoned) {
+    if (givenUp()) {
       controller.abort();
       return controller;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the done callback or the unanswered timer may have set it during the await
     if (!ended) {
       this.open.add(controller);
       reflector.connectedNow();
-      deadline = setTimeout(() => controller?.abort(), timeoutSeconds * 1000 + WATCH_DEADLINE_GRACE_MS);
+      deadline = setTimeout(() => controller.abort(), timeoutSeconds * 1000 + WATCH_DEADLINE_GRACE_MS);
       deadline.unref();
     }
     return controller;
@@ -335,7 +341,10 @@ class Reflector {
     this.failures = 0;
     this.emptyWatches = 0;
     this.connected = true;
-    return { metadata: { resourceVersion }, items };
+    // As client-node's own lists come: its models are classes.
+    const metadata = new V1ListMeta();
+    metadata.resourceVersion = resourceVersion;
+    return { metadata, items };
   }
 
   private failed(error: unknown): void {
@@ -430,7 +439,7 @@ export class KubeSource {
       const listed = new Set<string>();
       markListed = (resource) => {
         listed.add(resource);
-        if (listed.has('services') && listed.has('endpointslices')) resolve();
+        if (SYNC_RESOURCES.every((name) => listed.has(name))) resolve();
       };
     });
     const settings = (resource: string): ReflectorSettings => ({
@@ -512,7 +521,7 @@ export class KubeSource {
   status(): KubeSourceStatus {
     const lastEvents = this.reflectors.map((reflector) => reflector.lastEventAt).filter((at): at is number => at !== undefined);
     return {
-      synced: this.reflectors[0]!.listed && this.reflectors[1]!.listed,
+      synced: this.reflectors.filter((reflector) => SYNC_RESOURCES.includes(reflector.resource)).every((reflector) => reflector.listed),
       connected: this.reflectors.every((reflector) => reflector.connected),
       relists: this.reflectors.reduce((sum, reflector) => sum + Math.max(0, reflector.lists - 1), 0),
       watchRestarts: this.reflectors.reduce((sum, reflector) => sum + Math.max(0, reflector.watches - 1), 0),
@@ -526,9 +535,11 @@ export class KubeSource {
     for (const reflector of this.reflectors) reflector.check();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    for (const reflector of this.reflectors) reflector.stop();
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      for (const reflector of this.reflectors) reflector.stop();
+    }
+    return Promise.resolve();
   }
 }

@@ -35,7 +35,7 @@ export function inCidr(cidr: ParsedCidr, address: ParsedAddress): boolean {
   const host = addressToBytes(address.address);
   for (let bit = 0; bit < cidr.prefix; bit++) {
     const mask = 0x80 >> (bit & 7);
-    if ((network[bit >> 3]! & mask) !== (host[bit >> 3]! & mask)) return false;
+    if ((network.readUInt8(bit >> 3) & mask) !== (host.readUInt8(bit >> 3) & mask)) return false;
   }
   return true;
 }
@@ -46,14 +46,16 @@ export const isPort = (value: unknown): value is number => typeof value === 'num
 /** Longest quote of input in a problem: a 1 MB annotation must not become a 1 MB log line. */
 const MAX_SHOWN = 120;
 
+/** JSON.stringify as it behaves: undefined for undefined, a function or a symbol, whatever lib.d.ts says. */
+const toJson = (value: unknown): string | undefined => JSON.stringify(value);
+
 /** How a bad value reads in a problem: strings quoted, everything else as JSON, at most MAX_SHOWN characters. */
 export function show(value: unknown): string {
-  if (value === undefined) return 'undefined';
   let text: string;
   try {
-    text = JSON.stringify(value) ?? String(value);
+    text = toJson(value) ?? String(value);
   } catch {
-    text = String(value);
+    text = String(value); // a bigint, or an object with a cycle
   }
   return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}… (${text.length} characters)` : text;
 }

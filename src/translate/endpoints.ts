@@ -123,7 +123,7 @@ export function indexEndpoints(
       }
       const key = endpointIndexKey(family, protocol, name);
       let bucket = buckets.get(key);
-      if (!bucket) buckets.set(key, (bucket = new Map()));
+      if (!bucket) buckets.set(key, (bucket = new Map<string, EndpointInfo>()));
       for (const endpoint of endpoints) {
         const id = `${endpoint.address} ${port.port}`;
         if (endpoint.terminating && bucket.has(id)) continue;

@@ -15,7 +15,7 @@ export class IpsetEntries {
   add(id: KubeIpsetId, family: AddressFamily, entry: IpsetEntry): void {
     const name = ipsetName(id, family);
     let entries = this.sets.get(name);
-    if (!entries) this.sets.set(name, (entries = new Map()));
+    if (!entries) this.sets.set(name, (entries = new Map<string, IpsetEntry>()));
     entries.set(ipsetEntryKey(entry), entry);
   }
 

@@ -1,6 +1,7 @@
 // Merges per-Service translations into the one desired state: every kube-proxy ipset of every
 // family the node has (empty ones too, so that kube-proxy's iptables rules always find their sets),
 // and one owner per virtual server.
+import { KipvsError } from '../errors.js';
 import type { AddressFamily } from '../ip.js';
 import type { DesiredIpset, DesiredState, DesiredVirtualServer, TranslationProblem } from '../model/desired.js';
 import { ipsetName, KUBE_IPSETS, type KubeIpsetDefinition, type KubeIpsetId } from '../model/ipsets.js';
@@ -36,6 +37,13 @@ export interface MutableScope {
   readonly virtualServers: Set<string>;
   readonly addresses: Set<string>;
   readonly ipsetEntries: Map<string, Set<string>>;
+}
+
+/** What claim() recorded under `key`: withdraw() and the problems read only what it did, so a missing one is a bug of ours. */
+function claimed<V>(records: ReadonlyMap<string, V>, key: string): V {
+  const record = records.get(key);
+  if (record === undefined) throw new KipvsError('KIPVS_INTERNAL', `merged state: nothing recorded for ${key}`);
+  return record;
 }
 
 /** Code-point order, the same on every machine and locale. */
@@ -76,19 +84,20 @@ export class MergedState implements DesiredState {
     this.cachedProblems = undefined;
     for (const key of translation.virtualServers.keys()) {
       scope.virtualServers.add(key);
-      const claimants = this.claimants.get(key)!;
+      const claimants = claimed(this.claimants, key);
       claimants.splice(claimants.indexOf(id), 1);
       if (claimants.length <= 1) this.contested.delete(key);
-      if (claimants.length === 0) {
+      const [keeper] = claimants;
+      if (keeper === undefined) {
         this.claimants.delete(key);
         this.virtualServers.delete(key);
       } else {
-        this.virtualServers.set(key, this.translations.get(claimants[0]!)!.virtualServers.get(key)!);
+        this.virtualServers.set(key, claimed(claimed(this.translations, keeper).virtualServers, key));
       }
     }
     for (const address of translation.boundAddresses) {
       scope.addresses.add(address);
-      const left = this.addressClaims.get(address)! - 1;
+      const left = claimed(this.addressClaims, address) - 1;
       if (left > 0) this.addressClaims.set(address, left);
       else {
         this.addressClaims.delete(address);
@@ -98,11 +107,11 @@ export class MergedState implements DesiredState {
     for (const [name, entries] of translation.ipsetEntries) {
       const ipset = this.ipsets.get(name);
       if (!ipset) continue;
-      const claims = this.entryClaims.get(name)!;
+      const claims = claimed(this.entryClaims, name);
       const scoped = scopeOfSet(scope, name);
       for (const key of entries.keys()) {
         scoped.add(key);
-        const left = claims.get(key)! - 1;
+        const left = claimed(claims, key) - 1;
         if (left > 0) claims.set(key, left);
         else {
           claims.delete(key);
@@ -139,7 +148,7 @@ export class MergedState implements DesiredState {
     for (const [name, entries] of translation.ipsetEntries) {
       const ipset = this.ipsets.get(name);
       if (!ipset) continue;
-      const claims = this.entryClaims.get(name)!;
+      const claims = claimed(this.entryClaims, name);
       const scoped = scopeOfSet(scope, name);
       for (const [key, entry] of entries) {
         scoped.add(key);
@@ -153,7 +162,7 @@ export class MergedState implements DesiredState {
   private collectProblems(): TranslationProblem[] {
     const lost = new Map<string, Set<string>>();
     for (const key of this.contested) {
-      for (const loser of this.claimants.get(key)!.slice(1)) {
+      for (const loser of claimed(this.claimants, key).slice(1)) {
         let keys = lost.get(loser);
         if (!keys) lost.set(loser, (keys = new Set()));
         keys.add(key);
@@ -161,13 +170,13 @@ export class MergedState implements DesiredState {
     }
     const problems: TranslationProblem[] = [];
     for (const id of [...new Set([...this.withProblems, ...lost.keys()])].sort(byCodePoint)) {
-      const translation = this.translations.get(id)!;
+      const translation = claimed(this.translations, id);
       problems.push(...translation.problems);
       const keys = lost.get(id);
       if (!keys) continue;
       for (const key of translation.virtualServers.keys()) {
         if (!keys.has(key)) continue;
-        const winner = this.virtualServers.get(key)!.owner;
+        const winner = claimed(this.virtualServers, key).owner;
         problems.push({
           object: id,
           reason: `virtual server ${key} is also claimed by ${winner.namespace}/${winner.name}, which sorts first and keeps it; skipped`,

@@ -2,8 +2,8 @@
 // dump and filters it here, as kube-proxy does (pkg/proxy/conntrack: list, then delete what its
 // filters match), rather than with CTA_FILTER, which kernels before 5.9 do not know. Entries are
 // deleted one message each, many messages per datagram, so each gets its own outcome.
-import { afNumber, canonicalAddress, familyOf, formatHostPort, type AddressFamily } from '../../ip.js';
-import { NETLINK_NETFILTER, NetlinkConnection, type ConnectionOptions, type NetlinkRequest } from '../connection.js';
+import { addressToBytes, afNumber, familyOf, formatAddress, formatHostPort, isAddressFamily, type AddressFamily } from '../../ip.js';
+import { missingOutcome, NETLINK_NETFILTER, NetlinkConnection, type ConnectionOptions, type NetlinkRequest } from '../connection.js';
 import { KernelUnsupportedError, NetlinkEncodeError, NetlinkRequestError, PermissionError } from '../errors.js';
 import { decodeEntryMessage, encodeDeletion, nfgenHeader } from './codec.js';
 import {
@@ -37,7 +37,7 @@ function explain(error: unknown): never {
 }
 
 function checkFamily(family: AddressFamily | undefined): void {
-  if (family !== undefined && family !== 'inet' && family !== 'inet6') {
+  if (family !== undefined && !isAddressFamily(family)) {
     throw new NetlinkEncodeError(`conntrack family ${JSON.stringify(family)}: kipvs reads inet and inet6`);
   }
 }
@@ -46,7 +46,7 @@ const isPort = (port: unknown): boolean => typeof port === 'number' && Number.is
 
 /** Why a target cannot be looked for, or undefined when it can. */
 function targetProblem(target: UdpFlowTarget): string | undefined {
-  if (target.family !== 'inet' && target.family !== 'inet6') return `unknown family ${JSON.stringify(target.family)}`;
+  if (!isAddressFamily(target.family)) return `unknown family ${JSON.stringify(target.family)}`;
   for (const address of [target.virtualAddress, target.endpointAddress]) {
     if (typeof address !== 'string' || familyOf(address) !== target.family) return `${JSON.stringify(address)} is not an address of family ${target.family}`;
   }
@@ -58,8 +58,11 @@ function targetProblem(target: UdpFlowTarget): string | undefined {
 const flowKey = (virtualAddress: string, virtualPort: number | undefined, endpointAddress: string, endpointPort: number | undefined): string =>
   `${formatHostPort(virtualAddress, virtualPort ?? -1)} ${formatHostPort(endpointAddress, endpointPort ?? -1)}`;
 
+/** The key of a target that targetProblem accepts: its addresses in canonical form. */
 const targetKey = (target: UdpFlowTarget): string =>
-  flowKey(canonicalAddress(target.virtualAddress)!, target.virtualPort, canonicalAddress(target.endpointAddress)!, target.endpointPort);
+  flowKey(canonical(target.family, target.virtualAddress), target.virtualPort, canonical(target.family, target.endpointAddress), target.endpointPort);
+
+const canonical = (family: AddressFamily, address: string): string => formatAddress(family, addressToBytes(address));
 
 /** Original destination and reply source: for an IPVS masq flow, the virtual server and the real server. */
 const entryKey = (entry: ConntrackEntry): string =>
@@ -70,6 +73,13 @@ interface FlowTally {
   flows: number;
   deleted: number;
   readonly failures: NetlinkRequestError[];
+}
+
+/** The targets that select the same flows, and what became of those flows. */
+interface FlowSelection {
+  readonly family: AddressFamily;
+  readonly targets: { readonly index: number; readonly target: UdpFlowTarget }[];
+  readonly tally: FlowTally;
 }
 
 function flowOutcome(target: UdpFlowTarget, tally: FlowTally): UdpFlowOutcome {
@@ -119,21 +129,19 @@ export class ConntrackClient {
    * `deleted: false`. An entry that cannot be encoded fails alone, without reaching the kernel.
    */
   async deleteFlows(entries: readonly ConntrackEntry[]): Promise<ConntrackDeleteOutcome[]> {
-    const outcomes: ConntrackDeleteOutcome[] = new Array(entries.length);
-    const requests: NetlinkRequest[] = [];
-    const positions: number[] = [];
+    const outcomes = new Array<ConntrackDeleteOutcome>(entries.length);
+    const sent: { readonly index: number; readonly request: NetlinkRequest }[] = [];
     entries.forEach((entry, index) => {
       const describe = (): string => describeEntryDeletion(entry);
       try {
-        requests.push({ type: conntrackMessageType(ConntrackMessage.delete), payload: encodeDeletion(entry), describe });
-        positions.push(index);
+        sent.push({ index, request: { type: conntrackMessageType(ConntrackMessage.delete), payload: encodeDeletion(entry), describe } });
       } catch (error) {
         outcomes[index] = { ok: false, error: new NetlinkRequestError(describe(), EINVAL, (error as Error).message) };
       }
     });
-    const sent = await this.connection.execute(requests);
-    sent.forEach((outcome, i) => {
-      const index = positions[i]!;
+    const answers = await this.connection.execute(sent.map(({ request }) => request));
+    sent.forEach(({ index, request }, i) => {
+      const outcome = answers[i] ?? missingOutcome(request.describe());
       if (outcome.ok) outcomes[index] = { ok: true, deleted: true };
       else if (outcome.error.errnoName === 'ENOENT') outcomes[index] = { ok: true, deleted: false };
       else outcomes[index] = outcome;
@@ -146,8 +154,9 @@ export class ConntrackClient {
    * outcome per target, in order. Rejects only when the table cannot be read.
    */
   async deleteUdpFlows(targets: readonly UdpFlowTarget[]): Promise<UdpFlowOutcome[]> {
-    const outcomes: UdpFlowOutcome[] = new Array(targets.length);
-    const wanted = new Map<string, number[]>();
+    const outcomes = new Array<UdpFlowOutcome>(targets.length);
+    // By the key of the flows they select: targets that name the same flows share one tally.
+    const wanted = new Map<string, FlowSelection>();
     targets.forEach((target, index) => {
       const problem = targetProblem(target);
       if (problem !== undefined) {
@@ -155,28 +164,27 @@ export class ConntrackClient {
         return;
       }
       const key = `${target.family} ${targetKey(target)}`;
-      wanted.set(key, [...(wanted.get(key) ?? []), index]);
+      const selection = wanted.get(key);
+      if (selection) selection.targets.push({ index, target });
+      else wanted.set(key, { family: target.family, targets: [{ index, target }], tally: { flows: 0, deleted: 0, failures: [] } });
     });
-    const tallies = new Map([...wanted.keys()].map((key): [string, FlowTally] => [key, { flows: 0, deleted: 0, failures: [] }]));
-    const families = new Set([...wanted.values()].map((indexes) => targets[indexes[0]!]!.family));
-    const matched: ConntrackEntry[] = [];
-    const matchedKeys: string[] = [];
+    const families = new Set([...wanted.values()].map(({ family }) => family));
+    const matched: { readonly entry: ConntrackEntry; readonly tally: FlowTally }[] = [];
     for (const family of families) {
       for (const entry of await this.list({ family, protocol: IPPROTO_UDP })) {
-        const key = `${family} ${entryKey(entry)}`;
-        if (!tallies.has(key)) continue;
-        matched.push(entry);
-        matchedKeys.push(key);
+        const selection = wanted.get(`${family} ${entryKey(entry)}`);
+        if (selection) matched.push({ entry, tally: selection.tally });
       }
     }
-    (await this.deleteFlows(matched)).forEach((result, i) => {
-      const tally = tallies.get(matchedKeys[i]!)!;
+    const results = await this.deleteFlows(matched.map(({ entry }) => entry));
+    matched.forEach(({ entry, tally }, i) => {
+      const result = results[i] ?? missingOutcome(describeEntryDeletion(entry));
       tally.flows++;
       if (!result.ok) tally.failures.push(result.error);
       else if (result.deleted) tally.deleted++;
     });
-    for (const [key, indexes] of wanted) {
-      for (const index of indexes) outcomes[index] = flowOutcome(targets[index]!, tallies.get(key)!);
+    for (const selection of wanted.values()) {
+      for (const { index, target } of selection.targets) outcomes[index] = flowOutcome(target, selection.tally);
     }
     return outcomes;
   }
@@ -188,8 +196,8 @@ export class ConntrackClient {
    * the kernel deleted; throws NetlinkRequestError naming the target when some could not be.
    */
   async deleteUdpFlowsTo(target: UdpFlowTarget): Promise<number> {
-    const [outcome] = await this.deleteUdpFlows([target]);
-    if (!outcome!.ok) throw outcome!.error;
-    return outcome!.deleted;
+    const outcome = (await this.deleteUdpFlows([target]))[0] ?? missingOutcome(describeUdpFlowDeletion(target));
+    if (!outcome.ok) throw outcome.error;
+    return outcome.deleted;
   }
 }

@@ -1,6 +1,6 @@
 // Typed conntrack entries <-> ctnetlink attributes. Decoding treats every byte as hostile: what
 // does not make a valid entry raises NetlinkDecodeError, never anything else.
-import { afNumber, familyFromNumber, familyOf, formatIPv4, formatIPv6, addressToBytes, type AddressFamily } from '../../ip.js';
+import { afNumber, familyFromNumber, familyOf, formatIPv4, formatIPv6, addressToBytes, isAddressFamily, type AddressFamily } from '../../ip.js';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../errors.js';
 import type { NetlinkMessage } from '../message.js';
@@ -38,7 +38,7 @@ export function decodeConntrackMessage(message: NetlinkMessage): ConntrackMessag
   if (message.payload.length < NFGENMSG_LENGTH) {
     throw new NetlinkDecodeError(`ctnetlink message of ${message.payload.length} bytes has no nfgenmsg`);
   }
-  return { command: message.type & 0xff, family: message.payload[0]!, attributes: message.payload.subarray(NFGENMSG_LENGTH) };
+  return { command: message.type & 0xff, family: message.payload.readUInt8(0), attributes: message.payload.subarray(NFGENMSG_LENGTH) };
 }
 
 function checkUint(value: unknown, max: number, what: string): void {
@@ -92,7 +92,7 @@ export function encodeTuple(tuple: ConntrackTuple, family: AddressFamily, what =
 }
 
 function checkFamily(family: AddressFamily): void {
-  if (family !== 'inet' && family !== 'inet6') throw new NetlinkEncodeError(`unknown family ${JSON.stringify(family)}`);
+  if (!isAddressFamily(family)) throw new NetlinkEncodeError(`unknown family ${JSON.stringify(family)}`);
 }
 
 /** Every attribute of an entry, as a dump answer carries it (for tests and round trips). */
@@ -160,9 +160,9 @@ function decodeIcmp(proto: WireProto, what: string): IcmpKey | undefined {
 
 export function decodeTuple(wire: WireTuple | undefined, family: AddressFamily, what: string): ConntrackTuple {
   if (!wire) throw new NetlinkDecodeError(`entry without ${what}`);
-  const protocol = wire.proto?.number;
-  if (protocol === undefined) throw new NetlinkDecodeError(`${what} without CTA_PROTO_NUM`);
-  const proto = wire.proto!;
+  const proto = wire.proto;
+  if (proto?.number === undefined) throw new NetlinkDecodeError(`${what} without CTA_PROTO_NUM`);
+  const protocol = proto.number;
   const icmp = decodeIcmp(proto, what);
   return {
     ...decodeAddresses(wire.ip, family, what),

@@ -1,6 +1,6 @@
 // Typed ipset objects <-> ipset nfnetlink attributes. Decoding treats every byte as hostile: what
 // does not make a valid set or entry raises NetlinkDecodeError, never anything else.
-import { addressToBytes, familyFromNumber, familyOf, formatIPv4, formatIPv6, type AddressFamily } from '../../ip.js';
+import { addressToBytes, familyFromNumber, familyOf, formatIPv4, formatIPv6, isAddressFamily, type AddressFamily } from '../../ip.js';
 import { decodeAttributes, NLA_TYPE_MASK } from '../attributes.js';
 import { KernelUnsupportedError, NetlinkDecodeError, NetlinkEncodeError } from '../errors.js';
 import type { NetlinkMessage } from '../message.js';
@@ -73,7 +73,8 @@ export function negotiateProtocol(reply: WireSetCommand, offered = IPSET_PROTOCO
   return Math.min(newest, offered);
 }
 
-const protocolNumbers: Record<IpsetProtocol, number> = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, sctp: IPPROTO_SCTP };
+// Keyed by any string: an entry's protocol is looked up as given, and one outside IpsetProtocol is an encode error.
+const protocolNumbers: Readonly<Record<string, number>> = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, sctp: IPPROTO_SCTP } satisfies Record<IpsetProtocol, number>;
 const protocolNames = new Map(Object.entries(protocolNumbers).map(([name, number]) => [number, name as IpsetProtocol]));
 
 export const nfprotoOf = (family: AddressFamily): number => (family === 'inet' ? NFPROTO_IPV4 : NFPROTO_IPV6);
@@ -108,7 +109,7 @@ function encodeNet(net: IpNet, what: string): { family: AddressFamily; address: 
   // The kernel clears host bits; an entry that carries them would never read back as written.
   const bytes = addressToBytes(net.address);
   for (let bit = net.prefix; bit < bytes.length * 8; bit++) {
-    if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) {
+    if (bytes.readUInt8(bit >> 3) & (0x80 >> (bit & 7))) {
       throw new NetlinkEncodeError(`${what}: ${net.address}/${net.prefix} has host bits set`);
     }
   }
@@ -224,7 +225,7 @@ export function encodeCreate(spec: IpsetSetSpec): WireCreate {
     return { family: NFPROTO_UNSPEC, data: { port: spec.range.from, portTo: spec.range.to, ...data } };
   }
   if (!ipsetSetTypes.includes(spec.type)) throw new NetlinkEncodeError(`unknown set type ${JSON.stringify(spec.type)}`);
-  if (spec.family !== 'inet' && spec.family !== 'inet6') throw new NetlinkEncodeError(`unknown family ${JSON.stringify(spec.family)}`);
+  if (!isAddressFamily(spec.family)) throw new NetlinkEncodeError(`unknown family ${JSON.stringify(spec.family)}`);
   checkCount(spec.hashSize, 'hashsize');
   checkCount(spec.maxElements, 'maxelem');
   if (spec.hashSize !== undefined) data.hashSize = spec.hashSize;

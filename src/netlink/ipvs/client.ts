@@ -1,7 +1,7 @@
 // The IPVS client: one generic netlink socket per network namespace (moby/ipvs's Handle).
 import { closeSync, openSync, readSync } from 'node:fs';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
-import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
+import { missingOutcome, NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
 import { decodeGenlPayload, genlHeader, resolveGenlFamily } from '../genl.js';
 import type { NetlinkMessage } from '../message.js';
@@ -111,7 +111,7 @@ export class IpvsClient {
 
   private decode(message: NetlinkMessage, withStats = true): WireCommand {
     const table = withStats ? commandAttributes : commandAttributesWithoutStats;
-    return decodeAttributes(table, decodeGenlPayload(message).attributes) as WireCommand;
+    return decodeAttributes(table, decodeGenlPayload(message).attributes);
   }
 
   async info(): Promise<IpvsInfo> {
@@ -188,13 +188,13 @@ export class IpvsClient {
       this.dumpConnections.push(NetlinkConnection.open(NETLINK_GENERIC, { ...this.options, receiveBufferBytes: DEST_DUMP_BUFFER_BYTES }));
     }
     const connections = services.length > 64 ? this.dumpConnections : [this.connection];
-    const destinations: Array<IpvsDestination[] | null> = new Array(services.length);
-    let next = 0;
+    const destinations = new Array<IpvsDestination[] | null>(services.length);
+    // One iterator shared by the workers: each takes the next service not yet taken.
+    const unread = services.entries();
     const worker = async (connection: NetlinkConnection): Promise<void> => {
-      while (next < services.length) {
-        const index = next++;
+      for (const [index, service] of unread) {
         try {
-          destinations[index] = await this.listDestinations(services[index]!.key, options, connection);
+          destinations[index] = await this.listDestinations(service.key, options, connection);
         } catch (error) {
           if (!(error instanceof NetlinkRequestError && error.errnoName === 'ESRCH')) throw error;
           destinations[index] = null; // deleted between the two dumps
@@ -240,19 +240,17 @@ export class IpvsClient {
    * cannot even be encoded (bad address, scheduler name) fails alone without reaching the kernel.
    */
   async apply(operations: readonly IpvsOperation[]): Promise<RequestOutcome[]> {
-    const outcomes: RequestOutcome[] = new Array(operations.length);
-    const requests: NetlinkRequest[] = [];
-    const positions: number[] = [];
+    const outcomes = new Array<RequestOutcome>(operations.length);
+    const sent: { readonly index: number; readonly request: NetlinkRequest }[] = [];
     operations.forEach((operation, index) => {
       try {
-        requests.push(this.encodeOperation(operation));
-        positions.push(index);
+        sent.push({ index, request: this.encodeOperation(operation) });
       } catch (error) {
         outcomes[index] = { ok: false, error: new NetlinkRequestError(describeOperation(operation), 22, (error as Error).message) };
       }
     });
-    const sent = await this.connection.execute(requests);
-    sent.forEach((outcome, i) => (outcomes[positions[i]!] = outcome));
+    const answers = await this.connection.execute(sent.map(({ request }) => request));
+    sent.forEach(({ index, request }, i) => (outcomes[index] = answers[i] ?? missingOutcome(request.describe())));
     return outcomes;
   }
 
@@ -260,7 +258,7 @@ export class IpvsClient {
   async applyAll(operations: readonly IpvsOperation[]): Promise<void> {
     const outcomes = await this.apply(operations);
     const failed = outcomes.find((outcome) => !outcome.ok);
-    if (failed && !failed.ok) explainPermission(failed.error);
+    if (failed) explainPermission(failed.error);
   }
 
   /** Removes every virtual server of this namespace (ipvsadm -C). */

@@ -29,20 +29,22 @@ import {
   type TunnelType,
 } from './types.js';
 
-const protocolNumbers: Record<IpvsProtocol, number> = { TCP: IPPROTO_TCP, UDP: IPPROTO_UDP, SCTP: IPPROTO_SCTP };
+// Keyed by any string: a protocol or forwarding method is looked up as given, and one outside its
+// type is an encode error rather than garbage on the wire.
+const protocolNumbers: Readonly<Record<string, number>> = { TCP: IPPROTO_TCP, UDP: IPPROTO_UDP, SCTP: IPPROTO_SCTP } satisfies Record<IpvsProtocol, number>;
 const protocolNames = new Map<number, IpvsProtocol>([
   [IPPROTO_TCP, 'TCP'],
   [IPPROTO_UDP, 'UDP'],
   [IPPROTO_SCTP, 'SCTP'],
 ]);
 
-const forwardingNumbers: Record<ForwardingMethod, number> = {
+const forwardingNumbers: Readonly<Record<string, number>> = {
   masq: IP_VS_CONN_F_MASQ,
   local: IP_VS_CONN_F_LOCALNODE,
   tunnel: IP_VS_CONN_F_TUNNEL,
   route: IP_VS_CONN_F_DROUTE,
   bypass: IP_VS_CONN_F_BYPASS,
-};
+} satisfies Record<ForwardingMethod, number>;
 const forwardingNames = new Map(Object.entries(forwardingNumbers).map(([name, value]) => [value, name as ForwardingMethod]));
 
 /** enum IP_VS_CONN_F_TUNNEL_TYPE_* in linux/ip_vs.h */
@@ -69,7 +71,7 @@ export function encodeServiceKey(key: IpvsServiceKey): WireService {
   checkAddressFamily(key.address, key.family, 'virtual server address');
   checkPort(key.port, 'virtual server');
   const protocol = protocolNumbers[key.protocol];
-  if (protocol === undefined) throw new NetlinkEncodeError(`unknown protocol ${String(key.protocol)}`);
+  if (protocol === undefined) throw new NetlinkEncodeError(`unknown protocol ${key.protocol}`);
   return { af: afNumber(key.family), protocol, addr: addressToInetAddr(key.address), port: key.port };
 }
 
@@ -174,7 +176,7 @@ export function encodeDestinationKey(destination: DestinationKey, serviceFamily:
 export function encodeDestination(destination: IpvsDestination, serviceFamily: AddressFamily): WireDest {
   checkAddressFamily(destination.address, destination.family, 'real server address');
   const fwdMethod = forwardingNumbers[destination.forwarding];
-  if (fwdMethod === undefined) throw new NetlinkEncodeError(`unknown forwarding method ${String(destination.forwarding)}`);
+  if (fwdMethod === undefined) throw new NetlinkEncodeError(`unknown forwarding method ${destination.forwarding}`);
   if (!Number.isInteger(destination.weight) || destination.weight < 0 || destination.weight > 0x7fffffff) {
     throw new NetlinkEncodeError(`real server weight ${destination.weight} is out of range`);
   }

@@ -2,7 +2,7 @@
 // (moby/ipvs's Handle, for `ip link` and `ip addr`). kube-proxy's IPVS mode needs one dummy link,
 // kube-ipvs0, holding every service IP as a /32 or /128, so that the node accepts packets for them.
 import { constants } from 'node:os';
-import { NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
+import { missingOutcome, NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KipvsError } from '../../errors.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
 import {
@@ -181,25 +181,23 @@ export class LinkClient {
     },
   ): Promise<RequestOutcome[]> {
     const link = await this.requireLink(linkName);
-    const outcomes: RequestOutcome[] = new Array(addresses.length);
-    const requests: NetlinkRequest[] = [];
-    const positions: number[] = [];
+    const outcomes = new Array<RequestOutcome>(addresses.length);
+    const sent: { readonly index: number; readonly request: NetlinkRequest }[] = [];
     addresses.forEach((text, index) => {
       let key: InterfaceAddressKey;
       try {
         key = parseInterfaceAddress(text);
       } catch (error) {
         // An address that cannot be encoded fails alone, without reaching the kernel.
-        const operation = change.describe(String(text));
+        const operation = change.describe(text);
         outcomes[index] = { ok: false, error: new NetlinkRequestError(operation, constants.errno.EINVAL, (error as Error).message) };
         return;
       }
-      requests.push(this.request(change.encode(link.index, key), change.describe(formatInterfaceAddress(key))));
-      positions.push(index);
+      sent.push({ index, request: this.request(change.encode(link.index, key), change.describe(formatInterfaceAddress(key))) });
     });
-    const sent = await this.connection.execute(requests);
-    sent.forEach((outcome, i) => {
-      outcomes[positions[i]!] = settle(outcome, linkName, change.toleratedErrno);
+    const answers = await this.connection.execute(sent.map(({ request }) => request));
+    sent.forEach(({ index, request }, i) => {
+      outcomes[index] = settle(answers[i] ?? missingOutcome(request.describe()), linkName, change.toleratedErrno);
     });
     return outcomes;
   }

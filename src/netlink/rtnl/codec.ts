@@ -1,7 +1,7 @@
 // Typed links and addresses <-> rtnetlink messages (family header + attributes). The request
 // builders return what NetlinkConnection sends; their bytes match iproute2's for the same command
 // (test/unit/netlink/rtnl/codec.test.ts compares them with `ip` captured under strace).
-import { addressToBytes, afNumber, canonicalAddress, familyFromNumber, familyOf, formatAddress, AF_INET6 } from '../../ip.js';
+import { addressToBytes, afNumber, familyFromNumber, familyOf, formatAddress, AF_INET6 } from '../../ip.js';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../errors.js';
 import { NLM_F_CREATE, NLM_F_EXCL } from '../message.js';
@@ -74,7 +74,7 @@ export function parseInterfaceAddress(text: string): InterfaceAddressKey {
   if (!(prefixLength <= maxPrefix)) {
     throw new NetlinkEncodeError(`${JSON.stringify(text)}: prefix length must be 0 to ${maxPrefix}`);
   }
-  return { family, address: canonicalAddress(addressText)!, prefixLength };
+  return { family, address: formatAddress(family, addressToBytes(addressText)), prefixLength };
 }
 
 function linkMessage(type: number, flags: number, header: Partial<IfInfoHeader>, attributes: WireLink): RtnlMessage {
