@@ -2,13 +2,14 @@
 // (issue 11): a kube-proxy set of the wrong type, a corrupt or unwritable state file, drift of
 // several kinds at once, and a new node, where the iptables rules must come before the first
 // virtual server. Each is met by the built CLI in a node namespace of its own.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTopology, type Topology } from '../kernel/helpers/topology.js';
+import { defined } from '../support/defined.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -22,14 +23,15 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 240_0
 }
 
 describe('kipvs under kernel and state-file faults', () => {
-  let topology: Topology;
+  let created: Topology | undefined;
+  const topology = (): Topology => defined(created, 'the topology beforeAll creates');
   let sourceDir: string;
   let agent: ChildProcess | undefined;
 
-  const run = (...args: string[]): ReturnType<typeof spawnSync> & { stdout: string; stderr: string } =>
-    spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' }) as ReturnType<typeof spawnSync> & { stdout: string; stderr: string };
-  const agentOnce = (): ReturnType<typeof run> => run('agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a');
-  const node = (command: string, ...args: string[]): string => topology.node.run(command, args);
+  const run = (...args: string[]): SpawnSyncReturns<string> => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  const agentOnce = (): ReturnType<typeof run> =>
+    run('agent', '--once', '--source', sourceDir, '--netns', topology().node.name, '--hostname-override', 'node-a');
+  const node = (command: string, ...args: string[]): string => topology().node.run(command, args);
   const tryNode = (command: string, ...args: string[]): string => {
     try {
       return node(command, ...args);
@@ -38,12 +40,12 @@ describe('kipvs under kernel and state-file faults', () => {
     }
   };
   const stateFile = (): string =>
-    `/run/kipvs/owned-virtual-servers-${createHash('sha256').update(`/run/netns/${topology.node.name}`).digest('hex').slice(0, 12)}.json`;
+    `/run/kipvs/owned-virtual-servers-${createHash('sha256').update(`/run/netns/${topology().node.name}`).digest('hex').slice(0, 12)}.json`;
 
   beforeAll(() => {
     // Pods without servers: these cases look at the kernel's objects, not at traffic (the traffic
     // tests are agent-traffic's).
-    topology = createTopology(3);
+    created = createTopology(3);
     sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
     cpSync(join(root, 'examples'), sourceDir, { recursive: true });
   }, 600_000);
@@ -51,11 +53,11 @@ describe('kipvs under kernel and state-file faults', () => {
     // Each case starts from a node without kipvs.
     agent?.kill('SIGKILL');
     agent = undefined;
-    run('cleanup', '--netns', topology.node.name);
+    run('cleanup', '--netns', topology().node.name);
     rmSync(stateFile(), { recursive: true, force: true });
   }, 300_000);
   afterAll(() => {
-    topology?.destroy();
+    created?.destroy();
     if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
   });
 
@@ -74,14 +76,14 @@ describe('kipvs under kernel and state-file faults', () => {
     // IPv4 node) and under a name of its own: inspect shows them, cleanup removes only the first.
     node('ipset', 'create', 'KUBE-6-CLUSTER-IP', 'hash:mac', 'family', 'inet6');
     node('ipset', 'create', 'TOOL-LIST', 'list:set');
-    const inspect = run('inspect', '--ipsets', '--netns', topology.node.name);
+    const inspect = run('inspect', '--ipsets', '--netns', topology().node.name);
     expect(inspect.stderr).toBe('');
     expect(inspect.status).toBe(0);
     expect(inspect.stdout).toMatch(/Name: KUBE-6-CLUSTER-IP\nType: hash:mac\nRevision: \d+\nHeader: \(not decoded by kipvs/);
     expect(inspect.stdout).toMatch(/Name: TOOL-LIST\nType: list:set\n/);
     expect(inspect.stdout).toMatch(/Name: KUBE-CLUSTER-IP\nType: hash:ip,port\n/);
 
-    const cleanup = run('cleanup', '--netns', topology.node.name);
+    const cleanup = run('cleanup', '--netns', topology().node.name);
     expect(cleanup.stderr).toBe('');
     expect(cleanup.status).toBe(0);
     expect(node('ipset', 'list', '-n').trim().split('\n')).toEqual(['TOOL-LIST']);
@@ -113,7 +115,7 @@ describe('kipvs under kernel and state-file faults', () => {
 
   it('has the masquerade and filter rules in place before the first virtual server exists', async () => {
     let logs = '';
-    agent = spawn(
+    const child = spawn(
       process.execPath,
       [
         cli,
@@ -121,7 +123,7 @@ describe('kipvs under kernel and state-file faults', () => {
         '--source',
         sourceDir,
         '--netns',
-        topology.node.name,
+        topology().node.name,
         '--hostname-override',
         'node-a',
         '--healthz-bind-address',
@@ -133,7 +135,8 @@ describe('kipvs under kernel and state-file faults', () => {
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
-    agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
+    agent = child;
+    child.stderr.on('data', (data: Buffer) => (logs += data.toString()));
     // Each look reads the IPVS table first and the rules after: a table with a virtual server and
     // no rules would be a moment the first connections went out unmasqueraded.
     const looks: Array<{ ipvs: string; rules: string }> = [];
@@ -157,7 +160,7 @@ describe('kipvs under kernel and state-file faults', () => {
   it('repairs several kinds of drift at once within one sync period plus one sync', async () => {
     const periodMs = 5000;
     let logs = '';
-    agent = spawn(
+    const child = spawn(
       process.execPath,
       [
         cli,
@@ -165,7 +168,7 @@ describe('kipvs under kernel and state-file faults', () => {
         '--source',
         sourceDir,
         '--netns',
-        topology.node.name,
+        topology().node.name,
         '--hostname-override',
         'node-a',
         '--ipvs-sync-period',
@@ -177,7 +180,8 @@ describe('kipvs under kernel and state-file faults', () => {
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
+    agent = child;
+    child.stderr.on('data', (data: Buffer) => (logs += data.toString()));
     const state = (): string =>
       [tryNode('ipvsadm', '-Sn'), tryNode('ipset', 'list', 'KUBE-CLUSTER-IP'), tryNode('ip', '-o', 'addr', 'show', 'dev', 'kube-ipvs0')]
         .join('\n')
@@ -198,7 +202,7 @@ describe('kipvs under kernel and state-file faults', () => {
     const faults = [
       `ipvsadm -D -t ${web}`,
       `ipvsadm -a -t ${dnsTcp} -r 10.201.2.99:53 -m -w 1`,
-      `ipvsadm -e -t ${topology.nodeAddress}:30080 -r 10.201.0.2:8080 -m -w 7`,
+      `ipvsadm -e -t ${topology().nodeAddress}:30080 -r 10.201.0.2:8080 -m -w 7`,
       'ip addr del 10.96.0.53/32 dev kube-ipvs0',
       'ipset del KUBE-CLUSTER-IP 10.96.0.10,tcp:80',
     ];
@@ -232,7 +236,7 @@ describe('kipvs under kernel and state-file faults', () => {
     expect(repairs.length).toBeGreaterThanOrEqual(1);
     expect(repairs.every((sync) => sync.full === true)).toBe(true);
     expect(repairs.reduce((sum, sync) => sum + sync.operations, 0)).toBeGreaterThanOrEqual(5);
-    const syncMs = repairs.at(-1)!.ms;
+    const syncMs = defined(repairs.at(-1), 'a repairing sync').ms;
     const bound = periodMs + syncMs + lookMs;
     console.log(
       `drift of five kinds repaired after ${repairedAfter} ms by ${repairs.length} sync(s) (bound ${bound} ms: period ${periodMs} + sync ${syncMs} + one look ${lookMs})`,

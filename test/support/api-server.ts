@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
+import { defined } from './defined.js';
 
 export type Resource = 'services' | 'endpointslices' | 'nodes';
 
@@ -69,8 +70,8 @@ function parseFieldSelector(text: string | undefined): FieldSelector | undefined
     .split(',')
     .filter(Boolean)
     .map((term) => /^(metadata\.name|metadata\.namespace)==?(.*)$/.exec(term));
-  if (terms.some((term) => !term)) return undefined;
-  return (object) => terms.every((term) => (term![1] === 'metadata.name' ? object.metadata.name : (object.metadata.namespace ?? '')) === term![2]);
+  if (!terms.every((term) => term !== null)) return undefined;
+  return (object) => terms.every(([, field, value]) => (field === 'metadata.name' ? object.metadata.name : (object.metadata.namespace ?? '')) === value);
 }
 
 /**
@@ -82,14 +83,14 @@ function parseLabelSelector(text: string | undefined): FieldSelector | undefined
     .split(',')
     .filter(Boolean)
     .map((term) => /^(!?)([\w./-]+)(?:(!=|==?)(.*))?$/.exec(term));
-  if (terms.some((term) => !term)) return undefined;
+  if (!terms.every((term) => term !== null)) return undefined;
   return (object) => {
     const labels = (object.metadata.labels ?? {}) as Record<string, string>;
-    return terms.every((term) => {
-      const [, not, key, operator, value] = term!;
-      const has = Object.hasOwn(labels, key!);
+    return terms.every(([term, not, keyGroup, operator, value]) => {
+      const key = defined(keyGroup, `a label key in ${term}`);
+      const has = Object.hasOwn(labels, key);
       if (operator === undefined) return not === '!' ? !has : has;
-      return operator === '!=' ? labels[key!] !== value : labels[key!] === value;
+      return operator === '!=' ? labels[key] !== value : labels[key] === value;
     });
   };
 }
@@ -121,7 +122,7 @@ export class TestApiServer {
   private readonly held = new Set<ServerResponse>();
   private resourceVersion = 1000;
   private compactedAt = 0;
-  private readonly objects = new Map<Resource, Map<string, ApiObject>>(Object.keys(RESOURCES).map((resource) => [resource as Resource, new Map()]));
+  private readonly objects: Record<Resource, Map<string, ApiObject>> = { services: new Map(), endpointslices: new Map(), nodes: new Map() };
   private history: HistoryEvent[] = [];
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
@@ -155,14 +156,16 @@ export class TestApiServer {
   /** Listens (again, after stop(): on the same port). */
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer((request, response) => this.handle(request, response));
+    const server = createServer((request, response) => {
+      this.handle(request, response);
+    });
     server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.listenPort, '127.0.0.1', () => resolve());
+      server.listen(this.listenPort, '127.0.0.1', resolve);
     });
     this.listenPort = (server.address() as { port: number }).port;
     this.server = server;
@@ -173,39 +176,43 @@ export class TestApiServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve();
+      });
+    });
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
 
   create(resource: Resource, object: ApiObject): ApiObject {
-    if (this.objects.get(resource)!.has(idOf(object))) throw new Error(`${resource} ${idOf(object)} already exists`);
+    if (this.objects[resource].has(idOf(object))) throw new Error(`${resource} ${idOf(object)} already exists`);
     return this.write(resource, 'ADDED', object, { uid: randomUUID(), creationTimestamp: new Date().toISOString() });
   }
 
   update(resource: Resource, object: ApiObject): ApiObject {
-    const existing = this.objects.get(resource)!.get(idOf(object));
+    const existing = this.objects[resource].get(idOf(object));
     if (!existing) throw new Error(`${resource} ${idOf(object)} does not exist`);
     return this.write(resource, 'MODIFIED', object, { uid: existing.metadata.uid, creationTimestamp: existing.metadata.creationTimestamp });
   }
 
   /** Create or update. */
   apply(resource: Resource, object: ApiObject): ApiObject {
-    return this.objects.get(resource)!.has(idOf(object)) ? this.update(resource, object) : this.create(resource, object);
+    return this.objects[resource].has(idOf(object)) ? this.update(resource, object) : this.create(resource, object);
   }
 
   delete(resource: Resource, name: string, namespace?: string): void {
     const id = `${namespace ?? ''}/${name}`;
-    const existing = this.objects.get(resource)!.get(id);
+    const existing = this.objects[resource].get(id);
     if (!existing) throw new Error(`${resource} ${id} does not exist`);
-    this.objects.get(resource)!.delete(id);
+    this.objects[resource].delete(id);
     // The deleted object goes out with the resourceVersion of its deletion, as kube-apiserver does.
     this.record(resource, 'DELETED', { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.resourceVersion) } });
   }
 
   /** The objects now, sorted by namespace/name. */
   list(resource: Resource): ApiObject[] {
-    return [...this.objects.get(resource)!.values()].sort((a, b) => (idOf(a) < idOf(b) ? -1 : 1));
+    return [...this.objects[resource].values()].sort((a, b) => (idOf(a) < idOf(b) ? -1 : 1));
   }
 
   get currentResourceVersion(): string {
@@ -260,14 +267,14 @@ export class TestApiServer {
 
   private write(resource: Resource, type: EventType, object: ApiObject, kept: Record<string, unknown>): ApiObject {
     const { apiVersion, kind } = RESOURCES[resource];
-    const previous = this.objects.get(resource)!.get(idOf(object));
+    const previous = this.objects[resource].get(idOf(object));
     const stored: ApiObject = structuredClone({
       ...object,
       apiVersion,
       kind,
       metadata: { ...object.metadata, ...kept, resourceVersion: String(++this.resourceVersion) },
     });
-    this.objects.get(resource)!.set(idOf(stored), stored);
+    this.objects[resource].set(idOf(stored), stored);
     this.record(resource, type, stored, previous);
     return structuredClone(stored);
   }
@@ -300,16 +307,29 @@ export class TestApiServer {
     const watch = query.watch === 'true' || query.watch === '1';
     this.requests.push({ method: request.method ?? '', path: url.pathname, query, watch, authorization: request.headers.authorization });
     const resource = (Object.keys(RESOURCES) as Resource[]).find((name) => RESOURCES[name].path === url.pathname);
-    if (request.method !== 'GET') return this.reply(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not served here`));
-    if (!resource) return this.reply(response, 404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
+    if (request.method !== 'GET') {
+      this.reply(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not served here`));
+      return;
+    }
+    if (!resource) {
+      this.reply(response, 404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
+      return;
+    }
     const fields = parseFieldSelector(query.fieldSelector);
-    if (!fields) return this.reply(response, 400, status(400, 'BadRequest', `field selector not supported: ${query.fieldSelector}`));
+    if (!fields) {
+      this.reply(response, 400, status(400, 'BadRequest', `field selector not supported: ${query.fieldSelector}`));
+      return;
+    }
     const labels = parseLabelSelector(query.labelSelector);
-    if (!labels) return this.reply(response, 400, status(400, 'BadRequest', `label selector not supported: ${query.labelSelector}`));
+    if (!labels) {
+      this.reply(response, 400, status(400, 'BadRequest', `label selector not supported: ${query.labelSelector}`));
+      return;
+    }
     const selector: FieldSelector = (object) => fields(object) && labels(object);
     if (this.faults.internalErrors) {
       this.faults.internalErrors--;
-      return this.reply(response, 500, status(500, 'InternalError', 'etcdserver: request timed out'));
+      this.reply(response, 500, status(500, 'InternalError', 'etcdserver: request timed out'));
+      return;
     }
     if (watch) this.serveWatch(resource, selector, query, response);
     else this.serveList(resource, selector, query, response);
@@ -319,7 +339,10 @@ export class TestApiServer {
     let page: { items: ApiObject[]; resourceVersion: string };
     if (query.continue) {
       const rest = this.pages.get(query.continue);
-      if (!rest) return this.reply(response, 410, status(410, 'Expired', 'The provided continue parameter is too old'));
+      if (!rest) {
+        this.reply(response, 410, status(410, 'Expired', 'The provided continue parameter is too old'));
+        return;
+      }
       this.pages.delete(query.continue);
       page = rest;
     } else {
@@ -356,10 +379,16 @@ export class TestApiServer {
 
   private serveWatch(resource: Resource, selector: FieldSelector, query: Record<string, string>, response: ServerResponse): void {
     const from = query.resourceVersion ?? '';
-    if (from !== '' && from !== '0' && !/^\d+$/.test(from)) return this.reply(response, 400, status(400, 'BadRequest', `invalid resourceVersion ${from}`));
+    if (from !== '' && from !== '0' && !/^\d+$/.test(from)) {
+      this.reply(response, 400, status(400, 'BadRequest', `invalid resourceVersion ${from}`));
+      return;
+    }
     if (from !== '' && from !== '0' && Number(from) < this.compactedAt) {
       const expired = status(410, 'Expired', `too old resource version: ${from} (${this.compactedAt})`);
-      if (this.expiredWatch === 'status') return this.reply(response, 410, expired);
+      if (this.expiredWatch === 'status') {
+        this.reply(response, 410, expired);
+        return;
+      }
       response.writeHead(200, { 'Content-Type': 'application/json' });
       return void response.end(`${JSON.stringify({ type: 'ERROR', object: expired })}\n`);
     }

@@ -9,6 +9,7 @@ import type { IpvsDestination, IpvsService } from '../../src/netlink/ipvs/types.
 import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../../src/reconcile/state.js';
 import type { ApplyResult, Kernel, OperationFailure } from '../../src/kernel/netlink-kernel.js';
 import { KernelMirror } from '../../src/kernel/mirror.js';
+import { defined } from './defined.js';
 
 export class FakeKernel implements Kernel {
   readonly virtualServers = new Map<string, { service: IpvsService; readonly realServers: Map<string, IpvsDestination> }>();
@@ -21,6 +22,11 @@ export class FakeKernel implements Kernel {
   constructor(readonly dummyInterfaceName = 'kube-ipvs0') {
     const state = { dummyInterfaceExists: false, virtualServers: this.virtualServers, boundAddresses: this.boundAddresses, ipsets: this.ipsets };
     this.mirror = KernelMirror.adopt(state, dummyInterfaceName);
+  }
+
+  /** The virtual server under its key ("TCP 10.96.0.10:80"); throws if there is none. */
+  virtualServer(key: string): { service: IpvsService; readonly realServers: Map<string, IpvsDestination> } {
+    return defined(this.virtualServers.get(key), `virtual server ${key}`);
   }
 
   /** The state itself, not a copy. */

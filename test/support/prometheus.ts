@@ -1,5 +1,6 @@
 // Prometheus text exposition, read strictly: for the metrics unit tests and the agent's kernel test.
 import { expect } from 'vitest';
+import { defined } from './defined.js';
 
 export interface Family {
   type: string;
@@ -24,40 +25,46 @@ export function parseExposition(text: string): Map<string, Family> {
     if (line === '') continue;
     let match = help.exec(line);
     if (match) {
-      expect(families.has(match[1]!), `one HELP for ${match[1]}`).toBe(false);
-      families.set(match[1]!, { type: '', help: match[2]!, samples: [] });
+      const familyName = defined(match[1], `a HELP name: ${line}`);
+      expect(families.has(familyName), `one HELP for ${familyName}`).toBe(false);
+      families.set(familyName, { type: '', help: defined(match[2], `a HELP text: ${line}`), samples: [] });
       continue;
     }
     match = type.exec(line);
     if (match) {
-      const family = families.get(match[1]!);
-      expect(family?.type, `TYPE after HELP for ${match[1]}`).toBe('');
-      family!.type = match[2]!;
+      const familyName = defined(match[1], `a TYPE name: ${line}`);
+      const family = families.get(familyName);
+      expect(family?.type, `TYPE after HELP for ${familyName}`).toBe('');
+      defined(family, `a HELP before the TYPE of ${familyName}`).type = defined(match[2], `a TYPE: ${line}`);
       continue;
     }
     match = sample.exec(line);
     expect(match, `a valid line: ${line}`).not.toBeNull();
-    const [, sampleName, labelText = '', valueText] = match!;
+    const [, sampleNameGroup, labelText = '', valueGroup] = defined(match, `a valid line: ${line}`);
+    const sampleName = defined(sampleNameGroup, `a sample name: ${line}`);
+    const valueText = defined(valueGroup, `a sample value: ${line}`);
     // Prometheus reads values with Go's strconv.ParseFloat, which takes NaN and Inf in any case
     // (prom-client writes `Nan` for an event loop lag not measured yet).
-    const special = /^([+-]?)(inf|nan)$/i.exec(valueText!);
-    const value = special ? (special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(valueText);
-    expect(!special && !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(valueText!), `a number: ${line}`).toBe(false);
+    const special = /^([+-]?)(inf|nan)$/i.exec(valueText);
+    const value = special ? (/nan/i.test(valueText) ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(valueText);
+    expect(!special && !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(valueText), `a number: ${line}`).toBe(false);
     const labels: Record<string, string> = {};
     for (let rest = labelText; rest !== '';) {
       const labelMatch = label.exec(rest);
       expect(labelMatch, `valid labels: ${line}`).not.toBeNull();
-      labels[labelMatch![1]!] = labelMatch![2]!;
-      rest = rest.slice(labelMatch![0].length);
+      const [labelSource, labelName, labelValue] = defined(labelMatch, `valid labels: ${line}`);
+      labels[defined(labelName, `a label name: ${line}`)] = defined(labelValue, `a label value: ${line}`);
+      rest = rest.slice(labelSource.length);
     }
-    const base = [sampleName!, sampleName!.replace(/_(bucket|sum|count)$/, '')].find((candidate) => families.has(candidate));
+    const base = [sampleName, sampleName.replace(/_(bucket|sum|count)$/, '')].find((candidate) => families.has(candidate));
     expect(base, `a declared family for ${sampleName}`).toBeDefined();
-    const family = families.get(base!)!;
+    const familyName = defined(base, `a declared family for ${sampleName}`);
+    const family = defined(families.get(familyName), `family ${familyName}`);
     if (family.type === 'histogram') {
-      expect(sampleName, `histogram series of ${base}`).toMatch(/_(bucket|sum|count)$/);
-      if (sampleName!.endsWith('_bucket')) expect(labels.le, `le on ${line}`).toBeDefined();
+      expect(sampleName, `histogram series of ${familyName}`).toMatch(/_(bucket|sum|count)$/);
+      if (sampleName.endsWith('_bucket')) expect(labels.le, `le on ${line}`).toBeDefined();
     }
-    family.samples.push({ name: sampleName!, labels, value });
+    family.samples.push({ name: sampleName, labels, value });
   }
   return families;
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseKubeProxyConfiguration } from '../../src/cli/kube-proxy-config.js';
+import { defined } from '../support/defined.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DEPLOY = join(ROOT, 'deploy');
@@ -61,15 +62,20 @@ function loadManifests(): Manifest[] {
 }
 
 const manifests = loadManifests();
-const one = <T>(kind: string): Manifest & T => {
+const one = (kind: string): Manifest => {
   const found = manifests.filter((manifest) => manifest.kind === kind);
   expect(found, kind).toHaveLength(1);
-  return found[0] as Manifest & T;
+  return defined(found[0], `a ${kind}`);
 };
-const daemonSet = one<{ spec: { updateStrategy: { type: string; rollingUpdate: { maxUnavailable: number } }; template: { spec: PodSpec } } }>('DaemonSet');
+const daemonSet = one('DaemonSet') as Manifest & {
+  spec: { updateStrategy: { type: string; rollingUpdate: { maxUnavailable: number } }; template: { spec: PodSpec } };
+};
 const pod = daemonSet.spec.template.spec;
-const agent = pod.containers.find((container) => container.name === 'kipvs')!;
-const configMap = one<{ data: Record<string, string> }>('ConfigMap');
+const agent = defined(
+  pod.containers.find((container) => container.name === 'kipvs'),
+  'a container named kipvs',
+);
+const configMap = one('ConfigMap') as Manifest & { data: Record<string, string> };
 const flag = (container: Container, name: string): string | undefined =>
   [...(container.command ?? []), ...(container.args ?? [])].find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1);
 
@@ -77,9 +83,10 @@ const flag = (container: Container, name: string): string | undefined =>
 function volumeFor(container: Container, path: string): { volume: PodSpec['volumes'][number]; rest: string } {
   const mount = (container.volumeMounts ?? []).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
   expect(mount, `${container.name} mounts ${path}`).toBeDefined();
-  const volume = pod.volumes.find((v) => v.name === mount!.name);
-  expect(volume, `volume ${mount!.name}`).toBeDefined();
-  return { volume: volume!, rest: path.slice(mount!.mountPath.length + 1) };
+  const { name, mountPath } = defined(mount, `${container.name} mounts ${path}`);
+  const volume = pod.volumes.find((v) => v.name === name);
+  expect(volume, `volume ${name}`).toBeDefined();
+  return { volume: defined(volume, `volume ${name}`), rest: path.slice(mountPath.length + 1) };
 }
 
 describe('deploy/', () => {
@@ -116,22 +123,28 @@ describe('deploy/', () => {
 
   it("binds the role to the DaemonSet's service account", () => {
     const serviceAccount = one('ServiceAccount');
-    const binding = one<{ roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] }>('ClusterRoleBinding');
+    const binding = one('ClusterRoleBinding') as Manifest & {
+      roleRef: { kind: string; name: string };
+      subjects: { kind: string; name: string; namespace: string }[];
+    };
     expect(binding.roleRef).toMatchObject({ kind: 'ClusterRole', name: one('ClusterRole').metadata.name });
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: serviceAccount.metadata.name, namespace: serviceAccount.metadata.namespace }]);
     expect(pod.serviceAccountName).toBe(serviceAccount.metadata.name);
   });
 
   it('carries a KubeProxyConfiguration that kipvs accepts without a warning', () => {
-    const configPath = flag(agent, '--config')!;
+    const configPath = defined(flag(agent, '--config'), 'a --config flag');
     const { volume, rest } = volumeFor(agent, configPath);
     expect(volume.configMap?.name).toBe(configMap.metadata.name);
-    const { options, warnings } = parseKubeProxyConfiguration(configMap.data[rest]!, `ConfigMap ${configMap.metadata.name} ${rest}`);
+    const { options, warnings } = parseKubeProxyConfiguration(
+      defined(configMap.data[rest], `ConfigMap key ${rest}`),
+      `ConfigMap ${configMap.metadata.name} ${rest}`,
+    );
     expect(warnings).toEqual([]);
     // The probes ask the health server where the configuration puts it.
-    const healthzPort = Number(options.healthzBindAddress!.split(':').at(-1));
-    expect(agent.livenessProbe!.httpGet).toEqual({ path: '/livez', port: healthzPort });
-    expect(agent.readinessProbe!.httpGet).toEqual({ path: '/healthz', port: healthzPort });
+    const healthzPort = Number(defined(options.healthzBindAddress, 'a healthzBindAddress').split(':').at(-1));
+    expect(agent.livenessProbe?.httpGet).toEqual({ path: '/livez', port: healthzPort });
+    expect(agent.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: healthzPort });
   });
 
   it('runs on every Linux node in the host network, named after the node, one node at a time', () => {
@@ -144,14 +157,20 @@ describe('deploy/', () => {
     expect(agent.env?.find((env) => env.name === 'NODE_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('spec.nodeName');
     // kipvs programs the kubernetes Service's ClusterIP, so it must reach the API server directly:
     // through a kubeconfig in the same ConfigMap, as kube-proxy's, with the service account token.
-    const configPath = flag(agent, '--config')!;
+    const configPath = defined(flag(agent, '--config'), 'a --config flag');
     const { rest } = volumeFor(agent, configPath);
-    const kubeconfigPath = parseKubeProxyConfiguration(configMap.data[rest]!, 'config.conf').options.kubeconfig!;
+    const kubeconfigPath = defined(
+      parseKubeProxyConfiguration(defined(configMap.data[rest], `ConfigMap key ${rest}`), 'config.conf').options.kubeconfig,
+      'a kubeconfig',
+    );
     const { volume, rest: kubeconfigFile } = volumeFor(agent, kubeconfigPath);
     expect(volume.configMap?.name).toBe(configMap.metadata.name);
-    const kubeconfig = parse(configMap.data[kubeconfigFile]!) as { clusters: { cluster: { server: string } }[]; users: { user: { tokenFile: string } }[] };
-    expect(kubeconfig.clusters[0]!.cluster.server).toMatch(/^https:\/\//);
-    expect(kubeconfig.users[0]!.user.tokenFile).toBe('/var/run/secrets/kubernetes.io/serviceaccount/token');
+    const kubeconfig = parse(defined(configMap.data[kubeconfigFile], `ConfigMap key ${kubeconfigFile}`)) as {
+      clusters: { cluster: { server: string } }[];
+      users: { user: { tokenFile: string } }[];
+    };
+    expect(kubeconfig.clusters[0]?.cluster.server).toMatch(/^https:\/\//);
+    expect(kubeconfig.users[0]?.user.tokenFile).toBe('/var/run/secrets/kubernetes.io/serviceaccount/token');
   });
 
   it('gives the agent container two capabilities and no privilege, and shares the node state it needs', () => {
@@ -165,13 +184,13 @@ describe('deploy/', () => {
 
   it('prepares the kernel in an init container that runs code the image carries', async () => {
     expect(pod.initContainers).toHaveLength(1);
-    const init = pod.initContainers[0]!;
+    const init = defined(pod.initContainers[0], 'an init container');
     expect(init.image).toBe(agent.image);
     expect(init.securityContext?.privileged).toBe(true);
     expect(volumeFor(init, '/lib/modules').volume.hostPath?.path).toBe('/lib/modules');
     expect(init.volumeMounts?.find((mount) => mount.mountPath === '/lib/modules')?.readOnly).toBe(true);
     expect(flag(init, '--config')).toBe(flag(agent, '--config'));
-    const [node, script] = init.command!;
+    const [node, script] = init.command ?? [];
     expect(node).toBe('node');
     expect(script).toBe('/opt/kipvs/deploy/kernel-setup.mjs');
 
@@ -186,7 +205,10 @@ describe('deploy/', () => {
     expect(imports.length).toBe(2);
     for (const [, names, module] of imports) {
       const source = (await import(join(ROOT, 'src', `${module}.ts`))) as Record<string, unknown>;
-      for (const name of names!.split(',').map((n) => n.trim())) expect(typeof source[name], `${module} exports ${name}`).toBe('function');
+      for (const name of defined(names, `names imported from ${module}`)
+        .split(',')
+        .map((n) => n.trim()))
+        expect(typeof source[name], `${module} exports ${name}`).toBe('function');
     }
   });
 
@@ -194,7 +216,7 @@ describe('deploy/', () => {
     const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
     const stages = dockerfile.split(/^FROM /m).slice(1);
     expect(stages.map((stage) => stage.split(/\s/)[0])).toEqual(['node:24-bookworm-slim', 'node:24-bookworm-slim']);
-    const runtime = stages.at(-1)!;
+    const runtime = stages.at(-1);
     expect(runtime).toMatch(/apt-get install -y --no-install-recommends iptables kmod\b/);
     expect(runtime).toMatch(/^ENTRYPOINT \["kipvs"\]$/m);
     // The package's install script builds the shim and dist/; the runtime copies what bin/ needs.

@@ -14,6 +14,7 @@ import { NetlinkRequestError, PermissionError } from '../../../src/netlink/error
 import type { KernelOperation } from '../../../src/reconcile/state.js';
 import { translate } from '../../../src/translate/translate.js';
 import { DEFAULT_SETTINGS } from '../../../src/model/settings.js';
+import { defined } from '../../support/defined.js';
 import { parseExposition, type Family } from '../../support/prometheus.js';
 
 const KUBE_PROXY_FAMILIES: Record<string, [type: string, help: string]> = {
@@ -52,10 +53,9 @@ const value = (families: Map<string, Family>, sample: string, labels: Record<str
     )?.value;
 
 const bucketBounds = (families: Map<string, Family>, name: string, labels: Record<string, string>): string[] =>
-  families
-    .get(name)!
+  defined(families.get(name), `family ${name}`)
     .samples.filter((s) => s.name === `${name}_bucket` && Object.entries(labels).every(([key, v]) => s.labels[key] === v))
-    .map((s) => s.labels.le!);
+    .map((s) => defined(s.labels.le, `le on a ${s.name} sample`));
 
 async function exposition(metrics: ProxyMetrics): Promise<Map<string, Family>> {
   return parseExposition(await metrics.registry.metrics());
@@ -229,7 +229,7 @@ describe('ProxyMetrics', () => {
     expect(value(families, 'kipvs_translation_problems')).toBe(desired.problems.length);
     expect(value(families, 'kipvs_translation_problems')).toBeGreaterThan(0);
     expect(value(families, 'kipvs_ipset_entries', { set: 'KUBE-CLUSTER-IP' })).toBe(1);
-    expect(families.get('kipvs_ipset_entries')!.samples.length).toBe(desired.ipsets.size);
+    expect(families.get('kipvs_ipset_entries')?.samples.length).toBe(desired.ipsets.size);
   });
 });
 

@@ -29,28 +29,32 @@ describe('serviceHealthObserver', () => {
   let blocker: Server | undefined;
   afterEach(async () => {
     await server?.close();
-    if (blocker?.listening) await new Promise((resolve) => blocker!.close(resolve));
+    const open = blocker;
+    if (open?.listening) await new Promise((resolve) => open.close(resolve));
   });
 
   it('opens a health-check node port that was taken once it is free, at the next sync, even one that changed nothing', async () => {
     const port = await freePort();
-    blocker = createServer();
-    await new Promise<void>((resolve) => blocker!.listen(port, '127.0.0.1', resolve));
+    const blocking = createServer();
+    blocker = blocking;
+    await new Promise<void>((resolve) => blocking.listen(port, '127.0.0.1', resolve));
     const cluster = new ClusterStore();
     cluster.upsertService({
       metadata: { name: 'lb', namespace: 'shop' },
       spec: { type: 'LoadBalancer', clusterIP: '10.96.0.5', externalTrafficPolicy: 'Local', healthCheckNodePort: port, ports: [{ port: 80, nodePort: 30080 }] },
     });
-    server = new ServiceHealthServer({ addresses: ['127.0.0.1'], health: new ProxyHealth({ healthTimeoutMs: 60_000 }), log: pino({ level: 'silent' }) });
-    const observer = serviceHealthObserver(server, { name: 'node-a', addresses: ['127.0.0.1'], families: ['inet'] }, pino({ level: 'silent' }));
+    const health = new ServiceHealthServer({ addresses: ['127.0.0.1'], health: new ProxyHealth({ healthTimeoutMs: 60_000 }), log: pino({ level: 'silent' }) });
+    server = health;
+    const observer = serviceHealthObserver(health, { name: 'node-a', addresses: ['127.0.0.1'], families: ['inet'] }, pino({ level: 'silent' }));
 
-    observer.synced!(syncResult(['shop/lb'], false), cluster);
+    if (!observer.synced) throw new Error('expected a synced hook on the observer');
+    observer.synced(syncResult(['shop/lb'], false), cluster);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(server.listening().has('shop/lb')).toBe(false);
+    expect(health.listening().has('shop/lb')).toBe(false);
 
-    await new Promise((resolve) => blocker!.close(resolve));
-    observer.synced!(syncResult([], false), cluster);
-    await waitFor(() => server!.listening().get('shop/lb') === port);
+    await new Promise((resolve) => blocking.close(resolve));
+    observer.synced(syncResult([], false), cluster);
+    await waitFor(() => health.listening().get('shop/lb') === port);
     expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(503); // no local endpoint
   });
 });

@@ -7,7 +7,9 @@ import { FileOwnershipStore, removeStaleStateFiles } from '../../../src/agent/ow
 describe('FileOwnershipStore', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'kipvs-state-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('keeps what kipvs owns and what drains across restarts, the owned keys sorted', () => {
     const store = FileOwnershipStore.forNamespace(undefined, dir);
@@ -28,7 +30,9 @@ describe('FileOwnershipStore', () => {
 describe('FileOwnershipStore with a damaged or foreign file', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'kipvs-state-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it.each([
     ['truncated', '{"owned":["TCP 10.96.0.1:80","TCP 10.9'],
@@ -50,7 +54,9 @@ describe('FileOwnershipStore with a damaged or foreign file', () => {
     const store = FileOwnershipStore.forNamespace(undefined, join(dir, 'file-not-dir', 'sub'), (problem) => problems.push(problem));
     writeFileSync(join(dir, 'file-not-dir'), '');
     const owned = new Set(['TCP 10.96.0.1:80']);
-    expect(() => store.save({ owned, draining: new Map() })).not.toThrow();
+    expect(() => {
+      store.save({ owned, draining: new Map() });
+    }).not.toThrow();
     expect(store.load().owned).toBe(owned);
     expect(problems).toEqual([expect.stringMatching(/cannot be written \(ENOTDIR\); kept in memory only/)]);
   });
@@ -64,7 +70,9 @@ describe('FileOwnershipStore with a damaged or foreign file', () => {
   });
 
   it('removes the state files of namespaces that are gone, and only those', () => {
-    const write = (name: string, content: unknown): void => writeFileSync(join(dir, name), JSON.stringify(content));
+    const write = (name: string, content: unknown): void => {
+      writeFileSync(join(dir, name), JSON.stringify(content));
+    };
     const alive = statSync(dir).ino; // any path with an inode stands in for a namespace that exists
     write('owned-virtual-servers-aaaaaaaaaaaa.json', { owned: [], draining: [], netns: { path: join(dir, 'gone'), inode: 1 } });
     write('owned-virtual-servers-bbbbbbbbbbbb.json', { owned: [], draining: [], netns: { path: dir, inode: alive } });

@@ -9,6 +9,7 @@ import type { ClusterSnapshot } from '../../../src/model/kubernetes.js';
 import type { FreshObservedState, Plan } from '../../../src/reconcile/state.js';
 import type { ApplyResult } from '../../../src/kernel/netlink-kernel.js';
 import { DumpInterruptedError } from '../../../src/netlink/errors.js';
+import { defined } from '../../support/defined.js';
 
 class CountingKernel extends FakeKernel {
   observed = 0;
@@ -27,7 +28,7 @@ class CountingKernel extends FakeKernel {
     this.refuseNext = false;
     const [first, ...rest] = plan.operations;
     const result = await super.apply({ operations: rest, draining: plan.draining });
-    return { applied: result.applied, failures: [...result.failures, { operation: first!, error: new Error('refused') }] };
+    return { applied: result.applied, failures: [...result.failures, { operation: defined(first, 'an operation to refuse'), error: new Error('refused') }] };
   }
 }
 
@@ -78,7 +79,7 @@ describe('Proxier', () => {
     const change = await agent.sync({ full: false });
     expect(kernel.observed).toBe(1);
     expect(change.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['addDestination']);
-    expect([...kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.keys()]).toEqual(['10.244.0.1:8080', '10.244.0.2:8080']);
+    expect([...kernel.virtualServer('TCP 10.96.0.10:80').realServers.keys()]).toEqual(['10.244.0.1:8080', '10.244.0.2:8080']);
 
     const repaired = await agent.sync({ full: true });
     expect(kernel.observed).toBe(2);
@@ -114,14 +115,14 @@ describe('Proxier', () => {
     agent.setSnapshot(cluster(['10.244.0.1', '10.244.0.2', '10.244.0.3']));
     await agent.sync();
     // Connections arrive after the full read: the cache still says 0.
-    (kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.get('10.244.0.1:8080') as { activeConns: number }).activeConns = 5;
+    (kernel.virtualServer('TCP 10.96.0.10:80').realServers.get('10.244.0.1:8080') as { activeConns: number }).activeConns = 5;
     agent.setSnapshot(cluster(['10.244.0.2', '10.244.0.3']));
     const drain = await agent.sync({ full: false });
     expect(drain.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['editDestination']);
     agent.setSnapshot(cluster(['10.244.0.3']));
     const next = await agent.sync({ full: false });
-    expect(next.plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op}` : o.kind))).toEqual(['editDestination']);
-    expect(kernel.virtualServers.get('TCP 10.96.0.10:80')!.realServers.has('10.244.0.1:8080')).toBe(true);
+    expect(next.plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind))).toEqual(['editDestination']);
+    expect(kernel.virtualServer('TCP 10.96.0.10:80').realServers.has('10.244.0.1:8080')).toBe(true);
     // A full read sees its connections: it stays; the idle one is deleted.
     const full = await agent.sync({ full: true });
     expect(
@@ -154,12 +155,10 @@ describe('Proxier', () => {
     const ownership = new MemoryOwnershipStore();
     const flaky = {
       load: () => ownership.load(),
-      save: (state: Parameters<MemoryOwnershipStore['save']>[0]) =>
-        failSave
-          ? (() => {
-              throw new Error('EROFS');
-            })()
-          : ownership.save(state),
+      save: (state: Parameters<MemoryOwnershipStore['save']>[0]) => {
+        if (failSave) throw new Error('EROFS');
+        ownership.save(state);
+      },
     };
     const agent = new Proxier({
       kernel,

@@ -88,14 +88,14 @@ describe('a refused kernel operation', () => {
         // Everything else of the batch is there after the first sync.
         expect(result.failures.map((f) => f.error.message)).toEqual([`add real server 10.244.1.2:8080 to TCP 10.96.0.2:80: ${name}`]);
         expect([...kernel.virtualServers.keys()].sort()).toEqual(['TCP 10.96.0.1:80', 'TCP 10.96.0.2:80', 'TCP 10.96.0.3:80']);
-        expect([...kernel.virtualServers.get('TCP 10.96.0.2:80')!.realServers.keys()]).toEqual(['10.244.1.1:8080']);
-        expect(kernel.virtualServers.get('TCP 10.96.0.3:80')!.realServers.size).toBe(2);
+        expect([...kernel.virtualServer('TCP 10.96.0.2:80').realServers.keys()]).toEqual(['10.244.1.1:8080']);
+        expect(kernel.virtualServer('TCP 10.96.0.3:80').realServers.size).toBe(2);
       }
     }
     expect(kernel.refused).toHaveLength(3);
     // Refused three times: retried after about 1 s, 2 s, 4 s (jitter takes up to half off).
     expect(delays).toEqual([500, 1000, 2000]);
-    expect(kernel.virtualServers.get('TCP 10.96.0.2:80')!.realServers.size).toBe(2);
+    expect(kernel.virtualServer('TCP 10.96.0.2:80').realServers.size).toBe(2);
     expect((await proxier.sync()).plan.operations).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SyncRunner } from '../../../src/agent/runner.js';
+import { defined } from '../../support/defined.js';
 
 // Fake timers and a fake performance.now(): the runner's timing is checked to the millisecond,
 // without real sleeps that a busy machine stretches.
@@ -10,12 +11,23 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** The time from each entry to the next. */
+const gaps = (times: number[]): number[] => times.slice(1).map((at, i) => at - defined(times[i], 'an earlier time'));
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('SyncRunner', () => {
   it('syncs soon after the first change even while changes keep coming, and batches the rest', async () => {
     const syncs: number[] = [];
-    const runner = new SyncRunner({ minIntervalMs: 100, maxIntervalMs: 60_000, sync: async () => void syncs.push(performance.now()), onError: () => {} });
+    const runner = new SyncRunner({
+      minIntervalMs: 100,
+      maxIntervalMs: 60_000,
+      sync: () => {
+        syncs.push(performance.now());
+        return Promise.resolve();
+      },
+      onError: () => {},
+    });
     const first = performance.now();
     // A request every millisecond for 350 ms.
     while (performance.now() - first < 350) {
@@ -24,11 +36,11 @@ describe('SyncRunner', () => {
     }
     await vi.advanceTimersByTimeAsync(250);
     await runner.stop();
-    expect(syncs[0]! - first).toBeLessThanOrEqual(1);
+    expect(defined(syncs[0], 'a first sync') - first).toBeLessThanOrEqual(1);
     // One sync per minimum interval while the stream lasts (0, 100, 200, 300), one for its last
     // requests (400), never two closer than the interval.
     expect(syncs.length).toBe(5);
-    for (let i = 1; i < syncs.length; i++) expect(syncs[i]! - syncs[i - 1]!).toBe(100);
+    for (const gap of gaps(syncs)) expect(gap).toBe(100);
   });
 
   it('runs a requested sync after one under way, and none after stop()', async () => {
@@ -65,9 +77,9 @@ describe('SyncRunner', () => {
     const runner = new SyncRunner({
       minIntervalMs: 10,
       maxIntervalMs: 1000,
-      sync: async () => {
+      sync: () => {
         syncs.push(performance.now());
-        if (syncs.length === 2) throw new Error('kernel away');
+        return syncs.length === 2 ? Promise.reject(new Error('kernel away')) : Promise.resolve();
       },
       onError: (error) => void errors.push(error),
     });
@@ -84,7 +96,10 @@ describe('SyncRunner', () => {
     const runner = new SyncRunner({
       minIntervalMs: 100,
       maxIntervalMs: 1000,
-      sync: async ({ full }) => void syncs.push({ at: performance.now(), full }),
+      sync: ({ full }) => {
+        syncs.push({ at: performance.now(), full });
+        return Promise.resolve();
+      },
       onError: () => {},
     });
     const started = performance.now();
@@ -125,7 +140,10 @@ describe('SyncRunner', () => {
     const runner = new SyncRunner({
       minIntervalMs: 10,
       maxIntervalMs: 100,
-      sync: async ({ full }) => void runs.push({ at: performance.now(), full }),
+      sync: ({ full }) => {
+        runs.push({ at: performance.now(), full });
+        return Promise.resolve();
+      },
       onError: () => {},
     });
     const started = performance.now();
@@ -139,6 +157,6 @@ describe('SyncRunner', () => {
     // Due a period after the last full start; the first sync at or after that is full.
     const fulls = runs.filter((run) => run.full).map((run) => run.at - started);
     expect(fulls.length).toBeGreaterThanOrEqual(5);
-    for (let i = 1; i < fulls.length; i++) expect(fulls[i]! - fulls[i - 1]!).toBeLessThanOrEqual(100 + 15);
+    for (const gap of gaps(fulls)) expect(gap).toBeLessThanOrEqual(100 + 15);
   });
 });

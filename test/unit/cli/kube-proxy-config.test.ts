@@ -17,6 +17,7 @@ import {
 } from '../../../src/cli/kube-proxy-config.js';
 import { parseGoDuration } from '../../../src/util/duration.js';
 import { agentCommand, type AgentOptions } from '../../../src/cli/agent.js';
+import { defined } from '../../support/defined.js';
 
 const KUBEADM_CONFIGMAP = `apiVersion: v1
 data:
@@ -112,7 +113,7 @@ metadata:
   name: kube-proxy
   namespace: kube-system
 `;
-const KUBEADM_CONFIG = (parse(KUBEADM_CONFIGMAP) as { data: Record<string, string> }).data['config.conf']!;
+const KUBEADM_CONFIG = defined((parse(KUBEADM_CONFIGMAP) as { data: Record<string, string> }).data['config.conf'], 'config.conf in the ConfigMap');
 
 const KUBE_PROXY_DEFAULTS = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 bindAddress: 0.0.0.0
@@ -465,7 +466,7 @@ describe('mergeWithFlags', () => {
       options = parsed;
     });
     await command.parseAsync(argv, { from: 'user' });
-    return { options: options!, command };
+    return { options: defined(options, 'the options the action was called with'), command };
   }
 
   it('lets flags given on the command line win over the file, and the file win over flag defaults', async () => {

@@ -76,7 +76,7 @@ describe('NetlinkConnection', () => {
       expect(failed).toEqual(['7 resolve no-such-family: ENOENT', '1007 resolve no-such-family: ENOENT', '2007 resolve no-such-family: ENOENT']);
       expect(connection.stats.messagesSent).toBe(3000);
       expect(connection.stats.datagramsSent).toBeLessThan(3000 / 10);
-      expect(await resolveGenlFamily(connection, 'nlctrl')).toEqual({ id: GENL_ID_CTRL, version: expect.any(Number) });
+      expect(await resolveGenlFamily(connection, 'nlctrl')).toEqual({ id: GENL_ID_CTRL, version: expect.any(Number) as number });
     } finally {
       connection.close();
     }
@@ -91,7 +91,9 @@ describe('NetlinkConnection', () => {
       const requests = Array.from({ length: 20_000 }, () => askController('nlctrl'));
       const running = connection.execute(requests);
       // An overrun of the receive queue, as the kernel reports it: every pending request fails.
-      setImmediate(() => (connection as unknown as { socket: { emit(event: string, error: object): void } }).socket.emit('error', { errno: 105 }));
+      setImmediate(() => {
+        (connection as unknown as { socket: { emit(event: string, error: object): void } }).socket.emit('error', { errno: 105 });
+      });
       await expect(running).rejects.toBeInstanceOf(NetlinkTransportError);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(unhandled).toEqual([]);

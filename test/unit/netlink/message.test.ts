@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encodeMessage, NLM_F_ACK_TLVS, NLMSG_ERROR, parseErrorPayload, parseMessages } from '../../../src/netlink/message.js';
 import { NetlinkDecodeError } from '../../../src/netlink/errors.js';
+import { defined } from '../../support/defined.js';
 
 describe('netlink messages', () => {
   it('frames several messages in one datagram and splits them back, padding included', () => {
@@ -22,7 +23,7 @@ describe('netlink messages', () => {
     payload.writeUInt16LE(1, 22);
     payload.write('bad\0', 24);
     const [message] = parseMessages(encodeMessage(NLMSG_ERROR, NLM_F_ACK_TLVS, 1, payload));
-    expect(parseErrorPayload(message!)).toEqual({ errno: 17, extackMessage: 'bad' });
+    expect(parseErrorPayload(defined(message, 'a message'))).toEqual({ errno: 17, extackMessage: 'bad' });
   });
 
   it('rejects a length that does not fit', () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as ipset from '../../../src/netlink/ipset/wire.js';
 import { readUapiValues, uapiIdentifiers } from '../support/uapi.js';
+import { defined } from '../../support/defined.js';
 
 type WireModule = Readonly<Record<string, unknown>>;
 
@@ -101,8 +102,7 @@ const modules = new Map<string, WireModule>(
 );
 
 const checks = new Map(
-  families.map((family) => {
-    const module = modules.get(family)!;
+  [...modules].map(([family, module]) => {
     const origMaps = origMapExpectations(module);
     return [
       family,
@@ -141,7 +141,7 @@ describe('wire constants come from the kernel uapi headers', () => {
   });
 
   describe.each(families)('%s/wire.ts', (family) => {
-    const check = checks.get(family)!;
+    const check = defined(checks.get(family), `the checks of ${family}`);
 
     it('every attribute of every table has the value of its uapi constant', () => {
       expect(check.attributes.length).toBeGreaterThan(0);
@@ -160,20 +160,29 @@ describe('wire constants come from the kernel uapi headers', () => {
   });
 
   it('checks the commands of IPVS and ipset, the rtnetlink constants, and more than 20 ipset constants', () => {
-    const expressions = (family: string): string[] => [...checks.get(family)!.maps, ...checks.get(family)!.named].map((e) => e.expression);
+    const expressions = (family: string): string[] => {
+      const check = defined(checks.get(family), `the checks of ${family}`);
+      return [...check.maps, ...check.named].map((e) => e.expression);
+    };
     expect(expressions('ipvs')).toEqual(expect.arrayContaining(['IPVS_CMD_NEW_SERVICE', 'IPVS_CMD_FLUSH', 'IPVS_GENL_NAME']));
     expect(expressions('ipset')).toEqual(expect.arrayContaining(['IPSET_CMD_PROTOCOL', 'IPSET_CMD_TYPE', 'IPPROTO_SCTP', 'sizeof(struct nfgenmsg)']));
     expect(expressions('rtnl')).toEqual(expect.arrayContaining(['RTM_NEWLINK', 'IFA_F_NOPREFIXROUTE', 'sizeof(struct ifinfomsg)']));
-    expect(checks.get('ipset')!.named.length).toBeGreaterThan(20);
+    expect(checks.get('ipset')?.named.length).toBeGreaterThan(20);
   });
 
   it('ipset error names cover enum ipset_errno and the hash and bitmap type-specific errors, in order', () => {
     const value = (name: string): number => uapi.values.get(name) as number;
     const common = ipsetErrorNames.filter((name) => value(name) >= ipset.IPSET_ERR_PRIVATE && value(name) < ipset.IPSET_ERR_TYPE_SPECIFIC);
     expect(common).toHaveLength(ipset.ipsetCommonErrors.length);
-    ipset.ipsetCommonErrors.forEach((name, offset) => expect(value(name), name).toBe(ipset.IPSET_ERR_PRIVATE + offset));
-    ipset.ipsetHashErrors.forEach((name, offset) => expect(value(name), name).toBe(ipset.IPSET_ERR_TYPE_SPECIFIC + offset));
-    ipset.ipsetBitmapErrors.forEach((name, offset) => expect(value(name), name).toBe(ipset.IPSET_ERR_TYPE_SPECIFIC + offset));
+    ipset.ipsetCommonErrors.forEach((name, offset) => {
+      expect(value(name), name).toBe(ipset.IPSET_ERR_PRIVATE + offset);
+    });
+    ipset.ipsetHashErrors.forEach((name, offset) => {
+      expect(value(name), name).toBe(ipset.IPSET_ERR_TYPE_SPECIFIC + offset);
+    });
+    ipset.ipsetBitmapErrors.forEach((name, offset) => {
+      expect(value(name), name).toBe(ipset.IPSET_ERR_TYPE_SPECIFIC + offset);
+    });
     const specific = ipsetErrorNames.filter((name) => value(name) >= ipset.IPSET_ERR_TYPE_SPECIFIC && name !== 'IPSET_ERR_TYPE_SPECIFIC');
     expect(specific.sort()).toEqual([...ipset.ipsetHashErrors, ...ipset.ipsetBitmapErrors].sort());
   });

@@ -5,6 +5,7 @@ import { batches, describeKernelOperation } from '../../../src/kernel/netlink-ke
 import { realServerKey, virtualServerKey, type DesiredState, type DesiredVirtualServer } from '../../../src/model/desired.js';
 import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
 import type { DrainingRealServer, KernelOperation, Plan } from '../../../src/reconcile/state.js';
+import { defined } from '../../support/defined.js';
 
 const key = (address: string, port = 80, protocol: 'TCP' | 'UDP' = 'TCP'): IpvsServiceKey => ({ family: 'inet', protocol, address, port });
 const service = (k: IpvsServiceKey, scheduler = 'rr'): IpvsService => ({ key: k, scheduler, flags: 0, timeout: 0, netmask: 32 });
@@ -57,7 +58,7 @@ async function converge(kernel: FakeKernel, state: DesiredState, ctx = context()
   return plan;
 }
 
-const describeOps = (plan: Plan): string[] => plan.operations.map((o) => (o.kind === 'ipvs' ? `${o.operation.op}` : o.kind));
+const describeOps = (plan: Plan): string[] => plan.operations.map((o) => (o.kind === 'ipvs' ? o.operation.op : o.kind));
 
 describe('diff', () => {
   it('programs an empty kernel in creation order and then has nothing left to do', async () => {
@@ -92,20 +93,20 @@ describe('diff', () => {
     await converge(kernel, desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]));
     const plan = await converge(kernel, desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1', 5)], 'wrr')]));
     expect(describeOps(plan)).toEqual(['editService', 'editDestination']);
-    const vs = kernel.virtualServers.get('TCP 10.96.0.1:80')!;
+    const vs = kernel.virtualServer('TCP 10.96.0.1:80');
     expect(vs.service.scheduler).toBe('wrr');
-    expect(vs.realServers.get('10.244.0.1:8080')!.weight).toBe(5);
+    expect(vs.realServers.get('10.244.0.1:8080')?.weight).toBe(5);
   });
 
   it('drains a removed TCP real server at weight 0, then deletes it once it has no connections', async () => {
     const kernel = new FakeKernel();
     const k = key('10.96.0.1');
     await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
-    (kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 3;
+    (kernel.virtualServer('TCP 10.96.0.1:80').realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 3;
     const without = desired([virtualServer(k, [real('10.244.0.1')])]);
     const first = await converge(kernel, without);
     expect(describeOps(first)).toEqual(['editDestination']);
-    expect(kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080')!.weight).toBe(0);
+    expect(kernel.virtualServer('TCP 10.96.0.1:80').realServers.get('10.244.0.2:8080')?.weight).toBe(0);
     expect([...first.draining.keys()]).toEqual(['TCP 10.96.0.1:80 -> 10.244.0.2:8080']);
 
     // Still connected: it stays, at weight 0, with nothing to do.
@@ -114,7 +115,7 @@ describe('diff', () => {
     expect(second.draining.size).toBe(1);
 
     // Connections gone, but the counts come from a cache (maybe from before the drain): it waits.
-    (kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 0;
+    (kernel.virtualServer('TCP 10.96.0.1:80').realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 0;
     expect(diff(without, await kernel.observe(), context({ now: 1_015_000, draining: second.draining })).operations).toEqual([]);
 
     // Connections gone, as just read from the kernel: deleted.
@@ -140,7 +141,7 @@ describe('diff', () => {
     const kernel = new FakeKernel();
     const k = key('10.96.0.1');
     await converge(kernel, desired([virtualServer(k, [real('10.244.0.1'), real('10.244.0.2')])]));
-    (kernel.virtualServers.get('TCP 10.96.0.1:80')!.realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 1;
+    (kernel.virtualServer('TCP 10.96.0.1:80').realServers.get('10.244.0.2:8080') as { activeConns: number }).activeConns = 1;
     const without = desired([virtualServer(k, [real('10.244.0.1')])]);
     const first = await converge(kernel, without);
     const draining: ReadonlyMap<string, DrainingRealServer> = first.draining;
@@ -155,9 +156,11 @@ describe('diff', () => {
     const plan = await converge(kernel, desired([virtualServer(k, [real('10.244.0.1')])]));
     expect(describeOps(plan)).toEqual(['deleteDestination', 'deleteUdpFlows']);
     expect(plan.operations[1]).toEqual({ kind: 'deleteUdpFlows', virtualServer: k, endpoint: { address: '10.244.0.2', port: 8080 } });
-    expect(describeKernelOperation(plan.operations[1]!, 'kube-ipvs0')).toBe('delete UDP flows to 10.244.0.2:8080 of UDP 10.96.0.10:53');
+    expect(describeKernelOperation(defined(plan.operations[1], 'a second operation'), 'kube-ipvs0')).toBe(
+      'delete UDP flows to 10.244.0.2:8080 of UDP 10.96.0.10:53',
+    );
     expect(kernel.log.at(-1)).toEqual(plan.operations[1]);
-    expect([...kernel.virtualServers.get('UDP 10.96.0.10:53')!.realServers.keys()]).toEqual(['10.244.0.1:8080']);
+    expect([...kernel.virtualServer('UDP 10.96.0.10:53').realServers.keys()]).toEqual(['10.244.0.1:8080']);
   });
 
   it('deletes flows only for UDP: a TCP real server deleted at once has no flow deletion', async () => {
@@ -329,7 +332,7 @@ describe('the kernel adapter batches a plan', () => {
     const entry = { ip: '10.96.0.1', protocol: 'tcp' as const, port: 80 };
     const withEntry = (): DesiredState => {
       const state = desired([virtualServer(key('10.96.0.1'), [real('10.244.0.1')])]);
-      const set = state.ipsets.get('KUBE-CLUSTER-IP')!;
+      const set = defined(state.ipsets.get('KUBE-CLUSTER-IP'), 'set KUBE-CLUSTER-IP');
       return { ...state, ipsets: new Map([['KUBE-CLUSTER-IP', { ...set, entries: new Map([['10.96.0.1,tcp:80', entry]]) }]]) };
     };
 
@@ -344,7 +347,9 @@ describe('the kernel adapter batches a plan', () => {
         replacing: 'hash:mac',
       });
       expect(describeOps(plan)).toEqual(['ensureDummyInterface', 'createIpset', 'bindAddress', 'addService', 'addDestination', 'addIpsetEntry']);
-      expect(describeKernelOperation(plan.operations[1]!, 'kube-ipvs0')).toBe('replace ipset KUBE-CLUSTER-IP (hash:mac) with a hash:ip,port set');
+      expect(describeKernelOperation(defined(plan.operations[1], 'a second operation'), 'kube-ipvs0')).toBe(
+        'replace ipset KUBE-CLUSTER-IP (hash:mac) with a hash:ip,port set',
+      );
     });
 
     it('replaces one of another type or family, also in a partial sync, comparing every entry of it', async () => {
@@ -366,7 +371,7 @@ describe('the kernel adapter batches a plan', () => {
       const kernel = new FakeKernel();
       await converge(kernel, withEntry());
       const observed = await kernel.observe();
-      const set = observed.ipsets.get('KUBE-CLUSTER-IP')!;
+      const set = defined(observed.ipsets.get('KUBE-CLUSTER-IP'), 'set KUBE-CLUSTER-IP');
       observed.ipsets.set('KUBE-CLUSTER-IP', { ...set, spec: { type: 'hash:ip,port', family: 'inet', hashSize: 64, maxElements: 100, comment: true } });
       expect(diff(withEntry(), observed, context()).operations).toEqual([]);
     });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileSource, watchObjects } from '../../../src/sources/file-source.js';
+import { defined } from '../../support/defined.js';
 
 const service = (name: string): string =>
   `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: default }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }\n`;
@@ -10,7 +11,9 @@ const service = (name: string): string =>
 describe('file source', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'kipvs-files-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('reads multi-document YAML, JSON and kubectl Lists, and reports what it ignores', () => {
     writeFileSync(join(dir, 'a.yaml'), `${service('a')}---\n${service('b')}---\nkind: ConfigMap\nmetadata: { name: x }\n`);
@@ -63,7 +66,7 @@ describe('file source', () => {
     const second = source.read();
     expect(second.services[0]).toBe(first.services[0]);
     expect(second.services[1]).not.toBe(first.services[1]);
-    expect(second.services[1]!.spec!.ports![0]!.port).toBe(81);
+    expect(second.services[1]?.spec?.ports?.[0]?.port).toBe(81);
     expect(second.services[2]).toBe(first.services[2]);
   });
 
@@ -72,7 +75,7 @@ describe('file source', () => {
     writeFileSync(join(dir, 'good.yaml'), service('good'));
     const snapshot = new FileSource(dir).read();
     expect(snapshot.services.map((s) => s.metadata.name)).toEqual(['good']);
-    expect(snapshot.problems[0]!.reason).toMatch(/^not valid YAML\/JSON/);
+    expect(snapshot.problems[0]?.reason).toMatch(/^not valid YAML\/JSON/);
   });
 
   it('fails with one clear error when the path cannot be read', () => {
@@ -110,7 +113,8 @@ describe('file source', () => {
       const during = changes.filter((at) => at < performance.now());
       expect(during.length).toBeGreaterThanOrEqual(3);
       // Generous for a busy machine: maxWait (500 ms) plus timer and event delays.
-      const gaps = during.map((at, i) => at - (i === 0 ? started : during[i - 1]!));
+      const previous = [started, ...during];
+      const gaps = during.map((at, i) => at - defined(previous[i], 'the read before'));
       expect(Math.max(...gaps)).toBeLessThan(1500);
     } finally {
       stop();

@@ -15,13 +15,18 @@ const service = (name: string, extra = ''): string =>
 function aliasBomb(field: string): string {
   const lines = ['a0: &a0 "lol"'];
   for (let level = 1; level <= 10; level++) lines.push(`a${level}: &a${level} [${Array.from({ length: 10 }, () => `*a${level - 1}`).join(', ')}]`);
-  return `${service('bomb', `, annotations: { ${field}: *a10 }`).replace('apiVersion: v1\n', `apiVersion: v1\nx-anchors:\n${lines.map((line) => `  ${line}`).join('\n')}\n`)}`;
+  return service('bomb', `, annotations: { ${field}: *a10 }`).replace(
+    'apiVersion: v1\n',
+    `apiVersion: v1\nx-anchors:\n${lines.map((line) => `  ${line}`).join('\n')}\n`,
+  );
 }
 
 describe('hostile source files', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'kipvs-hostile-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('refuses a FIFO without blocking, and devices and /proc files with one line', () => {
     const fifo = join(dir, 'fifo.yaml');

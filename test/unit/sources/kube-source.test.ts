@@ -150,11 +150,11 @@ describe('KubeSource against an API server', () => {
     // List items arrive as client-node's classes (Date timestamps); the store gets the wire JSON.
     expect(store.service('default/web')).toEqual(server.list('services').find((object) => object.metadata.name === 'web'));
     expect(store.slicesOf('default/web')).toEqual([server.list('endpointslices').find((object) => object.metadata.name === 'web-abc')]);
-    expect(store.service('default/web')!.status?.loadBalancer?.ingress?.[0]?.ipMode).toBe('Proxy');
+    expect(store.service('default/web')?.status?.loadBalancer?.ingress?.[0]?.ipMode).toBe('Proxy');
   });
 
   it('passes added, changed and deleted Services and EndpointSlices on to the store', async () => {
-    await start();
+    const kube = await start();
     server.create('services', service('cache', '10.96.0.30'));
     server.create('endpointslices', slice('cache-abc', 'cache', ['10.244.1.4']));
     await waitFor('added', () => store.slicesOf('default/cache').length === 1 && store.service('default/cache') !== undefined);
@@ -164,11 +164,11 @@ describe('KubeSource against an API server', () => {
     server.delete('endpointslices', 'db-abc', 'default');
     await waitFor('deleted', () => store.service('default/db') === undefined && store.slicesOf('default/db').length === 0);
     expect(converged()).toBe(true);
-    expect(source!.status()).toMatchObject({ relists: 0, watchRestarts: 0, connected: true });
+    expect(kube.status()).toMatchObject({ relists: 0, watchRestarts: 0, connected: true });
   });
 
   it('resumes a dropped watch from its resourceVersion, without listing again', async () => {
-    await startWatching();
+    const kube = await startWatching();
     const watchesBefore = server.requests.filter((request) => request.watch).length;
     server.dropWatches();
     // Changed before the informers can reconnect: they must get these from the watch history.
@@ -179,17 +179,17 @@ describe('KubeSource against an API server', () => {
     expect(listRequests()).toHaveLength(3); // the first list of each informer, no more
     const resumed = server.requests.filter((request) => request.watch).slice(watchesBefore);
     expect(resumed.map((request) => request.query.resourceVersion).every((version) => Number(version) > 1000)).toBe(true);
-    expect(source!.status()).toMatchObject({ relists: 0, watchRestarts: 3, connected: true });
+    expect(kube.status()).toMatchObject({ relists: 0, watchRestarts: 3, connected: true });
   });
 
   for (const expiredWatch of ['event', 'status'] as const) {
     it(`relists after 410 Gone (${expiredWatch === 'event' ? 'an ERROR event' : 'HTTP 410'}) and ends with exactly the server's objects`, async () => {
       server.create('services', service('unchanged', '10.96.0.40'));
-      await startWatching();
+      const kube = await startWatching();
       const unchanged = store.service('default/unchanged');
       server.expiredWatch = expiredWatch;
       await server.stop();
-      await waitFor('disconnected', () => !source!.status().connected);
+      await waitFor('disconnected', () => !kube.status().connected);
       // While it is away: a deletion, a change, an addition, and the history compacted.
       server.delete('services', 'db', 'default');
       server.delete('endpointslices', 'db-abc', 'default');
@@ -198,7 +198,7 @@ describe('KubeSource against an API server', () => {
       server.compact();
       await server.start();
       await waitFor('converged after the relist', converged);
-      expect(source!.status().relists).toBeGreaterThanOrEqual(2); // services and endpointslices
+      expect(kube.status().relists).toBeGreaterThanOrEqual(2); // services and endpointslices
       expect(store.service('default/db')).toBeUndefined();
       expect(store.service('default/web')?.spec?.clusterIP).toBe('10.96.0.11');
       // An object the relist found unchanged is still the very object the store had.
@@ -207,11 +207,11 @@ describe('KubeSource against an API server', () => {
   }
 
   it('keeps its objects while the API server is away, retries with growing backoff, and converges after', async () => {
-    await startWatching();
+    const kube = await startWatching();
     const before = store.snapshot();
     store.takeChanged();
     await server.stop();
-    await waitFor('disconnected', () => !source!.status().connected);
+    await waitFor('disconnected', () => !kube.status().connected);
     const retries = (): number[] =>
       logged.records.filter((record) => record.retryInMs !== undefined && record.resource === 'services').map((record) => record.retryInMs as number);
     await waitFor('several retries', () => retries().length >= 4);
@@ -226,9 +226,9 @@ describe('KubeSource against an API server', () => {
     server.delete('services', 'db', 'default');
     await server.start();
     await waitFor('converged after the outage', converged);
-    await waitFor('connected', () => source!.status().connected);
+    await waitFor('connected', () => kube.status().connected);
     // The history was kept, so the watches resumed where they were.
-    expect(source!.status().relists).toBe(0);
+    expect(kube.status().relists).toBe(0);
   });
 
   it('start() keeps retrying until the API server answers', async () => {
@@ -243,31 +243,31 @@ describe('KubeSource against an API server', () => {
   });
 
   it('with bookmarks, quiet watches survive a compaction without a relist', async () => {
-    await startWatching();
+    const kube = await startWatching();
     // Only Services change: the EndpointSlice and Node watches' resourceVersions stay behind...
     server.create('services', service('cache', '10.96.0.30'));
     await waitFor('added', () => store.service('default/cache') !== undefined);
-    expect(source!.status().resourceVersions).toEqual({ services: server.currentResourceVersion, endpointslices: '1004', nodes: '1004' });
+    expect(kube.status().resourceVersions).toEqual({ services: server.currentResourceVersion, endpointslices: '1004', nodes: '1004' });
     // ...until a bookmark moves them forward.
     server.bookmark();
     const current = { services: server.currentResourceVersion, endpointslices: server.currentResourceVersion, nodes: server.currentResourceVersion };
-    await waitFor('bookmarks seen', () => JSON.stringify(source!.status().resourceVersions) === JSON.stringify(current));
+    await waitFor('bookmarks seen', () => JSON.stringify(kube.status().resourceVersions) === JSON.stringify(current));
     server.compact();
     server.dropWatches();
     await waitFor('watching again', () => server.openWatches === 3);
     server.create('endpointslices', slice('cache-abc', 'cache', ['10.244.1.4']));
     await waitFor('converged', converged);
-    expect(source!.status().relists).toBe(0);
+    expect(kube.status().relists).toBe(0);
     expect(server.requests.filter((request) => request.watch).every((request) => request.query.allowWatchBookmarks === 'true')).toBe(true);
   });
 
   it('without a bookmark, the same compaction makes the quiet watches relist', async () => {
-    await startWatching();
+    const kube = await startWatching();
     server.create('services', service('cache', '10.96.0.30'));
     await waitFor('added', () => store.service('default/cache') !== undefined);
     server.compact();
     server.dropWatches();
-    await waitFor('relisted', () => source!.status().relists === 2);
+    await waitFor('relisted', () => kube.status().relists === 2);
     await waitFor('watching again', () => server.openWatches === 3);
     const lists = listRequests().map((request) => request.path);
     expect(lists.filter((path) => path.endsWith('/services'))).toHaveLength(1);
@@ -318,7 +318,7 @@ describe('KubeSource against an API server', () => {
 
   it('lists in pages and asks only with GET: list, and watch with bookmarks and a timeout', async () => {
     for (let i = 0; i < 5; i++) server.create('services', service(`page-${i}`, `10.96.1.${i}`));
-    await start({ pageSize: 3, watchTimeoutSeconds: 1 });
+    const kube = await start({ pageSize: 3, watchTimeoutSeconds: 1 });
     expect(store.size.services).toBe(7);
     expect(
       listRequests()
@@ -329,8 +329,8 @@ describe('KubeSource against an API server', () => {
     const watches = server.requests.filter((request) => request.watch);
     expect(watches.every((request) => request.query.allowWatchBookmarks === 'true' && request.query.timeoutSeconds === '1')).toBe(true);
     // At its timeout the server ends the watch (with a bookmark); the informer watches again at once.
-    await waitFor('rewatched after the timeout', () => source!.status().watchRestarts >= 3, 4_000);
-    expect(source!.status().relists).toBe(0);
+    await waitFor('rewatched after the timeout', () => kube.status().watchRestarts >= 3, 4_000);
+    expect(kube.status().relists).toBe(0);
   });
 
   it("authenticates with a kubeconfig's tokenFile, as kubeadm writes it for kube-proxy (relative to the kubeconfig)", async () => {
@@ -398,6 +398,9 @@ describe('KubeSource against an API server', () => {
   });
 });
 
+/** A client-node model object: an instance of its class, with these fields. */
+const model = <T extends object>(Model: new () => T, fields: Partial<T>): T => Object.assign(new Model(), fields);
+
 describe('conversion of client-node objects', () => {
   it('client-node model classes use the JSON field names for every field (so JSON.stringify gives the wire form)', () => {
     const mismatches: string[] = [];
@@ -407,7 +410,7 @@ describe('conversion of client-node objects', () => {
       const name = type.replace(/^Array<(.*)>$/, '$1').replace(/^\{ \[key: string\]: (.*); \}$/, '$1');
       if (seen.has(name) || !models[name]?.getAttributeTypeMap) return;
       seen.add(name);
-      for (const attribute of models[name].getAttributeTypeMap!()) {
+      for (const attribute of models[name].getAttributeTypeMap()) {
         if (attribute.name !== attribute.baseName) mismatches.push(`${name}.${attribute.name}`);
         walk(attribute.type);
       }
@@ -419,18 +422,27 @@ describe('conversion of client-node objects', () => {
 
   it('turns a V1Service and a V1EndpointSlice into the JSON model, without managedFields', () => {
     const created = new Date('2024-05-01T10:00:00Z');
-    const typed: k8s.V1Service = {
-      metadata: { name: 'web', namespace: 'default', resourceVersion: '7', creationTimestamp: created, managedFields: [{ manager: 'kubectl', time: created }] },
-      spec: {
+    // As client-node's deserializer makes them: an instance of each model class, Dates for times.
+    const typed = model(k8s.V1Service, {
+      metadata: model(k8s.V1ObjectMeta, {
+        name: 'web',
+        namespace: 'default',
+        resourceVersion: '7',
+        creationTimestamp: created,
+        managedFields: [model(k8s.V1ManagedFieldsEntry, { manager: 'kubectl', time: created })],
+      }),
+      spec: model(k8s.V1ServiceSpec, {
         clusterIP: '10.96.0.10',
         clusterIPs: ['10.96.0.10'],
         ipFamilies: ['IPv4'],
         healthCheckNodePort: 30999,
-        ports: [{ port: 80, targetPort: 'http' }],
-      },
-      status: { loadBalancer: { ingress: [{ ip: '192.0.2.1', ipMode: 'Proxy' }] } },
-    };
-    expect(toService(Object.assign(new k8s.V1Service(), typed))).toEqual({
+        ports: [model(k8s.V1ServicePort, { port: 80, targetPort: 'http' })],
+      }),
+      status: model(k8s.V1ServiceStatus, {
+        loadBalancer: model(k8s.V1LoadBalancerStatus, { ingress: [model(k8s.V1LoadBalancerIngress, { ip: '192.0.2.1', ipMode: 'Proxy' })] }),
+      }),
+    });
+    expect(toService(typed)).toEqual({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'web', namespace: 'default', resourceVersion: '7', creationTimestamp: '2024-05-01T10:00:00.000Z' },

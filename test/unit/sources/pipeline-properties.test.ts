@@ -137,7 +137,9 @@ function good(index: number): unknown[] {
 describe('source → translate → diff → fake kernel, with hostile objects', () => {
   let dir: string;
   beforeAll(() => void (dir = mkdtempSync(join(tmpdir(), 'kipvs-pipeline-'))));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('never throws or hangs, and programs every good Service with its endpoints', { timeout: 120_000 }, async () => {
     await fc.assert(

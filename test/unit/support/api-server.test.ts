@@ -2,6 +2,7 @@
 // plain HTTP requests (the KubeSource tests then use it through client-node).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TestApiServer } from '../../support/api-server.js';
+import { defined } from '../../support/defined.js';
 
 interface WatchEvent {
   type: string;
@@ -10,7 +11,8 @@ interface WatchEvent {
 
 /** The watch events of a response: `count` of them, or all until the server ends it. */
 async function events(response: Response, count = Infinity): Promise<WatchEvent[]> {
-  const reader = response.body!.getReader();
+  // A byte stream: fetch's types leave the chunk type open (any).
+  const reader = (defined(response.body, 'a response body') as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let text = '';
   const lines = (): string[] => text.split('\n').filter(Boolean);
@@ -46,8 +48,9 @@ describe('test API server', () => {
     expect(list.kind).toBe('ServiceList');
     expect(list.metadata.resourceVersion).toBe('1002');
     expect(list.items.map((item) => item.metadata.name)).toEqual(['a', 'b']);
-    expect(list.items[0]!.kind).toBeUndefined();
-    expect(list.items[0]!.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
+    const first = defined(list.items[0], 'a first item');
+    expect(first.kind).toBeUndefined();
+    expect(first.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('pages with limit/continue from one snapshot', async () => {

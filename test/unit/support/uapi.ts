@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defined } from '../../support/defined.js';
 
 /** Every header a netlink family of kipvs takes constants from, in an order that compiles. */
 export const UAPI_INCLUDES: readonly string[] = [
@@ -58,7 +59,7 @@ function compile(dir: string, source: string): { ok: true } | { ok: false; error
   // gcc and clang both report `file:line:column: error: message`; only lines of our file count.
   const errors = [...result.stderr.matchAll(/^(.*?):(\d+):\d+: (?:fatal )?error: (.*)$/gm)]
     .filter((match) => match[1] === file)
-    .map((match) => ({ line: Number(match[2]), message: match[3]! }));
+    .map((match) => ({ line: Number(match[2]), message: defined(match[3], 'an error message') }));
   return { ok: false, errors, stderr: result.stderr };
 }
 
@@ -97,7 +98,8 @@ export function readUapiValues(expressions: Iterable<string>, includes: readonly
           throw new Error(`the uapi headers do not compile (${error.message}): ${INSTALL}\n${compiled.stderr}`);
         }
         failing.add(index);
-        if (!unknown.has(remaining[index]!)) unknown.set(remaining[index]!, error.message);
+        const expression = defined(remaining[index], `expression ${index}`);
+        if (!unknown.has(expression)) unknown.set(expression, error.message);
       }
       if (failing.size === 0) throw new Error(`cc failed on the uapi program: ${INSTALL}\n${compiled.stderr}`);
       remaining = remaining.filter((_, index) => !failing.has(index));
@@ -107,7 +109,7 @@ export function readUapiValues(expressions: Iterable<string>, includes: readonly
     const values = new Map<string, number | string>();
     for (const line of run.stdout.split('\n').filter(Boolean)) {
       const [index, kind, ...value] = line.split('\t');
-      values.set(remaining[Number(index)]!, kind === 's' ? value.join('\t') : Number(value.join('\t')));
+      values.set(defined(remaining[Number(index)], `expression ${index}`), kind === 's' ? value.join('\t') : Number(value.join('\t')));
     }
     return { values, unknown };
   } finally {

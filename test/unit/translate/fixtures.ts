@@ -75,7 +75,7 @@ export function service(name: string, spec: Record<string, unknown>, metadata: R
     metadata: { name, namespace: 'default', ...metadata },
     spec: { type: 'ClusterIP', ...spec },
     ...(status ? { status } : {}),
-  } as Service;
+  };
 }
 
 export function slice(name: string, service: string, body: Record<string, unknown>, metadata: Record<string, unknown> = {}): EndpointSlice {
@@ -85,7 +85,7 @@ export function slice(name: string, service: string, body: Record<string, unknow
     metadata: { name, namespace: 'default', labels: sliceLabels(service), ...metadata },
     addressType: 'IPv4',
     ...body,
-  } as EndpointSlice;
+  };
 }
 
 export interface TranslationCase {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { EndpointSlice, Service } from '../../../src/model/kubernetes.js';
 import { healthCheckKey, healthCheckOf } from '../../../src/translate/health-check.js';
 import { DUAL_NODE, NODE, sliceLabels } from './fixtures.js';
+import { defined } from '../../support/defined.js';
 
 const lb = (spec: Partial<NonNullable<Service['spec']>> = {}, metadata: Partial<Service['metadata']> = {}): Service => ({
   metadata: { name: 'web', namespace: 'shop', ...metadata },
@@ -101,7 +102,7 @@ describe('healthCheckOf', () => {
     const defaultSlice: EndpointSlice = { ...slice('web-1', [local('10.244.1.2')]), metadata: { name: 'web-1', labels: sliceLabels('web') } };
     const check = healthCheckOf(service, [defaultSlice], NODE);
     expect(check).toEqual({ namespace: 'default', name: 'web', port: 32000, localEndpoints: 1 });
-    expect(healthCheckKey(check!)).toBe('default/web');
+    expect(healthCheckKey(defined(check, 'a health check'))).toBe('default/web');
   });
 
   it('has no local endpoints when the node has no name', () => {

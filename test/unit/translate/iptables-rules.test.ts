@@ -13,6 +13,7 @@ import {
   lbNoNodeAccess,
 } from '../../../src/translate/iptables-rules.js';
 import type { IpsetEntry } from '../../../src/netlink/ipset/types.js';
+import { defined } from '../../support/defined.js';
 
 const settings = (overrides: Partial<ProxySettings> = {}): ProxySettings => ({ ...DEFAULT_SETTINGS, ...overrides });
 
@@ -61,7 +62,7 @@ const EXPECTED_FILTER_IPV4 = [
 
 const CLUSTER_IP_RULE = /^-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip \+ port for masquerade purpose" .*-j KUBE-MARK-MASQ$/;
 const clusterIpRule = (rules: readonly string[]): string | undefined => rules.find((rule) => CLUSTER_IP_RULE.test(rule));
-const setsIn = (text: string): string[] => [...text.matchAll(/--match-set (\S+)/g)].map((match) => match[1]!);
+const setsIn = (text: string): string[] => [...text.matchAll(/--match-set (\S+)/g)].map((match) => defined(match[1], 'a set name'));
 
 describe('iptables rules of IPVS mode', () => {
   it('writes kube-proxy rules for IPv4, with the default mark 0x4000 (--iptables-masquerade-bit 14)', () => {
@@ -74,7 +75,7 @@ describe('iptables rules of IPVS mode', () => {
   it('declares kube-proxy chains in nat and filter, then the jumps from the built-in chains, in one restore input', () => {
     const text = iptablesRestoreInput(buildIptablesRules(settings(), { family: 'inet' }));
     const [nat, filter] = text.split('COMMIT\n');
-    expect(nat!.split('\n').filter((line) => line.startsWith('*') || line.startsWith(':'))).toEqual([
+    expect(nat?.split('\n').filter((line) => line.startsWith('*') || line.startsWith(':'))).toEqual([
       '*nat',
       ':KUBE-SERVICES - [0:0]',
       ':KUBE-POSTROUTING - [0:0]',
@@ -82,7 +83,7 @@ describe('iptables rules of IPVS mode', () => {
       ':KUBE-LOAD-BALANCER - [0:0]',
       ':KUBE-MARK-MASQ - [0:0]',
     ]);
-    expect(filter!.split('\n').filter((line) => line.startsWith('*') || line.startsWith(':'))).toEqual([
+    expect(filter?.split('\n').filter((line) => line.startsWith('*') || line.startsWith(':'))).toEqual([
       '*filter',
       ':KUBE-FORWARD - [0:0]',
       ':KUBE-NODE-PORT - [0:0]',

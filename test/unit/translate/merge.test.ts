@@ -132,12 +132,12 @@ describe('mergeTranslations: conflicts', () => {
 });
 
 describe('translate = translateService per Service + mergeTranslations', () => {
-  const services: Service[] = [
+  const services: [Service, Service, Service] = [
     service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] }),
     service('web', { clusterIP: '10.96.1.10', type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }, { namespace: 'shop' }),
     service('bad', { clusterIP: 'nope', ports: [{ port: 1 }] }),
   ];
-  const endpointSlices: EndpointSlice[] = [
+  const endpointSlices: [EndpointSlice, EndpointSlice, EndpointSlice] = [
     slice('web-1', 'web', { endpoints: [endpoint('10.244.1.5')], ports: [{ name: 'http', port: 8080 }] }),
     slice('web-1', 'web', { endpoints: [endpoint('10.244.2.5', { nodeName: 'node-a' })], ports: [{ name: 'http', port: 8080 }] }, { namespace: 'shop' }),
     slice('orphan', 'gone', { endpoints: [endpoint('10.244.3.5')], ports: [{ port: 1 }] }),
@@ -147,9 +147,9 @@ describe('translate = translateService per Service + mergeTranslations', () => {
     const whole = translate({ services, endpointSlices }, NODE, SETTINGS);
     const incremental = mergeTranslations(
       [
-        translateService(services[2]!, [], NODE, SETTINGS),
-        translateService(services[0]!, [endpointSlices[0]!], NODE, SETTINGS),
-        translateService(services[1]!, [endpointSlices[1]!], NODE, SETTINGS),
+        translateService(services[2], [], NODE, SETTINGS),
+        translateService(services[0], [endpointSlices[0]], NODE, SETTINGS),
+        translateService(services[1], [endpointSlices[1]], NODE, SETTINGS),
       ],
       NODE,
     );
@@ -164,7 +164,7 @@ describe('translate = translateService per Service + mergeTranslations', () => {
   });
 
   it('a ServiceTranslation holds the Service own parts: virtual servers, addresses, entries by set, problems', () => {
-    const translation = translateService(services[1]!, [endpointSlices[1]!], NODE, SETTINGS);
+    const translation = translateService(services[1], [endpointSlices[1]], NODE, SETTINGS);
     expect(translation.service).toBe('shop/web');
     expect([...translation.virtualServers.keys()]).toEqual(['TCP 10.96.1.10:80', 'TCP 192.168.1.10:30080']);
     expect(boundAddresses(translation)).toEqual(['10.96.1.10']);

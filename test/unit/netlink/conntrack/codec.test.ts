@@ -23,6 +23,7 @@ import {
   IPS_SEEN_REPLY,
 } from '../../../../src/netlink/conntrack/wire.js';
 import { hex } from '../../support/hex.js';
+import { defined } from '../../../support/defined.js';
 
 const message = (payload: Buffer, command: number = ConntrackMessage.new) => ({ type: conntrackMessageType(command), flags: 0, seq: 1, port: 0, payload });
 
@@ -58,7 +59,7 @@ describe('conntrack entries from the kernel', () => {
       08 00 07 00 00 00 00 1d                           # CTA_TIMEOUT 29
     `);
     const [only] = parseMessages(datagram);
-    expect(decodeEntryMessage(only!)).toStrictEqual({
+    expect(decodeEntryMessage(defined(only, 'a message in the datagram'))).toStrictEqual({
       ...udpFlow,
       status: IPS_SEEN_REPLY | IPS_CONFIRMED,
       mark: 0,
@@ -85,10 +86,11 @@ describe('conntrack entries from the kernel', () => {
     expect(decodeEntryMessage(message(payload))).toStrictEqual(ping);
   });
 
+  const udpReply = defined(encodeEntry(udpFlow).tupleReply, 'the reply tuple of a UDP flow');
   it.each([
     { what: 'a family that is not IPv4 or IPv6', nfproto: 7, wire: encodeEntry(udpFlow), error: /unknown family 7/ },
     { what: 'no reply tuple', nfproto: 2, wire: { tupleOriginal: encodeEntry(udpFlow).tupleOriginal }, error: /without CTA_TUPLE_REPLY/ },
-    { what: 'no protocol', nfproto: 2, wire: { ...encodeEntry(udpFlow), tupleReply: { ip: encodeEntry(udpFlow).tupleReply!.ip } }, error: /CTA_PROTO_NUM/ },
+    { what: 'no protocol', nfproto: 2, wire: { ...encodeEntry(udpFlow), tupleReply: { ip: udpReply.ip } }, error: /CTA_PROTO_NUM/ },
     {
       what: 'IPv6 addresses in an IPv4 entry',
       nfproto: 2,
@@ -98,7 +100,7 @@ describe('conntrack entries from the kernel', () => {
     {
       what: 'half an ICMP key',
       nfproto: 2,
-      wire: { ...encodeEntry(udpFlow), tupleReply: { ip: encodeEntry(udpFlow).tupleReply!.ip, proto: { number: IPPROTO_ICMP, icmpType: 8 } } },
+      wire: { ...encodeEntry(udpFlow), tupleReply: { ip: udpReply.ip, proto: { number: IPPROTO_ICMP, icmpType: 8 } } },
       error: /incomplete ICMP key/,
     },
   ])('refuses an entry with $what', ({ nfproto, wire, error }) => {

@@ -36,7 +36,7 @@ describe('ipset entry encoding, checked byte by byte', () => {
   it.each([
     {
       what: 'hash:ip,port 10.0.0.1,tcp:80',
-      entry: { ip: '10.0.0.1', protocol: 'tcp', port: 80 } as IpsetEntry,
+      entry: { ip: '10.0.0.1', protocol: 'tcp', port: 80 } satisfies IpsetEntry,
       bytes: `${HEAD}
         20 00 07 80                   # IPSET_ATTR_DATA | NLA_F_NESTED, 32 bytes
         0c 00 01 80                   #   IPSET_ATTR_IP | NLA_F_NESTED
@@ -46,7 +46,7 @@ describe('ipset entry encoding, checked byte by byte', () => {
     },
     {
       what: 'hash:net 2001:db8::/32 comment "x"',
-      entry: { net: { address: '2001:db8::', prefix: 32 }, comment: 'x' } as IpsetEntry,
+      entry: { net: { address: '2001:db8::', prefix: 32 }, comment: 'x' } satisfies IpsetEntry,
       bytes: `${HEAD}
         2c 00 07 80                   # IPSET_ATTR_DATA | NLA_F_NESTED, 44 bytes
         18 00 01 80                   #   IPSET_ATTR_IP | NLA_F_NESTED
@@ -57,7 +57,7 @@ describe('ipset entry encoding, checked byte by byte', () => {
     },
     {
       what: 'hash:ip,port,net 10.0.0.1,udp:53,10.1.0.0/16',
-      entry: { ip: '10.0.0.1', protocol: 'udp', port: 53, net: { address: '10.1.0.0', prefix: 16 } } as IpsetEntry,
+      entry: { ip: '10.0.0.1', protocol: 'udp', port: 53, net: { address: '10.1.0.0', prefix: 16 } } satisfies IpsetEntry,
       bytes: `${HEAD}
         34 00 07 80                   # IPSET_ATTR_DATA | NLA_F_NESTED, 52 bytes
         0c 00 01 80 08 00 01 40 0a 00 00 01   # IPSET_ATTR_IP 10.0.0.1
@@ -68,7 +68,7 @@ describe('ipset entry encoding, checked byte by byte', () => {
     },
     {
       what: 'hash:ip,port,ip fd00::1,sctp:9,fd00::2',
-      entry: { ip: 'fd00::1', protocol: 'sctp', port: 9, ip2: 'fd00::2' } as IpsetEntry,
+      entry: { ip: 'fd00::1', protocol: 'sctp', port: 9, ip2: 'fd00::2' } satisfies IpsetEntry,
       bytes: `${HEAD}
         44 00 07 80                   # IPSET_ATTR_DATA | NLA_F_NESTED, 68 bytes
         18 00 01 80 14 00 02 40 fd 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01   # IPSET_ATTR_IP fd00::1
@@ -78,7 +78,7 @@ describe('ipset entry encoding, checked byte by byte', () => {
     },
     {
       what: 'bitmap:port 80',
-      entry: { port: 80 } as IpsetEntry,
+      entry: { port: 80 } satisfies IpsetEntry,
       bytes: `${HEAD}
         0c 00 07 80                   # IPSET_ATTR_DATA | NLA_F_NESTED
         06 00 04 40 00 50 00 00       #   IPSET_ATTR_PORT 80`,
@@ -98,7 +98,7 @@ describe('ipset set creation encoding, checked byte by byte', () => {
   it.each([
     {
       what: 'hash:ip,port family inet6 hashsize 64 comment',
-      spec: { type: 'hash:ip,port', family: 'inet6', hashSize: 64, comment: true } as IpsetSetSpec,
+      spec: { type: 'hash:ip,port', family: 'inet6', hashSize: 64, comment: true } satisfies IpsetSetSpec,
       revision: 6,
       bytes: `${HEAD}
         11 00 03 00 68 61 73 68 3a 69 70 2c 70 6f 72 74 00 00 00 00   # IPSET_ATTR_TYPENAME "hash:ip,port"
@@ -110,7 +110,7 @@ describe('ipset set creation encoding, checked byte by byte', () => {
     },
     {
       what: 'bitmap:port range 1000-2000',
-      spec: { type: 'bitmap:port', range: { from: 1000, to: 2000 } } as IpsetSetSpec,
+      spec: { type: 'bitmap:port', range: { from: 1000, to: 2000 } } satisfies IpsetSetSpec,
       revision: 3,
       bytes: `${HEAD}
         10 00 03 00 62 69 74 6d 61 70 3a 70 6f 72 74 00   # IPSET_ATTR_TYPENAME "bitmap:port"
@@ -146,10 +146,18 @@ describe('ipset entry checks before anything is sent', () => {
   });
 
   it('refuses set names the kernel would truncate or refuse', () => {
-    expect(() => checkSetName('KUBE-CLUSTER-IP')).not.toThrow();
-    expect(() => checkSetName('x'.repeat(31))).not.toThrow();
-    expect(() => checkSetName('x'.repeat(32))).toThrow(NetlinkEncodeError);
-    expect(() => checkSetName('')).toThrow(NetlinkEncodeError);
+    expect(() => {
+      checkSetName('KUBE-CLUSTER-IP');
+    }).not.toThrow();
+    expect(() => {
+      checkSetName('x'.repeat(31));
+    }).not.toThrow();
+    expect(() => {
+      checkSetName('x'.repeat(32));
+    }).toThrow(NetlinkEncodeError);
+    expect(() => {
+      checkSetName('');
+    }).toThrow(NetlinkEncodeError);
   });
 
   it('refuses an empty port range and sizes out of range', () => {

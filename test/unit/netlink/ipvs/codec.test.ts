@@ -6,9 +6,10 @@ import { commandAttributes, commandAttributesWithoutStats } from '../../../../sr
 import type { IpvsDestination, IpvsService } from '../../../../src/netlink/ipvs/types.js';
 import { NetlinkDecodeError, NetlinkEncodeError } from '../../../../src/netlink/errors.js';
 import { canonicalAddress } from '../../../../src/ip.js';
+import { defined } from '../../../support/defined.js';
 
 const ipv4 = fc.ipV4();
-const ipv6 = fc.ipV6().map((address) => canonicalAddress(address)!);
+const ipv6 = fc.ipV6().map((address) => defined(canonicalAddress(address), `the canonical form of ${address}`));
 const port = fc.integer({ min: 0, max: 65535 });
 const scheduler = fc.constantFrom('rr', 'wrr', 'lc', 'wlc', 'sh', 'dh', 'sed', 'nq', 'mh');
 
@@ -53,19 +54,19 @@ describe('IPVS codec', () => {
     });
     expect(wire.af).toBe(2);
     expect(wire.protocol).toBe(6);
-    expect([...wire.addr!]).toEqual([10, 96, 0, 1, ...new Array(12).fill(0)]);
+    expect([...defined(wire.addr, 'an address')]).toEqual([10, 96, 0, 1, ...new Array<number>(12).fill(0)]);
     expect(wire.port).toBe(443);
     const bytes = encodeAttributes(commandAttributes, { service: wire });
     const portAttribute = bytes.indexOf(Buffer.from([6, 0, 4, 0]));
     expect([...bytes.subarray(portAttribute + 4, portAttribute + 6)]).toEqual([0x01, 0xbb]);
-    expect([...wire.netmask!]).toEqual([255, 255, 255, 255]);
+    expect([...defined(wire.netmask, 'a netmask')]).toEqual([255, 255, 255, 255]);
   });
 
   it('encodes the persistence netmask as a mask for IPv4 and a prefix length for IPv6, as ipvsadm does', () => {
     const v4 = encodeService({ key: { family: 'inet', protocol: 'TCP', address: '10.0.0.1', port: 80 }, scheduler: 'rr', flags: 1, timeout: 60, netmask: 24 });
-    expect([...v4.netmask!]).toEqual([255, 255, 255, 0]);
+    expect([...defined(v4.netmask, 'a netmask')]).toEqual([255, 255, 255, 0]);
     const v6 = encodeService({ key: { family: 'inet6', protocol: 'TCP', address: 'fd00::1', port: 80 }, scheduler: 'rr', flags: 1, timeout: 60, netmask: 64 });
-    expect(v6.netmask!.readUInt32LE(0)).toBe(64);
+    expect(v6.netmask?.readUInt32LE(0)).toBe(64);
   });
 
   it('round-trips services (property)', () => {
@@ -101,7 +102,7 @@ describe('IPVS codec', () => {
   it('carries the real server weight as u32 both ways (the moby/ipvs u16 bug cannot happen)', () => {
     const dest: IpvsDestination = { address: '10.0.0.2', port: 80, family: 'inet', forwarding: 'masq', weight: 70000, upperThreshold: 0, lowerThreshold: 0 };
     const bytes = encodeAttributes(commandAttributes, { dest: encodeDestination(dest, 'inet') });
-    expect(decodeDestination(decodeAttributes(commandAttributes, bytes).dest!, 'inet').weight).toBe(70000);
+    expect(decodeDestination(defined(decodeAttributes(commandAttributes, bytes).dest, 'a real server'), 'inet').weight).toBe(70000);
   });
 
   it('reads a real server without its counters when asked, and without mistaking them for unknown attributes', () => {
@@ -109,9 +110,9 @@ describe('IPVS codec', () => {
     const stats = { conns: 5, inPackets: 6, outPackets: 7, inBytes: 8n, outBytes: 9n, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
     const stats64 = { conns: 5, inPackets: 6, outPackets: 7, inBytes: 8, outBytes: 9, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
     const bytes = encodeAttributes(commandAttributes, { dest: { ...encodeDestination(dest, 'inet'), activeConns: 3, stats, stats64 } });
-    const full = decodeAttributes(commandAttributes, bytes).dest!;
+    const full = defined(decodeAttributes(commandAttributes, bytes).dest, 'a real server');
     expect(decodeDestination(full, 'inet').stats?.conns).toBe(5);
-    const lean = decodeAttributes(commandAttributesWithoutStats, bytes).dest!;
+    const lean = defined(decodeAttributes(commandAttributesWithoutStats, bytes).dest, 'a real server');
     expect(lean).not.toHaveProperty('stats');
     expect(lean).not.toHaveProperty('stats64');
     expect(lean).not.toHaveProperty('unknown');

@@ -25,6 +25,7 @@ import {
   IFF_UP,
   linkAttributes,
 } from '../../../../src/netlink/rtnl/wire.js';
+import { defined } from '../../../support/defined.js';
 
 const u8 = fc.integer({ min: 0, max: 0xff });
 const u16 = fc.integer({ min: 0, max: 0xffff });
@@ -47,7 +48,9 @@ const ipv4 = fc.ipV4().map((address) => ({ family: 'inet' as const, address, pre
 const ipv6 = fc.ipV6().map((address) => ({ family: 'inet6' as const, address, prefixLength: fc.integer({ min: 0, max: 128 }) }));
 const arbitraryKey = fc
   .oneof(ipv4, ipv6)
-  .chain(({ family, address, prefixLength }) => prefixLength.map((length) => ({ family, address: canonicalAddress(address)!, prefixLength: length })));
+  .chain(({ family, address, prefixLength }) =>
+    prefixLength.map((length) => ({ family, address: defined(canonicalAddress(address), `the canonical form of ${address}`), prefixLength: length })),
+  );
 const arbitraryAddress: fc.Arbitrary<AddressFields> = fc
   .record({ key: arbitraryKey, linkIndex: u32, flags: u32, scope: u8, label: fc.option(text, { nil: undefined }) })
   .map(({ key, label, ...rest }) => ({ ...key, ...rest, ...(label === undefined ? {} : { label }) }));
@@ -121,7 +124,7 @@ describe('rtnetlink round trips (property)', () => {
         const key = parseInterfaceAddress(`${address}/${prefixLength}`);
         expect(formatInterfaceAddress(key)).toBe(`${canonicalAddress(address)}/${prefixLength}`);
         expect(parseInterfaceAddress(formatInterfaceAddress(key))).toEqual(key);
-        const added = decodeAddress(addAddressMessage(linkIndex, key).payload)!;
+        const added = decodeAddress(addAddressMessage(linkIndex, key).payload);
         expect(added).toMatchObject({ ...key, linkIndex, flags: key.family === 'inet6' ? IFA_F_NODAD : 0 });
       }),
     );
@@ -171,29 +174,37 @@ describe('rtnetlink decoders on hostile bytes (property)', () => {
 
   it('decodeLink never crashes or hangs: it decodes or throws NetlinkDecodeError', () => {
     fc.assert(
-      fc.property(bytes(256), (payload) => decodesOrRefuses(decodeLink, payload)),
+      fc.property(bytes(256), (payload) => {
+        decodesOrRefuses(decodeLink, payload);
+      }),
       { numRuns: 5000 },
     );
     fc.assert(
-      fc.property(plausiblePayload(16, linkTypes), (payload) => decodesOrRefuses(decodeLink, payload)),
+      fc.property(plausiblePayload(16, linkTypes), (payload) => {
+        decodesOrRefuses(decodeLink, payload);
+      }),
       { numRuns: 5000 },
     );
   });
 
   it('decodeAddress never crashes or hangs: it decodes or throws NetlinkDecodeError', () => {
     fc.assert(
-      fc.property(bytes(256), (payload) => decodesOrRefuses(decodeAddress, payload)),
+      fc.property(bytes(256), (payload) => {
+        decodesOrRefuses(decodeAddress, payload);
+      }),
       { numRuns: 5000 },
     );
     // Mostly IPv4 and IPv6 headers, so the attributes are read rather than skipped.
     const payloads = plausiblePayload(8, addressTypes).chain((payload) =>
-      fc.constantFrom(2, 10, payload[0]!).map((family) => {
+      fc.constantFrom(2, 10, defined(payload[0], 'a family byte')).map((family) => {
         payload[0] = family;
         return payload;
       }),
     );
     fc.assert(
-      fc.property(payloads, (payload) => decodesOrRefuses(decodeAddress, payload)),
+      fc.property(payloads, (payload) => {
+        decodesOrRefuses(decodeAddress, payload);
+      }),
       { numRuns: 5000 },
     );
   });
