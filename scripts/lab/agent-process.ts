@@ -5,7 +5,7 @@
 // the run.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { GENEROUS_MS, WaitTimeout, waitUntil } from './wait.js';
+import { GENEROUS_MS, WaitTimeout, sleep, waitUntil } from './wait.js';
 
 /** The built CLI (npm run build). */
 export const KIPVS_CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -37,8 +37,8 @@ export interface AgentProcess {
   /** Waits for a log line (since the start) that `matches`, and returns it; throws as waitFor does. */
   waitForLog(what: string, matches: (line: AgentLogLine) => boolean, timeoutMs?: number): Promise<AgentLogLine>;
   /**
-   * Sends `signal` (unless it has exited already) and awaits the exit; returns the exit code (null
-   * when a signal ended it). Past the deadline it kills the agent and throws.
+   * Sends `signal` (unless it has exited already) and awaits the exit and the end of its log;
+   * returns the exit code (null when a signal ended it). Past the deadline it kills the agent and throws.
    */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
@@ -86,6 +86,12 @@ export function startAgent(args: readonly string[], options: AgentOptions = {}):
       spawnError = error;
       exit = { code: null };
       resolve(null);
+    });
+  });
+  // The end of its log, which may come a little after the exit.
+  const logEnded = new Promise<void>((resolve) => {
+    child.stderr.once('close', () => {
+      resolve();
     });
   });
   child.stderr.setEncoding('utf8');
@@ -150,6 +156,8 @@ export function startAgent(args: readonly string[], options: AgentOptions = {}):
         child.kill('SIGKILL');
         throw withLog(`the agent did not exit within ${String(Math.round(timeoutMs / 1000))} s of ${signal}`);
       }
+      // Its last lines, for a caller that reads the log next (a process it started may hold the pipe: not for long).
+      await Promise.race([logEnded, sleep(2_000)]);
       return outcome;
     },
   };
