@@ -5,6 +5,8 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
 import { createTopology, type Topology } from './helpers/topology.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -38,10 +40,18 @@ describe('what kipvs owns', () => {
       .replace(/\[\d+:\d+\]/g, ''),
   });
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
     topology = createTopology(3);
+    teardown.add(() => {
+      topology.destroy();
+    });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
     sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    teardown.add(() => {
+      rmSync(sourceDir, { recursive: true, force: true });
+    });
     cpSync(join(root, 'examples'), sourceDir, { recursive: true });
     // Someone else's objects: keepalived's virtual server, an admin's ipset and rule.
     topology.node.run('ipvsadm', ['-A', '-t', '192.0.2.10:443', '-s', 'wlc']);
@@ -51,10 +61,7 @@ describe('what kipvs owns', () => {
     topology.node.run('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.99.0.0/16', '-j', 'MASQUERADE']);
     topology.node.run('iptables-legacy', ['-A', 'INPUT', '-m', 'set', '--match-set', 'ADMIN-ALLOW', 'src', '-j', 'ACCEPT']);
   });
-  afterAll(() => {
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('leaves a foreign virtual server, ipset and rules untouched, and cleanup restores the kernel as it was', () => {
     const before = kernelState();
@@ -85,7 +92,7 @@ describe('what kipvs owns', () => {
     agentOnce();
     const seenBy = (): string => {
       const output = topology.client.run(process.execPath, [join(import.meta.dirname, 'helpers', 'tcp-first-line.mjs'), '10.96.0.10', '80']);
-      return output.trim().split(' ')[1]!;
+      return defined(output.trim().split(' ')[1], `the address in "${output.trim()}"`);
     };
     expect(seenBy()).toMatch(/(::ffff:)?10\.200\.0\.2$/);
     agentOnce('--masquerade-all');

@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
 import { createTopology, type Topology } from './helpers/topology.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -41,10 +43,18 @@ describe('switching from kube-proxy ≤ 1.21', () => {
       .filter((line) => line.startsWith('-A'))
       .sort();
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
     topology = createTopology(1);
-    await topology.startServer(topology.pods[0]!, 8080);
+    teardown.add(() => {
+      topology.destroy();
+    });
+    await topology.startServer(defined(topology.pods[0], 'pod0'), 8080);
     sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    teardown.add(() => {
+      rmSync(sourceDir, { recursive: true, force: true });
+    });
     writeFileSync(join(sourceDir, 'services.yaml'), SOURCE);
     // What kube-proxy 1.21 left: kube-ipvs0 (never set up), the NodePort's set entry, and its
     // virtual servers on the ClusterIP, the node address and 127.0.0.1.
@@ -58,10 +68,7 @@ describe('switching from kube-proxy ≤ 1.21', () => {
     rules.push('-A -t 127.0.0.1:9999 -s rr');
     node.run('ipvsadm', ['-R'], `${rules.join('\n')}\n`);
   });
-  afterAll(() => {
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it("removes kube-proxy's NodePort virtual server on 127.0.0.1, keeps the others, and leaves kube-ipvs0 down", () => {
     const { node, nodeAddress } = topology;
