@@ -2,19 +2,13 @@
 // root namespace): it programs what it lists, follows what it watches, keeps forwarding while the
 // API server is away, and converges (through a relist after 410 Gone) when it is back.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestApiServer, type ApiObject } from '../support/api-server.js';
-import { startAgent, type AgentProcess } from './helpers/agent-process.js';
+import type { AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';
-
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
 
 const webService = (clusterIP = '10.96.0.10', name = 'web'): ApiObject => ({
   metadata: { name, namespace: 'default' },
@@ -74,29 +68,19 @@ describe('kipvs agent with --kubeconfig', () => {
   };
 
   beforeAll(async () => {
-    topology = createTopology(3);
-    teardown.add(() => {
-      spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-      topology.destroy();
-    });
+    topology = teardown.createTopology(3, { kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
     api = await TestApiServer.start();
     teardown.add(() => api.stop());
-    dir = mkdtempSync(join(tmpdir(), 'kipvs-apiserver-'));
-    teardown.add(() => {
-      rmSync(dir, { recursive: true, force: true });
-    });
+    dir = teardown.makeTempDir('kipvs-apiserver-');
     api.create('nodes', { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } });
     api.create('services', webService());
     api.create('endpointslices', webSlice([0, 1]));
   });
-  afterAll(async () => {
-    await agent?.stop('SIGKILL');
-    await teardown.run();
-  });
+  afterAll(() => teardown.run());
 
   it('programs what it lists, then follows added and removed endpoints within 3 s', async () => {
-    agent = startAgent([
+    agent = teardown.startAgent([
       '--kubeconfig',
       api.writeKubeconfig(dir),
       '--netns',
@@ -171,7 +155,7 @@ describe('kipvs agent with --kubeconfig', () => {
   it('serves /livez while it waits for an API server that is away, and stops on SIGTERM before its first list', async () => {
     await api.stop();
     const healthz = '127.0.0.1:20266';
-    const waiting = startAgent([
+    const waiting = teardown.startAgent([
       '--kubeconfig',
       api.writeKubeconfig(dir),
       '--netns',

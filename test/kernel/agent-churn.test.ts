@@ -1,19 +1,15 @@
 // Issue 11, failure 2: a source file rewritten 20 times a second for 60 s (always 8 of 10
 // endpoints ready) with traffic. The agent keeps syncing throughout, and no new connection
 // reaches a removed endpoint later than 2 s after its removal was written.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS } from './helpers/wait.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
 const PODS = 10;
 const CHURN_MS = 60_000;
 const WRITE_EVERY_MS = 50;
@@ -48,34 +44,21 @@ async function lastSyncSeconds(): Promise<number | undefined> {
 describe('kipvs agent under a stream of source changes', () => {
   let topology: Topology;
   let sourceDir: string;
-  let agent: AgentProcess | undefined;
-  let traffic: ChildProcess | undefined;
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(PODS);
-    teardown.add(() => {
-      spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-      topology.destroy();
-    });
+    topology = teardown.createTopology(PODS, { kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-churn-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-churn-');
     // Ten pod namespaces and servers: slow in User-Mode Linux on a busy machine.
   }, 600_000);
-  afterAll(async () => {
-    traffic?.kill('SIGKILL');
-    await agent?.stop('SIGKILL');
-    await teardown.run();
-  });
+  afterAll(() => teardown.run());
 
   it('keeps syncing, and stops sending new connections to a removed endpoint within 2 s', { timeout: 600_000 }, async () => {
     const file = join(sourceDir, 'web.yaml');
     writeFileSync(file, objects(new Set(), 0));
     // Its log goes on to the test's output, as it comes.
-    agent = startAgent(
+    const agent = teardown.startAgent(
       ['--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--metrics-bind-address', METRICS, '--healthz-bind-address', ''],
       { echo: true },
     );
@@ -101,7 +84,7 @@ describe('kipvs agent under a stream of source changes', () => {
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    traffic = stream;
+    teardown.add(() => stream.kill('SIGKILL'));
     let buffered = '';
     stream.stdout.on('data', (data: Buffer) => {
       buffered += data.toString();

@@ -3,18 +3,15 @@
 // valid Prometheus text, and a health-check node port for a LoadBalancer Service with
 // externalTrafficPolicy Local that follows its local endpoints.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from './helpers/agent-process.js';
+import type { AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { parseExposition } from '../support/prometheus.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
 const HEALTHZ = '127.0.0.1:20256';
 const METRICS = '127.0.0.1:20249';
 const HEALTH_CHECK_PORT = 32123;
@@ -64,17 +61,10 @@ describe('health and metrics of the agent', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(1);
-    teardown.add(() => {
-      spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-      topology.destroy();
-    });
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-health-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    topology = teardown.createTopology(1, { kipvsCleanup: true });
+    sourceDir = teardown.makeTempDir('kipvs-health-');
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(true, new Date().toISOString()));
-    agent = startAgent([
+    agent = teardown.startAgent([
       '--source',
       sourceDir,
       '--netns',
@@ -90,8 +80,6 @@ describe('health and metrics of the agent', () => {
       '--metrics-bind-address',
       METRICS,
     ]);
-    // Steps run last added first: the agent stops before its namespaces go.
-    teardown.add(() => agent.stop('SIGKILL'));
     await agent.waitFor('first sync', () => agent.log().includes('"synced"') || topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:80'));
   });
   afterAll(() => teardown.run());

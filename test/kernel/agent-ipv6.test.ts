@@ -1,13 +1,12 @@
 // Dual stack end to end: one Service with an IPv4 and an IPv6 ClusterIP and a NodePort, with an
 // EndpointSlice per family; real TCP traffic over both families from a client namespace.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -26,16 +25,9 @@ describe('dual stack', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(2, { ipv6: true });
-    teardown.add(() => {
-      spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-      topology.destroy();
-    });
+    topology = teardown.createTopology(2, { ipv6: true, kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     writeFileSync(
       join(sourceDir, 'web.yaml'),
       `apiVersion: v1

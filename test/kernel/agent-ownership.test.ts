@@ -1,13 +1,12 @@
 // kipvs touches only what it owns, and `kipvs cleanup` leaves the kernel as it was before the
 // agent started; masquerading is what the flags say, as seen by the backend.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -43,15 +42,9 @@ describe('what kipvs owns', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(3);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(3);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     cpSync(join(root, 'examples'), sourceDir, { recursive: true });
     // Someone else's objects: keepalived's virtual server, an admin's ipset and rule.
     topology.node.run('ipvsadm', ['-A', '-t', '192.0.2.10:443', '-s', 'wlc']);

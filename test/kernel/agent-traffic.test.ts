@@ -1,11 +1,10 @@
 // The proxy end to end: `kipvs agent` (the built CLI) programs a node namespace from Service and
 // EndpointSlice files; real TCP traffic from a client namespace reaches pods in namespaces.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { defined } from './helpers/defined.js';
 import { openHeld, type HeldConnection } from './helpers/held-connection.js';
 import { Teardown } from './helpers/teardown.js';
@@ -80,15 +79,9 @@ describe('kipvs agent with real traffic', () => {
 
   beforeAll(async () => {
     if (!process.env.KIPVS_SANDBOX) throw new Error('kernel tests run through scripts/sandbox.mjs');
-    topology = createTopology(3);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(3);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-source-');
   });
   afterAll(() => teardown.run());
 

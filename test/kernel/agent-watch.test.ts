@@ -1,13 +1,12 @@
 // The agent as a daemon: it follows its source files as they change, repairs drift at every sync
 // period, reports bad input without losing the rest, and stops cleanly; --dry-run changes nothing.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from './helpers/agent-process.js';
+import type { AgentProcess } from './helpers/agent-process.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -31,27 +30,17 @@ describe('kipvs agent as a daemon', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(3);
-    teardown.add(() => {
-      spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-      topology.destroy();
-    });
+    topology = teardown.createTopology(3, { kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     cpSync(join(root, 'examples', 'web.yaml'), join(sourceDir, 'web.yaml'));
   });
-  afterAll(async () => {
-    await agent?.stop('SIGKILL');
-    await teardown.run();
-  });
+  afterAll(() => teardown.run());
 
   it('programs at start, follows a changed file within 3 s, and survives a bad document', async () => {
     // Only two of the three pods at first.
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace(/ {2}- addresses: \[10\.201\.2\.2\][\s\S]*$/, ''));
-    agent = startAgent([
+    agent = teardown.startAgent([
       '--source',
       sourceDir,
       '--netns',

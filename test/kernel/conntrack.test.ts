@@ -16,7 +16,7 @@ import { realServerKey, virtualServerKey, type DesiredState } from '../../src/mo
 import { diff } from '../../src/reconcile/diff.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS } from './helpers/wait.js';
 
 const dns: ServiceKeyByAddress = { family: 'inet', protocol: 'UDP', address: '10.96.0.10', port: 53 };
@@ -141,10 +141,7 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
   };
 
   beforeAll(async () => {
-    topology = createTopology(2);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(2);
     const { node } = topology;
     node.run('ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy']);
     for (const key of [dns, syslog]) node.run('ip', ['addr', 'add', `${key.address}/32`, 'dev', 'kube-ipvs0']);

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -21,10 +21,7 @@ describe('kipvs inspect', () => {
 
   beforeAll(() => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first (npm test does)`);
-    ns = createTestNetns();
-    teardown.add(() => {
-      ns.destroy();
-    });
+    ns = teardown.createTestNetns();
     const lines: string[] = [];
     for (let i = 0; i < 1000; i++) {
       const vip = `10.96.${i >> 8}.${i & 255}`;

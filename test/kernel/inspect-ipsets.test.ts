@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatEntry, type IpsetEntry, type IpsetSet } from '../../src/netlink/ipset/types.js';
 import { defined } from './helpers/defined.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -103,10 +103,7 @@ describe('kipvs inspect --ipsets', () => {
 
   beforeAll(() => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first (npm test does)`);
-    ns = createTestNetns('kipvs-inspect-ipsets');
-    teardown.add(() => {
-      ns.destroy();
-    });
+    ns = teardown.createTestNetns('kipvs-inspect-ipsets');
     ns.run('ipvsadm', ['-R'], '-A -t 10.96.0.1:443 -s rr\n-a -t 10.96.0.1:443 -r 10.244.1.2:6443 -m -w 1\n-A -u [fd00::a]:53 -s sh\n');
     // A set destroyed after the others were made leaves its index to the last one created, so the
     // kernel's order of sets is neither creation order nor the names' order.
@@ -197,10 +194,7 @@ describe('kipvs inspect --ipsets in a namespace without sets, then with one kipv
 
   beforeAll(() => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first (npm test does)`);
-    ns = createTestNetns('kipvs-inspect-foreign');
-    teardown.add(() => {
-      ns.destroy();
-    });
+    ns = teardown.createTestNetns('kipvs-inspect-foreign');
   });
   afterAll(() => teardown.run());
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IpsetClient } from '../../src/netlink/ipset/client.js';
 import { formatEntry, type IpsetEntry, type IpsetSetHeader, type IpsetSetSpec } from '../../src/netlink/ipset/types.js';
 import { defined } from './helpers/defined.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 
 let ns: TestNetns;
@@ -13,10 +13,7 @@ let client: IpsetClient;
 const teardown = new Teardown();
 
 beforeAll(async () => {
-  ns = createTestNetns('kipvs-ipset');
-  teardown.add(() => {
-    ns.destroy();
-  });
+  ns = teardown.createTestNetns('kipvs-ipset');
   client = await IpsetClient.open({ netns: ns.path });
   teardown.add(() => {
     client.close();

@@ -13,7 +13,7 @@ import { KIPVS_CHAINS, KIPVS_IPTABLES_OWNERSHIP, buildIptablesRules } from '../.
 import { defined } from './helpers/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 
 const settings = (overrides: Partial<ProxySettings> = {}): ProxySettings => ({ ...DEFAULT_SETTINGS, ...overrides });
 const tool = (family: AddressFamily, suffix = ''): string => `${family === 'inet6' ? 'ip6tables' : 'iptables'}-legacy${suffix}`;
@@ -218,10 +218,7 @@ describe('masquerading real traffic through IPVS', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(1);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(1);
     const { node } = topology;
     const pod0 = defined(topology.pods[0], 'pod0');
     createKubeIpsets(node, 'inet');

@@ -6,7 +6,7 @@ import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from
 import { NetlinkRequestError } from '../../src/netlink/errors.js';
 import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
 import { defined } from './helpers/defined.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 
 const tcp = (address: string, port: number): IpvsServiceKey => ({ family: address.includes(':') ? 'inet6' : 'inet', protocol: 'TCP', address, port });
@@ -45,10 +45,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    ns = createTestNetns();
-    teardown.add(() => {
-      ns.destroy();
-    });
+    ns = teardown.createTestNetns();
     ipvs = await IpvsClient.open({ netns: ns.path });
     teardown.add(() => {
       ipvs.close();

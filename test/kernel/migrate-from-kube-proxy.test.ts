@@ -4,14 +4,13 @@
 // adopt kube-proxy's objects as they are (no request fails, nothing is recreated), end in its own
 // layout, follow the next change, and leave kube-proxy able to take the node back.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from './helpers/agent-process.js';
+import type { AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { openHeld, type HeldConnection } from './helpers/held-connection.js';
 import { startSteadyClient, type SteadyClient, type TargetTally } from './helpers/steady-client.js';
 import { Teardown } from './helpers/teardown.js';
@@ -360,16 +359,10 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(3);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(3);
     node = topology.node;
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, TARGET_PORT)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-migrate-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-migrate-');
     node.run('iptables-legacy-restore', ['--noflush'], KUBELET_RULES);
     foundState = kernelState(node);
     nodeAddresses = nodeAddressesOf(node);
@@ -378,7 +371,6 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   });
   afterAll(async () => {
     held?.close();
-    await agent?.stop('SIGKILL');
     await teardown.run();
   });
 
@@ -417,7 +409,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       STEADY_CLIENT_SECONDS,
     );
     await moreAnswers(client, 10, "kube-proxy's state alone"); // then kipvs starts on top of it
-    agent = startAgent(['--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR]);
+    agent = teardown.startAgent(['--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR]);
     // The first sync is done once kipvs has written its chains: it writes the rules of empty sets, kube-proxy does not.
     // Up to 300 s: at a load average of 30 on two cores, node alone took over a minute to start the agent.
     await agent.waitFor(
@@ -571,17 +563,11 @@ describe("kube-proxy's virtual servers that kipvs does not find on kube-ipvs0", 
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(2);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(2);
     node = topology.node;
     node.run('ip', ['addr', 'add', `${addressOnLo}/32`, 'dev', 'lo']);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, TARGET_PORT)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-migrate-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-migrate-');
     node.run('iptables-legacy-restore', ['--noflush'], KUBELET_RULES);
     nodeAddresses = nodeAddressesOf(node);
     writeKubeProxyState(node, [web, gone], nodeAddresses);

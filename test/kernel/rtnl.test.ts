@@ -7,7 +7,7 @@ import { LinkKindError, LinkNotFoundError, type Link } from '../../src/netlink/r
 import { IFA_F_NODAD } from '../../src/netlink/rtnl/wire.js';
 import type { RequestOutcome } from '../../src/netlink/connection.js';
 import { defined } from './helpers/defined.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 
 interface IpLink {
@@ -67,10 +67,7 @@ describe('rtnetlink links and addresses, checked with ip', () => {
   const teardown = new Teardown();
 
   beforeAll(() => {
-    ns = createTestNetns('kipvs-rtnl');
-    teardown.add(() => {
-      ns.destroy();
-    });
+    ns = teardown.createTestNetns('kipvs-rtnl');
     client = LinkClient.open({ netns: ns.path });
     teardown.add(() => {
       client.close();
@@ -264,14 +261,8 @@ describe('the netns option', () => {
   const teardown = new Teardown();
 
   beforeAll(() => {
-    a = createTestNetns('kipvs-rtnl-a');
-    teardown.add(() => {
-      a.destroy();
-    });
-    b = createTestNetns('kipvs-rtnl-b');
-    teardown.add(() => {
-      b.destroy();
-    });
+    a = teardown.createTestNetns('kipvs-rtnl-a');
+    b = teardown.createTestNetns('kipvs-rtnl-b');
   });
   afterAll(() => teardown.run());
 

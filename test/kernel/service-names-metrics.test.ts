@@ -1,14 +1,13 @@
 // Beyond kube-proxy: Service names in `kipvs inspect` (from the agent's record in /run/kipvs, with
 // the agent stopped) and per-Service traffic metrics, checked against ipvsadm after real traffic.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from './helpers/agent-process.js';
+import type { AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';
 import { parseExposition } from '../support/prometheus.js';
 
@@ -89,17 +88,11 @@ describe('Service names and per-Service traffic', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(2);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(2);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
-    teardown.add(() => {
-      rmSync(sourceDir, { recursive: true, force: true });
-    });
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     writeFileSync(join(sourceDir, 'services.yaml'), SOURCE);
-    agent = startAgent([
+    agent = teardown.startAgent([
       '--source',
       sourceDir,
       '--netns',
@@ -111,8 +104,6 @@ describe('Service names and per-Service traffic', () => {
       '--metrics-bind-address',
       METRICS,
     ]);
-    // Steps run last added first: the agent stops before its namespaces go.
-    teardown.add(() => agent.stop('SIGKILL'));
     await agent.waitFor('the first sync', () => topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:443'), GENEROUS_MS, 200);
   });
   afterAll(() => teardown.run());

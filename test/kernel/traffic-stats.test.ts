@@ -6,7 +6,7 @@ import type { IpvsStats } from '../../src/netlink/ipvs/types.js';
 import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { sleep } from './helpers/wait.js';
 
 const statsOf = (object: { readonly stats?: IpvsStats }): IpvsStats => defined(object.stats, 'stats read back with the virtual server');
@@ -18,10 +18,7 @@ describe('statistics after real traffic', () => {
   const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(2);
-    teardown.add(() => {
-      topology.destroy();
-    });
+    topology = teardown.createTopology(2);
     const { node } = topology;
     node.run('ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy']);
     node.run('ip', ['addr', 'add', `${vip}/32`, 'dev', 'kube-ipvs0']);
