@@ -5,6 +5,7 @@
 // the run.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { TestNetns } from './netns.js';
 import { GENEROUS_MS, WaitTimeout, sleep, waitUntil } from './wait.js';
 
 /** The built CLI (npm run build). */
@@ -44,6 +45,8 @@ export interface AgentProcess {
 }
 
 export interface AgentOptions {
+  /** The node it runs as (--hostname-override): node-a unless told, the node the tests' EndpointSlices name. */
+  readonly hostname?: string;
   /** Also pass the agent's stderr on to this process's, as it comes (besides collecting it). */
   readonly echo?: boolean;
 }
@@ -67,9 +70,10 @@ function parseLine(text: string): AgentLogLine {
   return { text, fields, msg: typeof fields.msg === 'string' ? fields.msg : undefined };
 }
 
-/** Starts `kipvs agent` with `args` (the flags after `agent`). */
-export function startAgent(args: readonly string[], options: AgentOptions = {}): AgentProcess {
-  const child = spawn(process.execPath, [KIPVS_CLI, 'agent', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Starts `kipvs agent --netns <node> --hostname-override <hostname>` with `args` (its other flags). */
+export function startAgent(node: Pick<TestNetns, 'name'>, args: readonly string[], options: AgentOptions = {}): AgentProcess {
+  const command = [KIPVS_CLI, 'agent', '--netns', node.name, '--hostname-override', options.hostname ?? 'node-a', ...args];
+  const child = spawn(process.execPath, command, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   let partial = '';
   const lines: AgentLogLine[] = [];

@@ -80,18 +80,7 @@ describe('kipvs agent with --kubeconfig', () => {
   afterAll(() => teardown.run());
 
   it('programs what it lists, then follows added and removed endpoints within 3 s', async () => {
-    agent = teardown.startAgent([
-      '--kubeconfig',
-      api.writeKubeconfig(dir),
-      '--netns',
-      topology.node.name,
-      '--hostname-override',
-      'node-a',
-      '--ipvs-sync-period',
-      '3s',
-      '--ipvs-min-sync-period',
-      '100ms',
-    ]);
+    agent = teardown.startAgent(topology.node, ['--kubeconfig', api.writeKubeconfig(dir), '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms']);
     await agent.waitFor('initial sync', () => serving('10.96.0.10:80').length === 2);
     expect(serving('10.96.0.10:80')).toEqual(['10.201.0.2:8080', '10.201.1.2:8080']);
     expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod0: 3, pod1: 3 }, failures: 0 });
@@ -155,13 +144,9 @@ describe('kipvs agent with --kubeconfig', () => {
   it('serves /livez while it waits for an API server that is away, and stops on SIGTERM before its first list', async () => {
     await api.stop();
     const healthz = '127.0.0.1:20266';
-    const waiting = teardown.startAgent([
+    const waiting = teardown.startAgent(topology.node, [
       '--kubeconfig',
       api.writeKubeconfig(dir),
-      '--netns',
-      topology.node.name,
-      '--hostname-override',
-      'node-a',
       '--healthz-bind-address',
       healthz,
       '--metrics-bind-address',

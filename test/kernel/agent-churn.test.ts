@@ -58,10 +58,7 @@ describe('kipvs agent under a stream of source changes', () => {
     const file = join(sourceDir, 'web.yaml');
     writeFileSync(file, objects(new Set(), 0));
     // Its log goes on to the test's output, as it comes.
-    const agent = teardown.startAgent(
-      ['--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', '--metrics-bind-address', METRICS, '--healthz-bind-address', ''],
-      { echo: true },
-    );
+    const agent = teardown.startAgent(topology.node, ['--source', sourceDir, '--metrics-bind-address', METRICS, '--healthz-bind-address', ''], { echo: true });
     await agent.waitFor(
       'first sync',
       async () => (await lastSyncSeconds()) !== undefined && topology.node.run('ipvsadm', ['-Ln']).includes('10.201.9.2:8080'),

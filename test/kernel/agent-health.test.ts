@@ -64,13 +64,9 @@ describe('health and metrics of the agent', () => {
     topology = teardown.createTopology(1, { kipvsCleanup: true });
     sourceDir = teardown.makeTempDir('kipvs-health-');
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(true, new Date().toISOString()));
-    agent = teardown.startAgent([
+    agent = teardown.startAgent(topology.node, [
       '--source',
       sourceDir,
-      '--netns',
-      topology.node.name,
-      '--hostname-override',
-      'node-a',
       '--ipvs-min-sync-period',
       '100ms',
       '--ipvs-sync-period',

@@ -40,18 +40,7 @@ describe('kipvs agent as a daemon', () => {
   it('programs at start, follows a changed file within 3 s, and survives a bad document', async () => {
     // Only two of the three pods at first.
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace(/ {2}- addresses: \[10\.201\.2\.2\][\s\S]*$/, ''));
-    agent = teardown.startAgent([
-      '--source',
-      sourceDir,
-      '--netns',
-      topology.node.name,
-      '--hostname-override',
-      'node-a',
-      '--ipvs-sync-period',
-      '3s',
-      '--ipvs-min-sync-period',
-      '100ms',
-    ]);
+    agent = teardown.startAgent(topology.node, ['--source', sourceDir, '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms']);
     await agent.waitFor('initial sync', () => /10\.201\.1\.2:8080/.test(webListing()));
     expect(webListing()).not.toContain('10.201.2.2');
 

@@ -409,7 +409,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       STEADY_CLIENT_SECONDS,
     );
     await moreAnswers(client, 10, "kube-proxy's state alone"); // then kipvs starts on top of it
-    agent = teardown.startAgent(['--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR]);
+    agent = teardown.startAgent(node, ['--source', sourceDir, '--cluster-cidr', CLUSTER_CIDR]);
     // The first sync is done once kipvs has written its chains: it writes the rules of empty sets, kube-proxy does not.
     // Up to 300 s: at a load average of 30 on two cores, node alone took over a minute to start the agent.
     await agent.waitFor(

@@ -63,9 +63,9 @@ export class Teardown {
     return dir;
   }
 
-  /** `kipvs agent` with `args` (startAgent), killed at teardown if it still runs. */
-  startAgent(args: readonly string[], options?: AgentOptions): AgentProcess {
-    const agent = startAgent(args, options);
+  /** `kipvs agent` for the node namespace `node`, with `args` (startAgent), killed at teardown if it still runs. */
+  startAgent(node: Pick<TestNetns, 'name'>, args: readonly string[], options?: AgentOptions): AgentProcess {
+    const agent = startAgent(node, args, options);
     this.add(() => agent.stop('SIGKILL'));
     return agent;
   }
