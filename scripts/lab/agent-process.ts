@@ -2,14 +2,21 @@
 // (stderr) collected line by line, waits for a log line or for any condition that fail at once,
 // with the log, when the agent exits, and a stop that sends a signal and awaits the exit. Every
 // wait has a deadline (GENEROUS_MS unless told): a busy machine is slow, a hung agent still ends
-// the run.
-import { spawn } from 'node:child_process';
+// the run. And any other kipvs command, run to completion.
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { TestNetns } from './netns.js';
 import { GENEROUS_MS, WaitTimeout, sleep, waitUntil } from './wait.js';
 
 /** The built CLI (npm run build). */
 export const KIPVS_CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+/** Runs `kipvs <args>` to completion; returns its stdout, or throws with its exit status and stderr. */
+export function runKipvs(...args: string[]): string {
+  const result = spawnSync(process.execPath, [KIPVS_CLI, ...args], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${String(result.status)}): ${result.stderr}`);
+  return result.stdout;
+}
 
 export interface AgentLogLine {
   /** The line as the agent wrote it. */

@@ -1,25 +1,19 @@
 // kipvs touches only what it owns, and `kipvs cleanup` leaves the kernel as it was before the
 // agent started; masquerading is what the flags say, as seen by the backend.
-import { spawnSync } from 'node:child_process';
 import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runKipvs as kipvs } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
 
 describe('what kipvs owns', () => {
   let topology: Topology;
   let sourceDir: string;
 
-  const kipvs = (...args: string[]): string => {
-    const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout;
-  };
   const agentOnce = (...extra: string[]): string =>
     kipvs('agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', ...extra);
   /** Everything kipvs could touch in the node namespace, as the C tools print it. */

@@ -3,11 +3,10 @@
 // kubelet's chains; kipvs then starts on the same Services while a client keeps connecting. It must
 // adopt kube-proxy's objects as they are (no request fails, nothing is recreated), end in its own
 // layout, follow the next change, and leave kube-proxy able to take the node back.
-import { spawnSync } from 'node:child_process';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentProcess } from './helpers/agent-process.js';
+import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
 import type { Topology } from './helpers/topology.js';
@@ -16,7 +15,6 @@ import { startSteadyClient, type SteadyClient, type TargetTally } from './helper
 import { Teardown } from './helpers/teardown.js';
 import { GENEROUS_MS, waitUntil } from './helpers/wait.js';
 
-const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const CLUSTER_CIDR = '10.201.0.0/16';
 
 // ---- what kube-proxy writes (pkg/proxy/ipvs/proxier.go and ipset.go, Kubernetes 1.3x) ----
@@ -324,12 +322,6 @@ function nodeAddressesOf(node: TestNetns): string[] {
     .filter((line) => line && !line.includes('kube-ipvs0'))
     .map((line) => defined(/inet (\S+)\//.exec(line)?.[1], `an address in "${line}"`))
     .filter((address) => !address.startsWith('127.'));
-}
-
-function kipvs(...args: string[]): string {
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-  return result.stdout;
 }
 
 // ---- the switch ----

@@ -1,17 +1,15 @@
 // Beyond kube-proxy: Service names in `kipvs inspect` (from the agent's record in /run/kipvs, with
 // the agent stopped) and per-Service traffic metrics, checked against ipvsadm after real traffic.
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentProcess } from './helpers/agent-process.js';
+import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js';
 import { defined } from './helpers/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';
 import { parseExposition } from '../support/prometheus.js';
 
-const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const METRICS = '127.0.0.1:20349';
 
 const SOURCE = `apiVersion: v1
@@ -74,12 +72,6 @@ function ipvsadmStats(topology: Topology): Map<string, Counters> {
   }
   return stats;
 }
-
-const kipvs = (...args: string[]): string => {
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-  return result.stdout;
-};
 
 describe('Service names and per-Service traffic', () => {
   let topology: Topology;
