@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { TestNetns } from './netns.js';
-import { GENEROUS_MS, WaitTimeout, sleep, waitUntil } from './wait.js';
+import { GENEROUS_MS, WaitTimeout, waitUntil } from './wait.js';
 
 /** The built CLI (npm run build). */
 export const KIPVS_CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -168,7 +168,14 @@ export function startAgent(node: Pick<TestNetns, 'name'>, args: readonly string[
         throw withLog(`the agent did not exit within ${String(Math.round(timeoutMs / 1000))} s of ${signal}`);
       }
       // Its last lines, for a caller that reads the log next (a process it started may hold the pipe: not for long).
-      await Promise.race([logEnded, sleep(2_000)]);
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([
+        logEnded,
+        new Promise<void>((resolve) => {
+          grace = setTimeout(resolve, 2_000);
+        }),
+      ]);
+      clearTimeout(grace);
       return outcome;
     },
   };
