@@ -33,8 +33,9 @@ export function startSteadyClient(client: TestNetns, targets: readonly { host: s
   const errors: string[][] = targets.map(() => []);
   let buffered = '';
   let started = false;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
+  // 'close', not 'exit': only then has all of its output been read, the last answers and failures too.
+  const closed = new Promise<void>((resolve) => {
+    child.once('close', () => {
       resolve();
     });
   });
@@ -63,7 +64,7 @@ export function startSteadyClient(client: TestNetns, targets: readonly { host: s
             tally,
             stop: async () => {
               child.stdin.end('stop\n');
-              await exited;
+              await closed;
               return tally();
             },
           });

@@ -1,16 +1,14 @@
 // The agent driven only by a Kubernetes API server (the test one, on 127.0.0.1 of the sandbox's
 // root namespace): it programs what it lists, follows what it watches, keeps forwarding while the
 // API server is away, and converges (through a relist after 410 Gone) when it is back.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestApiServer, type ApiObject } from '../support/api-server.js';
-import { createTopology, type Topology } from './helpers/topology.js';
-
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
+import type { AgentProcess } from './helpers/agent-process.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
+import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';
 
 const webService = (clusterIP = '10.96.0.10', name = 'web'): ApiObject => ({
   metadata: { name, namespace: 'default' },
@@ -41,8 +39,8 @@ describe('kipvs agent with --kubeconfig', () => {
   let topology: Topology;
   let api: TestApiServer;
   let dir: string;
-  let agent: ChildProcess | undefined;
-  let logs = '';
+  let agent: AgentProcess | undefined;
+  const teardown = new Teardown();
 
   /** Real servers of a virtual server and their weights, as ipvsadm lists them ({} while it does not exist). */
   const realServers = (address: string): Record<string, number> => {
@@ -52,7 +50,9 @@ describe('kipvs agent with --kubeconfig', () => {
     } catch {
       return {};
     }
-    return Object.fromEntries([...listing.matchAll(/->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+\S+\s+(\d+)/g)].map((match) => [match[1]!, Number(match[2])]));
+    return Object.fromEntries(
+      [...listing.matchAll(/->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+\S+\s+(\d+)/g)].map((match) => [defined(match[1], 'a real server address'), Number(match[2])]),
+    );
   };
   /** Real servers that take new connections. */
   const serving = (address: string): string[] =>
@@ -62,65 +62,36 @@ describe('kipvs agent with --kubeconfig', () => {
       .sort();
 
   /** The agent started by the first test, still running. */
-  const runningAgent = (): ChildProcess => {
-    if (!agent || agent.exitCode !== null) throw new Error(`the agent is not running (exit ${agent?.exitCode}):\n${logs}`);
+  const runningAgent = (): AgentProcess => {
+    if (!agent?.running) throw new Error(`the agent is not running (exit ${String(agent?.exitCode)}):\n${agent?.log() ?? ''}`);
     return agent;
   };
 
-  async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<number> {
-    const started = Date.now();
-    while (!condition()) {
-      if (agent && agent.exitCode !== null) throw new Error(`${what}: the agent exited with ${agent.exitCode}:\n${logs}`);
-      if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms; agent log:\n${logs}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return Date.now() - started;
-  }
-
   beforeAll(async () => {
-    topology = createTopology(3);
+    topology = teardown.createTopology(3, { kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
     api = await TestApiServer.start();
-    dir = mkdtempSync(join(tmpdir(), 'kipvs-apiserver-'));
+    teardown.add(() => api.stop());
+    dir = teardown.makeTempDir('kipvs-apiserver-');
     api.create('nodes', { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } });
     api.create('services', webService());
     api.create('endpointslices', webSlice([0, 1]));
   });
-  afterAll(async () => {
-    agent?.kill('SIGKILL');
-    if (topology) spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-    topology?.destroy();
-    await api?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('programs what it lists, then follows added and removed endpoints within 3 s', async () => {
-    const args = [
-      'agent',
-      '--kubeconfig',
-      api.writeKubeconfig(dir),
-      '--netns',
-      topology.node.name,
-      '--hostname-override',
-      'node-a',
-      '--ipvs-sync-period',
-      '3s',
-      '--ipvs-min-sync-period',
-      '100ms',
-    ];
-    agent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
-    await waitFor('initial sync', () => serving('10.96.0.10:80').length === 2);
+    agent = teardown.startAgent(topology.node, ['--kubeconfig', api.writeKubeconfig(dir), '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms']);
+    await agent.waitFor('initial sync', () => serving('10.96.0.10:80').length === 2);
     expect(serving('10.96.0.10:80')).toEqual(['10.201.0.2:8080', '10.201.1.2:8080']);
     expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod0: 3, pod1: 3 }, failures: 0 });
 
     api.update('endpointslices', webSlice([0, 1, 2]));
-    expect(await waitFor('endpoint added', () => serving('10.96.0.10:80').includes('10.201.2.2:8080'), 5_000)).toBeLessThan(3_000);
+    expect(await agent.waitFor('endpoint added', () => serving('10.96.0.10:80').includes('10.201.2.2:8080'), 5_000)).toBeLessThan(3_000);
     expect(topology.request('10.96.0.10', 80, 9)).toEqual({ answers: { pod0: 3, pod1: 3, pod2: 3 }, failures: 0 });
 
     // A removed TCP real server drains at weight 0 before it goes: no new connections reach it.
     api.update('endpointslices', webSlice([1, 2]));
-    expect(await waitFor('endpoint removed', () => !serving('10.96.0.10:80').includes('10.201.0.2:8080'), 5_000)).toBeLessThan(3_000);
+    expect(await agent.waitFor('endpoint removed', () => !serving('10.96.0.10:80').includes('10.201.0.2:8080'), 5_000)).toBeLessThan(3_000);
     expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { pod1: 3, pod2: 3 }, failures: 0 });
 
     // Read-only: every request the agent made was a GET (list or watch).
@@ -130,13 +101,13 @@ describe('kipvs agent with --kubeconfig', () => {
   });
 
   it('keeps forwarding while the API server is away, and converges when it is back', async () => {
-    runningAgent();
+    const running = runningAgent();
     await api.stop();
     // Several seconds, across full sync periods (3 s): the agent keeps what it programmed.
     const until = Date.now() + 5_000;
     while (Date.now() < until) {
       expect(topology.request('10.96.0.10', 80, 4).failures).toBe(0);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
     }
     expect(serving('10.96.0.10:80')).toEqual(['10.201.1.2:8080', '10.201.2.2:8080']);
     runningAgent();
@@ -149,7 +120,7 @@ describe('kipvs agent with --kubeconfig', () => {
     await api.start();
     // After ~5 s of refused connections the informers' backoff (0.5 s doubling, jittered) can be
     // up to 8 s: allow for it.
-    await waitFor(
+    await running.waitFor(
       'converged after the outage',
       () => serving('10.96.0.10:80').join() === '10.201.0.2:8080,10.201.2.2:8080' && serving('10.96.0.11:80').length === 1,
       25_000,
@@ -164,49 +135,31 @@ describe('kipvs agent with --kubeconfig', () => {
   it('stops on SIGTERM with status 0 and leaves the kernel as programmed', async () => {
     const running = runningAgent();
     const before = topology.node.run('ipvsadm', ['-Sn']);
-    const exited = new Promise<number | null>((resolve) => running.once('exit', resolve));
-    running.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await running.stop('SIGTERM')).toBe(0);
     agent = undefined;
     expect(topology.node.run('ipvsadm', ['-Sn'])).toBe(before);
-    await waitFor('its watches closed', () => api.openWatches === 0, 2_000);
+    await waitUntil('its watches closed', () => api.openWatches === 0, 2_000);
   });
 
   it('serves /livez while it waits for an API server that is away, and stops on SIGTERM before its first list', async () => {
     await api.stop();
     const healthz = '127.0.0.1:20266';
-    const waiting = spawn(
-      process.execPath,
-      [
-        cli,
-        'agent',
-        '--kubeconfig',
-        api.writeKubeconfig(dir),
-        '--netns',
-        topology.node.name,
-        '--hostname-override',
-        'node-a',
-        '--healthz-bind-address',
-        healthz,
-        '--metrics-bind-address',
-        '',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let waitingLogs = '';
-    waiting.stderr!.on('data', (data: Buffer) => (waitingLogs += data.toString()));
+    const waiting = teardown.startAgent(topology.node, [
+      '--kubeconfig',
+      api.writeKubeconfig(dir),
+      '--healthz-bind-address',
+      healthz,
+      '--metrics-bind-address',
+      '',
+    ]);
+    agent = waiting;
     const live = (): boolean => spawnSync('curl', ['-sf', '--max-time', '2', `http://${healthz}/livez`]).status === 0;
     // Once it has found the API server away (the health server may well answer before that).
-    const retrying = (): boolean => /list\/watch failed; keeping the last objects and retrying/.test(waitingLogs);
-    const started = Date.now();
-    while (!(retrying() && live())) {
-      if (Date.now() - started > 60_000) throw new Error(`no /livez while waiting for the API server:\n${waitingLogs}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(waiting.exitCode).toBeNull();
-    const exited = new Promise<number | null>((resolve) => waiting.once('exit', resolve));
-    waiting.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    const retrying = (): boolean => waiting.lines.some((line) => /list\/watch failed; keeping the last objects and retrying/.test(line.text));
+    await waiting.waitFor('/livez while waiting for the API server', () => retrying() && live(), GENEROUS_MS, 200);
+    expect(waiting.running).toBe(true);
+    expect(await waiting.stop('SIGTERM')).toBe(0);
+    agent = undefined;
     await api.start();
   });
 });

@@ -2,27 +2,19 @@
 // health check and Prometheus would: kube-proxy's /healthz and /livez JSON, its metric names in
 // valid Prometheus text, and a health-check node port for a LoadBalancer Service with
 // externalTrafficPolicy Local that follows its local endpoints.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { AgentProcess } from './helpers/agent-process.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 import { parseExposition } from '../support/prometheus.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
 const HEALTHZ = '127.0.0.1:20256';
 const METRICS = '127.0.0.1:20249';
 const HEALTH_CHECK_PORT = 32123;
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** Status code and body, as curl gets them (loopback of the sandbox only). */
 function curl(url: string): { code: number; body: string; headers: string } {
@@ -65,47 +57,31 @@ function objects(localEndpoint: boolean, triggerTime: string): string {
 describe('health and metrics of the agent', () => {
   let topology: Topology;
   let sourceDir: string;
-  let agent: ChildProcess | undefined;
-  let logs = '';
+  let agent: AgentProcess;
+  const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(1);
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-health-'));
+    topology = teardown.createTopology(1, { kipvsCleanup: true });
+    sourceDir = teardown.makeTempDir('kipvs-health-');
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(true, new Date().toISOString()));
-    agent = spawn(
-      process.execPath,
-      [
-        cli,
-        'agent',
-        '--source',
-        sourceDir,
-        '--netns',
-        topology.node.name,
-        '--hostname-override',
-        'node-a',
-        '--ipvs-min-sync-period',
-        '100ms',
-        '--ipvs-sync-period',
-        '5s',
-        '--healthz-bind-address',
-        HEALTHZ,
-        '--metrics-bind-address',
-        METRICS,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
-    await waitFor('first sync', () => /"synced"/.test(logs) || /"msg":"synced"/.test(logs) || topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:80'));
+    agent = teardown.startAgent(topology.node, [
+      '--source',
+      sourceDir,
+      '--ipvs-min-sync-period',
+      '100ms',
+      '--ipvs-sync-period',
+      '5s',
+      '--healthz-bind-address',
+      HEALTHZ,
+      '--metrics-bind-address',
+      METRICS,
+    ]);
+    await agent.waitFor('first sync', () => agent.log().includes('"synced"') || topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:80'));
   });
-  afterAll(() => {
-    agent?.kill('SIGKILL');
-    if (topology) spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it("answers /healthz and /livez with kube-proxy's JSON", async () => {
-    await waitFor('healthz', () => curl(`http://${HEALTHZ}/healthz`).code === 200);
+    await agent.waitFor('healthz', () => curl(`http://${HEALTHZ}/healthz`).code === 200);
     const healthz = curl(`http://${HEALTHZ}/healthz`);
     expect(healthz.headers).toMatch(/content-type: application\/json/i);
     const body = JSON.parse(healthz.body) as Record<string, unknown>;
@@ -121,7 +97,7 @@ describe('health and metrics of the agent', () => {
   it("serves valid Prometheus text with kube-proxy's metric names and kipvs's own", async () => {
     // A slice changed after the agent started (kube-proxy ignores trigger times from before it).
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(true, new Date().toISOString()));
-    await waitFor('a programmed change measured', () =>
+    await agent.waitFor('a programmed change measured', () =>
       /kubeproxy_network_programming_duration_seconds_count\{[^}]*\} [1-9]/.test(curl(`http://${METRICS}/metrics`).body),
     );
     const metrics = curl(`http://${METRICS}/metrics`);
@@ -141,23 +117,27 @@ describe('health and metrics of the agent', () => {
     ]) {
       expect(families.has(name), name).toBe(true);
     }
-    const sample = (name: string): number => families.get(name)!.samples.reduce((sum, s) => sum + s.value, 0);
+    const sample = (name: string): number => defined(families.get(name), `the family ${name}`).samples.reduce((sum, s) => sum + s.value, 0);
     // ClusterIP, the NodePort on each of the node's two addresses, the load balancer IP: as the kernel has them.
     const listing = topology.node.run('ipvsadm', ['-Ln']).split('\n');
     expect(sample('kipvs_virtual_servers')).toBe(listing.filter((line) => line.startsWith('TCP ')).length);
     expect(sample('kipvs_virtual_servers')).toBe(4);
     expect(sample('kipvs_real_servers')).toBe(listing.filter((line) => /^\s+-> \d/.test(line)).length);
-    expect(families.get('kubeproxy_network_programming_duration_seconds')!.samples.some((s) => s.name.endsWith('_count') && s.value >= 1)).toBe(true);
+    expect(
+      defined(families.get('kubeproxy_network_programming_duration_seconds'), 'the programming duration family').samples.some(
+        (s) => s.name.endsWith('_count') && s.value >= 1,
+      ),
+    ).toBe(true);
     expect(curl(`http://${METRICS}/proxyMode`).body).toBe('ipvs');
   });
 
   it('answers on the health-check node port: 200 with a local endpoint, 503 once it moves to another node', async () => {
-    await waitFor('health check port', () => curl(`http://127.0.0.1:${HEALTH_CHECK_PORT}/`).code === 200);
+    await agent.waitFor('health check port', () => curl(`http://127.0.0.1:${HEALTH_CHECK_PORT}/`).code === 200);
     const local = curl(`http://127.0.0.1:${HEALTH_CHECK_PORT}/`);
     expect(JSON.parse(local.body)).toEqual({ service: { namespace: 'default', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
     expect(local.headers).toMatch(/x-load-balancing-endpoint-weight: 1/i);
     writeFileSync(join(sourceDir, 'lb.yaml'), objects(false, new Date().toISOString()));
-    await waitFor('no local endpoint', () => curl(`http://127.0.0.1:${HEALTH_CHECK_PORT}/`).code === 503);
+    await agent.waitFor('no local endpoint', () => curl(`http://127.0.0.1:${HEALTH_CHECK_PORT}/`).code === 503);
     expect(JSON.parse(curl(`http://127.0.0.1:${HEALTH_CHECK_PORT}/`).body)).toMatchObject({ localEndpoints: 0 });
   });
 

@@ -1,11 +1,12 @@
 // Dual stack end to end: one Service with an IPv4 and an IPv6 ClusterIP and a NodePort, with an
 // EndpointSlice per family; real TCP traffic over both families from a client namespace.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -21,11 +22,12 @@ ${addresses.map((address) => `  - { addresses: ["${address}"], conditions: { rea
 describe('dual stack', () => {
   let topology: Topology;
   let sourceDir: string;
+  const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(2, { ipv6: true });
+    topology = teardown.createTopology(2, { ipv6: true, kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     writeFileSync(
       join(sourceDir, 'web.yaml'),
       `apiVersion: v1
@@ -49,11 +51,7 @@ ${slice('IPv6', ['fd00:201:0::2', 'fd00:201:1::2'])}`,
     );
     if (result.status !== 0) throw new Error(`kipvs agent --once failed: ${result.stderr}`);
   });
-  afterAll(() => {
-    if (topology) spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('programs both families: virtual servers, addresses on kube-ipvs0, KUBE-6- ipsets and ip6tables rules', () => {
     const saved = topology.node.run('ipvsadm', ['-Sn']);
@@ -68,6 +66,6 @@ ${slice('IPv6', ['fd00:201:0::2', 'fd00:201:1::2'])}`,
   it('carries real TCP traffic over IPv6 and IPv4 to the ClusterIPs and the NodePort', () => {
     expect(topology.request('fd00:96::10', 80, 10)).toEqual({ answers: { pod0: 5, pod1: 5 }, failures: 0 });
     expect(topology.request('10.96.0.10', 80, 10)).toEqual({ answers: { pod0: 5, pod1: 5 }, failures: 0 });
-    expect(topology.request(topology.nodeAddress6!, 30080, 4)).toEqual({ answers: { pod0: 2, pod1: 2 }, failures: 0 });
+    expect(topology.request(defined(topology.nodeAddress6, 'the IPv6 node address'), 30080, 4)).toEqual({ answers: { pod0: 2, pod1: 2 }, failures: 0 });
   });
 });

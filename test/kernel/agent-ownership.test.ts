@@ -1,24 +1,19 @@
 // kipvs touches only what it owns, and `kipvs cleanup` leaves the kernel as it was before the
 // agent started; masquerading is what the flags say, as seen by the backend.
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import { runKipvs as kipvs } from './helpers/agent-process.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'main.js');
 
 describe('what kipvs owns', () => {
   let topology: Topology;
   let sourceDir: string;
 
-  const kipvs = (...args: string[]): string => {
-    const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout;
-  };
   const agentOnce = (...extra: string[]): string =>
     kipvs('agent', '--once', '--source', sourceDir, '--netns', topology.node.name, '--hostname-override', 'node-a', ...extra);
   /** Everything kipvs could touch in the node namespace, as the C tools print it. */
@@ -38,10 +33,12 @@ describe('what kipvs owns', () => {
       .replace(/\[\d+:\d+\]/g, ''),
   });
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
-    topology = createTopology(3);
+    topology = teardown.createTopology(3);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     cpSync(join(root, 'examples'), sourceDir, { recursive: true });
     // Someone else's objects: keepalived's virtual server, an admin's ipset and rule.
     topology.node.run('ipvsadm', ['-A', '-t', '192.0.2.10:443', '-s', 'wlc']);
@@ -51,10 +48,7 @@ describe('what kipvs owns', () => {
     topology.node.run('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.99.0.0/16', '-j', 'MASQUERADE']);
     topology.node.run('iptables-legacy', ['-A', 'INPUT', '-m', 'set', '--match-set', 'ADMIN-ALLOW', 'src', '-j', 'ACCEPT']);
   });
-  afterAll(() => {
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('leaves a foreign virtual server, ipset and rules untouched, and cleanup restores the kernel as it was', () => {
     const before = kernelState();
@@ -85,7 +79,7 @@ describe('what kipvs owns', () => {
     agentOnce();
     const seenBy = (): string => {
       const output = topology.client.run(process.execPath, [join(import.meta.dirname, 'helpers', 'tcp-first-line.mjs'), '10.96.0.10', '80']);
-      return output.trim().split(' ')[1]!;
+      return defined(output.trim().split(' ')[1], `the address in "${output.trim()}"`);
     };
     expect(seenBy()).toMatch(/(::ffff:)?10\.200\.0\.2$/);
     agentOnce('--masquerade-all');

@@ -1,12 +1,14 @@
 // The proxy end to end: `kipvs agent` (the built CLI) programs a node namespace from Service and
 // EndpointSlice files; real TCP traffic from a client namespace reaches pods in namespaces.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
-import { openHeld } from './helpers/held-connection.js';
+import type { Topology } from './helpers/topology.js';
+import { defined } from './helpers/defined.js';
+import { openHeld, type HeldConnection } from './helpers/held-connection.js';
+import { Teardown } from './helpers/teardown.js';
+import { GENEROUS_MS, waitUntil } from './helpers/wait.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const pods = [
@@ -73,16 +75,15 @@ describe('kipvs agent with real traffic', () => {
   };
   const ipvsadm = (...args: string[]): string => topology.node.run('ipvsadm', args);
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
     if (!process.env.KIPVS_SANDBOX) throw new Error('kernel tests run through scripts/sandbox.mjs');
-    topology = createTopology(3);
+    topology = teardown.createTopology(3);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    sourceDir = teardown.makeTempDir('kipvs-source-');
   });
-  afterAll(() => {
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('spreads requests to a ClusterIP exactly evenly with rr, and reaches the NodePort from outside', () => {
     writeServices([{ name: 'web', clusterIP: '10.96.0.10', nodePort: 30080, endpoints: pods }]);
@@ -121,24 +122,32 @@ describe('kipvs agent with real traffic', () => {
     // every new connection goes to the now idle pod0 while pod1 still has one.
     const held = await Promise.all([openHeld(topology.client, '10.96.0.10', 80), openHeld(topology.client, '10.96.0.10', 80)]);
     expect(held.map((h) => h.backend).sort()).toEqual(['pod0', 'pod1']);
-    const onPod0 = held.find((h) => h.backend === 'pod0')!;
-    onPod0.close();
-    await waitFor(() => /10\.201\.0\.2:8080\s+Masq\s+1\s+0\s/.test(ipvsadm('-Ln', '-t', '10.96.0.10:80')));
+    const heldTo = (backend: string): HeldConnection => {
+      const connection = held.find((h) => h.backend === backend);
+      if (!connection) throw new Error(`no held connection to ${backend}`);
+      return connection;
+    };
+    heldTo('pod0').close();
+    await waitUntil('pod0 idle again', () => /10\.201\.0\.2:8080\s+Masq\s+1\s+0\s/.test(ipvsadm('-Ln', '-t', '10.96.0.10:80')), GENEROUS_MS, 200);
     const next = await openHeld(topology.client, '10.96.0.10', 80);
     expect(next.backend).toBe('pod0');
     next.close();
-    held.find((h) => h.backend === 'pod1')!.close();
+    heldTo('pod1').close();
   });
 
   it('drains a removed endpoint: its established connection keeps working, new ones go elsewhere, and an agent restart changes nothing', async () => {
     writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2) }]);
     agentOnce();
     const held = await openHeld(topology.client, '10.96.0.10', 80);
-    const victim = pods[Number(held.backend.slice(3))]!;
+    const victim = defined(pods[Number(held.backend.slice(3))], `the pod behind ${held.backend}`);
     writeServices([{ name: 'web', clusterIP: '10.96.0.10', endpoints: pods.slice(0, 2).filter((p) => p !== victim) }]);
     agentOnce();
     expect(ipvsadm('-Ln', '-t', '10.96.0.10:80')).toMatch(new RegExp(`${victim.ip.replaceAll('.', '\\.')}:8080\\s+Masq\\s+0\\s+1`));
-    const survivor = `pod${pods.indexOf(pods.slice(0, 2).find((p) => p !== victim)!)}`;
+    const stays = defined(
+      pods.slice(0, 2).find((p) => p !== victim),
+      'the pod that stays',
+    );
+    const survivor = `pod${String(pods.indexOf(stays))}`;
     expect(topology.request('10.96.0.10', 80, 6)).toEqual({ answers: { [survivor]: 6 }, failures: 0 });
     expect(await held.echo('still there?')).toBe(`${held.backend} still there?`);
     agentOnce(); // a restart: adopts, keeps draining
@@ -146,11 +155,3 @@ describe('kipvs agent with real traffic', () => {
     held.close();
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}

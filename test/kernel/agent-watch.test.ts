@@ -1,29 +1,20 @@
 // The agent as a daemon: it follows its source files as they change, repairs drift at every sync
 // period, reports bad input without losing the rest, and stops cleanly; --dry-run changes nothing.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { AgentProcess } from './helpers/agent-process.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<number> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return Date.now() - started;
-}
-
 describe('kipvs agent as a daemon', () => {
   let topology: Topology;
   let sourceDir: string;
-  let agent: ChildProcess | undefined;
-  let logs = '';
+  let agent: AgentProcess | undefined;
 
   const ipvsadm = (...args: string[]): string => topology.node.run('ipvsadm', args);
   /** The listing of the web Service's virtual server, empty while it does not exist. */
@@ -36,68 +27,45 @@ describe('kipvs agent as a daemon', () => {
   };
   const webYaml = (): string => readFileSync(join(root, 'examples', 'web.yaml'), 'utf8');
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
-    topology = createTopology(3);
+    topology = teardown.createTopology(3, { kipvsCleanup: true });
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     cpSync(join(root, 'examples', 'web.yaml'), join(sourceDir, 'web.yaml'));
   });
-  afterAll(() => {
-    agent?.kill('SIGKILL');
-    if (topology) spawnSync(process.execPath, [cli, 'cleanup', '--netns', topology.node.name]);
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('programs at start, follows a changed file within 3 s, and survives a bad document', async () => {
     // Only two of the three pods at first.
-    writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace(/  - addresses: \[10\.201\.2\.2\][\s\S]*$/, ''));
-    agent = spawn(
-      process.execPath,
-      [
-        cli,
-        'agent',
-        '--source',
-        sourceDir,
-        '--netns',
-        topology.node.name,
-        '--hostname-override',
-        'node-a',
-        '--ipvs-sync-period',
-        '3s',
-        '--ipvs-min-sync-period',
-        '100ms',
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    agent.stderr!.on('data', (data: Buffer) => (logs += data.toString()));
-    await waitFor('initial sync', () => /10\.201\.1\.2:8080/.test(webListing()));
+    writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace(/ {2}- addresses: \[10\.201\.2\.2\][\s\S]*$/, ''));
+    agent = teardown.startAgent(topology.node, ['--source', sourceDir, '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms']);
+    await agent.waitFor('initial sync', () => /10\.201\.1\.2:8080/.test(webListing()));
     expect(webListing()).not.toContain('10.201.2.2');
 
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml());
-    const ms = await waitFor('new endpoint programmed', () => webListing().includes('10.201.2.2:8080'), 5_000);
+    const ms = await agent.waitFor('new endpoint programmed', () => webListing().includes('10.201.2.2:8080'), 5_000);
     expect(ms).toBeLessThan(3_000);
     expect(topology.request('10.96.0.10', 80, 9)).toEqual({ answers: { pod0: 3, pod1: 3, pod2: 3 }, failures: 0 });
 
     writeFileSync(join(sourceDir, 'broken.yaml'), 'kind: Service\nmetadata: [not, a, map\n');
-    await waitFor('bad document reported', () => logs.includes('not valid YAML'), 5_000);
+    await agent.waitForLog('bad document reported', (line) => line.text.includes('not valid YAML'), 5_000);
     expect(topology.request('10.96.0.10', 80, 3).failures).toBe(0);
     expect(ipvsadm('-Ln', '-t', '10.96.0.10:80')).toContain('10.201.2.2:8080');
   });
 
   it('puts back a virtual server deleted by hand at the next sync period', async () => {
+    if (!agent) throw new Error('no agent: the first test did not start it');
     ipvsadm('-D', '-t', '10.96.0.10:80');
     expect(ipvsadm('-Sn')).not.toContain('10.96.0.10:80');
-    await waitFor('virtual server repaired', () => ipvsadm('-Sn').includes('-a -t 10.96.0.10:80 -r 10.201.2.2:8080'), 8_000);
+    await agent.waitFor('virtual server repaired', () => ipvsadm('-Sn').includes('-a -t 10.96.0.10:80 -r 10.201.2.2:8080'), 8_000);
   });
 
   it('stops on SIGTERM with status 0 and leaves the kernel as programmed', async () => {
+    if (!agent) throw new Error('no agent: the first test did not start it');
     const before = ipvsadm('-Sn');
-    const exited = new Promise<number | null>((resolve) => agent!.once('exit', resolve));
-    agent!.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await agent.stop('SIGTERM')).toBe(0);
     agent = undefined;
     expect(ipvsadm('-Sn')).toBe(before);
     expect(topology.request('10.96.0.10', 80, 3).failures).toBe(0);

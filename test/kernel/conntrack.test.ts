@@ -2,7 +2,7 @@
 // client namespace sends datagrams from fixed source ports to UDP virtual servers (masq, with
 // net.ipv4.vs.conntrack=1) of a node namespace, answered by pods. kipvs must read the table as
 // `conntrack -L` prints it, and delete exactly the flows to one real server of one virtual server.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConntrackClient } from '../../src/netlink/conntrack/client.js';
@@ -14,7 +14,10 @@ import type { IpvsDestination, IpvsService, ServiceKeyByAddress } from '../../sr
 import { NetlinkKernel } from '../../src/kernel/netlink-kernel.js';
 import { realServerKey, virtualServerKey, type DesiredState } from '../../src/model/desired.js';
 import { diff } from '../../src/reconcile/diff.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
+import { GENEROUS_MS } from './helpers/wait.js';
 
 const dns: ServiceKeyByAddress = { family: 'inet', protocol: 'UDP', address: '10.96.0.10', port: 53 };
 const syslog: ServiceKeyByAddress = { family: 'inet', protocol: 'UDP', address: '10.96.0.11', port: 514 };
@@ -53,7 +56,9 @@ function parseToolListing(output: string): ToolFlow[] {
     .filter((line) => line.trim() !== '')
     .map((line) => {
       const [protocol] = line.trim().split(/\s+/);
-      const fields = [...line.matchAll(/(\w+)=(\S+)/g)].map(([, name, value]) => [name!, value!] as const);
+      const fields = [...line.matchAll(/(\w+)=(\S+)/g)].map(
+        ([field, name, value]) => [defined(name, `the name in ${field}`), defined(value, `the value in ${field}`)] as const,
+      );
       const all = (name: string): string[] => fields.filter(([key]) => key === name).map(([, value]) => value);
       const [src, replySrc] = all('src');
       const [dst, replyDst] = all('dst');
@@ -68,7 +73,7 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
   let topology: Topology;
   let ipvs: IpvsClient;
   let conntrack: ConntrackClient;
-  let echo6: ChildProcess | undefined;
+  const teardown = new Teardown();
   const [pod0, pod1, pod0v6] = ['10.201.0.2', '10.201.1.2', 'fd00:201::2'];
 
   /** `conntrack -L` lists IPv4 flows unless told `-f ipv6`. */
@@ -85,9 +90,10 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
     const result = JSON.parse(output) as { answers: Record<string, number>; failures: number };
     expect(result.failures).toBe(0);
     const [backend] = Object.keys(result.answers);
-    const address = key.family === 'inet6' ? { pod0: pod0v6 }[backend!] : { pod0, pod1 }[backend!];
-    expect(address, `answered by ${backend}`).toBeDefined();
-    return address!;
+    const addresses: Record<string, string> = key.family === 'inet6' ? { pod0: pod0v6 } : { pod0, pod1 };
+    const address = backend === undefined ? undefined : addresses[backend];
+    expect(address, `answered by ${String(backend)}`).toBeDefined();
+    return defined(address, `the address of ${String(backend)}`);
   };
 
   /** The flow from the client's source port, as it must read: client -> VIP, reply backend -> client. */
@@ -99,13 +105,14 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
   /** IPv6 beside the topology's IPv4: client fd00:200::2 -> node -> pod0 fd00:201::2, no DAD delay. */
   const addIPv6 = (): void => {
     const { node, client, pods } = topology;
+    const pod0Ns = defined(pods[0], 'pod0').ns;
     node.run('sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
     client.run('ip', ['-6', 'addr', 'add', 'fd00:200::2/64', 'dev', 'eth0', 'nodad']);
     node.run('ip', ['-6', 'addr', 'add', 'fd00:200::1/64', 'dev', 'to-client', 'nodad']);
     client.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:200::1']);
-    pods[0]!.ns.run('ip', ['-6', 'addr', 'add', `${pod0v6}/64`, 'dev', 'eth0', 'nodad']);
+    pod0Ns.run('ip', ['-6', 'addr', 'add', `${pod0v6}/64`, 'dev', 'eth0', 'nodad']);
     node.run('ip', ['-6', 'addr', 'add', 'fd00:201::1/64', 'dev', 'to-pod0', 'nodad']);
-    pods[0]!.ns.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:201::1']);
+    pod0Ns.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:201::1']);
     node.run('ip', ['-6', 'addr', 'add', `${dns6.address}/128`, 'dev', 'kube-ipvs0', 'nodad']);
     node.run('ip6tables-legacy', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP']);
   };
@@ -113,21 +120,28 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
   /** pod0's IPv6 UDP server, on the same port number as its IPv4 one. */
   const startEcho6 = (): Promise<void> => {
     const helper = join(import.meta.dirname, 'helpers', 'udp-echo.mjs');
-    echo6 = spawn('ip', ['netns', 'exec', topology.pods[0]!.ns.name, process.execPath, helper, 'pod0', String(ENDPOINT_PORT), 'udp6'], {
+    const pod0Ns = defined(topology.pods[0], 'pod0').ns;
+    const echo6 = spawn('ip', ['netns', 'exec', pod0Ns.name, process.execPath, helper, 'pod0', String(ENDPOINT_PORT), 'udp6'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    teardown.add(() => echo6.kill('SIGKILL'));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the IPv6 UDP server did not start')), 60_000);
-      echo6!.stdout!.once('data', () => {
+      const timer = setTimeout(() => {
+        reject(new Error(`the IPv6 UDP server did not start within ${String(GENEROUS_MS / 1000)} s`));
+      }, GENEROUS_MS);
+      echo6.stdout.once('data', () => {
         clearTimeout(timer);
         resolve();
       });
-      echo6!.once('exit', (code) => reject(new Error(`the IPv6 UDP server exited with ${code}`)));
+      echo6.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the IPv6 UDP server exited with ${String(code)}`));
+      });
     });
   };
 
   beforeAll(async () => {
-    topology = createTopology(2);
+    topology = teardown.createTopology(2);
     const { node } = topology;
     node.run('ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy']);
     for (const key of [dns, syslog]) node.run('ip', ['addr', 'add', `${key.address}/32`, 'dev', 'kube-ipvs0']);
@@ -141,6 +155,9 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
     addIPv6();
     await Promise.all([...topology.pods.map((pod) => topology.startServer(pod, ENDPOINT_PORT, 'udp')), startEcho6()]);
     ipvs = await IpvsClient.open({ netns: node.path });
+    teardown.add(() => {
+      ipvs.close();
+    });
     await ipvs.applyAll([
       { op: 'addService', service: service(dns) },
       { op: 'addDestination', service: dns, destination: destination(pod0) },
@@ -151,26 +168,25 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
       { op: 'addDestination', service: dns6, destination: destination(pod0v6) },
     ]);
     conntrack = ConntrackClient.open({ netns: node.path });
+    teardown.add(() => {
+      conntrack.close();
+    });
   });
 
-  afterAll(() => {
-    echo6?.kill('SIGKILL');
-    conntrack?.close();
-    ipvs?.close();
-    topology?.destroy();
-  });
+  afterAll(() => teardown.run());
 
   it('reads an IPVS masq UDP flow as the tool does: client -> virtual server, reply real server -> client, no IPS_DST_NAT', async () => {
     const backend = send(dns, 40001);
     const flow = expectedFlow(dns, 40001, backend);
     expect(toolTexts('-p', 'udp', '--orig-port-src', '40001')).toEqual([flow]);
-    const [entry, ...rest] = await conntrack.list({ original: { sourcePort: 40001 } });
+    const [first, ...rest] = await conntrack.list({ original: { sourcePort: 40001 } });
     expect(rest).toEqual([]);
-    expect(flowText(entry!)).toBe(flow);
+    const entry = defined(first, 'the flow from port 40001');
+    expect(flowText(entry)).toBe(flow);
     // IPVS rewrites the reply tuple (nf_conntrack_alter_reply()) without marking the entry as
     // NATed, so the tool's --dst-nat, which tests the status bit, never sees IPVS flows; the
     // reply source is what tells the real server, and what kipvs filters on.
-    expect(entry!.status! & (IPS_DST_NAT | IPS_SRC_NAT)).toBe(0);
+    expect(defined(entry.status, 'the status of the flow') & (IPS_DST_NAT | IPS_SRC_NAT)).toBe(0);
     expect(toolTexts('-p', 'udp', '--dst-nat', backend)).toEqual([]);
     expect(toolTexts('-p', 'udp', '--orig-dst', dns.address, '--reply-src', backend, '--reply-port-src', String(ENDPOINT_PORT))).toContain(flow);
   });
@@ -229,14 +245,16 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
 
   it('an entry that is gone already counts as done; a refused target names itself', async () => {
     send(syslog, 40301);
-    const [entry] = await conntrack.list({ original: { sourcePort: 40301 } });
-    expect(await conntrack.deleteFlows([entry!])).toEqual([{ ok: true, deleted: true }]);
-    expect(await conntrack.deleteFlows([entry!])).toEqual([{ ok: true, deleted: false }]);
-    const [refused] = await conntrack.deleteUdpFlows([
+    const [first] = await conntrack.list({ original: { sourcePort: 40301 } });
+    const entry = defined(first, 'the flow from port 40301');
+    expect(await conntrack.deleteFlows([entry])).toEqual([{ ok: true, deleted: true }]);
+    expect(await conntrack.deleteFlows([entry])).toEqual([{ ok: true, deleted: false }]);
+    const [outcome] = await conntrack.deleteUdpFlows([
       { family: 'inet', virtualAddress: dns.address, virtualPort: 53, endpointAddress: 'fd00::1', endpointPort: 1 },
     ]);
-    expect(refused!.ok).toBe(false);
-    expect(!refused!.ok && refused!.error.message).toMatch(/^delete UDP flows to \[fd00::1\]:1 of UDP 10\.96\.0\.10:53: EINVAL/);
+    const refused = defined(outcome, 'the outcome of the refused deletion');
+    expect(refused.ok).toBe(false);
+    expect(!refused.ok && refused.error.message).toMatch(/^delete UDP flows to \[fd00::1\]:1 of UDP 10\.96\.0\.10:53: EINVAL/);
   });
 
   it('the kernel adapter deletes the flows of a removed UDP real server right after deleting it, as the diff plans', async () => {
@@ -286,7 +304,9 @@ describe('conntrack of UDP flows through IPVS, against the conntrack tool', () =
       expect(result.applied).toBe(2);
       expect(topology.node.run('ipvsadm', ['-Ln', '-u', `${dns.address}:53`])).not.toContain(pod1);
       expect(toolTexts('-p', 'udp', '--orig-dst', dns.address, '--reply-src', pod1)).toEqual([]);
-      expect(toolTexts('-p', 'udp')).toEqual(expect.arrayContaining([expectedFlow(dns, ports[backends.indexOf(pod0)]!, pod0), syslogFlow]));
+      expect(toolTexts('-p', 'udp')).toEqual(
+        expect.arrayContaining([expectedFlow(dns, defined(ports[backends.indexOf(pod0)], 'the port whose flow went to pod0'), pod0), syslogFlow]),
+      );
       expect(diff(desired, await kernel.observe(), context).operations).toEqual([]);
     } finally {
       kernel.close();

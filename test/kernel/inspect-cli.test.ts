@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { TestNetns } from './helpers/netns.js';
+import { Teardown } from './helpers/teardown.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -16,10 +17,11 @@ function kipvs(args: readonly string[], options: { asNobody?: boolean } = {}): {
 
 describe('kipvs inspect', () => {
   let ns: TestNetns;
+  const teardown = new Teardown();
 
   beforeAll(() => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first (npm test does)`);
-    ns = createTestNetns();
+    ns = teardown.createTestNetns();
     const lines: string[] = [];
     for (let i = 0; i < 1000; i++) {
       const vip = `10.96.${i >> 8}.${i & 255}`;
@@ -33,7 +35,7 @@ describe('kipvs inspect', () => {
     }
     ns.run('ipvsadm', ['-R'], `${lines.join('\n')}\n`);
   });
-  afterAll(() => ns?.destroy());
+  afterAll(() => teardown.run());
 
   it('prints a table of 1,020 virtual servers and 10,020 real servers exactly as ipvsadm -Ln does', () => {
     const ours = kipvs(['inspect', '--netns', ns.name]);

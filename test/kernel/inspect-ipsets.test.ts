@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatEntry, type IpsetEntry, type IpsetSet } from '../../src/netlink/ipset/types.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import { defined } from './helpers/defined.js';
+import type { TestNetns } from './helpers/netns.js';
+import { Teardown } from './helpers/teardown.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -37,16 +39,16 @@ function members(type: (typeof hashTypes)[number], family: Family, comment: bool
             { address: `fd00::${i.toString(16)}`, prefix: 128 },
             { address: `${(i * 0x1000).toString(16)}::`, prefix: 4 },
           ];
-    return networks[i % 3]!;
+    return defined(networks[i % 3], `network ${String(i % 3)}`);
   };
-  const protocol = (i: number): 'tcp' | 'udp' | 'sctp' => (['tcp', 'udp', 'sctp'] as const)[i % 3]!;
+  const protocol = (i: number): 'tcp' | 'udp' | 'sctp' => defined((['tcp', 'udp', 'sctp'] as const)[i % 3], `protocol ${String(i % 3)}`);
   const note = (i: number): { comment?: string } => (comment && i % 2 === 0 ? { comment: `ns-${i}/svc:port ${i}` } : {});
   return Array.from({ length: 6 }, (_, i): IpsetEntry => {
     switch (type) {
       case 'hash:ip':
         return { ip: ip(i + 1), ...note(i) };
       case 'hash:ip,port':
-        return { ip: ip(i + 1), protocol: protocol(i), port: [0, 53, 443, 8080, 30000, 65535][i]!, ...note(i) };
+        return { ip: ip(i + 1), protocol: protocol(i), port: defined([0, 53, 443, 8080, 30000, 65535][i], `port ${String(i)}`), ...note(i) };
       case 'hash:ip,port,ip':
         return { ip: ip(i + 1), protocol: protocol(i), port: 80 + i, ip2: ip(i + 1), ...note(i) };
       case 'hash:ip,port,net':
@@ -97,11 +99,11 @@ function restoreScript(): string {
 describe('kipvs inspect --ipsets', () => {
   let ns: TestNetns;
   const rule = ['INPUT', '-m', 'set', '--match-set', 'K-IP-4-C', 'src', '-j', 'ACCEPT'];
-  let ruleAdded = false;
+  const teardown = new Teardown();
 
   beforeAll(() => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first (npm test does)`);
-    ns = createTestNetns('kipvs-inspect-ipsets');
+    ns = teardown.createTestNetns('kipvs-inspect-ipsets');
     ns.run('ipvsadm', ['-R'], '-A -t 10.96.0.1:443 -s rr\n-a -t 10.96.0.1:443 -r 10.244.1.2:6443 -m -w 1\n-A -u [fd00::a]:53 -s sh\n');
     // A set destroyed after the others were made leaves its index to the last one created, so the
     // kernel's order of sets is neither creation order nor the names' order.
@@ -111,15 +113,9 @@ describe('kipvs inspect --ipsets', () => {
     ns.run('ipset', ['create', 'A-LAST', 'hash:ip,port', 'family', 'inet6', 'comment']);
     ns.run('ipset', ['add', 'A-LAST', 'fd00::1,tcp:80', 'comment', 'last but first']);
     ns.run('iptables-legacy', ['-A', ...rule]);
-    ruleAdded = true;
+    teardown.add(() => ns.run('iptables-legacy', ['-D', ...rule]));
   });
-  afterAll(() => {
-    try {
-      if (ruleAdded) ns.run('iptables-legacy', ['-D', ...rule]);
-    } finally {
-      ns?.destroy();
-    }
-  });
+  afterAll(() => teardown.run());
 
   it('prints every set after the IPVS table exactly as ipset list does, line for line', () => {
     const ours = kipvs(['inspect', '--ipsets', '--netns', ns.name]);
@@ -157,11 +153,18 @@ describe('kipvs inspect --ipsets', () => {
     expect(parsed.ipsets.map((set) => set.header.name)).toEqual(lines(ns.run('ipset', ['list', '-n'])).filter(Boolean));
     for (const set of parsed.ipsets) expect(set.entries, set.header.name).toHaveLength(set.header.entryCount);
 
-    const big = parsed.ipsets.find((set) => set.header.name === BIG_SET)!;
+    const big = defined(
+      parsed.ipsets.find((set) => set.header.name === BIG_SET),
+      `${BIG_SET} in the JSON`,
+    );
     // The kernel may grow the hash while 4,000 entries go in (it depends on the set's random
     // initval): the tool's header says what it is now.
     const toolMembers = lines(ns.run('ipset', ['list', BIG_SET]));
-    const toolHashSize = Number(/hashsize (\d+)/.exec(toolMembers.find((line) => line.startsWith('Header:'))!)![1]);
+    const toolHeader = defined(
+      toolMembers.find((line) => line.startsWith('Header:')),
+      `the Header: line of ipset list ${BIG_SET}`,
+    );
+    const toolHashSize = Number(defined(/hashsize (\d+)/.exec(toolHeader), `hashsize in "${toolHeader}"`)[1]);
     expect(toolHashSize).toBeGreaterThanOrEqual(1024);
     expect(big.header).toMatchObject({
       type: 'hash:ip,port',
@@ -173,7 +176,7 @@ describe('kipvs inspect --ipsets', () => {
     });
     expect(big.entries.map(formatEntry)).toEqual(toolMembers.slice(toolMembers.indexOf('Members:') + 1, -1));
     expect(parsed.ipsets.find((set) => set.header.name === 'KUBE-NODE-PORT-UDP')).toEqual({
-      header: expect.objectContaining({ type: 'bitmap:port', range: { from: 30000, to: 32767 }, comment: false }),
+      header: expect.objectContaining({ type: 'bitmap:port', range: { from: 30000, to: 32767 }, comment: false }) as IpsetSet['header'],
       entries: [{ port: 30053 }, { port: 32767 }],
     });
   });
@@ -187,12 +190,13 @@ describe('kipvs inspect --ipsets', () => {
 
 describe('kipvs inspect --ipsets in a namespace without sets, then with one kipvs cannot read', () => {
   let ns: TestNetns;
+  const teardown = new Teardown();
 
   beforeAll(() => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first (npm test does)`);
-    ns = createTestNetns('kipvs-inspect-foreign');
+    ns = teardown.createTestNetns('kipvs-inspect-foreign');
   });
-  afterAll(() => ns?.destroy());
+  afterAll(() => teardown.run());
 
   it('prints only the IPVS table when there is no set, as ipset list prints nothing', () => {
     expect(ns.run('ipset', ['list'])).toBe('');

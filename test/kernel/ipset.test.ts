@@ -4,20 +4,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IpsetClient } from '../../src/netlink/ipset/client.js';
 import { formatEntry, type IpsetEntry, type IpsetSetHeader, type IpsetSetSpec } from '../../src/netlink/ipset/types.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import { defined } from './helpers/defined.js';
+import type { TestNetns } from './helpers/netns.js';
+import { Teardown } from './helpers/teardown.js';
 
 let ns: TestNetns;
 let client: IpsetClient;
+const teardown = new Teardown();
 
 beforeAll(async () => {
-  ns = createTestNetns('kipvs-ipset');
+  ns = teardown.createTestNetns('kipvs-ipset');
   client = await IpsetClient.open({ netns: ns.path });
+  teardown.add(() => {
+    client.close();
+  });
 });
 
-afterAll(() => {
-  client?.close();
-  ns?.destroy();
-});
+afterAll(() => teardown.run());
 
 const ipset = (...args: string[]): string => ns.run('ipset', args);
 const sorted = (lines: readonly string[]): string[] => [...lines].sort();
@@ -36,7 +39,10 @@ function expectedCreateLine(name: string, spec: IpsetSetSpec, header: IpsetSetHe
   const comment = spec.comment ? ' comment' : '';
   if (spec.type === 'bitmap:port') return `create ${name} bitmap:port range ${spec.range.from}-${spec.range.to}${comment}`;
   if (header.type === 'bitmap:port') throw new Error('header of another type');
-  const bucket = header.bucketSize === undefined ? '' : ` bucketsize ${header.bucketSize} initval 0x${header.initval!.toString(16).padStart(8, '0')}`;
+  const bucket =
+    header.bucketSize === undefined
+      ? ''
+      : ` bucketsize ${header.bucketSize} initval 0x${defined(header.initval, 'the initval of a set with a bucket size').toString(16).padStart(8, '0')}`;
   return `create ${name} ${spec.type} family ${spec.family} hashsize ${spec.hashSize ?? 1024} maxelem ${spec.maxElements ?? 65536}${comment}${bucket}`;
 }
 
@@ -65,7 +71,7 @@ function headerFromTool(name: string, fields: Map<string, string>): IpsetSetHead
   };
   const type = fields.get('Type');
   if (type === 'bitmap:port') {
-    const [from, to] = value('range')!.split('-').map(Number) as [number, number];
+    const [from, to] = defined(value('range'), 'the range of a bitmap:port set').split('-').map(Number) as [number, number];
     return { ...facts, type, range: { from, to } };
   }
   const bucketSize = value('bucketsize');
@@ -192,7 +198,7 @@ describe.each(cases)('$label', ({ spec, entries }) => {
     expect(await client.add(name, entries)).toEqual(entries.map(() => ({ ok: true })));
     const read = await client.listSet(name);
     expect(read).not.toBeNull();
-    const { header } = read!;
+    const { header } = defined(read, `the set ${name} read back`);
 
     const saved = lines(ipset('save', name));
     expect(saved[0]).toBe(expectedCreateLine(name, spec, header));
@@ -212,13 +218,14 @@ describe.each(cases)('$label', ({ spec, entries }) => {
     const script = [`create ${name} ${spec.type} ${toolCreateArgs(spec).join(' ')}`, ...entries.map((entry) => `add ${name} ${formatEntry(entry)}`)];
     ns.run('ipset', ['restore'], `${script.join('\n')}\n`);
 
-    const read = await client.listSet(name);
-    expect(read).not.toBeNull();
+    const listedByKipvs = await client.listSet(name);
+    expect(listedByKipvs).not.toBeNull();
+    const read = defined(listedByKipvs, `the set ${name} read back`);
     const listed = toolListing(name);
-    expect(read!.header).toEqual(headerFromTool(name, listed.fields));
-    expect(sorted(read!.entries.map(formatEntry))).toEqual(sorted(listed.members));
+    expect(read.header).toEqual(headerFromTool(name, listed.fields));
+    expect(sorted(read.entries.map(formatEntry))).toEqual(sorted(listed.members));
     const byText = (list: readonly IpsetEntry[]): IpsetEntry[] => [...list].sort((a, b) => formatEntry(a).localeCompare(formatEntry(b)));
-    expect(byText(read!.entries)).toEqual(byText(entries));
+    expect(byText(read.entries)).toEqual(byText(entries));
   });
 });
 
@@ -246,11 +253,11 @@ describe('batches', () => {
     expect(new Set(added)).toEqual(new Set(entries.map((entry) => `add ${name} ${formatEntry(entry)}`)));
 
     const receivedBefore = client.transportStats.datagramsReceived;
-    const read = await client.listSet(name);
+    const read = defined(await client.listSet(name), `the set ${name} read back`);
     expect(client.transportStats.datagramsReceived - receivedBefore).toBeGreaterThan(1);
-    expect(read!.header.entryCount).toBe(10_000);
-    expect(new Set(read!.entries.map(formatEntry))).toEqual(new Set(entries.map(formatEntry)));
-    expect(read!.entries).toHaveLength(10_000);
+    expect(read.header.entryCount).toBe(10_000);
+    expect(new Set(read.entries.map(formatEntry))).toEqual(new Set(entries.map(formatEntry)));
+    expect(read.entries).toHaveLength(10_000);
   });
 
   it('reports a failing entry in the middle of a batch with its own error, and the others land', async () => {

@@ -10,8 +10,10 @@ import { ensureIpvsSysctls } from '../../src/kernel/sysctl.js';
 import { KUBE_IPSETS, ipsetName, type KubeIpsetId } from '../../src/model/ipsets.js';
 import { DEFAULT_SETTINGS, type ProxySettings } from '../../src/model/settings.js';
 import { KIPVS_CHAINS, KIPVS_IPTABLES_OWNERSHIP, buildIptablesRules } from '../../src/translate/iptables-rules.js';
+import { defined } from './helpers/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 
 const settings = (overrides: Partial<ProxySettings> = {}): ProxySettings => ({ ...DEFAULT_SETTINGS, ...overrides });
 const tool = (family: AddressFamily, suffix = ''): string => `${family === 'inet6' ? 'ip6tables' : 'iptables'}-legacy${suffix}`;
@@ -43,8 +45,10 @@ const tableOf = (text: string, table: string): string[] => {
 const ruleLines = (text: string): string[] => text.split('\n').filter((line) => line.startsWith('-A '));
 const builtIn = (rule: string): boolean => /^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(rule);
 const kipvsChainNames = new Set(KIPVS_CHAINS.map((ref) => ref.chain));
+/** The chain of an `-A CHAIN …` line. */
+const chainOf = (rule: string): string => defined(rule.split(' ')[1], `the chain of "${rule}"`);
 const isKipvsRule = (rule: string): boolean =>
-  kipvsChainNames.has(rule.split(' ')[1]!) ||
+  kipvsChainNames.has(chainOf(rule)) ||
   (builtIn(rule) && / -j KUBE-(SERVICES|POSTROUTING|FORWARD|NODE-PORT|PROXY-FIREWALL|IPVS-FILTER|IPVS-OUT-FILTER)$/.test(rule));
 
 const namespaces: TestNetns[] = [];
@@ -71,7 +75,7 @@ describe.each(['inet', 'inet6'] as const)('iptables rules for %s', (family) => {
     for (const table of ['nat', 'filter'] as const) {
       // The same rules per chain as we wrote (iptables-save may spell a match differently).
       const countPerChain = (rules: readonly string[]): Record<string, number> =>
-        Object.fromEntries([...new Set(rules.map((r) => r.split(' ')[1]!))].map((c) => [c, rules.filter((r) => r.split(' ')[1] === c).length]));
+        Object.fromEntries([...new Set(rules.map(chainOf))].map((c) => [c, rules.filter((r) => chainOf(r) === c).length]));
       const ours = ruleLines(tableOf(saved, table).join('\n')).filter((rule) => !builtIn(rule));
       expect(countPerChain(ours)).toEqual(countPerChain(ruleset.rules[table]));
     }
@@ -124,9 +128,11 @@ describe.each(['inet', 'inet6'] as const)('iptables rules for %s', (family) => {
     await applyIptablesRules(ruleset, options);
     const applied = save(ns, family);
     for (const table of ['nat', 'filter']) {
-      expect(tableOf(applied, table).filter((line) => !isKipvsRule(line) && !kipvsChainNames.has(line.slice(1).split(' ')[0]!))).toEqual(
-        tableOf(before, table),
-      );
+      expect(
+        tableOf(applied, table).filter(
+          (line) => !isKipvsRule(line) && !kipvsChainNames.has(defined(line.slice(1).split(' ')[0], `the first word of "${line}"`)),
+        ),
+      ).toEqual(tableOf(before, table));
     }
 
     const cleaned = await cleanupIptables(family, KIPVS_IPTABLES_OWNERSHIP, options);
@@ -209,29 +215,31 @@ describe('masquerading real traffic through IPVS', () => {
   let topology: Topology;
   const vip = '10.96.0.10';
   let options: IptablesOptions;
+  const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(1);
+    topology = teardown.createTopology(1);
     const { node } = topology;
+    const pod0 = defined(topology.pods[0], 'pod0');
     createKubeIpsets(node, 'inet');
     node.run('ipset', ['add', 'KUBE-CLUSTER-IP', `${vip},tcp:80`]);
     node.run('ip', ['link', 'add', 'kube-ipvs0', 'type', 'dummy']);
     node.run('ip', ['addr', 'add', `${vip}/32`, 'dev', 'kube-ipvs0']);
     node.run('ipvsadm', ['-A', '-t', `${vip}:80`, '-s', 'rr']);
-    node.run('ipvsadm', ['-a', '-t', `${vip}:80`, '-r', `${topology.pods[0]!.address}:8080`, '-m']);
+    node.run('ipvsadm', ['-a', '-t', `${vip}:80`, '-r', `${pod0.address}:8080`, '-m']);
     // IPVS connections must go through conntrack for the MASQUERADE rule to see them.
     ensureIpvsSysctls({ netns: node.path });
     options = { netns: node.path, backend: 'legacy' };
-    await topology.startServer(topology.pods[0]!, 8080);
+    await topology.startServer(pod0, 8080);
   });
-  afterAll(() => topology?.destroy());
+  afterAll(() => teardown.run());
 
   /** The client address the pod saw, as its server reports it. */
   const sourceSeenByPod = (): string => {
     const script = `const s=require('net').connect(80,'${vip}');s.once('data',(d)=>{process.stdout.write(d.toString());s.destroy();});s.setTimeout(3000,()=>process.exit(1));`;
     const [name, address] = topology.client.run(process.execPath, ['-e', script]).trim().split(' ');
     expect(name).toBe('pod0');
-    return address!.replace(/^::ffff:/, '');
+    return defined(address, 'the client address in the answer').replace(/^::ffff:/, '');
   };
 
   it('shows the pod the node address with --masquerade-all and the client address without', async () => {

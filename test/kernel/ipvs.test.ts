@@ -5,7 +5,9 @@ import { IpvsClient } from '../../src/netlink/ipvs/client.js';
 import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 import { NetlinkRequestError } from '../../src/netlink/errors.js';
 import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import { defined } from './helpers/defined.js';
+import type { TestNetns } from './helpers/netns.js';
+import { Teardown } from './helpers/teardown.js';
 
 const tcp = (address: string, port: number): IpvsServiceKey => ({ family: address.includes(':') ? 'inet6' : 'inet', protocol: 'TCP', address, port });
 const service = (key: IpvsServiceKey, extra: Partial<IpvsService> = {}): IpvsService => ({
@@ -40,15 +42,16 @@ const programmedService = (s: IpvsService): IpvsService => {
 describe('IPVS over generic netlink, checked with ipvsadm', () => {
   let ns: TestNetns;
   let ipvs: IpvsClient;
+  const teardown = new Teardown();
 
   beforeAll(async () => {
-    ns = createTestNetns();
+    ns = teardown.createTestNetns();
     ipvs = await IpvsClient.open({ netns: ns.path });
+    teardown.add(() => {
+      ipvs.close();
+    });
   });
-  afterAll(() => {
-    ipvs?.close();
-    ns?.destroy();
-  });
+  afterAll(() => teardown.run());
 
   const ipvsadm = (...args: string[]): string => ns.run('ipvsadm', args);
   const reset = async (): Promise<void> => {
@@ -97,7 +100,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
       '-A -f 8 -6 -s rr -p 360 -M 64',
     ]);
     // ipvsadm -S leaves thresholds out; its threshold listing shows them.
-    expect(ipvsadm('-Ln', '--thresholds', '-u', '10.96.0.10:53').split('\n')[3]).toMatch(/^  -> 10\.244\.2\.2:53\s+100\s+10\s+0\s+0/);
+    expect(ipvsadm('-Ln', '--thresholds', '-u', '10.96.0.10:53').split('\n')[3]).toMatch(/^ {2}-> 10\.244\.2\.2:53\s+100\s+10\s+0\s+0/);
     // And the inspect layout is ipvsadm -Ln, line for line.
     const info = await ipvs.info();
     expect(formatIpvsadmListing(info, await ipvs.snapshot(), 'connections')).toEqual(ipvsadm('-Ln').replace(/\n$/, '').split('\n'));
@@ -122,7 +125,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     );
     const table = await ipvs.snapshot();
     const byKey = new Map(table.map((entry) => [JSON.stringify(entry.service.key), entry]));
-    const read = (key: IpvsServiceKey) => byKey.get(JSON.stringify(key))!;
+    const read = (key: IpvsServiceKey) => defined(byKey.get(JSON.stringify(key)), `the virtual server ${JSON.stringify(key)}`);
     expect(table).toHaveLength(4);
     expect(programmedService(read(tcp('10.0.0.1', 80)).service)).toEqual(
       service(tcp('10.0.0.1', 80), { scheduler: 'wlc', flags: 1, timeout: 600, netmask: 16 }),
@@ -187,7 +190,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     expect(messages[3]).toBe('add virtual server TCP 10.96.6.8:80: ENOENT');
     expect(messages[4]).toBe('ok');
     expect(messages[5]).toMatch(/^add virtual server TCP 10.96.6.9:80: EINVAL \(scheduler name "bad name!" is not valid\)$/);
-    const failed = outcomes[1]!;
+    const failed = defined(outcomes[1], 'the outcome of the second operation');
     expect(!failed.ok && failed.error).toBeInstanceOf(NetlinkRequestError);
     expect(!failed.ok && failed.error.errnoName).toBe('EEXIST');
     expect(ipvsadm('-Sn').trim().split('\n')).toEqual(['-A -t 10.96.6.6:80 -s rr', '-a -t 10.96.6.6:80 -r 10.244.6.2:80 -m -w 1']);

@@ -3,17 +3,18 @@
 // kubelet's chains; kipvs then starts on the same Services while a client keeps connecting. It must
 // adopt kube-proxy's objects as they are (no request fails, nothing is recreated), end in its own
 // layout, follow the next change, and leave kube-proxy able to take the node back.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js';
+import { defined } from './helpers/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
-import { createTopology, type Topology } from './helpers/topology.js';
+import type { Topology } from './helpers/topology.js';
 import { openHeld, type HeldConnection } from './helpers/held-connection.js';
+import { startSteadyClient, type SteadyClient, type TargetTally } from './helpers/steady-client.js';
+import { Teardown } from './helpers/teardown.js';
 import { GENEROUS_MS, waitUntil } from './helpers/wait.js';
 
-const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const CLUSTER_CIDR = '10.201.0.0/16';
 
 // ---- what kube-proxy writes (pkg/proxy/ipvs/proxier.go and ipset.go, Kubernetes 1.3x) ----
@@ -38,7 +39,13 @@ const KUBE_PROXY_SETS: readonly (readonly [name: string, type: string, comment: 
   ['KUBE-HEALTH-CHECK-NODE-PORT', 'bitmap:port', 'Kubernetes health check node port'],
   ['KUBE-IPVS-IPS', 'hash:ip', 'Addresses on the ipvs interface'],
 ];
-const comment = (set: string): string => `-m comment --comment "${KUBE_PROXY_SETS.find(([name]) => name === set)![2]}"`;
+const comment = (set: string): string => {
+  const [, , text] = defined(
+    KUBE_PROXY_SETS.find(([name]) => name === set),
+    `kube-proxy's set ${set}`,
+  );
+  return `-m comment --comment "${text}"`;
+};
 
 /** ipset/ipset.go createSet: the arguments after the name, with kube-proxy's defaults. */
 const createArgs = (type: string): string[] =>
@@ -191,7 +198,7 @@ function writeKubeProxyState(node: TestNetns, services: readonly KubeProxyServic
   const creates = KUBE_PROXY_SETS.map(([name, type]) => `create ${name} ${createArgs(type).join(' ')}`);
   node.run('ipset', ['restore', '-exist'], `${[...creates, ...new Set(entries)].join('\n')}\n`);
   node.run('ipvsadm', ['-R'], `${ipvs.join('\n')}\n`);
-  const nonEmpty = new Set(entries.map((line) => line.split(' ')[1]!));
+  const nonEmpty = new Set(entries.map((line) => defined(line.split(' ')[1], `the set of "${line}"`)));
   node.run('iptables-legacy-restore', ['--noflush'], kubeProxyRules(nonEmpty, { jumps: true }));
 }
 
@@ -256,7 +263,7 @@ function connectionsSinceCreated(node: TestNetns, frontend: string): number {
     .run('ipvsadm', ['-Ln', '--stats', '--exact', '-t', frontend])
     .split('\n')
     .find((l) => l.startsWith('TCP'));
-  return Number(line!.trim().split(/\s+/)[2]);
+  return Number(defined(line, `the stats line of ${frontend}`).trim().split(/\s+/)[2]);
 }
 
 const sortedLines = (text: string): string[] => text.split('\n').filter(Boolean).sort();
@@ -285,87 +292,26 @@ const duplicates = (lines: readonly string[]): string[] => lines.filter((line, i
 // ---- traffic ----
 
 /**
- * A client that connects again and again (one connection every ~20 ms, alternating targets) until
- * told to stop, printing `ok INDEX` for every answer (so the test can wait for traffic rather than
- * sleep), then prints per target how many answered and how many failed. Bounded: each connection
- * 10 s (a refused or reset connection fails at once; a starved machine answers late but answers),
- * the whole run 300 s.
+ * The steady client (scripts/lab/steady-client.mjs: a connection every ~20 ms, alternating targets,
+ * each bounded to 10 s, counted as the answers come, so the test can wait for traffic rather than
+ * sleep) runs 300 s at the most.
  */
-const STEADY_CLIENT = `
-import { connect } from 'node:net';
-const targets = JSON.parse(process.argv[1]);
-const results = targets.map((t) => ({ target: t.host + ':' + t.port, ok: 0, failed: 0, errors: [] }));
-let stopping = false;
-process.stdin.on('data', () => { stopping = true; });
-process.stdin.on('end', () => { stopping = true; });
-const deadline = Date.now() + 300000;
-const once = (host, port) => new Promise((resolve) => {
-  const socket = connect({ host, port });
-  let text = '';
-  const timer = setTimeout(() => { socket.destroy(); resolve('no answer in 10 s'); }, 10000);
-  socket.setEncoding('utf8');
-  socket.on('data', (data) => { text += data; if (text.includes('\\n')) { clearTimeout(timer); socket.end('close\\n'); resolve(null); } });
-  socket.on('error', (error) => { clearTimeout(timer); resolve(error.code || error.message); });
-});
-console.log('started');
-for (let i = 0; !stopping && Date.now() < deadline; i++) {
-  const index = i % targets.length;
-  const error = await once(targets[index].host, targets[index].port);
-  if (error === null) { results[index].ok++; console.log('ok ' + index); }
-  else { results[index].failed++; if (results[index].errors.length < 5) results[index].errors.push(new Date().toISOString() + ' ' + error); }
-  await new Promise((resolve) => setTimeout(resolve, 20));
-}
-console.log(JSON.stringify(results));
-`;
-
-interface TargetResult {
-  readonly target: string;
-  readonly ok: number;
-  readonly failed: number;
-  readonly errors: readonly string[];
-}
-
-interface SteadyClient {
-  /** Answers so far, per target. */
-  answered(): number[];
-  stop(): Promise<TargetResult[]>;
-}
-
-function startSteadyClient(client: TestNetns, targets: readonly { host: string; port: number }[]): Promise<SteadyClient> {
-  const child = spawn('ip', ['netns', 'exec', client.name, process.execPath, '--input-type=module', '-e', STEADY_CLIENT, JSON.stringify(targets)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  let output = '';
-  child.stdout!.setEncoding('utf8');
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const lines = (): string[] => output.split('\n');
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`steady client did not start within ${GENEROUS_MS / 1000} s`)), GENEROUS_MS);
-    child.stdout!.on('data', (data: string) => {
-      output += data;
-      if (output.startsWith('started\n')) {
-        clearTimeout(timer);
-        resolve({
-          answered: () => targets.map((_, index) => lines().filter((line) => line === `ok ${index}`).length),
-          stop: async () => {
-            child.stdin!.end('stop\n');
-            await exited;
-            return JSON.parse(lines().find((line) => line.startsWith('['))!) as TargetResult[];
-          },
-        });
-      }
-    });
-  });
-}
+const STEADY_CLIENT_SECONDS = 300;
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = GENEROUS_MS): Promise<void> {
   await waitUntil(what, condition, timeoutMs, 200);
 }
 
-/** Waits until the steady client has `count` more answers from every target than it had at the call. */
-async function moreAnswers(client: SteadyClient, count: number, what: string): Promise<void> {
-  const before = client.answered();
-  await waitFor(`${count} more answers from every target (${what})`, () => client.answered().every((n, index) => n >= before[index]! + count));
+/**
+ * Waits until the steady client has `count` more answers from every target than it had at the call;
+ * with `agent`, fails at once (with its log) if the agent exits meanwhile.
+ */
+async function moreAnswers(client: SteadyClient, count: number, what: string, agent?: AgentProcess): Promise<void> {
+  const answered = (): number[] => client.tally().map((target) => target.ok);
+  const before = answered();
+  const more = (): boolean => answered().every((n, index) => n >= defined(before[index], `the answers of target ${String(index)}`) + count);
+  const description = `${String(count)} more answers from every target (${what})`;
+  await (agent ? agent.waitFor(description, more, GENEROUS_MS, 200) : waitFor(description, more));
 }
 
 /** The node's addresses kube-proxy serves NodePorts on: all but loopback addresses and kube-ipvs0's. */
@@ -374,14 +320,8 @@ function nodeAddressesOf(node: TestNetns): string[] {
     .run('ip', ['-4', '-o', 'addr', 'show'])
     .split('\n')
     .filter((line) => line && !line.includes('kube-ipvs0'))
-    .map((line) => /inet (\S+)\//.exec(line)![1]!)
+    .map((line) => defined(/inet (\S+)\//.exec(line)?.[1], `an address in "${line}"`))
     .filter((address) => !address.startsWith('127.'));
-}
-
-function kipvs(...args: string[]): string {
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-  return result.stdout;
 }
 
 // ---- the switch ----
@@ -393,9 +333,8 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   let nodeAddresses: string[];
   let foundState: KernelState;
   let beforeSwitch: { ipvs: string[]; ipsetCreates: string[]; dummyLink: string; clusterIpConns: number; nodePortConns: number };
-  let agent: ChildProcess | undefined;
-  let agentLog = '';
-  let steady: TargetResult[] = [];
+  let agent: AgentProcess | undefined;
+  let steady: TargetTally[] = [];
   let held: HeldConnection | undefined;
   /** Connections the test made to web's frontends before the switch, which the kernel's counters must include. */
   const made = { clusterIp: 0, nodePort: 0 };
@@ -409,11 +348,13 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   const api: KubeProxyService = { name: 'api', clusterIP: '10.96.0.1', port: 443, portName: 'https', endpoints: pods.slice(0, 2) };
   const webFrontends = (): string[] => [`${web.clusterIP}:80`, ...nodeAddresses.map((address) => `${address}:30080`)];
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
-    topology = createTopology(3);
+    topology = teardown.createTopology(3);
     node = topology.node;
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, TARGET_PORT)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-migrate-'));
+    sourceDir = teardown.makeTempDir('kipvs-migrate-');
     node.run('iptables-legacy-restore', ['--noflush'], KUBELET_RULES);
     foundState = kernelState(node);
     nodeAddresses = nodeAddressesOf(node);
@@ -422,12 +363,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   });
   afterAll(async () => {
     held?.close();
-    if (agent && agent.exitCode === null) {
-      agent.kill('SIGKILL');
-      await new Promise((resolve) => agent!.once('exit', resolve));
-    }
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
+    await teardown.run();
   });
 
   it("serves the ClusterIP and the NodePort from kube-proxy's state alone (the reproduction works)", () => {
@@ -452,40 +388,33 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
     beforeSwitch = {
       ipvs: sortedLines(node.run('ipvsadm', ['-Sn'])),
       ipsetCreates: ipsetCreates(node),
-      dummyLink: node.run('ip', ['-o', 'link', 'show', 'kube-ipvs0']).split(':')[0]!,
+      dummyLink: defined(node.run('ip', ['-o', 'link', 'show', 'kube-ipvs0']).split(':')[0], 'the index of kube-ipvs0'),
       clusterIpConns: connectionsSinceCreated(node, `${web.clusterIP}:80`),
       nodePortConns: connectionsSinceCreated(node, `${topology.nodeAddress}:30080`),
     };
-    const client = await startSteadyClient(topology.client, [
-      { host: web.clusterIP, port: 80 },
-      { host: topology.nodeAddress, port: 30080 },
-    ]);
-    await moreAnswers(client, 10, "kube-proxy's state alone"); // then kipvs starts on top of it
-    agent = spawn(
-      process.execPath,
-      [cli, 'agent', '--source', sourceDir, '--netns', node.name, '--hostname-override', 'node-a', '--cluster-cidr', CLUSTER_CIDR],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
+    const client = await startSteadyClient(
+      topology.client,
+      [
+        { host: web.clusterIP, port: 80 },
+        { host: topology.nodeAddress, port: 30080 },
+      ],
+      STEADY_CLIENT_SECONDS,
     );
-    agent.stderr!.on('data', (data: Buffer) => (agentLog += data.toString()));
+    await moreAnswers(client, 10, "kube-proxy's state alone"); // then kipvs starts on top of it
+    agent = teardown.startAgent(node, ['--source', sourceDir, '--cluster-cidr', CLUSTER_CIDR]);
     // The first sync is done once kipvs has written its chains: it writes the rules of empty sets, kube-proxy does not.
     // Up to 300 s: at a load average of 30 on two cores, node alone took over a minute to start the agent.
-    await waitFor(
+    await agent.waitFor(
       'kipvs writes its chains',
-      () =>
-        agent!.exitCode === null && node.run('iptables-legacy-save', ['-t', 'nat']).includes('--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER'),
+      () => node.run('iptables-legacy-save', ['-t', 'nat']).includes('--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER'),
       300_000,
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}\nagent log:\n${agentLog}`);
-    });
-    await moreAnswers(client, 10, 'kipvs alone').catch((error: Error) => {
-      throw new Error(`${error.message}\nagent log:\n${agentLog}`);
-    });
+      200,
+    );
+    await moreAnswers(client, 10, 'kipvs alone', agent);
     steady = await client.stop();
     expect(
       steady.map((t) => ({ target: t.target, failed: t.failed, errors: t.errors })),
-      agentLog,
+      agent.log(),
     ).toEqual([
       { target: `${web.clusterIP}:80`, failed: 0, errors: [] },
       { target: `${topology.nodeAddress}:30080`, failed: 0, errors: [] },
@@ -501,14 +430,18 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
     expect(sortedLines(node.run('ipvsadm', ['-Sn']))).toEqual(beforeSwitch.ipvs);
     // Their connection counters went on counting: a virtual server deleted and added again would
     // count from zero. The kernel folds its per-CPU counters into these every 2 s (the estimator).
-    const counted = { clusterIp: beforeSwitch.clusterIpConns + steady[0]!.ok, nodePort: beforeSwitch.nodePortConns + steady[1]!.ok };
+    const [toClusterIp, toNodePort] = steady;
+    const counted = {
+      clusterIp: beforeSwitch.clusterIpConns + defined(toClusterIp, "the steady client's ClusterIP tally").ok,
+      nodePort: beforeSwitch.nodePortConns + defined(toNodePort, "the steady client's NodePort tally").ok,
+    };
     const now = (): { clusterIp: number; nodePort: number } => ({
       clusterIp: connectionsSinceCreated(node, `${web.clusterIP}:80`),
       nodePort: connectionsSinceCreated(node, `${topology.nodeAddress}:30080`),
     });
     await waitFor('the counters include every connection', () => now().clusterIp >= counted.clusterIp && now().nodePort >= counted.nodePort).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}: counted ${JSON.stringify(counted)}, kernel says ${JSON.stringify(now())}`);
+      (error: unknown) => {
+        throw new Error(`${error instanceof Error ? error.message : String(error)}: counted ${JSON.stringify(counted)}, kernel says ${JSON.stringify(now())}`);
       },
     );
     // A set destroyed and created again gets a new random initval.
@@ -524,7 +457,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
       'add KUBE-NODE-PORT-TCP 30080',
     ]);
     expect(node.run('ip', ['-o', 'link', 'show', 'kube-ipvs0']).split(':')[0]).toBe(beforeSwitch.dummyLink);
-    expect(sortedLines(node.run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'kube-ipvs0'])).map((line) => /inet (\S+)/.exec(line)![1])).toEqual([
+    expect(sortedLines(node.run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'kube-ipvs0'])).map((line) => /inet (\S+)/.exec(line)?.[1])).toEqual([
       '10.96.0.1/32',
       '10.96.0.10/32',
     ]);
@@ -551,7 +484,7 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
             now[table]
               .split('\n')
               .filter((line) => line.startsWith(':'))
-              .map((line) => line.split(' ')[0]!),
+              .map((line) => defined(line.split(' ')[0], `the chain of "${line}"`)),
           ),
           table,
         )
@@ -560,15 +493,14 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   });
 
   it('follows a change after the switch: a removed endpoint is taken out of every adopted virtual server', async () => {
+    if (!agent) throw new Error('no agent: the switch test did not start it');
     writeSource(sourceDir, [{ ...web, endpoints: pods.slice(0, 2) }, api]);
     const pod2Serves = (frontend: string): boolean =>
       node
         .run('ipvsadm', ['-Ln', '-t', frontend])
         .split('\n')
         .some((line) => line.includes('10.201.2.2:8080') && !/Masq\s+0\s/.test(line));
-    await waitFor('10.201.2.2 no longer served', () => webFrontends().every((frontend) => !pod2Serves(frontend))).catch((error: Error) => {
-      throw new Error(`${error.message}\nagent log:\n${agentLog}`);
-    });
+    await agent.waitFor('10.201.2.2 no longer served', () => webFrontends().every((frontend) => !pod2Serves(frontend)), GENEROUS_MS, 200);
     expect(topology.request(web.clusterIP, 80, 6)).toEqual({ answers: { pod0: 3, pod1: 3 }, failures: 0 });
     expect(topology.request(topology.nodeAddress, 30080, 6)).toEqual({ answers: { pod0: 3, pod1: 3 }, failures: 0 });
     await waitFor('the hairpin entry of 10.201.2.2 goes', () => !ipsetEntries(node).includes('add KUBE-LOOP-BACK 10.201.2.2,tcp:8080,10.201.2.2'));
@@ -579,11 +511,11 @@ describe('switching a node from kube-proxy (IPVS mode) to kipvs', () => {
   });
 
   it("leaves kube-proxy able to take the node back: its set creation and jump checks accept kipvs's objects", async () => {
+    if (!agent) throw new Error('no agent: the switch test did not start it');
     held?.close();
     held = undefined;
-    agent!.kill('SIGTERM');
-    await new Promise((resolve) => (agent!.exitCode === null ? agent!.once('exit', resolve) : resolve(undefined)));
-    expect(agent!.exitCode, agentLog).toBe(0);
+    const exitCode = await agent.stop('SIGTERM');
+    expect(exitCode, agent.log()).toBe(0);
     // kube-proxy's first sync: `ipset create … -exist` for every set (fails on a set of another
     // type or size), EnsureRule (`iptables -C`, then -I only if missing) for every jump, and
     // its chains rewritten with --noflush.
@@ -620,12 +552,14 @@ describe("kube-proxy's virtual servers that kipvs does not find on kube-ipvs0", 
   // Deleted while no proxy ran (between kube-proxy's pod going and kipvs's starting).
   const gone: KubeProxyService = { name: 'gone', clusterIP: '10.96.0.99', port: 80, portName: 'http', nodePort: 30099, endpoints: pods.slice(0, 1) };
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
-    topology = createTopology(2);
+    topology = teardown.createTopology(2);
     node = topology.node;
     node.run('ip', ['addr', 'add', `${addressOnLo}/32`, 'dev', 'lo']);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, TARGET_PORT)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-migrate-'));
+    sourceDir = teardown.makeTempDir('kipvs-migrate-');
     node.run('iptables-legacy-restore', ['--noflush'], KUBELET_RULES);
     nodeAddresses = nodeAddressesOf(node);
     writeKubeProxyState(node, [web, gone], nodeAddresses);
@@ -646,10 +580,7 @@ describe("kube-proxy's virtual servers that kipvs does not find on kube-ipvs0", 
       '0',
     );
   });
-  afterAll(() => {
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it("removes a deleted Service's ClusterIP virtual server, its address on kube-ipvs0 and its ipset entries", () => {
     expect(node.run('ipvsadm', ['-Sn'])).not.toContain('10.96.0.99');

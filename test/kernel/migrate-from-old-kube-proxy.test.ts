@@ -5,11 +5,12 @@
 // a loopback virtual server at a port no set records is someone else's and stays. kube-ipvs0 stays
 // down, as kube-proxy left it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -41,10 +42,12 @@ describe('switching from kube-proxy ≤ 1.21', () => {
       .filter((line) => line.startsWith('-A'))
       .sort();
 
+  const teardown = new Teardown();
+
   beforeAll(async () => {
-    topology = createTopology(1);
-    await topology.startServer(topology.pods[0]!, 8080);
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    topology = teardown.createTopology(1);
+    await topology.startServer(defined(topology.pods[0], 'pod0'), 8080);
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     writeFileSync(join(sourceDir, 'services.yaml'), SOURCE);
     // What kube-proxy 1.21 left: kube-ipvs0 (never set up), the NodePort's set entry, and its
     // virtual servers on the ClusterIP, the node address and 127.0.0.1.
@@ -58,10 +61,7 @@ describe('switching from kube-proxy ≤ 1.21', () => {
     rules.push('-A -t 127.0.0.1:9999 -s rr');
     node.run('ipvsadm', ['-R'], `${rules.join('\n')}\n`);
   });
-  afterAll(() => {
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it("removes kube-proxy's NodePort virtual server on 127.0.0.1, keeps the others, and leaves kube-ipvs0 down", () => {
     const { node, nodeAddress } = topology;

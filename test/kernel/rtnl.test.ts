@@ -5,7 +5,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LinkClient } from '../../src/netlink/rtnl/client.js';
 import { LinkKindError, LinkNotFoundError, type Link } from '../../src/netlink/rtnl/types.js';
 import { IFA_F_NODAD } from '../../src/netlink/rtnl/wire.js';
-import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import type { RequestOutcome } from '../../src/netlink/connection.js';
+import { defined } from './helpers/defined.js';
+import type { TestNetns } from './helpers/netns.js';
+import { Teardown } from './helpers/teardown.js';
 
 interface IpLink {
   ifindex: number;
@@ -26,7 +29,7 @@ interface IpAddress {
 const ipLinks = (ns: TestNetns): IpLink[] => JSON.parse(ns.run('ip', ['-j', '-d', 'link', 'show'])) as IpLink[];
 const ipLink = (ns: TestNetns, name: string): IpLink | undefined => ipLinks(ns).find((link) => link.ifname === name);
 const ipAddresses = (ns: TestNetns, name: string): IpAddress[] =>
-  (JSON.parse(ns.run('ip', ['-j', 'addr', 'show', 'dev', name])) as Array<{ addr_info: IpAddress[] }>)[0]!.addr_info;
+  defined((JSON.parse(ns.run('ip', ['-j', 'addr', 'show', 'dev', name])) as Array<{ addr_info: IpAddress[] }>)[0], `${name} in ip -j addr show`).addr_info;
 const cidrsOf = (addresses: readonly IpAddress[]): string[] => addresses.map((a) => `${a.local}/${a.prefixlen}`).sort();
 /** Leaves out the fe80::/64 address the kernel gives every link that is up. */
 const globalCidrs = (ns: TestNetns, name: string): string[] => cidrsOf(ipAddresses(ns, name).filter((a) => a.scope !== 'link'));
@@ -37,7 +40,7 @@ const asLink = (link: IpLink): Link => ({
   name: link.ifname,
   kind: link.linkinfo?.info_kind ?? null,
   up: link.flags.includes('UP'),
-  flags: expect.any(Number) as unknown as number,
+  flags: expect.any(Number) as number,
   mtu: link.mtu,
 });
 
@@ -53,23 +56,24 @@ function serviceIps(count: number): { ipv4: string[]; ipv6: string[] } {
 }
 
 /** Both families interleaved, as a sync that walks Services in order would add them. */
-const interleave = (a: readonly string[], b: readonly string[]): string[] => a.flatMap((item, i) => [item, b[i]!]);
+const interleave = (a: readonly string[], b: readonly string[]): string[] =>
+  a.flatMap((item, i) => [item, defined(b[i], `item ${String(i)} of the second list`)]);
 
-const failures = (outcomes: ReadonlyArray<{ ok: boolean; error?: Error }>): string[] =>
-  outcomes.flatMap((outcome) => (outcome.ok ? [] : [outcome.error!.message]));
+const failures = (outcomes: readonly RequestOutcome[]): string[] => outcomes.flatMap((outcome) => (outcome.ok ? [] : [outcome.error.message]));
 
 describe('rtnetlink links and addresses, checked with ip', () => {
   let ns: TestNetns;
   let client: LinkClient;
+  const teardown = new Teardown();
 
   beforeAll(() => {
-    ns = createTestNetns('kipvs-rtnl');
+    ns = teardown.createTestNetns('kipvs-rtnl');
     client = LinkClient.open({ netns: ns.path });
+    teardown.add(() => {
+      client.close();
+    });
   });
-  afterAll(() => {
-    client?.close();
-    ns?.destroy();
-  });
+  afterAll(() => teardown.run());
   beforeEach(() => {
     for (const name of ['kube-ipvs0', 'other0', 'other1']) {
       try {
@@ -85,7 +89,7 @@ describe('rtnetlink links and addresses, checked with ip', () => {
     const shown = ipLink(ns, 'kube-ipvs0');
     expect(shown?.linkinfo?.info_kind).toBe('dummy');
     expect(shown?.flags).not.toContain('UP');
-    expect(link).toEqual(asLink(shown!));
+    expect(link).toEqual(asLink(defined(shown, 'kube-ipvs0 in ip -j link show')));
   });
 
   it('ensureDummy is idempotent: it keeps the link it made and its up/down state, as found', async () => {
@@ -118,7 +122,7 @@ describe('rtnetlink links and addresses, checked with ip', () => {
     expect(shown.length).toBeGreaterThanOrEqual(4); // lo, the veth pair, other0, and the tunnels modules make
     const listed = await client.listLinks();
     expect(listed.sort((a, b) => a.index - b.index)).toEqual(shown.map(asLink).sort((a, b) => a.index - b.index));
-    expect(await client.getLink('other0')).toEqual(asLink(ipLink(ns, 'other0')!));
+    expect(await client.getLink('other0')).toEqual(asLink(defined(ipLink(ns, 'other0'), 'other0 in ip -j link show')));
     expect(await client.getLink('other0')).toMatchObject({ kind: 'dummy', up: true, mtu: 1400 });
     expect(await client.getLink('lo')).toMatchObject({ kind: null, index: 1 });
     expect(await client.getLink('absent0')).toBeNull();
@@ -132,8 +136,9 @@ describe('rtnetlink links and addresses, checked with ip', () => {
     const listed = await client.listAddresses('other0');
     expect(listed.map((a) => a.cidr).sort()).toEqual(cidrsOf(ipAddresses(ns, 'other0')));
     expect(listed.map((a) => a.cidr)).toEqual(expect.arrayContaining(['192.0.2.5/24', '2001:db8::5/64', '10.96.0.1/32']));
-    expect(listed.find((a) => a.cidr === '2001:db8::5/64')).toMatchObject({ family: 'inet6', flags: expect.any(Number) });
-    expect(listed.find((a) => a.cidr === '2001:db8::5/64')!.flags & IFA_F_NODAD).toBe(IFA_F_NODAD);
+    const withoutDad = listed.find((a) => a.cidr === '2001:db8::5/64');
+    expect(withoutDad).toMatchObject({ family: 'inet6', flags: expect.any(Number) as number });
+    expect(defined(withoutDad, '2001:db8::5/64 read back').flags & IFA_F_NODAD).toBe(IFA_F_NODAD);
     expect(listed.find((a) => a.cidr === '192.0.2.5/24')).toMatchObject({ family: 'inet', label: 'other0', scope: 0 });
   });
 
@@ -253,15 +258,13 @@ describe('rtnetlink links and addresses, checked with ip', () => {
 describe('the netns option', () => {
   let a: TestNetns;
   let b: TestNetns;
+  const teardown = new Teardown();
 
   beforeAll(() => {
-    a = createTestNetns('kipvs-rtnl-a');
-    b = createTestNetns('kipvs-rtnl-b');
+    a = teardown.createTestNetns('kipvs-rtnl-a');
+    b = teardown.createTestNetns('kipvs-rtnl-b');
   });
-  afterAll(() => {
-    a?.destroy();
-    b?.destroy();
-  });
+  afterAll(() => teardown.run());
 
   it('a dummy created in namespace A is not seen in namespace B, nor in our own', async () => {
     const name = `iso-${randomBytes(3).toString('hex')}`;

@@ -1,23 +1,16 @@
 // Beyond kube-proxy: Service names in `kipvs inspect` (from the agent's record in /run/kipvs, with
 // the agent stopped) and per-Service traffic metrics, checked against ipvsadm after real traffic.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from './helpers/topology.js';
+import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js';
+import { defined } from './helpers/defined.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
+import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';
 import { parseExposition } from '../support/prometheus.js';
 
-const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const METRICS = '127.0.0.1:20349';
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 const SOURCE = `apiVersion: v1
 kind: Service
@@ -69,7 +62,7 @@ function ipvsadmStats(topology: Topology): Map<string, Counters> {
     const match = /^TCP {2}(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(line);
     if (!match) continue;
     const [, frontend, conns, inPackets, outPackets, inBytes, outBytes] = match.map(String);
-    stats.set(frontend!, {
+    stats.set(defined(frontend, 'the virtual server of a stats line'), {
       conns: Number(conns),
       inPackets: Number(inPackets),
       outPackets: Number(outPackets),
@@ -80,54 +73,21 @@ function ipvsadmStats(topology: Topology): Map<string, Counters> {
   return stats;
 }
 
-const kipvs = (...args: string[]): string => {
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`kipvs ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-  return result.stdout;
-};
-
 describe('Service names and per-Service traffic', () => {
   let topology: Topology;
   let sourceDir: string;
-  let agent: ChildProcess | undefined;
-  let agentLog = '';
+  let agent: AgentProcess;
+  const teardown = new Teardown();
 
   beforeAll(async () => {
-    topology = createTopology(2);
+    topology = teardown.createTopology(2);
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
-    sourceDir = mkdtempSync(join(tmpdir(), 'kipvs-source-'));
+    sourceDir = teardown.makeTempDir('kipvs-source-');
     writeFileSync(join(sourceDir, 'services.yaml'), SOURCE);
-    agent = spawn(
-      process.execPath,
-      [
-        cli,
-        'agent',
-        '--source',
-        sourceDir,
-        '--netns',
-        topology.node.name,
-        '--hostname-override',
-        'node-a',
-        '--healthz-bind-address',
-        '',
-        '--metrics-bind-address',
-        METRICS,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    agent.stderr!.on('data', (data: Buffer) => (agentLog += data.toString()));
-    await waitFor('the first sync', () => topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:443')).catch((error: Error) => {
-      throw new Error(`${error.message}\nagent log:\n${agentLog}`);
-    });
+    agent = teardown.startAgent(topology.node, ['--source', sourceDir, '--healthz-bind-address', '', '--metrics-bind-address', METRICS]);
+    await agent.waitFor('the first sync', () => topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:443'), GENEROUS_MS, 200);
   });
-  afterAll(async () => {
-    if (agent && agent.exitCode === null) {
-      agent.kill('SIGKILL');
-      await new Promise((resolve) => agent!.once('exit', resolve));
-    }
-    topology?.destroy();
-    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
-  });
+  afterAll(() => teardown.run());
 
   it('counts the traffic of each Service port as ipvsadm --stats does, summed over its virtual servers', async () => {
     expect(topology.request('10.96.0.10', 80, 6).failures).toBe(0);
@@ -144,11 +104,13 @@ describe('Service names and per-Service traffic', () => {
         outBytes: a.outBytes + b.outBytes,
       }));
     // The kernel folds its per-CPU counters into the totals every 2 s (the estimator): wait for every connection.
-    await waitFor(
+    await waitUntil(
       'the counters include every connection',
       () => sum(webFrontends(ipvsadmStats(topology))).conns === 10 && ipvsadmStats(topology).get('10.96.0.20:443')?.conns === 3,
+      GENEROUS_MS,
+      200,
     );
-    await new Promise((resolve) => setTimeout(resolve, 2500)); // and the packets of their last FINs
+    await sleep(2500); // and the packets of their last FINs
     const before = ipvsadmStats(topology);
     const response = await fetch(`http://${METRICS}/metrics`);
     const families = parseExposition(await response.text());
@@ -160,7 +122,7 @@ describe('Service names and per-Service traffic', () => {
     const api = { namespace: 'shop', service: 'api', port: '443', protocol: 'TCP' };
     for (const [labels, expected] of [
       [web, sum(webFrontends(before))],
-      [api, before.get('10.96.0.20:443')!],
+      [api, defined(before.get('10.96.0.20:443'), 'the stats of 10.96.0.20:443')],
     ] as const) {
       expect({
         conns: value('kipvs_service_connections_total', labels),
@@ -188,8 +150,7 @@ describe('Service names and per-Service traffic', () => {
   });
 
   it('names each virtual server and real server from the agent’s record, with the agent stopped', async () => {
-    agent!.kill('SIGTERM');
-    await new Promise((resolve) => (agent!.exitCode === null ? agent!.once('exit', resolve) : resolve(undefined)));
+    await agent.stop('SIGTERM');
     const plain = kipvs('inspect', '--netns', topology.node.name);
     expect(plain).toBe(topology.node.run('ipvsadm', ['-Ln']));
     const named = kipvs('inspect', '--netns', topology.node.name, '--names');
