@@ -6,7 +6,7 @@
 //   npm run bench:memory                                  N = 1,000 and 10,000
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN_S=600 npm run bench:memory
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   changedSlice,
@@ -72,10 +72,21 @@ function syncedLines(daemon: ChildProcess): { wait(count: number, deadlineMs: nu
     text: () => text,
     wait: (want, deadlineMs) =>
       new Promise((done, fail) => {
-        if (count >= want) return done();
+        if (count >= want) {
+          done();
+          return;
+        }
         const timer = setTimeout(() => fail(new Error(`no ${want}th sync within ${deadlineMs} ms: ${text.slice(-1000)}`)), deadlineMs);
-        waiters.push({ count: want, done: () => (clearTimeout(timer), done()) });
-        daemon.once('exit', (code) => fail(new Error(`agent exited ${code}: ${text.slice(-1000)}`)));
+        waiters.push({
+          count: want,
+          done: () => {
+            clearTimeout(timer);
+            done();
+          },
+        });
+        daemon.once('exit', (code) => {
+          fail(new Error(`agent exited ${String(code)}: ${text.slice(-1000)}`));
+        });
       }),
   };
 }

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestApiServer, type ApiObject } from '../support/api-server.js';
 import type { AgentProcess } from './helpers/agent-process.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Topology } from './helpers/topology.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { openHeld, type HeldConnection } from './helpers/held-connection.js';
 import { Teardown } from './helpers/teardown.js';
 import { GENEROUS_MS, waitUntil } from './helpers/wait.js';

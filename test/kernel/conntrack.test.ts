@@ -14,7 +14,7 @@ import type { IpvsDestination, IpvsService, ServiceKeyByAddress } from '../../sr
 import { NetlinkKernel } from '../../src/kernel/netlink-kernel.js';
 import { realServerKey, virtualServerKey, type DesiredState } from '../../src/model/desired.js';
 import { diff } from '../../src/reconcile/diff.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS } from './helpers/wait.js';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatEntry, type IpsetEntry, type IpsetSet } from '../../src/netlink/ipset/types.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IpsetClient } from '../../src/netlink/ipset/client.js';
 import { formatEntry, type IpsetEntry, type IpsetSetHeader, type IpsetSetSpec } from '../../src/netlink/ipset/types.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 

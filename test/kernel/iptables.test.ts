@@ -10,7 +10,7 @@ import { ensureIpvsSysctls } from '../../src/kernel/sysctl.js';
 import { KUBE_IPSETS, ipsetName, type KubeIpsetId } from '../../src/model/ipsets.js';
 import { DEFAULT_SETTINGS, type ProxySettings } from '../../src/model/settings.js';
 import { KIPVS_CHAINS, KIPVS_IPTABLES_OWNERSHIP, buildIptablesRules } from '../../src/translate/iptables-rules.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';

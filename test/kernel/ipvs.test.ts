@@ -5,7 +5,7 @@ import { IpvsClient } from '../../src/netlink/ipvs/client.js';
 import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 import { NetlinkRequestError } from '../../src/netlink/errors.js';
 import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 

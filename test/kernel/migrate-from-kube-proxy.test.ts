@@ -7,7 +7,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
 import type { Topology } from './helpers/topology.js';
 import { openHeld, type HeldConnection } from './helpers/held-connection.js';

@@ -6,7 +6,7 @@ import { LinkClient } from '../../src/netlink/rtnl/client.js';
 import { LinkKindError, LinkNotFoundError, type Link } from '../../src/netlink/rtnl/types.js';
 import { IFA_F_NODAD } from '../../src/netlink/rtnl/wire.js';
 import type { RequestOutcome } from '../../src/netlink/connection.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
 

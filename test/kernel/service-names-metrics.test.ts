@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
 import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';

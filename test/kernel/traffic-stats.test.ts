@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IpvsClient, type IpvsServiceWithDestinations } from '../../src/netlink/ipvs/client.js';
 import type { IpvsStats } from '../../src/netlink/ipvs/types.js';
 import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
-import { defined } from './helpers/defined.js';
+import { defined } from '../support/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
 import { sleep } from './helpers/wait.js';
