@@ -6,7 +6,7 @@
 //   npm run bench:memory                                  N = 1,000 and 10,000
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN_S=600 npm run bench:memory
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   changedSlice,
@@ -58,36 +58,22 @@ function retire(name: string): void {
   spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
 }
 
-/** Resolves once the log has `count` "synced" lines (pino JSON on stderr). */
-function syncedLines(daemon: ChildProcess): { wait(count: number, deadlineMs: number): Promise<void>; text(): string } {
-  let text = '';
-  let count = 0;
-  const waiters: { count: number; done: () => void }[] = [];
-  daemon.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    text = (text + chunk).slice(-20_000);
-    count += chunk.split('"msg":"synced"').length - 1;
-    for (const waiter of waiters.filter((w) => w.count <= count)) waiter.done();
-  });
+/** The agent's log (pino JSON lines), written to a file and polled: "synced" lines counted. */
+function agentLog(file: string, daemon: ChildProcess): { wait(count: number, deadlineMs: number): Promise<void> } {
+  const text = (): string => readFileSync(file, 'utf8');
   return {
-    text: () => text,
-    wait: (want, deadlineMs) =>
-      new Promise((done, fail) => {
-        if (count >= want) {
-          done();
-          return;
+    async wait(want, deadlineMs) {
+      const deadline = performance.now() + deadlineMs;
+      for (;;) {
+        const now = text();
+        if (now.split('"msg":"synced"').length - 1 >= want) return;
+        if (daemon.exitCode !== null || daemon.signalCode !== null || performance.now() > deadline) {
+          const why = performance.now() > deadline ? `no sync within ${deadlineMs} ms` : `agent exited (${String(daemon.exitCode ?? daemon.signalCode)})`;
+          throw new Error(`${why}; its log ends:\n${now.slice(-2000)}`);
         }
-        const timer = setTimeout(() => fail(new Error(`no ${want}th sync within ${deadlineMs} ms: ${text.slice(-1000)}`)), deadlineMs);
-        waiters.push({
-          count: want,
-          done: () => {
-            clearTimeout(timer);
-            done();
-          },
-        });
-        daemon.once('exit', (code) => {
-          fail(new Error(`agent exited ${String(code)}: ${text.slice(-1000)}`));
-        });
-      }),
+        await sleep(200);
+      }
+    },
   };
 }
 
@@ -124,13 +110,13 @@ for (const size of sizes) {
     ['--heapsnapshot-signal=SIGUSR2', CLI, 'agent', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME, '--ipvs-min-sync-period', '1s'],
     {
       cwd: dir,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', openSync(join(dir, 'agent.log'), 'w')],
     },
   );
   const pid = daemon.pid ?? -1;
-  const log = syncedLines(daemon);
+  const log = agentLog(join(dir, 'agent.log'), daemon);
   try {
-    await log.wait(1, 900_000);
+    await log.wait(1, Number(process.env.KIPVS_BENCH_SYNC_DEADLINE_S ?? 900) * 1000);
     const syncedMs = performance.now() - started;
     await sleep(3_000);
     console.log(
@@ -155,7 +141,7 @@ for (const size of sizes) {
     );
   } finally {
     daemon.kill('SIGTERM');
-    await new Promise((done) => (daemon.exitCode !== null ? done(undefined) : daemon.once('exit', done)));
+    if (daemon.exitCode === null && daemon.signalCode === null) await new Promise((done) => daemon.once('exit', done));
     retire(netns);
     rmSync(dir, { recursive: true, force: true });
   }

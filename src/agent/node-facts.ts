@@ -1,11 +1,10 @@
 // The node's own facts: its name, the addresses NodePorts listen on, and what its Node object
-// says (zone label, podCIDRs, node IPs). Addresses follow the kernel's address events and the
+// says (zone label, podCIDRs, node IPs). Addresses are read again at each full sync and the
 // Node object follows the source, so both stay current while the agent runs.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { cidrContains, familyOf, type AddressFamily } from '../ip.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
-import { watchAddressEvents, type AddressEvent } from '../netlink/rtnl/address-events.js';
 import type { NodeFacts } from '../model/settings.js';
 
 export interface NodeFactsOptions {
@@ -133,59 +132,29 @@ export class LiveNodeFacts {
   }
 }
 
-/** Debounce for a burst of address events (a link going down removes all its addresses at once). */
-const SETTLE_MS = 50;
-
 /**
- * Follows the kernel's address events (RTM_NEWADDR/RTM_DELADDR): each burst of changes on the
- * node's own links reads the addresses again and hands them to `live`. Events on the dummy
- * interface (a sync binding service IPs) are not node addresses and cause no read. Returns a stop
- * function.
+ * Reads the node's addresses again when asked (each full sync: the daemon's source check) and hands
+ * them to `live`: an address added (DHCP, a VIP on `lo`) gets its NodePort virtual servers in the
+ * sync after, a removed one loses them. kube-proxy reads them at every sync. Not the kernel's
+ * address events: binding a thousand ClusterIPs at once overflows a multicast socket (ENOBUFS), and
+ * the netlink package aborts the process on that error (reproduced at 1,000 Services in UML).
  */
-export function followNodeAddresses(live: LiveNodeFacts, options: NodeFactsOptions, log: Logger): () => void {
-  let dummyIndex: number | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let reading = false;
-  let again = false;
-  let stopped = false;
-  // Set by events that arrive during a read (the compiler cannot see that across the await).
-  const eventsDuringRead = (): boolean => again;
+export function nodeAddressReader(live: LiveNodeFacts, options: NodeFactsOptions, log: Logger): { check(): void } {
+  let reading: Promise<void> | undefined;
   const read = async (): Promise<void> => {
-    if (reading) {
-      again = true;
-      return;
-    }
-    reading = true;
     try {
-      do {
-        again = false;
-        const found = await readLinkAddresses(options);
-        dummyIndex = found.dummyIndex;
-        if (stopped) return;
-        if (!sameList(found.addresses, live.current.addresses)) log.info({ addresses: found.addresses }, 'node addresses changed');
-        live.setAddresses(found.addresses);
-      } while (eventsDuringRead());
+      const found = await readLinkAddresses(options);
+      if (!sameList(found.addresses, live.current.addresses)) log.info({ addresses: found.addresses }, 'node addresses changed');
+      live.setAddresses(found.addresses);
     } catch (error) {
       log.error({ err: (error as Error).message }, 'cannot read the node addresses; keeping the last ones');
     } finally {
-      reading = false;
+      reading = undefined;
     }
   };
-  const schedule = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void read(), SETTLE_MS);
-  };
-  const onEvent = (event: AddressEvent): void => {
-    if (event.kind === 'overflowed') log.warn({ reason: event.reason }, 'address events lost; reading the node addresses again');
-    else if (dummyIndex !== undefined && event.address.linkIndex === dummyIndex) return;
-    schedule();
-  };
-  const events = watchAddressEvents(onEvent, options.netns ? { netns: options.netns } : {});
-  // The dummy's index, and any change between discovery at start and the subscription.
-  schedule();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    events.close();
+  return {
+    check: () => {
+      reading ??= read();
+    },
   };
 }

@@ -6,7 +6,7 @@ import { KipvsError } from '../errors.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier, type SyncResult } from '../agent/proxier.js';
 import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
-import { discoverNodeFacts, followNodeAddresses, LiveNodeFacts, type NodeFactsOptions } from '../agent/node-facts.js';
+import { discoverNodeFacts, LiveNodeFacts, nodeAddressReader, type NodeFactsOptions } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { RetryBackoff } from '../agent/retry.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
@@ -252,6 +252,7 @@ async function runDaemon({
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
+  const nodeAddresses = nodeAddressReader(liveNode, nodeOptions, log);
   const daemon = startDaemon({
     proxier,
     cluster,
@@ -263,14 +264,13 @@ async function runDaemon({
     retry,
     checkSource: () => {
       source.check();
+      nodeAddresses.check();
     },
     nodeFacts: liveNode,
   });
-  const stopFollowingAddresses = followNodeAddresses(liveNode, nodeOptions, log);
   await new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
   // A sync under way finishes first: closing its sockets mid-apply could leave a virtual server
   // without its real servers.
-  stopFollowingAddresses();
   await daemon.stop();
   await serviceHealth.close();
 }
