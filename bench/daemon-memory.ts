@@ -1,7 +1,7 @@
 // Benchmark (not a test): the real `kipvs agent` daemon's memory at N Services × 10 endpoints
 // (bench/workload.ts), file source, in the sandbox kernel: VmRSS and VmHWM after the first sync
-// and after a window of endpoint churn, and the V8 heap by constructor (a heap snapshot the daemon
-// writes on SIGUSR2, node's --heapsnapshot-signal).
+// and after a window of endpoint churn, and with KIPVS_BENCH_HEAP=1 the V8 heap by constructor (a
+// heap snapshot the daemon writes on SIGUSR2, node's --heapsnapshot-signal).
 //
 //   npm run bench:memory                                  N = 1,000 and 10,000
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN_S=600 npm run bench:memory
@@ -122,7 +122,6 @@ for (const size of sizes) {
     console.log(
       `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB`,
     );
-    if (process.env.KIPVS_BENCH_HEAP !== '0') console.log(await heapSnapshot(daemon, dir));
     // Churn: one endpoint change per 100 ms in a file of its own (a Service's slice rewritten).
     const churnFile = join(sourceDir, 'zz-churn.yaml');
     const churnEnd = performance.now() + churnSeconds * 1000;
@@ -139,6 +138,8 @@ for (const size of sizes) {
     console.log(
       `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB`,
     );
+    // Last: writing a snapshot costs the process memory of its own.
+    if (process.env.KIPVS_BENCH_HEAP === '1') console.log(await heapSnapshot(daemon, dir));
   } finally {
     daemon.kill('SIGTERM');
     if (daemon.exitCode === null && daemon.signalCode === null) await new Promise((done) => daemon.once('exit', done));

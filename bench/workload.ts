@@ -62,16 +62,24 @@ function service(index: number): Service {
   const name = serviceNameOf(index);
   const clusterIP = clusterIpOf(index);
   const nodePort = isNodePort(index);
+  // uid and selector as kubectl prints them: the agent drops both (src/sources/compact.ts).
+  const metadata = {
+    name,
+    namespace: namespaceOf(index),
+    uid: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`,
+    resourceVersion: String(1000 + index),
+  };
+  const selector = { app: name };
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name, namespace: namespaceOf(index), uid: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`, resourceVersion: String(1000 + index) },
+    metadata,
     spec: {
       type: nodePort ? 'NodePort' : 'ClusterIP',
       clusterIP,
       clusterIPs: [clusterIP],
       ipFamilies: ['IPv4'],
-      selector: { app: name },
+      ...{ selector },
       ports: [{ name: 'http', protocol: 'TCP', port: SERVICE_PORT, targetPort: TARGET_PORT, ...(nodePort ? { nodePort: FIRST_NODE_PORT + index / 5 } : {}) }],
       sessionAffinity: 'None',
       ...(nodePort ? { externalTrafficPolicy: 'Cluster' } : {}),

@@ -5,7 +5,6 @@
 export interface ObjectMeta {
   readonly name: string;
   readonly namespace?: string;
-  readonly uid?: string;
   readonly resourceVersion?: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly annotations?: Readonly<Record<string, string>>;
@@ -28,7 +27,6 @@ export interface ServiceSpec {
   readonly clusterIPs?: readonly string[];
   readonly ipFamilies?: readonly string[];
   readonly ports?: readonly ServicePort[];
-  readonly selector?: Readonly<Record<string, string>>;
   readonly externalIPs?: readonly string[];
   readonly externalName?: string;
   readonly loadBalancerSourceRanges?: readonly string[];
@@ -69,7 +67,6 @@ export interface Endpoint {
   readonly conditions?: EndpointConditions;
   readonly nodeName?: string;
   readonly zone?: string;
-  readonly hostname?: string;
   readonly targetRef?: { readonly kind?: string; readonly name?: string; readonly namespace?: string };
   readonly hints?: { readonly forZones?: readonly { readonly name: string }[] };
 }

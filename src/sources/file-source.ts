@@ -4,6 +4,7 @@
 // EndpointSlice, or is malformed, is reported and skipped; the others are kept. A file that cannot
 // be read or parsed keeps the objects it last had; one that never could makes the snapshot
 // incomplete (who knows what it defines), and the sync then removes nothing.
+import { compactEndpointSlice, compactService } from './compact.js';
 import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, extname, join } from 'node:path';
@@ -116,11 +117,11 @@ function parseFile(file: string, documents: readonly unknown[], problems: Source
       }
       // kube-proxy's label selector: what it never sees is not programmed here either.
       if (excludingLabel(object) !== undefined) continue;
-      if (kind === 'Service') services.push(object);
+      if (kind === 'Service') services.push(compactService(object));
       else {
         const notice = sliceNotice(object);
         if (notice !== undefined) problems.push({ file: where, reason: `${quoteInput(object.metadata.name)}: ${notice}` });
-        endpointSlices.push(object as unknown as EndpointSlice);
+        endpointSlices.push(compactEndpointSlice(object as unknown as EndpointSlice));
       }
     }
   });

@@ -2,6 +2,7 @@
 // src/model/kubernetes.ts (the form every source produces).
 import { familyOf } from '../ip.js';
 import type { EndpointSlice, Service } from '../model/kubernetes.js';
+import { compactEndpointSlice, compactService } from './compact.js';
 
 export interface NodeInfo {
   readonly name: string;
@@ -37,11 +38,11 @@ function withKind(object: object, apiVersion: string, kind: string): JsonObject 
 }
 
 export function toService(object: object): Service {
-  return withKind(object, 'v1', 'Service') as unknown as Service;
+  return compactService(withKind(object, 'v1', 'Service') as unknown as Service);
 }
 
 export function toEndpointSlice(object: object): EndpointSlice {
-  return withKind(object, 'discovery.k8s.io/v1', 'EndpointSlice') as unknown as EndpointSlice;
+  return compactEndpointSlice(withKind(object, 'discovery.k8s.io/v1', 'EndpointSlice') as unknown as EndpointSlice);
 }
 
 type NodeJson = {

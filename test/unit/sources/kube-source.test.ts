@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { backoffDelay, KubeSource, toEndpointSlice, toNodeInfo, toService, type KubeSourceOptions, type NodeInfo } from '../../../src/sources/kube-source.js';
 import { TestApiServer, type ApiObject, type Resource } from '../../support/api-server.js';
+import { defined } from '../../support/defined.js';
 
 const BACKOFF = { initialMs: 40, maxMs: 160 };
 
@@ -147,9 +148,20 @@ describe('KubeSource against an API server', () => {
     const ready = await start();
     expect(ready.status()).toMatchObject({ synced: true, relists: 0 });
     expect(versions(store.snapshot().services)).toEqual(versions(server.list('services')));
-    // List items arrive as client-node's classes (Date timestamps); the store gets the wire JSON.
-    expect(store.service('default/web')).toEqual(server.list('services').find((object) => object.metadata.name === 'web'));
-    expect(store.slicesOf('default/web')).toEqual([server.list('endpointslices').find((object) => object.metadata.name === 'web-abc')]);
+    // List items arrive as client-node's classes (Date timestamps); the store gets the wire JSON
+    // less what the agent never reads (src/sources/compact.ts): uid, timestamps, the selector, and
+    // an endpoint's hostname.
+    const listed = server.list('services').find((object) => object.metadata.name === 'web') as unknown as Record<string, Record<string, unknown>>;
+    const { uid: _uid, creationTimestamp: _created, ...metadata } = listed.metadata ?? {};
+    const { selector: _selector, ...spec } = listed.spec ?? {};
+    expect(store.service('default/web')).toEqual({ ...listed, metadata, spec });
+    const listedSlice = defined(
+      server.list('endpointslices').find((object) => object.metadata.name === 'web-abc'),
+      'the listed slice',
+    ) as unknown as Record<string, unknown>;
+    const { uid: _sliceUid, creationTimestamp: _sliceCreated, ...sliceMetadata } = listedSlice.metadata as Record<string, unknown>;
+    const endpoints = (listedSlice.endpoints as Record<string, unknown>[]).map(({ hostname: _hostname, ...endpoint }) => endpoint);
+    expect(store.slicesOf('default/web')).toEqual([{ ...listedSlice, metadata: sliceMetadata, endpoints }]);
     expect(store.service('default/web')?.status?.loadBalancer?.ingress?.[0]?.ipMode).toBe('Proxy');
   });
 
@@ -420,7 +432,7 @@ describe('conversion of client-node objects', () => {
     expect(mismatches).toEqual([]);
   });
 
-  it('turns a V1Service and a V1EndpointSlice into the JSON model, without managedFields', () => {
+  it('turns a V1Service and a V1EndpointSlice into the JSON model, without managedFields or timestamps', () => {
     const created = new Date('2024-05-01T10:00:00Z');
     // As client-node's deserializer makes them: an instance of each model class, Dates for times.
     const typed = model(k8s.V1Service, {
@@ -445,7 +457,7 @@ describe('conversion of client-node objects', () => {
     expect(toService(typed)).toEqual({
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: 'web', namespace: 'default', resourceVersion: '7', creationTimestamp: '2024-05-01T10:00:00.000Z' },
+      metadata: { name: 'web', namespace: 'default', resourceVersion: '7' },
       spec: {
         clusterIP: '10.96.0.10',
         clusterIPs: ['10.96.0.10'],
