@@ -41,6 +41,20 @@ const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(do
 const mib = (pid: number, field: string): number =>
   Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
+/** The daemon's own view (prom-client's nodejs_* gauges): V8 heap used and committed, and memory outside it. */
+async function heapFigures(): Promise<string> {
+  try {
+    const text = await (await fetch('http://127.0.0.1:10249/metrics', { signal: AbortSignal.timeout(5_000) })).text();
+    const value = (name: string): string => {
+      const found = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1];
+      return found === undefined ? '?' : (Number(found) / 2 ** 20).toFixed(0);
+    };
+    return `heap used ${value('nodejs_heap_size_used_bytes')} MiB of ${value('nodejs_heap_size_total_bytes')}, external ${value('nodejs_external_memory_bytes')} MiB`;
+  } catch (error) {
+    return `no metrics: ${(error as Error).message}`;
+  }
+}
+
 function namespace(size: number): string {
   const name = `kipvs-mem-${size}`;
   const ip = (...args: string[]): void => void spawnSync('ip', ['-n', name, ...args], { stdio: 'inherit' });
@@ -120,7 +134,7 @@ for (const size of sizes) {
     const syncedMs = performance.now() - started;
     await sleep(3_000);
     console.log(
-      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB`,
+      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}`,
     );
     // Churn: one endpoint change per 100 ms in a file of its own (a Service's slice rewritten).
     const churnFile = join(sourceDir, 'zz-churn.yaml');
@@ -136,7 +150,7 @@ for (const size of sizes) {
     }
     await sleep(5_000);
     console.log(
-      `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB`,
+      `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}`,
     );
     // Last: writing a snapshot costs the process memory of its own.
     if (process.env.KIPVS_BENCH_HEAP === '1') console.log(await heapSnapshot(daemon, dir));
