@@ -35,6 +35,8 @@ const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,10000')
   .split(',')
   .map(Number)
   .filter((n) => Number.isInteger(n) && n > 0);
+/** Node flags for the daemon, to compare (e.g. --trace-gc, whose last full GC line is printed). */
+const nodeFlags = (process.env.KIPVS_BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 const churnSeconds = Number(process.env.KIPVS_BENCH_CHURN_S ?? 60);
 const workDir = join('/tmp', `kipvs-memory-${process.pid}`);
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
@@ -53,6 +55,12 @@ async function heapFigures(): Promise<string> {
   } catch (error) {
     return `no metrics: ${(error as Error).message}`;
   }
+}
+
+/** The last full collection the daemon traced (--trace-gc): heap before → after, in MB. */
+function lastMarkCompact(dir: string): string {
+  const lines = readFileSync(join(dir, 'agent.out'), 'utf8').split('\n').filter((line) => line.includes('Mark-Compact'));
+  return lines.length === 0 ? '' : `; last full GC: ${/Mark-Compact[^,]*/.exec(lines[lines.length - 1] ?? '')?.[0] ?? ''}`;
 }
 
 function namespace(size: number): string {
@@ -121,10 +129,10 @@ for (const size of sizes) {
   const started = performance.now();
   const daemon = spawn(
     process.execPath,
-    ['--heapsnapshot-signal=SIGUSR2', CLI, 'agent', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME, '--ipvs-min-sync-period', '1s'],
+    [...nodeFlags, '--heapsnapshot-signal=SIGUSR2', CLI, 'agent', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME, '--ipvs-min-sync-period', '1s'],
     {
       cwd: dir,
-      stdio: ['ignore', 'ignore', openSync(join(dir, 'agent.log'), 'w')],
+      stdio: ['ignore', openSync(join(dir, 'agent.out'), 'w'), openSync(join(dir, 'agent.log'), 'w')],
     },
   );
   const pid = daemon.pid ?? -1;
@@ -134,7 +142,7 @@ for (const size of sizes) {
     const syncedMs = performance.now() - started;
     await sleep(3_000);
     console.log(
-      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}`,
+      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}${lastMarkCompact(dir)}`,
     );
     // Churn: one endpoint change per 100 ms in a file of its own (a Service's slice rewritten).
     const churnFile = join(sourceDir, 'zz-churn.yaml');
@@ -150,7 +158,7 @@ for (const size of sizes) {
     }
     await sleep(5_000);
     console.log(
-      `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}`,
+      `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}${lastMarkCompact(dir)}`,
     );
     // Last: writing a snapshot costs the process memory of its own.
     if (process.env.KIPVS_BENCH_HEAP === '1') console.log(await heapSnapshot(daemon, dir));
