@@ -83,6 +83,11 @@ export interface ServiceTrafficOptions {
   readonly minIntervalMs?: number;
   readonly clock?: () => number;
   readonly onError?: (error: Error) => void;
+  /**
+   * Also the connections per endpoint (--metrics-per-endpoint): a series per real server,
+   * 200,000 at 10,000 Services × 10 endpoints, too many to render on every scrape by default.
+   */
+  readonly perEndpoint?: boolean;
 }
 
 const EMPTY: TrafficSample = { ports: [], endpoints: [] };
@@ -145,15 +150,17 @@ export function registerServiceTrafficMetrics(options: ServiceTrafficOptions): v
       },
     });
   };
+  if (options.perEndpoint !== true) return;
   gauge('kipvs_service_endpoint_active_connections', 'Established connections IPVS holds to the endpoint for the Service port', (e) => e.active);
   gauge('kipvs_service_endpoint_inactive_connections', 'Other connections (closing, UDP) IPVS holds to the endpoint for the Service port', (e) => e.inactive);
 }
 
 /** The agent's wiring: the metrics on `registry`, named by the desired state of the last sync. */
-export function serviceTrafficObserver(registry: Registry, netns: string | undefined, log: Logger): SyncObserver {
+export function serviceTrafficObserver(registry: Registry, netns: string | undefined, log: Logger, perEndpoint = false): SyncObserver {
   let desired: DesiredState | undefined;
   registerServiceTrafficMetrics({
     registry,
+    perEndpoint,
     read: async () => {
       const client = await IpvsClient.open(netns ? { netns } : {});
       try {

@@ -27,6 +27,8 @@ export interface AgentOptions {
   netns?: string;
   once: boolean;
   dryRun: boolean;
+  /** --metrics-per-endpoint: kipvs_service_endpoint_*_connections, a series per real server. */
+  metricsPerEndpoint: boolean;
   /** A KubeProxyConfiguration file; flags given on the command line override it. */
   config?: string;
   /** host:port for /healthz and /livez; empty turns the server off. */

@@ -240,7 +240,7 @@ async function runDaemon({
     serviceHealthObserver(serviceHealth, node, log),
     serviceNamesObserver(names),
   ];
-  observers.push(serviceTrafficObserver(metrics.registry, options.netns, log));
+  observers.push(serviceTrafficObserver(metrics.registry, options.netns, log, options.metricsPerEndpoint));
   observers.push({
     retryScheduled: (operations, delayMs) => {
       metrics.recordRetries(operations);
@@ -385,6 +385,7 @@ export function agentCommand(): Command {
     .addOption(boolOption('--cleanup', "remove what kipvs and kube-proxy's IPVS mode own, then exit"))
     .option('--write-config-to <path>', "write kipvs's defaults as a KubeProxyConfiguration, then exit")
     .addOption(boolOption('--version', 'print the version and exit'))
+    .option('--metrics-per-endpoint', 'also export connections per endpoint (a series per real server)', false)
     .option('--netns <name|path>', 'program this network namespace')
     .option('--once', 'converge once; exit 0 when the kernel matches, non-zero on any error', false)
     .option('--dry-run', 'print the plan and change nothing', false);

@@ -84,7 +84,15 @@ describe('Service names and per-Service traffic', () => {
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, 8080)));
     sourceDir = teardown.makeTempDir('kipvs-source-');
     writeFileSync(join(sourceDir, 'services.yaml'), SOURCE);
-    agent = teardown.startAgent(topology.node, ['--source', sourceDir, '--healthz-bind-address', '', '--metrics-bind-address', METRICS]);
+    agent = teardown.startAgent(topology.node, [
+      '--source',
+      sourceDir,
+      '--healthz-bind-address',
+      '',
+      '--metrics-bind-address',
+      METRICS,
+      '--metrics-per-endpoint',
+    ]);
     await agent.waitFor('the first sync', () => topology.node.run('ipvsadm', ['-Ln']).includes('10.96.0.20:443'), GENEROUS_MS, 200);
   });
   afterAll(() => teardown.run());

@@ -64,6 +64,7 @@ describe('per-Service traffic metrics', () => {
       ownerOf: (key) => owners.get(key),
       minIntervalMs: 5000,
       clock: () => now,
+      perEndpoint: true,
     });
     const scrapes = await Promise.all([registry.metrics(), registry.metrics(), registry.metrics()]);
     expect(reads).toBe(1);
@@ -78,6 +79,14 @@ describe('per-Service traffic metrics', () => {
     now = 5000;
     await registry.metrics();
     expect(reads).toBe(2);
+  });
+
+  it('exports the per-endpoint gauges only when asked (--metrics-per-endpoint)', async () => {
+    const registry = new Registry();
+    registerServiceTrafficMetrics({ registry, read: () => Promise.resolve(table), ownerOf: (key) => owners.get(key), clock: () => 0 });
+    const text = await registry.metrics();
+    expect(text).toContain('kipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 5');
+    expect(text).not.toContain('kipvs_service_endpoint_');
   });
 
   it('shows no Service series when the read fails, says why, and does not retry within the interval', async () => {
