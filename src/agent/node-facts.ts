@@ -3,15 +3,17 @@
 // Node object follows the source, so both stay current while the agent runs.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { cidrContains, familyOf, type AddressFamily } from '../ip.js';
+import { canonicalAddress, cidrContains, familyOf, type AddressFamily } from '../ip.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
 import type { NodeFacts } from '../model/settings.js';
 
 export interface NodeFactsOptions {
   readonly netns?: string;
   readonly hostnameOverride?: string;
-  /** --nodeport-addresses: CIDRs; empty means every address of the node. */
+  /** --nodeport-addresses: CIDRs, or ['primary'] (the node's primary IPs); empty means every address of the node. */
   readonly nodePortAddresses: readonly string[];
+  /** --bind-address: a specific IP overrides the Node object's primary IP of its family. */
+  readonly bindAddress?: string;
   readonly dummyInterface: string;
 }
 
@@ -44,7 +46,8 @@ async function readLinkAddresses(options: NodeFactsOptions): Promise<LinkAddress
         // By address, not by link, as kube-proxy's isValidForSet: a /32 on lo (BGP, MetalLB
         // setups) is a node address, 127.0.0.1 and link-local addresses are not.
         if (NOT_NODE_ADDRESSES.some((cidr) => cidrContains(cidr, address.address))) continue;
-        if (options.nodePortAddresses.length > 0 && !options.nodePortAddresses.some((cidr) => cidrContains(cidr, address.address))) continue;
+        if (!isPrimaryOnly(options) && options.nodePortAddresses.length > 0 && !options.nodePortAddresses.some((cidr) => cidrContains(cidr, address.address)))
+          continue;
         addresses.push(address.address);
       }
     }
@@ -54,17 +57,46 @@ async function readLinkAddresses(options: NodeFactsOptions): Promise<LinkAddress
   }
 }
 
+const isPrimaryOnly = (options: Pick<NodeFactsOptions, 'nodePortAddresses'>): boolean =>
+  options.nodePortAddresses.length === 1 && options.nodePortAddresses[0] === 'primary';
+
+/**
+ * The addresses NodePorts listen on, of the node's `addresses`: all of them, or with
+ * --nodeport-addresses primary those that are the node's primary IPs, as kube-proxy's
+ * NodePortAddresses does with the node IPs it detected: the Node object's (InternalIP first), the
+ * one of --bind-address's family replaced by it when it is a specific IP. Until the Node object
+ * is known there are none.
+ */
+export function nodePortAddressesOf(
+  addresses: readonly string[],
+  nodeIPs: readonly string[],
+  options: Pick<NodeFactsOptions, 'nodePortAddresses' | 'bindAddress'>,
+): readonly string[] {
+  if (!isPrimaryOnly(options)) return addresses;
+  const bind = options.bindAddress === undefined ? undefined : canonicalAddress(options.bindAddress);
+  const specific = bind !== undefined && bind !== '0.0.0.0' && bind !== '::' ? bind : undefined;
+  const primary = new Set(nodeIPs.map((ip) => canonicalAddress(ip) ?? ip).filter((ip) => specific === undefined || familyOf(ip) !== familyOf(specific)));
+  if (specific !== undefined) primary.add(specific);
+  return addresses.filter((address) => primary.has(canonicalAddress(address) ?? address));
+}
+
 export async function discoverNodeFacts(options: NodeFactsOptions): Promise<NodeFacts> {
-  const { addresses } = await readLinkAddresses(options);
+  return (await discoverNode(options)).facts;
+}
+
+/** The node's facts at start, and every address of its links (what `primary` later picks from). */
+export async function discoverNode(options: NodeFactsOptions): Promise<{ facts: NodeFacts; linkAddresses: readonly string[] }> {
+  const { addresses: all } = await readLinkAddresses(options);
+  const addresses = [...nodePortAddressesOf(all, [], options)];
   const families = new Set<AddressFamily>();
-  for (const address of addresses) {
+  for (const address of all) {
     const family = familyOf(address);
     if (family) families.add(family);
   }
   if (families.size === 0) families.add('inet');
   // Node names are lowercase; kube-proxy's GetHostname trims and lowercases both sources too.
   const name = (options.hostnameOverride ?? hostname()).trim().toLowerCase();
-  return { name, addresses, families: [...families] };
+  return { facts: { name, addresses, families: [...families] }, linkAddresses: all };
 }
 
 /** What the agent reads from its Node object (sources' NodeInfo has these fields). */
@@ -86,9 +118,16 @@ const sameList = (a: readonly string[] | undefined, b: readonly string[] | undef
 export class LiveNodeFacts {
   private facts: NodeFacts;
   private readonly listeners: (() => void)[] = [];
+  /** Every address of the node, before --nodeport-addresses primary picks the primary IPs. */
+  private linkAddresses: readonly string[];
 
-  constructor(initial: NodeFacts) {
+  constructor(
+    initial: NodeFacts,
+    private readonly options: Pick<NodeFactsOptions, 'nodePortAddresses' | 'bindAddress'> = { nodePortAddresses: [] },
+    linkAddresses: readonly string[] = initial.addresses,
+  ) {
     this.facts = initial;
+    this.linkAddresses = linkAddresses;
   }
 
   get current(): NodeFacts {
@@ -109,12 +148,18 @@ export class LiveNodeFacts {
       return;
     }
     const zone = node.labels[ZONE_LABEL];
-    this.update({ zone: zone === '' ? undefined : zone, podCIDRs: node.podCIDRs, nodeIPs: node.nodeIPs });
+    this.update({
+      zone: zone === '' ? undefined : zone,
+      podCIDRs: node.podCIDRs,
+      nodeIPs: node.nodeIPs,
+      addresses: nodePortAddressesOf(this.linkAddresses, node.nodeIPs, this.options),
+    });
   }
 
-  /** The node's addresses (after --nodeport-addresses filtering). */
+  /** The node's addresses (after --nodeport-addresses CIDR filtering; `primary` is applied here). */
   setAddresses(addresses: readonly string[]): void {
-    this.update({ addresses });
+    this.linkAddresses = addresses;
+    this.update({ addresses: nodePortAddressesOf(addresses, this.facts.nodeIPs ?? [], this.options) });
   }
 
   private update(change: Pick<Partial<NodeFacts>, 'zone' | 'podCIDRs' | 'nodeIPs' | 'addresses'>): void {

@@ -6,7 +6,7 @@ import { KipvsError } from '../errors.js';
 import { NetlinkKernel } from '../kernel/netlink-kernel.js';
 import { Proxier, type SyncResult } from '../agent/proxier.js';
 import { FileOwnershipStore, removeStaleStateFiles } from '../agent/ownership.js';
-import { discoverNodeFacts, LiveNodeFacts, nodeAddressReader, type NodeFactsOptions } from '../agent/node-facts.js';
+import { discoverNode, LiveNodeFacts, nodeAddressReader, type NodeFactsOptions } from '../agent/node-facts.js';
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { RetryBackoff } from '../agent/retry.js';
 import { prepareNode, type RulesWriter } from '../agent/node-setup.js';
@@ -104,10 +104,11 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       netns: options.netns,
       hostnameOverride: options.hostnameOverride,
       nodePortAddresses: options.nodeportAddresses,
+      bindAddress: options.bindAddress,
       dummyInterface: settings.dummyInterface,
     };
-    const node = await discoverNodeFacts(nodeOptions);
-    const liveNode = new LiveNodeFacts(node);
+    const { facts: node, linkAddresses } = await discoverNode(nodeOptions);
+    const liveNode = new LiveNodeFacts(node, nodeOptions, linkAddresses);
     const cluster = new ClusterStore();
     const health = new ProxyHealth({ healthTimeoutMs: 2 * options.ipvsSyncPeriod, families: node.families });
     const metrics = new ProxyMetrics({ families: node.families, defaultMetrics: daemon });

@@ -1,6 +1,6 @@
 // The node's facts as they change: the Node object's zone, podCIDRs and node IPs, and the addresses.
 import { describe, expect, it } from 'vitest';
-import { LiveNodeFacts, ZONE_LABEL } from '../../../src/agent/node-facts.js';
+import { LiveNodeFacts, nodePortAddressesOf, ZONE_LABEL } from '../../../src/agent/node-facts.js';
 import type { NodeFacts } from '../../../src/model/settings.js';
 
 const START: NodeFacts = { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] };
@@ -46,5 +46,35 @@ describe('LiveNodeFacts', () => {
     expect(live.current.podCIDRs).toEqual(['10.244.1.0/24']);
     live.setNodeObject(nodeObject(''));
     expect(live.current.zone).toBeUndefined();
+  });
+});
+
+describe('--nodeport-addresses primary', () => {
+  const primary = { nodePortAddresses: ['primary'] };
+  const links = ['192.0.2.1', '198.51.100.7', '2001:db8::1', '2001:db8::2'];
+
+  it("picks the node IPs among the node's addresses, one per family, as kube-proxy's NodePortAddresses", () => {
+    expect(nodePortAddressesOf(links, ['198.51.100.7', '2001:db8::2'], primary)).toEqual(['198.51.100.7', '2001:db8::2']);
+    expect(nodePortAddressesOf(links, ['203.0.113.9'], primary)).toEqual([]);
+    expect(nodePortAddressesOf(links, [], primary)).toEqual([]);
+    // Not primary: the addresses as they are (already filtered by CIDR).
+    expect(nodePortAddressesOf(links, [], { nodePortAddresses: [] })).toEqual(links);
+  });
+
+  it('lets a specific --bind-address stand for the node IP of its family', () => {
+    expect(nodePortAddressesOf(links, ['198.51.100.7', '2001:db8::2'], { ...primary, bindAddress: '192.0.2.1' })).toEqual(['192.0.2.1', '2001:db8::2']);
+    expect(nodePortAddressesOf(links, ['198.51.100.7'], { ...primary, bindAddress: '0.0.0.0' })).toEqual(['198.51.100.7']);
+    expect(nodePortAddressesOf(links, [], { ...primary, bindAddress: '2001:DB8::1' })).toEqual(['2001:db8::1']);
+  });
+
+  it('has no NodePort address until the Node object says which is primary, then follows it and the links', () => {
+    const live = new LiveNodeFacts({ ...START, addresses: [] }, primary, ['192.0.2.1', '198.51.100.7']);
+    expect(live.current.addresses).toEqual([]);
+    live.setNodeObject({ labels: {}, podCIDRs: [], nodeIPs: ['198.51.100.7'] });
+    expect(live.current.addresses).toEqual(['198.51.100.7']);
+    live.setAddresses(['192.0.2.1']);
+    expect(live.current.addresses).toEqual([]);
+    live.setAddresses(['192.0.2.1', '198.51.100.7']);
+    expect(live.current.addresses).toEqual(['198.51.100.7']);
   });
 });
