@@ -34,10 +34,12 @@ export interface NodeSetup {
   readonly options: NodeSetupOptions;
   readonly settings: ProxySettings;
   readonly node: NodeFacts;
+  /** The node as it is now: NodeCIDR detect-local follows the Node's podCIDRs (set after start on a new node). */
+  readonly currentNode?: () => NodeFacts;
   readonly log: Logger;
 }
 
-export async function prepareNode({ options, settings, node, log }: NodeSetup): Promise<RulesWriter> {
+export async function prepareNode({ options, settings, node, currentNode, log }: NodeSetup): Promise<RulesWriter> {
   const netns = options.netns ? { netns: options.netns } : {};
   const ipvs = await IpvsClient.open(netns);
   try {
@@ -65,7 +67,7 @@ export async function prepareNode({ options, settings, node, log }: NodeSetup): 
         family,
         masqueradeMark: 2 ** options.iptablesMasqueradeBit,
         masqueradeRandomFully: randomFully,
-        nodePodCidrs: node.podCIDRs,
+        nodePodCidrs: (currentNode?.() ?? node).podCIDRs,
         lbNoNodeAccess,
       });
       const text = iptablesRestoreInput(rules);

@@ -157,7 +157,13 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
       return;
     }
-    const writeRules = await prepareNode({ options: { ...options, conntrack: conntrackConfigOf(options) }, settings, node, log });
+    const writeRules = await prepareNode({
+      options: { ...options, conntrack: conntrackConfigOf(options) },
+      settings,
+      node,
+      currentNode: () => liveNode.current,
+      log,
+    });
     const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
     if (options.once) {
       await syncOnce(proxier, writeRules, source, (result) => {
