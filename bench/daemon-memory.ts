@@ -6,7 +6,7 @@
 //   npm run bench:memory                                  N = 1,000 and 10,000
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN_S=600 npm run bench:memory
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   changedSlice,
@@ -59,7 +59,9 @@ async function heapFigures(): Promise<string> {
 
 /** The last full collection the daemon traced (--trace-gc): heap before → after, in MB. */
 function lastMarkCompact(dir: string): string {
-  const lines = readFileSync(join(dir, 'agent.out'), 'utf8').split('\n').filter((line) => line.includes('Mark-Compact'));
+  const lines = readFileSync(join(dir, 'agent.out'), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('Mark-Compact'));
   return lines.length === 0 ? '' : `; last full GC: ${/Mark-Compact[^,]*/.exec(lines[lines.length - 1] ?? '')?.[0] ?? ''}`;
 }
 
@@ -110,7 +112,15 @@ async function heapSnapshot(daemon: ChildProcess, cwd: string): Promise<string> 
       let size = -1;
       for (;;) {
         const now = readFileSync(join(cwd, file)).length;
-        if (now === size && now > 0) return summariseHeapSnapshot(join(cwd, file), 12);
+        if (now === size && now > 0) {
+          // KIPVS_BENCH_HEAP_DIR (a host path such as .sandbox/heap): keep the snapshot to open in DevTools.
+          const keep = process.env.KIPVS_BENCH_HEAP_DIR;
+          if (keep !== undefined) {
+            mkdirSync(resolve(root, keep), { recursive: true });
+            copyFileSync(join(cwd, file), join(resolve(root, keep), file));
+          }
+          return summariseHeapSnapshot(join(cwd, file), 12);
+        }
         size = now;
         await sleep(1_000);
       }
@@ -129,7 +139,20 @@ for (const size of sizes) {
   const started = performance.now();
   const daemon = spawn(
     process.execPath,
-    [...nodeFlags, '--heapsnapshot-signal=SIGUSR2', CLI, 'agent', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME, '--ipvs-min-sync-period', '1s'],
+    [
+      ...nodeFlags,
+      '--heapsnapshot-signal=SIGUSR2',
+      CLI,
+      'agent',
+      '--source',
+      sourceDir,
+      '--netns',
+      netns,
+      '--hostname-override',
+      NODE_NAME,
+      '--ipvs-min-sync-period',
+      '1s',
+    ],
     {
       cwd: dir,
       stdio: ['ignore', openSync(join(dir, 'agent.out'), 'w'), openSync(join(dir, 'agent.log'), 'w')],
