@@ -62,12 +62,12 @@ describe('kipvs agent follows its node', () => {
   let logs = '';
 
   const saved = (): string => topo().node.run('ipvsadm', ['-Sn']);
-  /** Real servers of a virtual server that take new connections (weight > 0). */
+  /** Real servers of a virtual server that take new connections (weight > 0): field 4 of `-a -t VIP -r RS -m -w N`. */
   const active = (virtual: string): string[] =>
     saved()
       .split('\n')
       .filter((line) => line.startsWith(`-a -t ${virtual} `) && !/ -w 0\b/.test(line))
-      .map((line) => line.split(' ')[5] ?? '')
+      .map((line) => line.split(' ')[4] ?? '')
       .sort();
   const writeNode = (zone: string): void => {
     // Written elsewhere and moved into place, as the file source asks.
