@@ -6,9 +6,9 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentProcess } from '../kernel/helpers/agent-process.js';
-import { Teardown } from '../kernel/helpers/teardown.js';
-import type { Topology } from '../kernel/helpers/topology.js';
+import type { AgentProcess } from './helpers/agent-process.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 
 const NEW_ADDRESS = '10.200.0.77';
 const SYNC_PERIOD_MS = 3_000;
