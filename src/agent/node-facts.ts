@@ -134,6 +134,11 @@ export class LiveNodeFacts {
     return this.facts;
   }
 
+  /** Every address of the node's links (after CIDR filtering), before `primary` picks among them. */
+  get addresses(): readonly string[] {
+    return this.linkAddresses;
+  }
+
   onChange(listener: () => void): void {
     this.listeners.push(listener);
   }
@@ -189,7 +194,7 @@ export function nodeAddressReader(live: LiveNodeFacts, options: NodeFactsOptions
   const read = async (): Promise<void> => {
     try {
       const found = await readLinkAddresses(options);
-      if (!sameList(found.addresses, live.current.addresses)) log.info({ addresses: found.addresses }, 'node addresses changed');
+      if (!sameList(found.addresses, live.addresses)) log.info({ addresses: found.addresses }, 'node addresses changed');
       live.setAddresses(found.addresses);
     } catch (error) {
       log.error({ err: (error as Error).message }, 'cannot read the node addresses; keeping the last ones');
