@@ -1,4 +1,4 @@
-// Benchmark (not a test): kipvs on a cluster of N Services × 10 endpoints (bench/workload.ts),
+// Benchmark (not a test): kipvs on a cluster of N Services × 10 endpoints (bench/workload.ts; KIPVS_BENCH_ENDPOINTS),
 // against the C tools programming the same kernel objects, all in one boot of the sandbox kernel,
 // each cold sync in a network namespace of its own. Prints one table; docs/benchmarks.md says
 // what each row measures.
@@ -7,6 +7,7 @@
 //   KIPVS_BENCH_SIZES=1000,5000 npm run bench            other sizes (the largest gets the
 //                                                        no-op, burst and memory rows)
 //   KIPVS_BENCH_ROUNDS=2 npm run bench                   the cold syncs twice, each side's faster kept
+//   KIPVS_BENCH_SIZES=5000 KIPVS_BENCH_ENDPOINTS=50 npm run bench   the 250,000-real-server shape
 //   KIPVS_BENCH_PROFILE=.sandbox/profiles npm run bench  a CPU profile of each measured section
 //                                                        (summarise: node bench/profile-top.mjs FILE)
 //

@@ -1,4 +1,4 @@
-// The cluster the benchmark programs: N Services with 10 endpoints each, as Service and
+// The cluster the benchmark programs: N Services with 10 endpoints each (KIPVS_BENCH_ENDPOINTS), as Service and
 // EndpointSlice objects shaped like `kubectl get -o yaml` prints them (examples/web.yaml).
 // Deterministic: the same N gives the same objects, byte for byte, on every run.
 //
@@ -15,7 +15,17 @@ import { stringify } from 'yaml';
 import type { Endpoint, EndpointSlice, Service } from '../src/model/kubernetes.js';
 import type { NodeFacts } from '../src/model/settings.js';
 
-export const ENDPOINTS_PER_SERVICE = 10;
+/**
+ * 10, or KIPVS_BENCH_ENDPOINTS: 50 at 5,000 Services is the shape where kube-proxy's nftables mode
+ * needs 13 minutes for a full sync (kubernetes#135639): 250,000 real servers, pods up to 10.247.x.
+ */
+export const ENDPOINTS_PER_SERVICE = endpointsPerService(process.env.KIPVS_BENCH_ENDPOINTS);
+
+function endpointsPerService(text: string | undefined): number {
+  const value = Number(text ?? 10);
+  if (!Number.isInteger(value) || value < 1 || value > 100) throw new Error(`KIPVS_BENCH_ENDPOINTS: 1 to 100, not ${String(text)}`);
+  return value;
+}
 export const NODE_COUNT = 20;
 export const NODE_NAME = 'node-a';
 /** The node's address, on a link of its own in the node's namespace; NodePorts listen on it. */
