@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KIPVS_CLI, type AgentLogLine, type AgentProcess } from '../kernel/helpers/agent-process.js';
-import { Teardown } from '../kernel/helpers/teardown.js';
-import type { Topology } from '../kernel/helpers/topology.js';
+import { KIPVS_CLI, type AgentLogLine, type AgentProcess } from './helpers/agent-process.js';
+import { Teardown } from './helpers/teardown.js';
+import type { Topology } from './helpers/topology.js';
 import { defined } from '../support/defined.js';
 
 const root = join(import.meta.dirname, '..', '..');
