@@ -140,6 +140,14 @@ export class Proxier {
     for (const failure of failures) {
       log.error({ operation: describeKernelOperation(failure.operation, settings.dummyInterface), err: failure.error.message }, 'kernel refused an operation');
     }
+    // Someone's set under kube-proxy's name was destroyed or swapped out, with its entries: said
+    // once, when it happens (a refused replacement is among the failures above).
+    const refused = new Set(failures.map((failure) => failure.operation));
+    for (const operation of plan.operations) {
+      if (operation.kind === 'createIpset' && operation.replacing !== undefined && !refused.has(operation)) {
+        log.warn({ operation: describeKernelOperation(operation, settings.dummyInterface) }, 'replaced an ipset kipvs could not use');
+      }
+    }
     const durationMs = performance.now() - started;
     if (plan.operations.length > 0 || failures.length > 0) {
       log.info(

@@ -6,6 +6,7 @@
 import { constants } from 'node:os';
 import { NetlinkRequestError } from '../netlink/errors.js';
 import { IpsetRequestError, setKindOf } from '../netlink/ipset/errors.js';
+import { IPSET_ERR_PROTOCOL } from '../netlink/ipset/wire.js';
 import type { IpsetSetSpec } from '../netlink/ipset/types.js';
 import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from '../netlink/ipvs/types.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
@@ -27,6 +28,8 @@ export class KernelMirror {
     private readonly virtualServers: FreshObservedState['virtualServers'],
     private readonly boundAddresses: FreshObservedState['boundAddresses'],
     private readonly ipsets: FreshObservedState['ipsets'],
+    /** kube-proxy-named sets of a type kipvs does not decode (name → type): the diff replaces them. */
+    private readonly undecodedIpsets: Map<string, string>,
   ) {}
 
   /**
@@ -34,12 +37,26 @@ export class KernelMirror {
    * copying 10,000 of them at every full sync.
    */
   static adopt(observed: FreshObservedState, dummyInterface: string): KernelMirror {
-    return new KernelMirror(dummyInterface, observed.dummyInterfaceExists, observed.virtualServers, observed.boundAddresses, observed.ipsets);
+    return new KernelMirror(
+      dummyInterface,
+      observed.dummyInterfaceExists,
+      observed.virtualServers,
+      observed.boundAddresses,
+      observed.ipsets,
+      observed.undecodedIpsets ?? new Map<string, string>(),
+    );
   }
 
   /** The state itself, not a copy: for readers that finish before the next apply (the diff). */
   view(): ObservedState {
-    return { dummyInterfaceExists: this.dummyInterfaceExists, virtualServers: this.virtualServers, boundAddresses: this.boundAddresses, ipsets: this.ipsets };
+    return {
+      dummyInterfaceExists: this.dummyInterfaceExists,
+      virtualServers: this.virtualServers,
+      boundAddresses: this.boundAddresses,
+      ipsets: this.ipsets,
+      // As observe() reports them: the field only when there is one.
+      ...(this.undecodedIpsets.size > 0 ? { undecodedIpsets: this.undecodedIpsets } : {}),
+    };
   }
 
   /** A copy that the caller owns, as Kernel.observe() returns. */
@@ -48,7 +65,13 @@ export class KernelMirror {
     for (const [key, vs] of this.virtualServers) virtualServers.set(key, { service: vs.service, realServers: new Map(vs.realServers) });
     const ipsets: FreshObservedState['ipsets'] = new Map();
     for (const [name, set] of this.ipsets) ipsets.set(name, { spec: set.spec, entries: new Map(set.entries) });
-    return { dummyInterfaceExists: this.dummyInterfaceExists, virtualServers, boundAddresses: new Set(this.boundAddresses), ipsets };
+    return {
+      dummyInterfaceExists: this.dummyInterfaceExists,
+      virtualServers,
+      boundAddresses: new Set(this.boundAddresses),
+      ipsets,
+      ...(this.undecodedIpsets.size > 0 ? { undecodedIpsets: new Map(this.undecodedIpsets) } : {}),
+    };
   }
 
   /** Runs the plan in order, as NetlinkKernel does: a refused operation changes nothing and the others still run. */
@@ -67,6 +90,7 @@ export class KernelMirror {
     if (errno === undefined) return undefined;
     const description = describeKernelOperation(operation, this.dummyInterface);
     if (operation.kind === 'createIpset') return new IpsetRequestError(description, errno, undefined, setKindOf(operation.spec.type));
+    if (operation.kind === 'addIpsetEntry' || operation.kind === 'deleteIpsetEntry') return new IpsetRequestError(description, errno);
     return new NetlinkRequestError(description, errno);
   }
 
@@ -87,7 +111,9 @@ export class KernelMirror {
       case 'addIpsetEntry':
       case 'deleteIpsetEntry': {
         const set = this.ipsets.get(operation.set);
-        if (!set) return ENOENT;
+        // A set of a type kipvs does not decode (hash:mac, list:set) lacks the attributes of an
+        // ip,port or port entry: its type's uadt() answers IPSET_ERR_PROTOCOL.
+        if (!set) return this.undecodedIpsets.has(operation.set) ? IPSET_ERR_PROTOCOL : ENOENT;
         // Sent without NLM_F_EXCL, so with IPSET_FLAG_EXIST: adding what is there (a new comment
         // replaces the old) or deleting what is not succeeds (ip_set_core.c, call_ad()).
         const key = ipsetEntryKey(operation.entry);
@@ -107,9 +133,12 @@ export class KernelMirror {
    * Sent without NLM_F_EXCL: creating a set that exists succeeds when it is the same set, and is
    * EEXIST otherwise (ip_set_create(): same type and family, and the type's same_set(), which
    * compares maxelem and extensions and ignores the hash size, which grows with the set).
+   * `replacing`: the set of that name is unusable and is swapped for a new, empty one (see NetlinkKernel).
    */
-  /** `replacing`: the set of that name is unusable and is swapped for a new, empty one (see NetlinkKernel). */
   private createIpset(name: string, spec: IpsetSetSpec, replacing: boolean): number | undefined {
+    if (replacing) this.undecodedIpsets.delete(name);
+    // A set of a type kipvs does not decode is never the same set as one it makes.
+    else if (this.undecodedIpsets.has(name)) return EEXIST;
     const existing = this.ipsets.get(name);
     if (!existing || replacing) {
       this.ipsets.set(name, { spec, entries: new Map() });

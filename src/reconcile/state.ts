@@ -35,6 +35,7 @@ export interface FreshObservedState extends ObservedState {
   readonly virtualServers: Map<string, { service: IpvsService; readonly realServers: Map<string, IpvsDestination> }>;
   readonly boundAddresses: Set<string>;
   readonly ipsets: Map<string, { readonly spec: IpsetSetSpec; readonly entries: Map<string, IpsetEntry> }>;
+  readonly undecodedIpsets?: Map<string, string>;
 }
 
 export type KernelOperation =

@@ -15,12 +15,20 @@ export class FakeKernel implements Kernel {
   readonly virtualServers = new Map<string, { service: IpvsService; readonly realServers: Map<string, IpvsDestination> }>();
   readonly boundAddresses = new Set<string>();
   readonly ipsets = new Map<string, { readonly spec: IpsetSetSpec; readonly entries: Map<string, IpsetEntry> }>();
+  /** kube-proxy-named sets of a type kipvs does not decode (name → type), as `ipset create KUBE-CLUSTER-IP hash:mac` leaves one. */
+  readonly undecodedIpsets = new Map<string, string>();
   /** Every operation applied successfully, in order, for tests that count kernel work. */
   readonly log: KernelOperation[] = [];
   private readonly mirror: KernelMirror;
 
   constructor(readonly dummyInterfaceName = 'kube-ipvs0') {
-    const state = { dummyInterfaceExists: false, virtualServers: this.virtualServers, boundAddresses: this.boundAddresses, ipsets: this.ipsets };
+    const state = {
+      dummyInterfaceExists: false,
+      virtualServers: this.virtualServers,
+      boundAddresses: this.boundAddresses,
+      ipsets: this.ipsets,
+      undecodedIpsets: this.undecodedIpsets,
+    };
     this.mirror = KernelMirror.adopt(state, dummyInterfaceName);
   }
 

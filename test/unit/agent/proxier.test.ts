@@ -49,12 +49,12 @@ function cluster(endpoints: string[]): ClusterSnapshot {
 /** A proxier fed whole snapshots, as the file source feeds the store. */
 class SnapshotProxier extends Proxier {
   private readonly store: ClusterStore;
-  constructor(kernel: FakeKernel, store = new ClusterStore()) {
+  constructor(kernel: FakeKernel, store = new ClusterStore(), log = pino({ level: 'silent' })) {
     super({
       kernel,
       node: { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] },
       settings: DEFAULT_SETTINGS,
-      log: pino({ level: 'silent' }),
+      log,
       ownership: new MemoryOwnershipStore(),
       cluster: store,
     });
@@ -96,6 +96,25 @@ describe('Proxier', () => {
     await agent.sync({ full: false });
     expect(kernel.observed).toBe(2);
     expect((await agent.plan()).plan.operations).toEqual([]);
+  });
+
+  it('replaces a kube-proxy set of a type it cannot decode (hash:mac) at the first sync, through its cache of the kernel', async () => {
+    const kernel = new CountingKernel();
+    kernel.undecodedIpsets.set('KUBE-CLUSTER-IP', 'hash:mac');
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const agent = new SnapshotProxier(kernel, new ClusterStore(), log);
+    agent.setSnapshot(cluster(['10.244.0.1']));
+    const first = await agent.sync();
+    expect(first.failures).toEqual([]);
+    expect(lines.filter((line) => line.level === 40)).toEqual([
+      expect.objectContaining({ msg: 'replaced an ipset kipvs could not use', operation: 'replace ipset KUBE-CLUSTER-IP (hash:mac) with a hash:ip,port set' }),
+    ]);
+    expect(lines.filter((line) => line.level === 50)).toEqual([]);
+    expect(first.plan.operations).toContainEqual(expect.objectContaining({ kind: 'createIpset', name: 'KUBE-CLUSTER-IP', replacing: 'hash:mac' }));
+    expect(kernel.undecodedIpsets.size).toBe(0);
+    expect([...(kernel.ipsets.get('KUBE-CLUSTER-IP')?.entries.keys() ?? [])]).toEqual(['10.96.0.10,tcp:80']);
+    expect((await agent.sync({ full: true })).plan.operations).toEqual([]);
   });
 
   it('notices drift only at a full sync', async () => {

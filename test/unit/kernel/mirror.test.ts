@@ -101,6 +101,28 @@ describe('KernelMirror', () => {
     expect(held?.get('10.244.0.3:8080')).toEqual({ ...tunnelled, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 });
   });
 
+  it('keeps a kube-proxy set of a type kipvs does not decode until a plan replaces it, refusing what the kernel refuses of it', () => {
+    const mirror = KernelMirror.adopt({ ...empty(), undecodedIpsets: new Map([['KUBE-CLUSTER-IP', 'hash:mac']]) }, 'kube-ipvs0');
+    expect(mirror.view().undecodedIpsets).toEqual(new Map([['KUBE-CLUSTER-IP', 'hash:mac']]));
+    expect(mirror.copy().undecodedIpsets).toEqual(new Map([['KUBE-CLUSTER-IP', 'hash:mac']]));
+    const spec = { type: 'hash:ip,port', family: 'inet', comment: true } as const;
+    const entry = { ip: '10.96.0.1', protocol: 'tcp', port: 80 } as const;
+    const refused = mirror.apply(plan({ kind: 'createIpset', name: 'KUBE-CLUSTER-IP', spec }, { kind: 'addIpsetEntry', set: 'KUBE-CLUSTER-IP', entry }));
+    // As the sandbox kernel answered the agent that planned a plain create (agent-faults.test.ts).
+    expect(refused.map((f) => f.error.message)).toEqual([
+      'create ipset KUBE-CLUSTER-IP (hash:ip,port): EEXIST',
+      'add 10.96.0.1,tcp:80 to set KUBE-CLUSTER-IP: IPSET_ERR_PROTOCOL',
+    ]);
+    expect(
+      mirror.apply(
+        plan({ kind: 'createIpset', name: 'KUBE-CLUSTER-IP', spec, replacing: 'hash:mac' }, { kind: 'addIpsetEntry', set: 'KUBE-CLUSTER-IP', entry }),
+      ),
+    ).toEqual([]);
+    expect(mirror.view().undecodedIpsets).toBeUndefined();
+    expect(mirror.copy().undecodedIpsets).toBeUndefined();
+    expect([...(mirror.view().ipsets.get('KUBE-CLUSTER-IP')?.entries.values() ?? [])]).toEqual([entry]);
+  });
+
   it('hands out copies that later plans do not change', () => {
     const mirror = KernelMirror.adopt(empty(), 'kube-ipvs0');
     mirror.apply(plan({ kind: 'ipvs', operation: { op: 'addService', service } }));
