@@ -19,11 +19,16 @@
 //   virtual servers get the local ones only; every local endpoint, ready or not, in KUBE-LOOP-BACK
 //   as ip,proto:port,ip; weight 1 (kube-proxy's only weight), masquerading forwarding (-m).
 // The sets kube-proxy creates are NewIPSet's of ipsetInfo (pkg/proxy/ipvs/ipset.go), IPv4 here.
-// The iptables rules are compared with kube-proxy's by test/kernel/migrate-from-kube-proxy.test.ts
-// and test/kernel/iptables.test.ts, not here: they do not depend on the Services.
+// The iptables rules (fixtures/differential/expected-iptables.txt) are the iptables-restore text
+// writeIptablesRules generates for these Services (which sets have entries decides which rules it
+// writes; KUBE-IPVS-OUT-FILTER names the load balancer IP:ports the node may not reach), with the
+// jumps createAndLinkKubeChain prepends. Both sides are read back with iptables-save (kube-proxy's
+// text restored into a scratch namespace), so that spelling differences iptables normalises away
+// (the mark's "0x004000", a bare IP for /32, "tcp" for protocol 6) do not count.
 //
-// Every difference kipvs intends is in INTENDED_DIFFERENCES below and in
-// docs/migrating-from-kube-proxy.md ("Differences found by the differential test").
+// Every difference kipvs intends is in INTENDED_DIFFERENCES (kernel objects) or
+// INTENDED_IPTABLES_DIFFERENCES (rules) below and in docs/migrating-from-kube-proxy.md
+// ("Differences found by the differential test").
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -61,6 +66,66 @@ const KUBE_PROXY_SETS = [
  */
 const INTENDED_DIFFERENCES: readonly { readonly line: string; readonly change: '+' | '-'; readonly why: string }[] = [];
 
+/** kipvs writes the rules of every set; kube-proxy leaves a set's out while it is empty (docs/migrating-from-kube-proxy.md, difference 1). */
+const EMPTY_SET = 'the set is empty: kube-proxy leaves its rule out, kipvs always writes it (it matches nothing)';
+
+/**
+ * iptables-save lines kipvs writes that kube-proxy does not for these Services (`+`), per table,
+ * each with the reason; docs/migrating-from-kube-proxy.md lists the same. kube-proxy writes nothing
+ * kipvs leaves out.
+ */
+const INTENDED_IPTABLES_DIFFERENCES: readonly { readonly table: 'nat' | 'filter'; readonly line: string; readonly change: '+'; readonly why: string }[] = [
+  {
+    table: 'nat',
+    line: '-A KUBE-LOAD-BALANCER -m comment --comment "Kubernetes service load balancer ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-LOAD-BALANCER-LOCAL dst,dst -j RETURN',
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'nat',
+    line: '-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port with externalTrafficPolicy=local" -m set --match-set KUBE-NODE-PORT-LOCAL-UDP dst -j RETURN',
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'nat',
+    line: '-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ',
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'nat',
+    // iptables-save escapes the quotes inside a comment.
+    line: `-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type \\'hash ip:port\\'" -m set --match-set KUBE-NODE-PORT-LOCAL-SCTP-HASH dst,dst -j RETURN`,
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'nat',
+    line: `-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with type \\'hash ip:port\\'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`,
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'nat',
+    line: '-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT',
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'nat',
+    line: '-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -m addrtype --dst-type LOCAL -j ACCEPT',
+    change: '+',
+    why: EMPTY_SET,
+  },
+  {
+    table: 'filter',
+    line: '-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source IP for packet filter purpose" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src -j RETURN',
+    change: '+',
+    why: EMPTY_SET,
+  },
+];
+
 const lines = (text: string): string[] =>
   text
     .split('\n')
@@ -76,6 +141,40 @@ function withIntendedDifferences(expected: readonly string[], prefix: string): s
     else result.delete(difference.line);
   }
   return [...result].sort();
+}
+
+/** ipset create lines for kube-proxy's sets, with its parameters (ipset/ipset.go createSet), for a scratch namespace. */
+const kubeProxySetCreates = (): string =>
+  KUBE_PROXY_SETS.map((line) => {
+    const [name = '', type = ''] = line.split(' ');
+    return `create ${name} ${type} ${type === 'bitmap:port' ? 'range 0-65535' : 'family inet hashsize 1024 maxelem 65536'}`;
+  }).join('\n') + '\n';
+
+const BUILT_IN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
+/**
+ * One table of iptables-save, reduced to kube-proxy's part: the KUBE-* chains it declares and, per
+ * chain, its rules in order, plus the built-in chains' jumps into KUBE-* chains (in order too), all
+ * without counters. The order of the KUBE-IPVS-OUT-FILTER rules is not kube-proxy's to keep (it
+ * follows its map of Service ports): they are sorted.
+ */
+function kubeChains(save: string, table: 'nat' | 'filter'): { chains: string[]; rules: Record<string, string[]> } {
+  const lines = save.split('\n');
+  const start = lines.indexOf(`*${table}`);
+  if (start < 0) throw new Error(`no *${table} in iptables-save`);
+  const body = lines.slice(start + 1, lines.indexOf('COMMIT', start));
+  const chains = body
+    .filter((line) => line.startsWith(':KUBE-'))
+    .map((line) => line.split(' ')[0] ?? '')
+    .sort();
+  const rules: Record<string, string[]> = {};
+  for (const line of body.filter((l) => l.startsWith('-A '))) {
+    const chain = line.split(' ')[1] ?? '';
+    if (!chain.startsWith('KUBE-') && !(BUILT_IN_CHAINS.has(chain) && / -j KUBE-\S+$/.test(line))) continue;
+    (rules[chain] ??= []).push(line);
+  }
+  rules['KUBE-IPVS-OUT-FILTER']?.sort();
+  return { chains, rules };
 }
 
 describe('differential: kipvs programs what kube-proxy 1.3x IPVS mode programs', () => {
@@ -140,5 +239,30 @@ describe('differential: kipvs programs what kube-proxy 1.3x IPVS mode programs',
       .filter((line) => line.startsWith('add KUBE-IPVS-IPS '))
       .map((line) => line.split(' ')[2] ?? '');
     expect(bound).toEqual(expected.sort());
+  });
+
+  it("writes kube-proxy's chains and rules (iptables-save, nat and filter), but for the rules of empty sets", () => {
+    const scratch = createTestNetns('kipvs-diff-kp');
+    let kubeProxy: string;
+    try {
+      scratch.run('ipset', ['restore'], kubeProxySetCreates());
+      scratch.run('iptables-legacy-restore', ['--noflush'], readFileSync(join(fixtures, 'expected-iptables.txt'), 'utf8'));
+      kubeProxy = scratch.run('iptables-legacy-save', []);
+    } finally {
+      scratch.destroy();
+    }
+    const ours = netns().run('iptables-legacy-save', []);
+    for (const table of ['nat', 'filter'] as const) {
+      const actual = kubeChains(ours, table);
+      const extra = INTENDED_IPTABLES_DIFFERENCES.filter((difference) => difference.table === table).map((difference) => difference.line);
+      // Each intended difference is there (the list does not outlive what it describes), and is the only one.
+      for (const line of extra) expect(Object.values(actual.rules).flat(), `${table}: ${line}`).toContain(line);
+      const withoutExtra = Object.fromEntries(
+        Object.entries(actual.rules)
+          .map(([chain, rules]) => [chain, rules.filter((rule) => !extra.includes(rule))] as const)
+          .filter(([, rules]) => rules.length > 0),
+      );
+      expect({ table, chains: actual.chains, rules: withoutExtra }).toEqual({ table, ...kubeChains(kubeProxy, table) });
+    }
   });
 });
