@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   if (parts.has('b')) {
     const b = await killMidSync({ services: Number(values['services-b']), killAt: values['kill-at'].split(',').map(Number), timeoutMs, progress });
     console.log(
-      `(b) ${values['services-b']} Services, SIGKILL with ${b.killedAt.map(pct).join(' then ')} of the real servers programmed; ` +
+      `(b) ${values['services-b']} Services, SIGKILL sent at ${b.seenAt.map(pct).join(' then ')} of the real servers, landed with ${b.killedAt.map(pct).join(' then ')} programmed; ` +
         `${b.attempts > 1 ? `(series of kills: ${String(b.attempts)}) ` : ''}the next start converged in ${b.completingRunSeconds.toFixed(1)} s (a fresh run: ${b.freshRunSeconds.toFixed(1)} s); ` +
         `compared ${String(b.kernelLines)} kernel lines: ${String(b.difference.orphans.length)} orphans, ${String(b.difference.missing.length)} missing`,
     );

@@ -125,7 +125,7 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
     const to = extra ? changeSize : 0;
     const linesBefore = current.lines.length;
     writeSource(source, workloadWith(services, extra ? allServices : new Set()), pods);
-    await current.waitFor('the change to start landing', () => watch.realServers(ADDED_PODS_HEX) !== from, timeoutMs, 1);
+    await current.waitFor('the change to start landing', () => watch.realServers(ADDED_PODS_HEX) !== from, timeoutMs, watch.pollInterval());
     signalAgent(current, 'SIGSTOP');
     await sleep(LOG_SETTLE_MS);
     const held = watch.realServers(ADDED_PODS_HEX);
