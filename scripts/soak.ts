@@ -4,7 +4,7 @@
 //   (c) endpoint churn with traffic: RSS and heap growth after the warm-up
 // Sizes are parameters (the defaults are the issue's): --parts a,b,c --restarts 30 --services-a 3000
 // --services-b 10000 --kill-at 0.3,0.8 --services-c 1000 --minutes 10 --timeout 600 (seconds, per wait).
-// Shorter versions of (a) and (b) run in CI as kernel tests (test/kernel/soak-*.test.ts).
+// Shorter versions of (a) and (b) run in CI (npm test's kernel step): test/soak/soak-*.test.ts.
 import { parseArgs } from 'node:util';
 import { churnWithTraffic } from './soak/churn.js';
 import { killMidSync } from './soak/kill-mid-sync.js';
@@ -43,12 +43,14 @@ async function main(): Promise<void> {
     const syncs = [...a.firstSyncSeconds].sort((x, y) => x - y);
     console.log(
       `(a) ${String(a.restarts)} restarts at ${values['services-a']} Services (${String(a.sigterm)} SIGTERM, ${String(a.sigkill)} SIGKILL; ` +
-        `${String(a.midSyncCaught)} of ${String(a.midSyncPlanned)} planned mid-sync stops landed mid-sync): ` +
+        `${String(a.midSyncCaught)} of ${String(a.midSyncPlanned)} planned mid-sync stops landed mid-sync, after ${String(a.midSyncChanges)} changes, ` +
+        `holding ${a.midSyncHeld.join(', ')} changed real servers): ` +
         `${String(ok)} requests answered, ${String(failed)} failed (${a.traffic.map((t) => `${t.target} ${String(t.ok)}/${String(t.failed)}`).join(', ')}); ` +
         `held connection answered after ${String(a.heldAnswers)} of ${String(a.restarts)} restarts; counter went back ${String(a.counterWentBack.length)} times; ` +
         `start to first sync median ${(syncs[Math.floor(syncs.length / 2)] ?? 0).toFixed(1)} s, max ${(syncs.at(-1) ?? 0).toFixed(1)} s; SIGTERM exit codes ${[...new Set(a.sigtermExitCodes)].join(',')}`,
     );
     check(failed === 0, `(a) ${String(failed)} requests failed: ${a.traffic.flatMap((t) => t.errors).join('; ')}`);
+    check(a.midSyncCaught === a.midSyncPlanned, `(a) ${String(a.midSyncPlanned - a.midSyncCaught)} stops meant mid-sync landed after the change`);
     check(a.heldAnswers === a.restarts, `(a) the held connection: ${a.heldFailure ?? 'missing answers'}`);
     check(a.counterWentBack.length === 0, `(a) web's counter went back (a flush): ${a.counterWentBack.join('; ')}`);
     check(
@@ -59,8 +61,8 @@ async function main(): Promise<void> {
   if (parts.has('b')) {
     const b = await killMidSync({ services: Number(values['services-b']), killAt: values['kill-at'].split(',').map(Number), timeoutMs, progress });
     console.log(
-      `(b) ${values['services-b']} Services, SIGKILL with ${b.killedAt.map(pct).join(' then ')} of the real servers programmed; ` +
-        `the next start converged in ${b.completingRunSeconds.toFixed(1)} s (a fresh run: ${b.freshRunSeconds.toFixed(1)} s); ` +
+      `(b) ${values['services-b']} Services, SIGKILL sent at ${b.seenAt.map(pct).join(' then ')} of the real servers, landed with ${b.killedAt.map(pct).join(' then ')} programmed; ` +
+        `${b.attempts > 1 ? `(series of kills: ${String(b.attempts)}) ` : ''}the next start converged in ${b.completingRunSeconds.toFixed(1)} s (a fresh run: ${b.freshRunSeconds.toFixed(1)} s); ` +
         `compared ${String(b.kernelLines)} kernel lines: ${String(b.difference.orphans.length)} orphans, ${String(b.difference.missing.length)} missing`,
     );
     check(

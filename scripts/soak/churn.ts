@@ -6,12 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSteadyClient, type TargetTally } from '../lab/steady-client.js';
+import { startAgent, type AgentProcess } from '../lab/agent-process.js';
+import { startSteadyClient, type SteadyClient, type TargetTally } from '../lab/steady-client.js';
 import { createTopology } from '../lab/topology.js';
-import { sleep, waitUntil } from '../lab/wait.js';
-import { metricValue, startAgent, type AgentProcess } from './agent.js';
-import { realServerLines } from './fingerprint.js';
+import { sleep } from '../lab/wait.js';
+import { completedSyncs, metricValue, metricsFlags, scrapeMetrics } from './metrics.js';
 import { POD_PORT, WEB_CLUSTER_IP, WEB_NODE_PORT, WEB_PORT, expectedRealServers, workloadWith, writeSource } from './source.js';
+import { watchTable, type TableWatch } from './table-watch.js';
 
 const METRICS_PORT = 20250;
 const CHANGE_INTERVAL_MS = 500;
@@ -59,28 +60,33 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
   const source = mkdtempSync(join(tmpdir(), 'kipvs-soak-c-'));
   const pods = topology.pods.map((pod) => pod.address);
   let agent: AgentProcess | undefined;
+  let table: TableWatch | undefined;
+  let client: SteadyClient | undefined;
   try {
+    const watch = (table = await watchTable(topology.node));
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, POD_PORT)));
     writeSource(source, workloadWith(services), pods);
-    const started = startAgent({
+    const started = (agent = startAgent(topology.node, [
+      '--source',
       source,
-      netns: topology.node.name,
-      metricsPort: METRICS_PORT,
-      extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'],
-    });
-    agent = started;
+      ...metricsFlags(METRICS_PORT),
+      '--nodeport-addresses',
+      '10.200.0.0/24',
+      '--graceful-termination-timeout',
+      '0',
+    ]));
     const want = expectedRealServers(services);
-    await waitUntil(
-      `the agent's first sync (${String(services)} Services)`,
-      async () => (await started.syncs()) >= 1 && realServerLines(topology.node) === want,
+    await started.waitFor(
+      `the agent's first sync (${String(services)} Services, ${String(want)} real servers)`,
+      async () => (await completedSyncs(METRICS_PORT)) >= 1 && watch.realServers() === want,
       timeoutMs,
       200,
     );
     progress(`(c) ${String(services)} Services programmed; churning for ${String(Math.round(durationMs / 1000))} s`);
-    const client = await startSteadyClient(topology.client, [
+    const traffic = (client = await startSteadyClient(topology.client, [
       { host: WEB_CLUSTER_IP, port: WEB_PORT },
       { host: topology.nodeAddress, port: WEB_NODE_PORT },
-    ]);
+    ]));
     const files = Math.ceil(services / SERVICES_PER_FILE);
     const withExtra = new Set<number>();
     const samples: MemorySample[] = [];
@@ -99,7 +105,8 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
       writeSource(source, workloadWith(services, withExtra, changes + 2), pods, inFile);
       changes++;
       if (Date.now() >= nextSample) {
-        const text = await started.metrics();
+        if (!started.running) throw new Error(`the agent exited (${String(started.exitCode)}) during the churn:\n${started.log().slice(-2000)}`);
+        const text = await scrapeMetrics(METRICS_PORT);
         const rssBytes = metricValue(text, 'process_resident_memory_bytes');
         const heapUsedBytes = metricValue(text, 'nodejs_heap_size_used_bytes');
         if (rssBytes !== undefined && heapUsedBytes !== undefined) samples.push({ atSeconds: (Date.now() - begin) / 1000, rssBytes, heapUsedBytes });
@@ -110,19 +117,22 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
       await sleep(CHANGE_INTERVAL_MS);
     }
     const durationSeconds = (Date.now() - begin) / 1000;
-    const syncs = await started.syncs();
-    const traffic = await client.stop();
+    const syncs = await completedSyncs(METRICS_PORT);
+    client = undefined;
+    const tally = await traffic.stop();
     return {
       durationSeconds,
       changes,
       syncs,
-      traffic,
+      traffic: tally,
       samples,
       rss: growth(samples, (s) => s.rssBytes, durationSeconds),
       heap: growth(samples, (s) => s.heapUsedBytes, durationSeconds),
     };
   } finally {
+    await client?.stop();
     await agent?.stop('SIGKILL');
+    table?.close();
     topology.destroy();
     rmSync(source, { recursive: true, force: true });
   }

@@ -39,11 +39,3 @@ export function compareKernels(ns: readonly string[], reference: readonly string
   const want = new Set(reference);
   return { orphans: ns.filter((line) => !want.has(line)), missing: reference.filter((line) => !have.has(line)) };
 }
-
-/** Lines of /proc/net/ip_vs that are real servers (a cheap count while a sync runs). */
-export function realServerLines(ns: TestNetns, addressPrefixHex = ''): number {
-  return ns
-    .run('cat', ['/proc/net/ip_vs'])
-    .split('\n')
-    .filter((line) => line.startsWith('  -> ') && line.slice(5).startsWith(addressPrefixHex)).length;
-}

@@ -3,18 +3,27 @@
 // again and again, alternating SIGTERM and SIGKILL, every third time in the middle of a sync (a
 // change that adds or removes one endpoint of every Service). Asserted by the caller: no failed
 // request, the held connection answers after every restart, web's connection counter never goes
-// back (a flushed and recreated virtual server counts from zero).
+// back (a flushed and recreated virtual server counts from zero), every stop meant to land
+// mid-sync did.
+//
+// A stop mid-sync: the change is written, the table watched (table-watch.ts) until the first of
+// its real servers lands, the agent frozen (SIGSTOP) and the table read again. The agent is
+// mid-sync when the kernel holds part of the change and the agent has logged no completed sync
+// since the write (the source is several files: a sync could take some of them). Then the signal
+// goes to the frozen agent (SIGTERM is handled once it is thawed: SIGCONT). Otherwise, a change
+// faster than the look, it is thawed, the change lands, and the next change (back again) is tried.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openHeld } from '../lab/held-connection.js';
+import { startAgent, type AgentProcess } from '../lab/agent-process.js';
+import { openHeld, type HeldConnection } from '../lab/held-connection.js';
 import type { TestNetns } from '../lab/netns.js';
-import { startSteadyClient, type TargetTally } from '../lab/steady-client.js';
+import { startSteadyClient, type SteadyClient, type TargetTally } from '../lab/steady-client.js';
 import { createTopology } from '../lab/topology.js';
-import { waitUntil } from '../lab/wait.js';
-import { startAgent, type AgentProcess } from './agent.js';
-import { realServerLines } from './fingerprint.js';
+import { sleep, waitUntil } from '../lab/wait.js';
+import { completedSyncs, metricsFlags } from './metrics.js';
 import { ADDED_PODS_HEX, POD_PORT, WEB_CLUSTER_IP, WEB_NODE_PORT, WEB_PORT, expectedRealServers, workloadWith, writeSource } from './source.js';
+import { watchTable, type TableWatch } from './table-watch.js';
 
 export interface RestartOptions {
   readonly services: number;
@@ -31,6 +40,10 @@ export interface RestartResult {
   /** Stops meant to land mid-sync, and those that did (the kernel held part of the change). */
   readonly midSyncPlanned: number;
   readonly midSyncCaught: number;
+  /** Changes written for the mid-sync stops (more than planned when a change landed before the agent was frozen). */
+  readonly midSyncChanges: number;
+  /** For each stop that landed mid-sync: the real servers of the change the kernel held, of how many. */
+  readonly midSyncHeld: readonly string[];
   readonly traffic: readonly TargetTally[];
   readonly heldAnswers: number;
   readonly heldFailure?: string;
@@ -42,6 +55,10 @@ export interface RestartResult {
 }
 
 const METRICS_PORT = 20249;
+/** Changes tried per mid-sync stop before the run gives up (each one that lands before the freeze is undone by the next). */
+const MID_SYNC_TRIES = 10;
+/** How long a frozen agent's last log lines are given to arrive through the pipe. */
+const LOG_SETTLE_MS = 300;
 
 function webConnections(node: TestNetns): number {
   const line = node
@@ -51,6 +68,19 @@ function webConnections(node: TestNetns): number {
   return Number(line?.trim().split(/\s+/)[2] ?? NaN);
 }
 
+const signalAgent = (agent: AgentProcess, signal: NodeJS.Signals): void => {
+  if (agent.pid === undefined || !agent.running) throw new Error(`the agent is not running (exit ${String(agent.exitCode)}): cannot send ${signal}`);
+  process.kill(agent.pid, signal);
+};
+
+/** Sends `signal` to a frozen agent, thaws it and awaits its exit; returns the exit code (null when the signal ended it). */
+async function stopFrozen(agent: AgentProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<number | null> {
+  // stop() sends the signal before its first await: the frozen agent has it pending when it thaws.
+  const stopped = agent.stop(signal, timeoutMs);
+  if (agent.running) signalAgent(agent, 'SIGCONT');
+  return stopped;
+}
+
 export async function restartsUnderTraffic(options: RestartOptions): Promise<RestartResult> {
   const { services, restarts, timeoutMs, progress } = options;
   const topology = createTopology(3);
@@ -58,98 +88,136 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
   const pods = topology.pods.map((pod) => pod.address);
   const node = topology.node;
   const allServices = new Set(Array.from({ length: services }, (_, i) => i));
+  // The change: every Service's extra endpoint, its real servers in 10.248.0.0/16.
+  const changeSize = expectedRealServers(services, { extraFor: allServices }) - expectedRealServers(services);
   let extra = false;
   let agent: AgentProcess | undefined;
-  const start = async (): Promise<number> => {
+  let table: TableWatch | undefined;
+  let client: SteadyClient | undefined;
+  let held: HeldConnection | undefined;
+  const args = [
+    '--source',
+    source,
+    ...metricsFlags(METRICS_PORT),
+    // NodePorts on the client's side of the node only (10.200.0.1), not on each pod link.
+    '--nodeport-addresses',
+    '10.200.0.0/24',
+    '--graceful-termination-timeout',
+    '0',
+  ];
+  const start = async (watch: TableWatch): Promise<number> => {
     const started = Date.now();
-    const next = startAgent({
-      source,
-      netns: node.name,
-      metricsPort: METRICS_PORT,
-      extraArgs: ['--nodeport-addresses', '10.200.0.0/24', '--graceful-termination-timeout', '0'],
-    });
+    const next = startAgent(node, args);
     agent = next;
-    const want = expectedRealServers(services, extra ? allServices : new Set());
-    await waitUntil(
-      `the agent's first sync (${String(services)} Services)`,
-      async () => (await next.syncs()) >= 1 && realServerLines(node) === want,
+    const want = expectedRealServers(services, { extraFor: extra ? allServices : new Set() });
+    await next.waitFor(
+      `the agent's first sync (${String(services)} Services, ${String(want)} real servers)`,
+      async () => (await completedSyncs(METRICS_PORT)) >= 1 && watch.realServers() === want,
       timeoutMs,
       200,
-    ).catch((error: unknown) => {
-      throw new Error(`${error instanceof Error ? error.message : String(error)}; agent log: ${next.log().slice(-2000)}`);
-    });
+    );
     return (Date.now() - started) / 1000;
   };
+  /** Writes the change (or its undoing) and freezes the agent while it lands; returns the real servers of it the kernel held, or undefined when it landed whole before the freeze. */
+  const freezeMidChange = async (current: AgentProcess, watch: TableWatch): Promise<number | undefined> => {
+    const from = watch.realServers(ADDED_PODS_HEX);
+    extra = !extra;
+    const to = extra ? changeSize : 0;
+    const linesBefore = current.lines.length;
+    writeSource(source, workloadWith(services, extra ? allServices : new Set()), pods);
+    await current.waitFor('the change to start landing', () => watch.realServers(ADDED_PODS_HEX) !== from, timeoutMs, watch.pollInterval());
+    signalAgent(current, 'SIGSTOP');
+    await sleep(LOG_SETTLE_MS);
+    const held = watch.realServers(ADDED_PODS_HEX);
+    const syncedSince = current.lines.slice(linesBefore).some((line) => line.msg === 'synced');
+    if (held !== from && held !== to && !syncedSince) return Math.abs(held - from);
+    signalAgent(current, 'SIGCONT');
+    await current.waitFor('the change to land', () => watch.realServers(ADDED_PODS_HEX) === to, timeoutMs, 50);
+    return undefined;
+  };
   try {
+    table = await watchTable(node);
+    const watch = table;
     await Promise.all(topology.pods.map((pod) => topology.startServer(pod, POD_PORT)));
     writeSource(source, workloadWith(services), pods);
     progress(`(a) programming ${String(services)} Services`);
-    const firstSyncSeconds = [await start()];
-    const held = await openHeld(topology.client, WEB_CLUSTER_IP, WEB_PORT, 3600);
-    const client = await startSteadyClient(topology.client, [
+    const firstSyncSeconds = [await start(watch)];
+    const connection = (held = await openHeld(topology.client, WEB_CLUSTER_IP, WEB_PORT, 3600));
+    const traffic = (client = await startSteadyClient(topology.client, [
       { host: WEB_CLUSTER_IP, port: WEB_PORT },
       { host: topology.nodeAddress, port: WEB_NODE_PORT },
-    ]);
+    ]));
     const moreAnswers = async (count: number): Promise<void> => {
-      const before = client.tally().map((t) => t.ok);
-      await waitUntil(`${String(count)} more answers from web`, () => client.tally().every((t, i) => t.ok >= (before[i] ?? 0) + count), timeoutMs);
+      const before = traffic.tally().map((t) => t.ok);
+      await waitUntil(`${String(count)} more answers from web`, () => traffic.tally().every((t, i) => t.ok >= (before[i] ?? 0) + count), timeoutMs);
     };
     let sigterm = 0;
     let sigkill = 0;
     let midSyncPlanned = 0;
     let midSyncCaught = 0;
+    let midSyncChanges = 0;
+    const midSyncHeld: string[] = [];
     let heldAnswers = 0;
     let heldFailure: string | undefined;
     const counterWentBack: string[] = [];
     const sigtermExitCodes: (number | null)[] = [];
     for (let i = 0; i < restarts; i++) {
       const signal: NodeJS.Signals = i % 2 === 0 ? 'SIGTERM' : 'SIGKILL';
+      const midSync = i % 3 === 2;
       await moreAnswers(5);
       const counterBefore = webConnections(node);
-      if (i % 3 === 2) {
-        midSyncPlanned++;
-        const from = realServerLines(node, ADDED_PODS_HEX);
-        extra = !extra;
-        writeSource(source, workloadWith(services, extra ? allServices : new Set()), pods);
-        const to = extra ? expectedRealServers(services, allServices) - expectedRealServers(services) : 0;
-        // Stop it once the kernel holds part of the change: some of the added (or removed) real servers.
-        await waitUntil('the change to start landing', () => realServerLines(node, ADDED_PODS_HEX) !== from, timeoutMs, 20);
-        const partial = realServerLines(node, ADDED_PODS_HEX);
-        if (partial !== to) midSyncCaught++;
-      }
       const current = agent;
       if (!current) throw new Error('no agent to stop');
-      const code = await current.stop(signal);
+      let code: number | null;
+      let note = '';
+      if (midSync) {
+        midSyncPlanned++;
+        let landed: number | undefined;
+        for (let attempt = 1; attempt <= MID_SYNC_TRIES && landed === undefined; attempt++) {
+          midSyncChanges++;
+          landed = await freezeMidChange(current, watch);
+        }
+        if (landed === undefined) {
+          // Every change landed before the freeze: stopped after the last one, not mid-sync.
+          code = await current.stop(signal, timeoutMs);
+          note = `, meant mid-sync: ${String(MID_SYNC_TRIES)} changes landed before the freeze`;
+        } else {
+          midSyncCaught++;
+          midSyncHeld.push(`${String(landed)}/${String(changeSize)}`);
+          code = await stopFrozen(current, signal, timeoutMs);
+          note = `, mid-sync: ${String(landed)} of ${String(changeSize)} changed real servers in`;
+        }
+      } else code = await current.stop(signal, timeoutMs);
       if (signal === 'SIGTERM') {
         sigterm++;
         sigtermExitCodes.push(code);
       } else sigkill++;
-      firstSyncSeconds.push(await start());
+      firstSyncSeconds.push(await start(watch));
       const counterAfter = webConnections(node);
       if (counterAfter < counterBefore) counterWentBack.push(`restart ${String(i + 1)}: ${String(counterBefore)} → ${String(counterAfter)}`);
       if (heldFailure === undefined) {
         try {
-          const answer = await held.echo(`restart ${String(i + 1)}`);
-          if (answer === `${held.backend} restart ${String(i + 1)}`) heldAnswers++;
+          const answer = await connection.echo(`restart ${String(i + 1)}`);
+          if (answer === `${connection.backend} restart ${String(i + 1)}`) heldAnswers++;
           else heldFailure = `restart ${String(i + 1)}: answered ${answer}`;
         } catch (error) {
           heldFailure = `restart ${String(i + 1)}: ${error instanceof Error ? error.message : String(error)}`;
         }
       }
-      progress(
-        `(a) restart ${String(i + 1)}/${String(restarts)} (${signal}${i % 3 === 2 ? ', mid-sync' : ''}): synced again in ${(firstSyncSeconds.at(-1) ?? 0).toFixed(1)} s`,
-      );
+      progress(`(a) restart ${String(i + 1)}/${String(restarts)} (${signal}${note}): synced again in ${(firstSyncSeconds.at(-1) ?? 0).toFixed(1)} s`);
     }
     await moreAnswers(5);
-    const traffic = await client.stop();
-    held.close();
+    client = undefined;
+    const tally = await traffic.stop();
     return {
       restarts,
       sigterm,
       sigkill,
       midSyncPlanned,
       midSyncCaught,
-      traffic,
+      midSyncChanges,
+      midSyncHeld,
+      traffic: tally,
       heldAnswers,
       ...(heldFailure ? { heldFailure } : {}),
       counterWentBack,
@@ -157,7 +225,11 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
       sigtermExitCodes,
     };
   } finally {
+    held?.close();
+    await client?.stop();
+    // SIGKILL ends a frozen agent too.
     await agent?.stop('SIGKILL');
+    table?.close();
     topology.destroy();
     rmSync(source, { recursive: true, force: true });
   }

@@ -7,7 +7,14 @@ import { requireKernelSandbox } from '../kernel/helpers/netns.js';
 describe('SIGKILL in the middle of a cold sync', () => {
   it('leaves nothing a start does not repair: the kernel then equals a fresh run in a fresh namespace', async () => {
     requireKernelSandbox();
-    const result = await killMidSync({ services: 1000, killAt: [0.3], timeoutMs: 300_000, progress: () => {} });
+    const result = await killMidSync({
+      services: 1000,
+      killAt: [0.3],
+      timeoutMs: 300_000,
+      progress: (line) => {
+        console.log(line);
+      },
+    });
     // The kill landed mid-sync: part of the real servers, not all.
     expect(result.killedAt[0]).toBeGreaterThanOrEqual(0.3);
     expect(result.killedAt[0]).toBeLessThan(1);
