@@ -1,15 +1,16 @@
 // Benchmark (not a test): what a Prometheus scrape of the per-Service traffic metrics costs at
 // 10,000 Services (10,000 virtual servers x 10 real servers), in a network namespace of its own:
-// a scrape that reads the IPVS table, scrapes within the interval that share that read, and a
-// storm of concurrent scrapes. Wall time and the process's CPU time (user + system).
+// a scrape that reads the IPVS table, scrapes within the interval that share that read and its
+// rendered text, and a storm of concurrent scrapes; as the agent runs it (the per-port counters
+// from one dump of the virtual servers) and with --metrics-per-endpoint (a dump of real servers
+// per virtual server, and a gauge per real server). Wall time and the process's CPU time (user + system).
 //
 //   npm run bench:service-metrics
 //   KIPVS_BENCH_SERVICES=1000 npm run bench:service-metrics
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Registry } from 'prom-client';
 import { IpvsClient } from '../dist/netlink/ipvs/client.js';
-import { registerServiceTrafficMetrics } from '../dist/agent/service-metrics.js';
+import { readTraffic, serviceTrafficExposition } from '../dist/agent/service-metrics.js';
 
 if (!process.env.KIPVS_SANDBOX) {
   console.error('bench: run through npm run bench:service-metrics, which provides a kernel with IPVS');
@@ -52,39 +53,32 @@ const measure = async (what) => {
 const ipvs = await IpvsClient.open({ netns: `/run/netns/${netns}` });
 try {
   await ipvs.applyAll(operations);
-  let reads = 0;
-  let now = 0;
-  const registry = new Registry();
-  registerServiceTrafficMetrics({
-    registry,
-    read: () => {
-      reads++;
-      return ipvs.snapshot({ withStats: true });
-    },
-    ownerOf: (key) => owners.get(key),
-    clock: () => now,
-  });
-  const rows = [];
-  for (let round = 1; round <= 2; round++) {
-    now += 60_000; // past the interval: this scrape reads the table
-    const readsBefore = reads;
-    const cold = await measure(() => registry.metrics());
-    const warm = await measure(() => registry.metrics());
-    const storm = await measure(() => Promise.all(Array.from({ length: 10 }, () => registry.metrics())));
-    rows.push({
-      round,
-      cold,
-      warm,
-      storm,
-      reads: reads - readsBefore,
-      bytes: cold.result.length,
-      series: cold.result.split('\n').filter((line) => line.startsWith('kipvs_service_')).length,
-    });
-  }
   const fmt = (m) => `${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)`;
   console.log(`${serviceCount} virtual servers x ${realServersPerService} real servers`);
-  console.log('round | scrape that reads the table | scrape within the interval | 10 concurrent scrapes | table reads | series | bytes');
-  for (const r of rows) console.log(`${r.round} | ${fmt(r.cold)} | ${fmt(r.warm)} | ${fmt(r.storm)} | ${r.reads} | ${r.series} | ${r.bytes}`);
+  console.log('metrics | round | scrape that reads the table | scrape within the interval | 10 concurrent scrapes | table reads | series | bytes');
+  for (const perEndpoint of [false, true]) {
+    let reads = 0;
+    let now = 0;
+    const exposition = serviceTrafficExposition({
+      perEndpoint,
+      read: () => {
+        reads++;
+        return readTraffic(ipvs, perEndpoint);
+      },
+      ownerOf: (key) => owners.get(key),
+      clock: () => now,
+    });
+    for (let round = 1; round <= 2; round++) {
+      now += 60_000; // past the interval: this scrape reads the table
+      const readsBefore = reads;
+      const cold = await measure(() => exposition());
+      const warm = await measure(() => exposition());
+      const storm = await measure(() => Promise.all(Array.from({ length: 10 }, () => exposition())));
+      const series = cold.result.split('\n').filter((line) => line.startsWith('kipvs_service_')).length;
+      const mode = perEndpoint ? 'per endpoint' : 'per port';
+      console.log(`${mode} | ${round} | ${fmt(cold)} | ${fmt(warm)} | ${fmt(storm)} | ${reads - readsBefore} | ${series} | ${cold.result.length}`);
+    }
+  }
 } finally {
   ipvs.close();
   execFileSync('ip', ['netns', 'delete', netns]);

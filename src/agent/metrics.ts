@@ -123,6 +123,7 @@ export class ProxyMetrics {
   private readonly sourceFailing: Gauge;
   private readonly kernelRetries: Counter;
   private state: RecordedState | undefined;
+  private readonly parts: Array<() => Promise<string>> = [];
 
   constructor(options: ProxyMetricsOptions = {}) {
     this.families = [...new Set((options.families ?? ['inet']).map(ipFamilyName))];
@@ -323,9 +324,15 @@ export class ProxyMetrics {
     this.livezTotal.inc({ code: String(code) });
   }
 
+  /** Appends another part to every scrape: metrics rendered elsewhere, in the same text format. */
+  addExposition(part: () => Promise<string>): void {
+    this.parts.push(part);
+  }
+
   /** The Prometheus text exposition. */
   async exposition(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const texts = await Promise.all([this.registry.metrics(), ...this.parts.map((part) => part())]);
+    return { contentType: this.registry.contentType, body: texts.join('') };
   }
 }
 

@@ -1,16 +1,18 @@
 // Traffic per Service port, from the counters IPVS keeps for each virtual server and real server
 // (what `ipvsadm -Ln --stats` shows), read when Prometheus scrapes. kube-proxy has no such metrics
 // (kubernetes#55838 and others asked for them). One read of the table serves every metric of a
-// scrape, and scrapes closer together than MIN_READ_INTERVAL_MS share one read: a scrape storm
-// costs the kernel one dump per interval, whatever its size.
+// scrape, and scrapes closer together than MIN_READ_INTERVAL_MS share one read and its rendered
+// text: a scrape storm costs the kernel one dump and the agent one rendering per interval,
+// whatever its size (60,000 series at 10,000 Services).
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { DesiredState, ServicePortRef } from '../model/desired.js';
 import { virtualServerKey } from '../model/desired.js';
 import { formatHostPort } from '../ip.js';
 import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { isFwmarkKey } from '../netlink/ipvs/types.js';
 import type { SyncObserver } from './daemon.js';
+import type { ProxyMetrics } from './metrics.js';
 
 export const MIN_READ_INTERVAL_MS = 5000;
 
@@ -76,7 +78,6 @@ export function foldByServicePort(
 }
 
 export interface ServiceTrafficOptions {
-  readonly registry: Registry;
   /** The IPVS table with counters. */
   readonly read: () => Promise<readonly IpvsServiceWithDestinations[]>;
   readonly ownerOf: (virtualServerKey: string) => ServicePortRef | undefined;
@@ -92,9 +93,13 @@ export interface ServiceTrafficOptions {
 
 const EMPTY: TrafficSample = { ports: [], endpoints: [] };
 
-/** Registers the per-Service metrics; each scrape reads the table at most once per interval. */
-export function registerServiceTrafficMetrics(options: ServiceTrafficOptions): void {
-  const { registry, minIntervalMs = MIN_READ_INTERVAL_MS, clock = () => performance.now() } = options;
+/** The per-Service metrics' part of a scrape: Prometheus text, appended to the agent's own. */
+export type ServiceTrafficExposition = () => Promise<string>;
+
+/** The per-Service metrics, in a registry of their own; each interval reads the table and renders it once. */
+export function serviceTrafficExposition(options: ServiceTrafficOptions): ServiceTrafficExposition {
+  const { minIntervalMs = MIN_READ_INTERVAL_MS, clock = () => performance.now() } = options;
+  const registry = new Registry();
   let cached: { readonly at: number; readonly sample: Promise<TrafficSample> } | undefined;
   const readDuration = new Gauge({
     name: 'kipvs_service_traffic_read_seconds',
@@ -150,24 +155,39 @@ export function registerServiceTrafficMetrics(options: ServiceTrafficOptions): v
       },
     });
   };
-  if (options.perEndpoint !== true) return;
-  gauge('kipvs_service_endpoint_active_connections', 'Established connections IPVS holds to the endpoint for the Service port', (e) => e.active);
-  gauge('kipvs_service_endpoint_inactive_connections', 'Other connections (closing, UDP) IPVS holds to the endpoint for the Service port', (e) => e.inactive);
+  if (options.perEndpoint === true) {
+    gauge('kipvs_service_endpoint_active_connections', 'Established connections IPVS holds to the endpoint for the Service port', (e) => e.active);
+    gauge('kipvs_service_endpoint_inactive_connections', 'Other connections (closing, UDP) IPVS holds to the endpoint for the Service port', (e) => e.inactive);
+  }
+  // The text of the sample it was rendered from: every collect() above awaits sample(), which
+  // within the interval is the same read, so the same text.
+  let rendered: { readonly sample: Promise<TrafficSample>; readonly text: Promise<string> } | undefined;
+  return () => {
+    const current = sample();
+    if (rendered?.sample !== current) rendered = { sample: current, text: registry.metrics() };
+    return rendered.text;
+  };
 }
 
-/** The agent's wiring: the metrics on `registry`, named by the desired state of the last sync. */
-export function serviceTrafficObserver(registry: Registry, netns: string | undefined, log: Logger, perEndpoint = false): SyncObserver {
+/**
+ * The table the metrics need. The per-port counters need the virtual servers alone: one dump.
+ * Real servers take a dump per virtual server (12,000 at 10,000 Services), read only for the
+ * per-endpoint gauges.
+ */
+export async function readTraffic(client: IpvsClient, perEndpoint: boolean): Promise<readonly IpvsServiceWithDestinations[]> {
+  if (perEndpoint) return client.snapshot({ withStats: true });
+  return (await client.listServices({ withStats: true })).map((service) => ({ service, destinations: [] }));
+}
+
+/** The agent's wiring: the metrics in `metrics`' scrapes, named by the desired state of the last sync. */
+export function serviceTrafficObserver(metrics: ProxyMetrics, netns: string | undefined, log: Logger, perEndpoint = false): SyncObserver {
   let desired: DesiredState | undefined;
-  registerServiceTrafficMetrics({
-    registry,
+  const exposition = serviceTrafficExposition({
     perEndpoint,
     read: async () => {
       const client = await IpvsClient.open(netns ? { netns } : {});
       try {
-        // The per-port counters need the virtual servers alone: one dump. Real servers take a dump
-        // per virtual server (12,000 at 10,000 Services), read only for the per-endpoint gauges.
-        if (perEndpoint) return await client.snapshot({ withStats: true });
-        return (await client.listServices({ withStats: true })).map((service) => ({ service, destinations: [] }));
+        return await readTraffic(client, perEndpoint);
       } finally {
         client.close();
       }
@@ -177,6 +197,7 @@ export function serviceTrafficObserver(registry: Registry, netns: string | undef
       log.error({ err: error.message }, 'reading the IPVS counters for the per-Service metrics');
     },
   });
+  metrics.addExposition(exposition);
   return {
     synced: (result) => {
       desired = result.desired;

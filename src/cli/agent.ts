@@ -247,7 +247,7 @@ async function runDaemon({
     serviceHealthObserver(serviceHealth, node, log),
     serviceNamesObserver(names),
   ];
-  observers.push(serviceTrafficObserver(metrics.registry, options.netns, log, options.metricsPerEndpoint));
+  observers.push(serviceTrafficObserver(metrics, options.netns, log, options.metricsPerEndpoint));
   observers.push({
     retryScheduled: (operations, delayMs) => {
       metrics.recordRetries(operations);

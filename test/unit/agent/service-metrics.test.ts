@@ -1,7 +1,7 @@
 // Per-Service traffic metrics: the IPVS counters folded by Service port, one read per interval.
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { foldByServicePort, registerServiceTrafficMetrics } from '../../../src/agent/service-metrics.js';
+import { foldByServicePort, serviceTrafficExposition } from '../../../src/agent/service-metrics.js';
+import { ProxyMetrics } from '../../../src/agent/metrics.js';
 import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/client.js';
 import type { IpvsStats } from '../../../src/netlink/ipvs/types.js';
 
@@ -55,18 +55,16 @@ describe('per-Service traffic metrics', () => {
   });
 
   it('reads the table once for a whole scrape and for every scrape within the interval', async () => {
-    const registry = new Registry();
     let reads = 0;
     let now = 0;
-    registerServiceTrafficMetrics({
-      registry,
+    const exposition = serviceTrafficExposition({
       read: () => Promise.resolve((reads++, table)),
       ownerOf: (key) => owners.get(key),
       minIntervalMs: 5000,
       clock: () => now,
       perEndpoint: true,
     });
-    const scrapes = await Promise.all([registry.metrics(), registry.metrics(), registry.metrics()]);
+    const scrapes = await Promise.all([exposition(), exposition(), exposition()]);
     expect(reads).toBe(1);
     expect(scrapes[0]).toContain('kipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 5');
     expect(scrapes[0]).toContain('kipvs_service_out_bytes_total{namespace="shop",service="web",port="http",protocol="TCP"} 9500');
@@ -74,27 +72,44 @@ describe('per-Service traffic metrics', () => {
       'kipvs_service_endpoint_active_connections{namespace="shop",service="web",port="http",protocol="TCP",endpoint="10.244.1.2:8080"} 2',
     );
     now = 4999;
-    await registry.metrics();
+    await exposition();
     expect(reads).toBe(1);
     now = 5000;
-    await registry.metrics();
+    await exposition();
     expect(reads).toBe(2);
   });
 
+  it("renders once per read, and its text ends the agent's scrape", async () => {
+    let now = 0;
+    let conns = 5;
+    const exposition = serviceTrafficExposition({
+      read: () => Promise.resolve([virtualServer('10.96.0.10', 80, stats(conns++, 0, 0, 0, 0), 0, 0)]),
+      ownerOf: (key) => owners.get(key),
+      clock: () => now,
+    });
+    const metrics = new ProxyMetrics({ defaultMetrics: false });
+    metrics.addExposition(exposition);
+    const first = (await metrics.exposition()).body;
+    expect(first).toMatch(/^# HELP kubeproxy_/);
+    expect(first).toContain('\nkipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 5\n');
+    expect(first.indexOf('# HELP kipvs_service_')).toBeGreaterThan(first.lastIndexOf('# HELP kubeproxy_'));
+    // The same string object: rendered once for the interval, not once per scrape.
+    expect(await exposition()).toBe(await exposition());
+    now = 5000;
+    expect(await exposition()).toContain('kipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 6');
+  });
+
   it('exports the per-endpoint gauges only when asked (--metrics-per-endpoint)', async () => {
-    const registry = new Registry();
-    registerServiceTrafficMetrics({ registry, read: () => Promise.resolve(table), ownerOf: (key) => owners.get(key), clock: () => 0 });
-    const text = await registry.metrics();
+    const exposition = serviceTrafficExposition({ read: () => Promise.resolve(table), ownerOf: (key) => owners.get(key), clock: () => 0 });
+    const text = await exposition();
     expect(text).toContain('kipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 5');
     expect(text).not.toContain('kipvs_service_endpoint_');
   });
 
   it('shows no Service series when the read fails, says why, and does not retry within the interval', async () => {
-    const registry = new Registry();
     let reads = 0;
     const errors: string[] = [];
-    registerServiceTrafficMetrics({
-      registry,
+    const exposition = serviceTrafficExposition({
       read: () => (reads++, Promise.reject(new Error('IPVS is not available'))),
       ownerOf: (key) => owners.get(key),
       clock: () => 0,
@@ -102,8 +117,8 @@ describe('per-Service traffic metrics', () => {
         errors.push(error.message);
       },
     });
-    const text = await registry.metrics();
-    await registry.metrics();
+    const text = await exposition();
+    await exposition();
     expect(text).not.toContain('kipvs_service_connections_total{');
     expect(errors).toEqual(['IPVS is not available']);
     expect(reads).toBe(1);
