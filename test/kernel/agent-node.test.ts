@@ -1,6 +1,7 @@
 // The agent follows its node while it runs: an address added to the node gets NodePort virtual
-// servers (and traffic from a client reaches them), a removed one loses them, and the Node
-// object's zone label (read from the source files) steers topology hints, all without a restart.
+// servers (and traffic from a client reaches them), a removed one loses them, the Node object's
+// zone label (read from the source files) steers topology hints, and its spec.podCIDRs the
+// NodeCIDR detect-local rule, all without a restart.
 // Addresses are read again at every full sync (--ipvs-sync-period), so an address change may take
 // one sync period; the Node object is a source file, followed as it changes.
 import { renameSync, writeFileSync } from 'node:fs';
@@ -19,12 +20,12 @@ const SYNC_PERIOD_MS = 3_000;
  */
 const MARGIN_MS = 5_000;
 
-const nodeYaml = (zone: string): string => `apiVersion: v1
+const nodeYaml = (zone: string, podCIDR: string): string => `apiVersion: v1
 kind: Node
 metadata:
   name: node-a
   labels: { kubernetes.io/hostname: node-a, topology.kubernetes.io/zone: ${zone} }
-spec: { podCIDRs: [10.201.0.0/16] }
+spec: { podCIDRs: [${podCIDR}] }
 status: { addresses: [{ type: InternalIP, address: 10.200.0.1 }] }
 `;
 
@@ -68,9 +69,9 @@ describe('kipvs agent follows its node', () => {
         return add === '-a' && address === virtual && weight !== '0' && server !== undefined ? [server] : [];
       })
       .sort();
-  const writeNode = (zone: string): void => {
+  const writeNode = (zone: string, podCIDR = '10.201.0.0/16'): void => {
     // Written elsewhere and moved into place, as the file source asks.
-    writeFileSync(join(sourceDir, '.node.tmp'), nodeYaml(zone));
+    writeFileSync(join(sourceDir, '.node.tmp'), nodeYaml(zone, podCIDR));
     renameSync(join(sourceDir, '.node.tmp'), join(sourceDir, 'node.yaml'));
   };
 
@@ -88,6 +89,8 @@ describe('kipvs agent follows its node', () => {
       `${String(SYNC_PERIOD_MS)}ms`,
       '--ipvs-min-sync-period',
       '100ms',
+      '--detect-local-mode',
+      'NodeCIDR',
       '--healthz-bind-address',
       '',
       '--metrics-bind-address',
@@ -125,6 +128,22 @@ describe('kipvs agent follows its node', () => {
     // Followed as a source file change; a lost event is caught by the next full sync.
     expect(ms).toBeLessThan(SYNC_PERIOD_MS + MARGIN_MS);
     expect(topology.request(NEW_ADDRESS, 30080, 4)).toEqual({ answers: { pod1: 4 }, failures: 0 });
+  });
+
+  it("follows the Node's spec.podCIDRs in the NodeCIDR detect-local rule", async () => {
+    /** The source ranges that count as local for ClusterIP traffic (`! -s CIDR`: the rest is masqueraded). */
+    const localRanges = (): string[] =>
+      topology.node
+        .run('iptables-legacy-save', ['-t', 'nat'])
+        .split('\n')
+        .filter((line) => line.startsWith('-A KUBE-SERVICES ') && line.includes('--match-set KUBE-CLUSTER-IP dst,dst') && line.endsWith('-j KUBE-MARK-MASQ'))
+        .map((line) => / ! -s (\S+) /.exec(line)?.[1] ?? 'none');
+    expect(localRanges()).toEqual(['10.201.0.0/16']);
+    writeNode('zone-b', '10.202.0.0/16');
+    const ms = await agent.waitFor('the new podCIDR in the rule', () => localRanges().join() === '10.202.0.0/16');
+    expect(ms).toBeLessThan(SYNC_PERIOD_MS + MARGIN_MS);
+    writeNode('zone-b');
+    await agent.waitFor('the podCIDR back', () => localRanges().join() === '10.201.0.0/16');
   });
 
   it('removes the virtual servers of an address removed while it runs within a sync period, and keeps the others', async () => {
