@@ -1,6 +1,7 @@
 // Per-Service traffic metrics: the IPVS counters folded by Service port, one read per interval.
 import { describe, expect, it } from 'vitest';
-import { foldByServicePort, serviceTrafficExposition } from '../../../src/agent/service-metrics.js';
+import { foldByServicePort, renderTrafficSample, serviceTrafficExposition } from '../../../src/agent/service-metrics.js';
+import { parseExposition } from '../../support/prometheus.js';
 import { ProxyMetrics } from '../../../src/agent/metrics.js';
 import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/client.js';
 import type { IpvsStats } from '../../../src/netlink/ipvs/types.js';
@@ -97,6 +98,38 @@ describe('per-Service traffic metrics', () => {
     expect(await exposition()).toBe(await exposition());
     now = 5000;
     expect(await exposition()).toContain('kipvs_service_connections_total{namespace="shop",service="web",port="http",protocol="TCP"} 6');
+  });
+
+  it('writes the text format strictly, escaping label values, for the whole agent scrape', async () => {
+    const odd = { namespace: 'a"b', service: 'back\\slash', port: 'new\nline', protocol: 'TCP' };
+    const text = renderTrafficSample(
+      {
+        ports: [{ labels: odd, conns: 1, inPackets: 2, outPackets: 3, inBytes: 4, outBytes: 5 }],
+        endpoints: [{ labels: { ...odd, endpoint: '[fd00::1]:80' }, active: 6, inactive: 7 }],
+      },
+      0.25,
+      true,
+    );
+    const families = parseExposition(text);
+    expect(families.get('kipvs_service_out_bytes_total')).toEqual({
+      type: 'counter',
+      help: 'Bytes from the Service port back to clients',
+      samples: [
+        { name: 'kipvs_service_out_bytes_total', labels: { namespace: 'a\\"b', service: 'back\\\\slash', port: 'new\\nline', protocol: 'TCP' }, value: 5 },
+      ],
+    });
+    expect(families.get('kipvs_service_endpoint_inactive_connections')?.samples.map((sample) => [sample.labels.endpoint, sample.value])).toEqual([
+      ['[fd00::1]:80', 7],
+    ]);
+    expect(families.get('kipvs_service_traffic_read_seconds')?.samples[0]?.value).toBe(0.25);
+
+    const metrics = new ProxyMetrics();
+    metrics.addExposition(
+      serviceTrafficExposition({ read: () => Promise.resolve(table), ownerOf: (key) => owners.get(key), clock: () => 0, perEndpoint: true }),
+    );
+    const scraped = parseExposition((await metrics.exposition()).body);
+    expect(scraped.get('kipvs_service_connections_total')?.samples.map((sample) => sample.value)).toEqual([5]);
+    expect(scraped.get('process_cpu_seconds_total')?.type).toBe('counter');
   });
 
   it('exports the per-endpoint gauges only when asked (--metrics-per-endpoint)', async () => {
