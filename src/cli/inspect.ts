@@ -1,12 +1,13 @@
 // `kipvs inspect`: the kernel's IPVS table (and ipsets) as ipvsadm (and ipset) show them, or as JSON;
 // with --names or --service, each virtual server's Service port and each real server's pod after it.
+import { once } from 'node:events';
 import { Command, Option } from 'commander';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import type { IpsetSet, UndecodedIpset } from '../netlink/ipset/types.js';
 import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import type { IpvsInfo } from '../netlink/ipvs/types.js';
 import { formatIpsetListing } from './ipset-format.js';
-import { formatIpvsadmListing, type ListFormat } from './ipvsadm-format.js';
+import { compareServiceKeys, formatIpvsadmListing, listingHeader, virtualServerLines, type ListFormat } from './ipvsadm-format.js';
 import { KipvsError } from '../errors.js';
 import type { ServiceNames } from '../agent/service-names.js';
 import { findServiceNames, ipsetEntriesOf, listingNames, nameOfVirtualServer, parseServiceId, virtualServersOfService } from './inspect-names.js';
@@ -70,17 +71,76 @@ export function renderInspect(result: InspectResult, options: InspectOptions): s
   const services = names && options.service !== undefined ? virtualServersOfService(result.services, names, options.service) : result.services;
   if (options.json)
     return `${JSON.stringify(names ? { ...jsonWithNames(result, names, services), ...(options.service === undefined ? {} : { service: options.service }) } : result, null, 2)}\n`;
-  const format: ListFormat = options.stats ? 'stats' : options.rate ? 'rate' : 'connections';
-  const lines = formatIpvsadmListing(result.info, services, format, names && listingNames(names));
+  const lines = formatIpvsadmListing(result.info, services, listFormat(options), names && listingNames(names));
   if (names && options.service !== undefined) {
     // One Service: its entries, as `ipset save` lines (the sets' headers would count every entry).
-    lines.push('', 'ipset entries:', ...ipsetEntriesOf(result.ipsets ?? [], services));
-  } else if (result.ipsets && result.ipsets.length > 0) {
-    // `ipset list` prints nothing when there are no sets, and so do we after the IPVS table.
-    lines.push('', ...formatIpsetListing(result.ipsets));
+    lines.push('', 'ipset entries:', ...ipsetEntriesOf(result.ipsets ?? [], services), ...namesFooter(names));
+  } else {
+    lines.push(...listingFooter(result.ipsets, names));
   }
-  if (names) lines.push('', `Names from ${names.source}${names.truncated ? ' (truncated: some virtual servers are not named)' : ''}.`);
   return `${lines.join('\n')}\n`;
+}
+
+const listFormat = (options: InspectOptions): ListFormat => (options.stats ? 'stats' : options.rate ? 'rate' : 'connections');
+
+const namesFooter = (names: ServiceNames | undefined): string[] =>
+  names ? ['', `Names from ${names.source}${names.truncated ? ' (truncated: some virtual servers are not named)' : ''}.`] : [];
+
+/** What follows the IPVS table: the ipsets when asked for, then where the names came from. */
+function listingFooter(ipsets: InspectResult['ipsets'], names: ServiceNames | undefined): string[] {
+  // `ipset list` prints nothing when there are no sets, and so do we after the IPVS table.
+  return [...(ipsets && ipsets.length > 0 ? ['', ...formatIpsetListing(ipsets)] : []), ...namesFooter(names)];
+}
+
+/**
+ * The table as ipvsadm prints it, written as it is read: virtual servers sorted first (one dump),
+ * then each with its real servers, so that 110,000 objects never exist at once (a fresh process's
+ * growing heap and its collections were most of a large table's time). Output renderInspect()
+ * would give, byte for byte.
+ */
+async function printListing(options: InspectOptions, names: ServiceNames | undefined): Promise<void> {
+  const format = listFormat(options);
+  const withStats = format !== 'connections';
+  const listing = names && listingNames(names);
+  const out = new ChunkedWriter(process.stdout);
+  const client = await IpvsClient.open(options.netns ? { netns: options.netns } : {});
+  try {
+    await out.lines(listingHeader(await client.info(), format));
+    const services = (await client.listServices({ withStats })).sort((a, b) => compareServiceKeys(a.key, b.key));
+    for await (const entry of client.withDestinations(services, { withStats })) await out.lines(virtualServerLines(entry, format, listing));
+  } finally {
+    client.close();
+  }
+  await out.lines(listingFooter(options.ipsets ? await readIpsets(options.netns) : undefined, names));
+  await out.end();
+}
+
+/** Lines gathered into writes of about 64 KiB, each waiting for the stream to drain when it asks to. */
+class ChunkedWriter {
+  private pending: string[] = [];
+  private size = 0;
+
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  async lines(lines: readonly string[]): Promise<void> {
+    for (const line of lines) {
+      this.pending.push(line);
+      this.size += line.length + 1;
+    }
+    if (this.size >= 65536) await this.flush();
+  }
+
+  async end(): Promise<void> {
+    await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const text = `${this.pending.join('\n')}\n`;
+    this.pending = [];
+    this.size = 0;
+    if (!this.stream.write(text)) await once(this.stream, 'drain');
+  }
 }
 
 function jsonWithNames(result: InspectResult, names: ServiceNames, services: InspectResult['services']): object {
@@ -125,6 +185,10 @@ export function inspectCommand(): Command {
     .option('--netns <name|path>', 'a network namespace: a name under /run/netns or a path')
     .action(async (options: InspectOptions) => {
       const names = await readNames(options);
+      if (!options.json && options.service === undefined) {
+        await printListing(options, names);
+        return;
+      }
       const table = await readIpvsTable(options.netns, Boolean(options.stats || options.rate || options.json));
       const ipsets = options.ipsets || options.service !== undefined ? await readIpsets(options.netns) : undefined;
       process.stdout.write(renderInspect({ ...table, ...(ipsets ? { ipsets } : {}), ...(names ? { names } : {}) }, options));

@@ -151,15 +151,22 @@ export interface ListingNames {
 
 const withName = (line: string, name: string | undefined): string => (name === undefined ? line : `${line}  ${name}`);
 
-/** The whole listing, as `ipvsadm -Ln` (or with --stats / --rate) prints it; with `names`, each followed by its name. */
-export function formatIpvsadmListing(info: IpvsInfo, table: readonly IpvsServiceWithDestinations[], format: ListFormat, names?: ListingNames): string[] {
-  const lines = [`IP Virtual Server version ${formatVersion(info.version)} (size=${info.connectionTableSize})`, ...titleLines(format)];
-  const services = [...table].sort((a, b) => compareServiceKeys(a.service.key, b.service.key));
-  for (const { service, destinations } of services) {
-    lines.push(withName(serviceLine(service, format), names?.virtualServer(service.key)));
-    for (const destination of [...destinations].sort(compareDestinations)) {
-      lines.push(withName(destinationLine(destination, format), names?.realServer(destination.address)));
-    }
+/** The lines before the first virtual server: the version and the column titles. */
+export function listingHeader(info: IpvsInfo, format: ListFormat): string[] {
+  return [`IP Virtual Server version ${formatVersion(info.version)} (size=${info.connectionTableSize})`, ...titleLines(format)];
+}
+
+/** One virtual server and its real servers (sorted, as ipvsadm sorts them), each followed by its name when `names` are given. */
+export function virtualServerLines({ service, destinations }: IpvsServiceWithDestinations, format: ListFormat, names?: ListingNames): string[] {
+  const lines = [withName(serviceLine(service, format), names?.virtualServer(service.key))];
+  for (const destination of [...destinations].sort(compareDestinations)) {
+    lines.push(withName(destinationLine(destination, format), names?.realServer(destination.address)));
   }
   return lines;
+}
+
+/** The whole listing, as `ipvsadm -Ln` (or with --stats / --rate) prints it; with `names`, each followed by its name. */
+export function formatIpvsadmListing(info: IpvsInfo, table: readonly IpvsServiceWithDestinations[], format: ListFormat, names?: ListingNames): string[] {
+  const services = [...table].sort((a, b) => compareServiceKeys(a.service.key, b.service.key));
+  return [...listingHeader(info, format), ...services.flatMap((entry) => virtualServerLines(entry, format, names))];
 }

@@ -181,28 +181,42 @@ export class IpvsClient {
    * is left out rather than failing the whole read.
    */
   async snapshot(options: ReadOptions = {}): Promise<IpvsServiceWithDestinations[]> {
-    const services = await this.listServices(options);
+    const table: IpvsServiceWithDestinations[] = [];
+    for await (const entry of this.withDestinations(await this.listServices(options), options)) table.push(entry);
+    return table;
+  }
+
+  /**
+   * The given virtual servers with their real servers, in the given order, as each is read: a
+   * reader that prints or folds them as they come holds a few at a time, not the whole table.
+   * One left out when it was deleted meanwhile (ESRCH), as in snapshot().
+   */
+  async *withDestinations(services: readonly IpvsService[], options: ReadOptions = {}): AsyncGenerator<IpvsServiceWithDestinations> {
     // The kernel has no dump of all real servers, only one per service: spread those round
     // trips over a few sockets so the kernel's work and ours overlap.
     while (this.dumpConnections.length < DUMP_SOCKETS && services.length > 64) {
       this.dumpConnections.push(NetlinkConnection.open(NETLINK_GENERIC, { ...this.options, receiveBufferBytes: DEST_DUMP_BUFFER_BYTES }));
     }
     const connections = services.length > 64 ? this.dumpConnections : [this.connection];
-    const destinations = new Array<IpvsDestination[] | null>(services.length);
-    // One iterator shared by the workers: each takes the next service not yet taken.
-    const unread = services.entries();
-    const worker = async (connection: NetlinkConnection): Promise<void> => {
-      for (const [index, service] of unread) {
-        try {
-          destinations[index] = await this.listDestinations(service.key, options, connection);
-        } catch (error) {
-          if (!(error instanceof NetlinkRequestError && error.errnoName === 'ESRCH')) throw error;
-          destinations[index] = null; // deleted between the two dumps
-        }
-      }
+    type Read = { readonly destinations: IpvsDestination[] | null } | { readonly error: unknown };
+    // Never rejects: a read waits in the window until its turn, and a rejection nobody awaits yet
+    // would be an unhandled one.
+    const read = (index: number): Promise<Read> => {
+      const service = services[index] as IpvsService;
+      return this.listDestinations(service.key, options, connections[index % connections.length]).then(
+        (destinations) => ({ destinations }),
+        (error: unknown) => (error instanceof NetlinkRequestError && error.errnoName === 'ESRCH' ? { destinations: null } : { error }),
+      );
     };
-    await Promise.all(connections.map(worker));
-    return services.flatMap((service, i) => (destinations[i] ? [{ service, destinations: destinations[i] }] : []));
+    // Service i is read on socket i mod n, one dump in flight per socket, taken in order.
+    const window = Array.from({ length: Math.min(connections.length, services.length) }, (_, index) => read(index));
+    for (const [index, service] of services.entries()) {
+      const slot = index % window.length;
+      const result = await (window[slot] as Promise<Read>);
+      if (index + window.length < services.length) window[slot] = read(index + window.length);
+      if ('error' in result) throw result.error;
+      if (result.destinations) yield { service, destinations: result.destinations };
+    }
   }
 
   encodeOperation(operation: IpvsOperation): NetlinkRequest {
