@@ -194,7 +194,10 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
 async function syncOnce(proxier: Proxier, writeRules: RulesWriter, source: ClusterSource, synced: (result: SyncResult) => void): Promise<void> {
   const result = await proxier.sync();
   synced(result);
-  await writeRules(result.desired);
+  // Written before the sync already; again only when the synced state changed them (the
+  // LoadBalancer source ranges in KUBE-IPVS-OUT-FILTER): each write is an iptables-save and an
+  // iptables-restore per family, dear to start under a slow kernel.
+  await writeRules(result.desired, { onlyIfChanged: true });
   const failing = source.failing();
   const first = failing[0];
   if (first) {
