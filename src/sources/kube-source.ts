@@ -12,7 +12,17 @@
 // So this file wraps it thinly: a Watch that asks for bookmarks and a server-side timeout (with a
 // client-side deadline for a connection that died silently), and restarts after errors with
 // exponential backoff and jitter. While the API server is away, the sink keeps what it has.
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, V1ListMeta, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  ListWatch,
+  V1ListMeta,
+  V1ObjectMeta,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
@@ -436,7 +446,11 @@ function keepOnlyIdentity(object: KubernetesObject): void {
   const metadata = object.metadata;
   const fields = object as unknown as Record<string, unknown>;
   for (const key of Object.keys(fields)) if (key !== 'metadata') fields[key] = undefined;
-  object.metadata = { name: metadata?.name, namespace: metadata?.namespace, resourceVersion: metadata?.resourceVersion };
+  const identity = new V1ObjectMeta();
+  identity.name = metadata?.name;
+  identity.namespace = metadata?.namespace;
+  identity.resourceVersion = metadata?.resourceVersion;
+  object.metadata = identity;
 }
 
 function idOf(object: KubernetesObject): string {
