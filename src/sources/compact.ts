@@ -7,18 +7,40 @@
 // came (a wrong type stays wrong, for translation to report); only unknown fields are dropped.
 // Each object is built as one literal (fields absent in the input are present and undefined): V8
 // then stores its fields inline, where objects grown field by field take twice the memory.
+// Every string kept is a copy of its own (owned()): a parser's strings are slices of the text it
+// parsed, and one kept slice keeps the whole text (js-yaml's scalars: the 30 MB of YAML of 10,000
+// Services stayed alive through the names of their pods).
 import type { EndpointConditions, EndpointSlice, ObjectMeta, Service } from '../model/kubernetes.js';
 
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/**
+ * V8 copies a slice shorter than 13 characters (SlicedString::kMinLength in its string.h); a
+ * longer one points into its parent. JSON.parse of a quoted string always makes a new string, and
+ * is the fastest copy of the ones tried (Buffer round trips, concatenations).
+ */
+const SHARED_SLICE_LENGTH = 13;
+
+const ownedString = (value: string): string => (value.length < SHARED_SLICE_LENGTH ? value : (JSON.parse(JSON.stringify(value)) as string));
+
+/** A parsed value with every string in it copied (see above); other values as they are. */
+function owned<T>(value: T): T {
+  if (typeof value === 'string') return ownedString(value) as T;
+  if (Array.isArray(value)) return value.map(owned) as T;
+  if (!isObject(value)) return value;
+  const copy: Json = {};
+  for (const [key, field] of Object.entries(value)) copy[key] = owned(field);
+  return copy as T;
+}
+
 /** Copies the listed fields that are present (own, not undefined); everything else is dropped. */
 function pick(object: Json, fields: readonly string[]): Json {
   const result: Json = {};
   for (const field of fields) {
     const value = object[field];
-    if (value !== undefined) result[field] = value;
+    if (value !== undefined) result[field] = owned(value);
   }
   return result;
 }
@@ -32,11 +54,13 @@ class Interner {
   constructor(private readonly limit: number) {}
 
   intern<T>(value: T): T {
-    if (typeof value !== 'string' || value.length > 64) return value;
+    if (typeof value !== 'string') return value;
+    if (value.length > 64) return ownedString(value) as T;
     const known = this.values.get(value);
     if (known !== undefined) return known as T;
-    if (this.values.size < this.limit) this.values.set(value, value);
-    return value;
+    const copy = ownedString(value);
+    if (this.values.size < this.limit) this.values.set(copy, copy);
+    return copy as T;
   }
 }
 
@@ -47,7 +71,7 @@ const sharedConditions = new Map<string, EndpointConditions>();
 const CONDITION_FIELDS = ['ready', 'serving', 'terminating'] as const;
 
 function conditionsOf(value: unknown): unknown {
-  if (!isObject(value)) return value;
+  if (!isObject(value)) return owned(value);
   const keys = Object.keys(value);
   const plain = keys.every((key) => (CONDITION_FIELDS as readonly string[]).includes(key) && typeof value[key] === 'boolean');
   if (!plain) return pick(value, CONDITION_FIELDS);
@@ -60,7 +84,7 @@ function conditionsOf(value: unknown): unknown {
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 function metadataOf(value: unknown): ObjectMeta {
-  if (!isObject(value)) return value as ObjectMeta;
+  if (!isObject(value)) return owned(value) as ObjectMeta;
   let annotations = value.annotations;
   // kubectl apply's copy of the whole object, often the largest field, read by no one here.
   if (isObject(annotations) && LAST_APPLIED in annotations) {
@@ -68,41 +92,41 @@ function metadataOf(value: unknown): ObjectMeta {
     annotations = rest;
   }
   return {
-    name: value.name,
+    name: owned(value.name),
     namespace: strings.intern(value.namespace),
-    resourceVersion: value.resourceVersion,
-    labels: value.labels,
-    annotations,
+    resourceVersion: owned(value.resourceVersion),
+    labels: owned(value.labels),
+    annotations: owned(annotations),
   } as ObjectMeta;
 }
 
 function portOf(value: unknown): unknown {
-  if (!isObject(value)) return value;
+  if (!isObject(value)) return owned(value);
   return {
     name: strings.intern(value.name),
     protocol: strings.intern(value.protocol),
     port: value.port,
-    targetPort: value.targetPort,
+    targetPort: strings.intern(value.targetPort),
     nodePort: value.nodePort,
   };
 }
 
 function specOf(value: unknown): unknown {
-  if (!isObject(value)) return value;
+  if (!isObject(value)) return owned(value);
   return {
     type: strings.intern(value.type),
-    clusterIP: value.clusterIP,
-    clusterIPs: value.clusterIPs,
-    ipFamilies: value.ipFamilies,
+    clusterIP: owned(value.clusterIP),
+    clusterIPs: owned(value.clusterIPs),
+    ipFamilies: listOf(value.ipFamilies, (family) => strings.intern(family)),
     ports: listOf(value.ports, portOf),
-    externalIPs: value.externalIPs,
-    externalName: value.externalName,
-    loadBalancerSourceRanges: value.loadBalancerSourceRanges,
+    externalIPs: owned(value.externalIPs),
+    externalName: owned(value.externalName),
+    loadBalancerSourceRanges: owned(value.loadBalancerSourceRanges),
     externalTrafficPolicy: strings.intern(value.externalTrafficPolicy),
     internalTrafficPolicy: strings.intern(value.internalTrafficPolicy),
     healthCheckNodePort: value.healthCheckNodePort,
     sessionAffinity: strings.intern(value.sessionAffinity),
-    sessionAffinityConfig: value.sessionAffinityConfig,
+    sessionAffinityConfig: owned(value.sessionAffinityConfig),
   };
 }
 
@@ -113,28 +137,34 @@ export function compactService(service: Service): Service {
   if (!isObject(object)) return service;
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined;
   return {
-    apiVersion: object.apiVersion,
-    kind: object.kind,
+    apiVersion: strings.intern(object.apiVersion),
+    kind: strings.intern(object.kind),
     metadata: metadataOf(object.metadata),
     spec: specOf(object.spec),
     status:
       ingress === undefined
         ? undefined
-        : { loadBalancer: { ingress: listOf(ingress, (item) => (isObject(item) ? { ip: item.ip, hostname: item.hostname, ipMode: item.ipMode } : item)) } },
+        : {
+            loadBalancer: {
+              ingress: listOf(ingress, (item) =>
+                isObject(item) ? { ip: owned(item.ip), hostname: owned(item.hostname), ipMode: strings.intern(item.ipMode) } : owned(item),
+              ),
+            },
+          },
   } as Service;
 }
 
 function endpointOf(value: unknown): unknown {
-  if (!isObject(value)) return value;
+  if (!isObject(value)) return owned(value);
   const ref = value.targetRef;
   return {
-    addresses: value.addresses,
+    addresses: owned(value.addresses),
     conditions: conditionsOf(value.conditions),
     nodeName: strings.intern(value.nodeName),
     zone: strings.intern(value.zone),
     // `namespace/pod` for `kipvs inspect --names`; the kind says whether it is a Pod.
-    targetRef: isObject(ref) ? { kind: strings.intern(ref.kind), name: ref.name, namespace: strings.intern(ref.namespace) } : ref,
-    hints: value.hints,
+    targetRef: isObject(ref) ? { kind: strings.intern(ref.kind), name: owned(ref.name), namespace: strings.intern(ref.namespace) } : owned(ref),
+    hints: owned(value.hints),
   };
 }
 
@@ -142,13 +172,13 @@ export function compactEndpointSlice(slice: EndpointSlice): EndpointSlice {
   const object = slice as unknown as Json;
   if (!isObject(object)) return slice;
   return {
-    apiVersion: object.apiVersion,
-    kind: object.kind,
+    apiVersion: strings.intern(object.apiVersion),
+    kind: strings.intern(object.kind),
     metadata: metadataOf(object.metadata),
-    addressType: object.addressType,
+    addressType: strings.intern(object.addressType),
     endpoints: listOf(object.endpoints, endpointOf),
     ports: listOf(object.ports, (port) =>
-      isObject(port) ? { name: strings.intern(port.name), protocol: strings.intern(port.protocol), port: port.port } : port,
+      isObject(port) ? { name: strings.intern(port.name), protocol: strings.intern(port.protocol), port: port.port } : owned(port),
     ),
   } as EndpointSlice;
 }

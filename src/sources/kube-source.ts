@@ -12,7 +12,17 @@
 // So this file wraps it thinly: a Watch that asks for bookmarks and a server-side timeout (with a
 // client-side deadline for a connection that died silently), and restarts after errors with
 // exponential backoff and jitter. While the API server is away, the sink keeps what it has.
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, V1ListMeta, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  ListWatch,
+  V1ListMeta,
+  V1ObjectMeta,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
@@ -242,8 +252,14 @@ class Reflector {
           settings.log.error({ resource: spec.resource, object: idOf(object), err: describeError(error) }, 'cannot take object');
         }
       };
-    this.informer.on('add', guarded(spec.upsert));
-    this.informer.on('update', guarded(spec.upsert));
+    const taken =
+      (handler: (object: KubernetesObject) => void) =>
+      (object: KubernetesObject): void => {
+        guarded(handler)(object);
+        keepOnlyIdentity(object);
+      };
+    this.informer.on('add', taken(spec.upsert));
+    this.informer.on('update', taken(spec.upsert));
     this.informer.on('delete', guarded(spec.remove));
     this.informer.on('error', (error) => this.failed(error));
   }
@@ -416,6 +432,25 @@ class SliceNotices {
     this.reported.set(id, notice);
     this.log.info({ object: id, reason: notice }, 'no endpoints');
   }
+}
+
+/**
+ * ListWatch caches every object it hands over, whole (a list's items are client-node's model
+ * classes, with status, managedFields, everything), beside the compact copy the store keeps: the
+ * cluster twice. Of its cache it reads only each object's namespace, name and resourceVersion
+ * (cache.js in 1.4.0: addOrUpdateObject, isSameVersion, deleteItems, deleteObject), and a deletion
+ * hands back the cached object, of which remove() reads the same. So once taken, the object the
+ * cache holds is cut down to those, in place.
+ */
+function keepOnlyIdentity(object: KubernetesObject): void {
+  const metadata = object.metadata;
+  const fields = object as unknown as Record<string, unknown>;
+  for (const key of Object.keys(fields)) if (key !== 'metadata') fields[key] = undefined;
+  const identity = new V1ObjectMeta();
+  identity.name = metadata?.name;
+  identity.namespace = metadata?.namespace;
+  identity.resourceVersion = metadata?.resourceVersion;
+  object.metadata = identity;
 }
 
 function idOf(object: KubernetesObject): string {

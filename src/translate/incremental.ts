@@ -53,8 +53,7 @@ export class IncrementalTranslator {
     }
     const scope = newScope();
     for (const id of changed) {
-      const before = this.merged.translations.get(id);
-      if (before) this.merged.withdraw(before, scope);
+      this.merged.withdraw(id, scope);
       const after = this.translateOne(objects, id, node, settings);
       if (after) this.merged.claim(after, scope);
     }

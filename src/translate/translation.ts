@@ -34,7 +34,8 @@ export function identityOf(object: { readonly metadata?: unknown } | null | unde
   ) as Record<string, unknown>;
   const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
   const name = typeof metadata.name === 'string' ? metadata.name : '';
-  return { namespace, name, id: `${namespace}/${name === '' ? '(unnamed)' : name}` };
+  // Joined, not concatenated: one flat string rather than a pair (see formatHostPort).
+  return { namespace, name, id: [namespace, name === '' ? '(unnamed)' : name].join('/') };
 }
 
 export const emptyTranslation = (service: string, problems: readonly TranslationProblem[]): ServiceTranslation => ({
@@ -50,5 +51,5 @@ export function serviceIdOfSlice(slice: EndpointSlice): string | undefined {
   const labels = (slice as { metadata?: { labels?: unknown } } | null)?.metadata?.labels;
   const serviceName = typeof labels === 'object' && labels !== null ? (labels as Record<string, unknown>)[SERVICE_NAME_LABEL] : undefined;
   if (typeof serviceName !== 'string' || serviceName === '') return undefined;
-  return `${identityOf(slice).namespace}/${serviceName}`;
+  return [identityOf(slice).namespace, serviceName].join('/');
 }

@@ -96,7 +96,8 @@ export type IpvsOperation =
 /** `TCP 10.96.0.1:80`, `UDP [fd00::a]:53`, `FWM 7 IPv4`: one formatting for keys, logs and errors. */
 export function formatServiceKey(key: IpvsServiceKey): string {
   if (isFwmarkKey(key)) return `FWM ${key.fwmark} ${key.family === 'inet' ? 'IPv4' : 'IPv6'}`;
-  return `${key.protocol} ${formatHostPort(key.address, key.port)}`;
+  // Joined for the reason formatHostPort gives.
+  return [key.protocol, formatHostPort(key.address, key.port)].join(' ');
 }
 
 export function formatDestinationKey(key: DestinationKey): string {
