@@ -1,7 +1,10 @@
 // The kernel adapter: reads the state kipvs reconciles (observe) and runs plans (apply), through
 // the IPVS, ipset, rtnetlink and conntrack clients of one network namespace. No decisions here:
 // those are the diff's.
-import { IpvsClient } from '../netlink/ipvs/client.js';
+import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
+import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
+import { nextTurn } from '../util/event-loop.js';
+import { confirmedRealServers, type ObserveHint } from './proc-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
@@ -11,12 +14,15 @@ import { constants } from 'node:os';
 import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
 import { KipvsError } from '../errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
-import { describeOperation, type IpvsOperation } from '../netlink/ipvs/types.js';
+import { describeOperation, type IpvsOperation, type IpvsService } from '../netlink/ipvs/types.js';
 import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
+
+/** Virtual servers compared between two turns of the event loop. */
+const COMPARE_SLICE = 500;
 
 export interface KernelOptions {
   readonly netns?: string;
@@ -37,8 +43,12 @@ export interface ApplyResult {
 
 /** What the reconciler needs of a kernel; the fake kernel of the unit tests implements it too. */
 export interface Kernel {
-  /** Everything kipvs reconciles, read afresh; the caller owns the result (KernelMirror.adopt). */
-  observe(): Promise<FreshObservedState>;
+  /**
+   * Everything kipvs reconciles, read afresh; the caller owns the result (KernelMirror.adopt).
+   * With a hint, what the kernel's cheap views confirm of the expectation may be taken from it
+   * (proc-assisted-read.ts); the result is the same but for what those views cannot show.
+   */
+  observe(hint?: ObserveHint): Promise<FreshObservedState>;
   apply(plan: Plan): Promise<ApplyResult>;
   close(): void;
 }
@@ -114,9 +124,9 @@ export class NetlinkKernel implements Kernel {
     this.conntrack.close();
   }
 
-  async observe(): Promise<FreshObservedState> {
+  async observe(hint?: ObserveHint): Promise<FreshObservedState> {
     const [table, link, ipsets] = await Promise.all([
-      this.ipvs.snapshot({ withStats: false }),
+      hint ? this.readIpvsAssisted(hint) : this.ipvs.snapshot({ withStats: false }),
       this.links.getLink(this.options.dummyInterface),
       this.observeIpsets(),
     ]);
@@ -131,6 +141,25 @@ export class NetlinkKernel implements Kernel {
       }
     }
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
+  }
+
+  /**
+   * The IPVS table from one dump of the services and one read of /proc/net/ip_vs, with GET_DEST
+   * dumps only for the virtual servers /proc does not confirm. Compared in slices, so that the
+   * event loop (a sync of an endpoint change) runs in between.
+   */
+  private async readIpvsAssisted(hint: ObserveHint): Promise<IpvsServiceWithDestinations[]> {
+    const [services, procTable] = await Promise.all([this.ipvs.listServices({ withStats: false }), readProcIpvsTable(this.options.netns)]);
+    const table: IpvsServiceWithDestinations[] = [];
+    const unconfirmed: IpvsService[] = [];
+    for (const [index, service] of services.entries()) {
+      if (index % COMPARE_SLICE === COMPARE_SLICE - 1) await nextTurn();
+      const realServers = confirmedRealServers(service, procTable, hint);
+      if (realServers) table.push({ service, destinations: [...realServers.values()] });
+      else unconfirmed.push(service);
+    }
+    table.push(...(await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })));
+    return table;
   }
 
   /** kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to replace. */

@@ -181,7 +181,11 @@ export class IpvsClient {
    * is left out rather than failing the whole read.
    */
   async snapshot(options: ReadOptions = {}): Promise<IpvsServiceWithDestinations[]> {
-    const services = await this.listServices(options);
+    return this.listDestinationsOf(await this.listServices(options), options);
+  }
+
+  /** The real servers of each of `services`; one deleted meanwhile (ESRCH) is left out. */
+  async listDestinationsOf(services: readonly IpvsService[], options: ReadOptions = {}): Promise<IpvsServiceWithDestinations[]> {
     // The kernel has no dump of all real servers, only one per service: spread those round
     // trips over a few sockets so the kernel's work and ours overlap.
     while (this.dumpConnections.length < DUMP_SOCKETS && services.length > 64) {

@@ -12,9 +12,14 @@
 //   each followed by "persistent %d %08X\n" (timeout, netmask) or "\n"; then per real server
 //   "  -> %08X:%04X      %-7s %-6d %-10d %-10d\n" or "  -> [%pI6]:%04X      ..." (forwarding
 //   Masq/Local/Tunnel/Route from ip_vs_fwd_name(), weight, active and inactive connections).
+import { closeSync, openSync, read } from 'node:fs';
+import { promisify } from 'node:util';
 import { KipvsError } from '../../errors.js';
 import { formatIPv4, formatIPv6, type AddressFamily } from '../../ip.js';
+import { withNetworkNamespace } from '../netns.js';
 import { formatServiceKey, type IpvsProtocol, type ServiceKeyByAddress } from './types.js';
+
+const readAsync = promisify(read);
 
 /** ip_vs_fwd_name(): a bypass real server (IP_VS_CONN_F_BYPASS) prints as "Masq" too. */
 export type ProcForwarding = 'masq' | 'local' | 'tunnel' | 'route';
@@ -195,4 +200,29 @@ function hexNumber(number: number, text: string, digits: number, what: string): 
 function decimal(number: number, text: string | undefined, what: string): number {
   if (text === undefined || !/^\d{1,10}$/.test(text)) throw new ProcTableError(number, `${what} ${JSON.stringify(text)} is not a number`);
   return Number(text);
+}
+
+/** Bytes per read(2): the kernel fills each read with as many whole services as fit. */
+const READ_BYTES = 256 * 1024;
+
+/**
+ * Reads and parses the table of `netns` (the caller's namespace when absent). A /proc/…/net file
+ * shows the namespace of the task that opened it, so it is opened inside the namespace
+ * (/proc/thread-self: the main thread, which withNetworkNamespace moves) and read after
+ * returning. The reads are asynchronous (libuv's pool), so the event loop runs on meanwhile: at
+ * 12,000 virtual servers the kernel takes about half a second to print the table under UML.
+ */
+export async function readProcIpvsTable(netns?: string): Promise<ProcIpvsTable> {
+  const fd = withNetworkNamespace(netns, () => openSync('/proc/thread-self/net/ip_vs', 'r'));
+  try {
+    const parser = new ProcIpvsTableParser();
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    for (;;) {
+      const { bytesRead } = await readAsync(fd, buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return parser.finish();
+      parser.push(buffer.toString('latin1', 0, bytesRead));
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
