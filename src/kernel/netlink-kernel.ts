@@ -1,9 +1,9 @@
 // The kernel adapter: reads the state kipvs reconciles (observe) and runs plans (apply), through
 // the IPVS, ipset, rtnetlink and conntrack clients of one network namespace. No decisions here:
 // those are the diff's.
-import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
+import { IpvsClient } from '../netlink/ipvs/client.js';
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
-import { nextTurn } from '../util/event-loop.js';
+import { forEachPaced, pacer } from '../util/event-loop.js';
 import { confirmedRealServers, type ObserveHint } from './proc-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
@@ -21,8 +21,8 @@ import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
 
-/** Virtual servers compared between two turns of the event loop. */
-const COMPARE_SLICE = 500;
+/** The longest the full read's work holds the event loop before other work (a sync) may run. */
+const SLICE_MS = 2;
 
 export interface KernelOptions {
   readonly netns?: string;
@@ -125,15 +125,11 @@ export class NetlinkKernel implements Kernel {
   }
 
   async observe(hint?: ObserveHint): Promise<FreshObservedState> {
-    const [table, link, ipsets] = await Promise.all([
-      hint ? this.readIpvsAssisted(hint) : this.ipvs.snapshot({ withStats: false }),
+    const [virtualServers, link, ipsets] = await Promise.all([
+      hint ? this.readIpvsAssisted(hint) : this.readIpvs(),
       this.links.getLink(this.options.dummyInterface),
       this.observeIpsets(),
     ]);
-    const virtualServers: FreshObservedState['virtualServers'] = new Map();
-    for (const { service, destinations } of table) {
-      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
-    }
     const boundAddresses = new Set<string>();
     if (link) {
       for (const address of await this.links.listAddresses(this.options.dummyInterface)) {
@@ -143,23 +139,32 @@ export class NetlinkKernel implements Kernel {
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
   }
 
+  private async readIpvs(): Promise<FreshObservedState['virtualServers']> {
+    const virtualServers: FreshObservedState['virtualServers'] = new Map();
+    for (const { service, destinations } of await this.ipvs.snapshot({ withStats: false })) {
+      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
+    }
+    return virtualServers;
+  }
+
   /**
    * The IPVS table from one dump of the services and one read of /proc/net/ip_vs, with GET_DEST
    * dumps only for the virtual servers /proc does not confirm. Compared in slices, so that the
    * event loop (a sync of an endpoint change) runs in between.
    */
-  private async readIpvsAssisted(hint: ObserveHint): Promise<IpvsServiceWithDestinations[]> {
-    const [services, procTable] = await Promise.all([this.ipvs.listServices({ withStats: false }), readProcIpvsTable(this.options.netns)]);
-    const table: IpvsServiceWithDestinations[] = [];
+  private async readIpvsAssisted(hint: ObserveHint): Promise<FreshObservedState['virtualServers']> {
+    const [services, procTable] = await Promise.all([this.ipvs.listServices({ withStats: false }), readProcIpvsTable(this.options.netns, SLICE_MS)]);
+    const virtualServers: FreshObservedState['virtualServers'] = new Map();
     const unconfirmed: IpvsService[] = [];
-    for (const [index, service] of services.entries()) {
-      if (index % COMPARE_SLICE === COMPARE_SLICE - 1) await nextTurn();
+    await forEachPaced(services, pacer(SLICE_MS), (service) => {
       const realServers = confirmedRealServers(service, procTable, hint);
-      if (realServers) table.push({ service, destinations: [...realServers.values()] });
+      if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
       else unconfirmed.push(service);
+    });
+    for (const { service, destinations } of await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })) {
+      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
     }
-    table.push(...(await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })));
-    return table;
+    return virtualServers;
   }
 
   /** kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to replace. */

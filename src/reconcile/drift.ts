@@ -6,14 +6,14 @@
 // The read takes a while (half a second at 10,000 Services), and syncs of endpoint changes go on
 // meanwhile: what they touch (TouchedKeys) may have changed after the read saw it, so the
 // comparison trusts the mirror there, and the next full sync looks again.
-import { nextTurn } from '../util/event-loop.js';
+import { forEachPaced, pacer } from '../util/event-loop.js';
 import { sameSet } from '../kernel/mirror.js';
 import { sameRealServer, sameService } from './diff.js';
 import type { ObservedState, ObservedVirtualServer, Plan } from './state.js';
 import { ipsetEntryKey, virtualServerKey } from '../model/desired.js';
 
-/** Objects compared between two turns of the event loop. */
-const SLICE = 2000;
+/** The longest the comparison holds the event loop before other work (a sync) may run. */
+const SLICE_MS = 2;
 
 /** What plans applied since a full read began touched: keys the read may have seen before the change. */
 export class TouchedKeys {
@@ -83,18 +83,13 @@ export async function findDrift(kernel: ObservedState, mirror: ObservedState, to
     ipsets: new Set(),
     ipsetEntries: new Map(),
   };
-  let compared = 0;
-  const pace = async (): Promise<void> => {
-    if (++compared % SLICE === 0) await nextTurn();
-  };
-  for (const key of keysOfEither(kernel.virtualServers, mirror.virtualServers)) {
-    await pace();
+  const pace = pacer(SLICE_MS);
+  await forEachPaced(keysOfEither(kernel.virtualServers, mirror.virtualServers), pace, (key) => {
     if (!touched.virtualServers.has(key) && !sameVirtualServer(kernel.virtualServers.get(key), mirror.virtualServers.get(key))) drift.virtualServers.add(key);
-  }
-  for (const address of keysOfEither(kernel.boundAddresses, mirror.boundAddresses)) {
-    await pace();
+  });
+  await forEachPaced(keysOfEither(kernel.boundAddresses, mirror.boundAddresses), pace, (address) => {
     if (!touched.addresses.has(address) && kernel.boundAddresses.has(address) !== mirror.boundAddresses.has(address)) drift.addresses.add(address);
-  }
+  });
   const setNames = new Set([
     ...kernel.ipsets.keys(),
     ...mirror.ipsets.keys(),
@@ -109,10 +104,9 @@ export async function findDrift(kernel: ObservedState, mirror: ObservedState, to
       drift.ipsets.add(name);
       continue;
     }
-    for (const entryKey of keysOfEither(read.entries, held.entries)) {
-      await pace();
+    await forEachPaced(keysOfEither(read.entries, held.entries), pace, (entryKey) => {
       if (!touched.entryTouched(name, entryKey) && read.entries.has(entryKey) !== held.entries.has(entryKey)) addTo(drift.ipsetEntries, name, entryKey);
-    }
+    });
   }
   return drift;
 }

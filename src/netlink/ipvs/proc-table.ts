@@ -12,14 +12,12 @@
 //   each followed by "persistent %d %08X\n" (timeout, netmask) or "\n"; then per real server
 //   "  -> %08X:%04X      %-7s %-6d %-10d %-10d\n" or "  -> [%pI6]:%04X      ..." (forwarding
 //   Masq/Local/Tunnel/Route from ip_vs_fwd_name(), weight, active and inactive connections).
-import { closeSync, openSync, read } from 'node:fs';
-import { promisify } from 'node:util';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { KipvsError } from '../../errors.js';
-import { formatIPv4, formatIPv6, type AddressFamily } from '../../ip.js';
+import { pacer } from '../../util/event-loop.js';
+import { formatIPv6, type AddressFamily } from '../../ip.js';
 import { withNetworkNamespace } from '../netns.js';
 import { formatServiceKey, type IpvsProtocol, type ServiceKeyByAddress } from './types.js';
-
-const readAsync = promisify(read);
 
 /** ip_vs_fwd_name(): a bypass real server (IP_VS_CONN_F_BYPASS) prints as "Masq" too. */
 export type ProcForwarding = 'masq' | 'local' | 'tunnel' | 'route';
@@ -68,12 +66,18 @@ export class ProcTableError extends KipvsError {
 export const MAX_LINE_LENGTH = 512;
 const HEADER_LINES = 3;
 const PROTOCOLS: ReadonlySet<string> = new Set<IpvsProtocol>(['TCP', 'UDP', 'SCTP']);
-const FORWARDING: Readonly<Record<string, ProcForwarding>> = { Masq: 'masq', Local: 'local', Tunnel: 'tunnel', Route: 'route' };
-const HEX = /^[0-9A-F]+$/;
+const FORWARDING: ReadonlyArray<readonly [string, ProcForwarding]> = [
+  ['Masq', 'masq'],
+  ['Local', 'local'],
+  ['Tunnel', 'tunnel'],
+  ['Route', 'route'],
+];
 
 /**
  * Parses the table as it is read, chunk by chunk: only the current line is held, so a file that
- * never ends a line fails at MAX_LINE_LENGTH instead of growing without bound.
+ * never ends a line fails at MAX_LINE_LENGTH instead of growing without bound. The lines are
+ * scanned in place, character by character: 130,000 of them at 10,000 Services, where splitting
+ * each into words cost seconds of allocation and garbage collection.
  */
 export class ProcIpvsTableParser {
   private readonly table: ProcIpvsTable = { byAddress: new Map(), byFwmark: new Map() };
@@ -82,15 +86,14 @@ export class ProcIpvsTableParser {
   private current: ProcVirtualServer | undefined;
 
   push(chunk: string): void {
-    let text = this.partial + chunk;
+    const text = this.partial + chunk;
     let start = 0;
     for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
-      this.line(text.slice(start, end));
+      this.line(new Cursor(text, start, end, ++this.lineNumber));
       start = end + 1;
     }
-    text = text.slice(start);
-    if (text.length > MAX_LINE_LENGTH) throw new ProcTableError(this.lineNumber + 1, `a line longer than ${MAX_LINE_LENGTH} characters`);
-    this.partial = text;
+    if (text.length - start > MAX_LINE_LENGTH) throw new ProcTableError(this.lineNumber + 1, `a line longer than ${MAX_LINE_LENGTH} characters`);
+    this.partial = text.slice(start);
   }
 
   /** The table; a last line without its newline is an error (the kernel ends every line). */
@@ -100,20 +103,20 @@ export class ProcIpvsTableParser {
     return this.table;
   }
 
-  private line(line: string): void {
-    const number = ++this.lineNumber;
-    if (line.length > MAX_LINE_LENGTH) throw new ProcTableError(number, `a line longer than ${MAX_LINE_LENGTH} characters`);
-    if (number <= HEADER_LINES) {
-      if (!headerMatches(number, line)) throw new ProcTableError(number, `not the header of /proc/net/ip_vs: ${JSON.stringify(line)}`);
+  private line(line: Cursor): void {
+    if (line.end - line.position > MAX_LINE_LENGTH) line.fail(`a line longer than ${MAX_LINE_LENGTH} characters`);
+    if (line.number <= HEADER_LINES) {
+      const text = line.rest();
+      if (!headerMatches(line.number, text)) line.fail(`not the header of /proc/net/ip_vs: ${JSON.stringify(text)}`);
       return;
     }
-    const words = line.split(' ').filter((word) => word !== '');
-    if (words[0] === '->') {
-      if (!this.current) throw new ProcTableError(number, 'a real server before any virtual server');
-      this.current.destinations.push(parseDestination(number, words));
+    if (line.startsWith('  -> ')) {
+      if (!this.current) line.fail('a real server before any virtual server');
+      line.position += 5;
+      this.current.destinations.push(parseDestination(line));
       return;
     }
-    const service = parseService(number, words);
+    const service = parseService(line);
     this.current = service;
     if ('fwmark' in service.key) {
       const marked = this.table.byFwmark.get(service.key.fwmark);
@@ -135,92 +138,203 @@ function headerMatches(number: number, line: string): boolean {
   return line.startsWith('  -> RemoteAddress:Port Forward Weight ActiveConn InActConn');
 }
 
-function parseService(number: number, words: readonly string[]): ProcVirtualServer {
-  const [protocol, where, scheduler, ...flags] = words;
-  if (protocol === undefined || where === undefined || scheduler === undefined) throw new ProcTableError(number, 'a virtual server line without its scheduler');
-  let key: ProcVirtualServer['key'];
-  if (protocol === 'FWM') {
-    key = { fwmark: hexNumber(number, where, 8, 'firewall mark') };
-  } else {
-    if (!PROTOCOLS.has(protocol)) throw new ProcTableError(number, `protocol ${JSON.stringify(protocol)} is not one kipvs programs`);
-    key = { protocol: protocol as IpvsProtocol, ...parseHostPort(number, where) };
+const SPACE = 0x20;
+
+/** One line of the text, read word by word without copying it. */
+class Cursor {
+  constructor(
+    readonly text: string,
+    public position: number,
+    readonly end: number,
+    readonly number: number,
+  ) {}
+
+  fail(reason: string): never {
+    throw new ProcTableError(this.number, reason);
   }
+
+  rest(): string {
+    return this.text.slice(this.position, this.end);
+  }
+
+  startsWith(prefix: string): boolean {
+    return this.end - this.position >= prefix.length && this.text.startsWith(prefix, this.position);
+  }
+
+  /** Skips spaces; false at the end of the line. */
+  more(): boolean {
+    while (this.position < this.end && this.text.charCodeAt(this.position) === SPACE) this.position++;
+    return this.position < this.end;
+  }
+
+  /** The end of the word at the position (which the caller moves past). */
+  wordEnd(): number {
+    let end = this.position;
+    while (end < this.end && this.text.charCodeAt(end) !== SPACE) end++;
+    return end;
+  }
+
+  word(what: string): string {
+    if (!this.more()) this.fail(`no ${what}`);
+    const end = this.wordEnd();
+    const word = this.text.slice(this.position, end);
+    this.position = end;
+    return word;
+  }
+
+  /** Exactly `digits` upper-case hex digits, as %08X and %04X print them. */
+  hex(digits: number, what: string): number {
+    let value = 0;
+    const stop = this.position + digits;
+    for (; this.position < stop; this.position++) {
+      const code = this.position < this.end ? this.text.charCodeAt(this.position) : -1;
+      const digit = code >= 0x30 && code <= 0x39 ? code - 0x30 : code >= 0x41 && code <= 0x46 ? code - 0x37 : -1;
+      if (digit < 0) this.fail(`${what} is not ${digits} hex digits`);
+      value = value * 16 + digit;
+    }
+    return value;
+  }
+
+  decimal(what: string): number {
+    if (!this.more()) this.fail(`no ${what}`);
+    const end = this.wordEnd();
+    if (end - this.position > 10) this.fail(`${what} ${JSON.stringify(this.text.slice(this.position, end))} is not a number`);
+    let value = 0;
+    for (; this.position < end; this.position++) {
+      const digit = this.text.charCodeAt(this.position) - 0x30;
+      if (digit < 0 || digit > 9) this.fail(`${what} ${JSON.stringify(this.text.slice(this.position, end))} is not a number`);
+      value = value * 10 + digit;
+    }
+    return value;
+  }
+
+  expect(code: number, what: string): void {
+    if (this.position >= this.end || this.text.charCodeAt(this.position) !== code) this.fail(what);
+    this.position++;
+  }
+
+  /** After a field: a space, or the line's end. */
+  fieldEnd(what: string): void {
+    if (this.position < this.end && this.text.charCodeAt(this.position) !== SPACE) this.fail(`${what} runs on: ${JSON.stringify(this.rest())}`);
+  }
+}
+
+function parseService(line: Cursor): ProcVirtualServer {
+  const protocol = line.word('protocol');
+  let key: ProcVirtualServer['key'];
+  if (!line.more()) line.fail('a virtual server line without its address');
+  if (protocol === 'FWM') {
+    key = { fwmark: line.hex(8, 'firewall mark') };
+    line.fieldEnd('firewall mark');
+  } else {
+    if (!PROTOCOLS.has(protocol)) line.fail(`protocol ${JSON.stringify(protocol)} is not one kipvs programs`);
+    const { family, address, port } = hostPort(line);
+    key = { family, protocol: protocol as IpvsProtocol, address, port };
+  }
+  const scheduler = line.word('scheduler');
   let onePacket = false;
   let persistent: ProcVirtualServer['persistent'];
-  let rest = flags;
-  if (rest[0] === 'ops') {
+  if (line.more() && line.startsWith('ops') && line.wordEnd() === line.position + 3) {
     onePacket = true;
-    rest = rest.slice(1);
+    line.position += 3;
   }
-  if (rest[0] === 'persistent' && rest.length === 3) {
-    const timeout = decimal(number, rest[1], 'persistence timeout');
-    persistent = { timeout, netmask: hexNumber(number, rest[2] ?? '', 8, 'persistence netmask') };
-    rest = [];
+  if (line.more() && line.startsWith('persistent') && line.wordEnd() === line.position + 10) {
+    line.position += 10;
+    const timeout = line.decimal('persistence timeout');
+    if (!line.more()) line.fail('no persistence netmask');
+    persistent = { timeout, netmask: line.hex(8, 'persistence netmask') };
+    line.fieldEnd('persistence netmask');
   }
-  if (rest.length > 0) throw new ProcTableError(number, `unknown virtual server flags ${JSON.stringify(rest.join(' '))}`);
+  if (line.more()) line.fail(`unknown virtual server flags ${JSON.stringify(line.rest())}`);
   return { key, scheduler, onePacket, ...(persistent ? { persistent } : {}), destinations: [] };
 }
 
-function parseDestination(number: number, words: readonly string[]): ProcDestination {
-  if (words.length !== 6) throw new ProcTableError(number, 'a real server line without its five fields');
-  const [, where = '', forwardingName = '', weight, active, inactive] = words;
-  const forwarding = FORWARDING[forwardingName];
-  if (!forwarding) throw new ProcTableError(number, `unknown forwarding method ${JSON.stringify(forwardingName)}`);
-  return {
-    ...parseHostPort(number, where),
-    forwarding,
-    weight: decimal(number, weight, 'weight'),
-    activeConns: decimal(number, active, 'active connections'),
-    inactiveConns: decimal(number, inactive, 'inactive connections'),
-  };
+function parseDestination(line: Cursor): ProcDestination {
+  if (!line.more()) line.fail('a real server line without its address');
+  const { family, address, port } = hostPort(line);
+  if (!line.more()) line.fail('no forwarding method');
+  const forwarding = forwardingAt(line);
+  const weight = line.decimal('weight');
+  const activeConns = line.decimal('active connections');
+  const inactiveConns = line.decimal('inactive connections');
+  if (line.more()) line.fail(`more than five fields: ${JSON.stringify(line.rest())}`);
+  return { address, port, family, forwarding, weight, activeConns, inactiveConns };
 }
+
+function forwardingAt(line: Cursor): ProcForwarding {
+  const end = line.wordEnd();
+  for (const [name, forwarding] of FORWARDING) {
+    if (end - line.position === name.length && line.startsWith(name)) {
+      line.position = end;
+      return forwarding;
+    }
+  }
+  return line.fail(`unknown forwarding method ${JSON.stringify(line.text.slice(line.position, end))}`);
+}
+
+/** Scratch space for an IPv6 address: formatIPv6 reads it, and the parser is synchronous. */
+const ipv6Bytes = Buffer.alloc(16);
 
 /** `0A600001:0050` or `[2001:0db8:0000:0000:0000:0000:0000:0001]:0050`. */
-function parseHostPort(number: number, text: string): { family: AddressFamily; address: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  const port = hexNumber(number, text.slice(colon + 1), 4, 'port');
-  const host = text.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) {
-    const groups = host.slice(1, -1).split(':');
-    if (groups.length !== 8 || !groups.every((group) => group.length === 4 && /^[0-9a-f]{4}$/.test(group))) {
-      throw new ProcTableError(number, `not an IPv6 address as %pI6 prints one: ${JSON.stringify(host)}`);
+function hostPort(line: Cursor): { family: AddressFamily; address: string; port: number } {
+  let family: AddressFamily;
+  let address: string;
+  if (line.text.charCodeAt(line.position) === 0x5b /* [ */) {
+    line.position++;
+    for (let group = 0; group < 8; group++) {
+      if (group > 0) line.expect(0x3a, 'not an IPv6 address as %pI6 prints one');
+      ipv6Bytes.writeUInt16BE(lowerHex4(line), group * 2);
     }
-    return { family: 'inet6', address: formatIPv6(Buffer.from(groups.join(''), 'hex')), port };
+    line.expect(0x5d, 'not an IPv6 address as %pI6 prints one');
+    family = 'inet6';
+    address = formatIPv6(ipv6Bytes);
+  } else {
+    const value = line.hex(8, 'IPv4 address');
+    family = 'inet';
+    address = `${value >>> 24}.${(value >>> 16) & 0xff}.${(value >>> 8) & 0xff}.${value & 0xff}`;
   }
-  const bytes = Buffer.alloc(4);
-  bytes.writeUInt32BE(hexNumber(number, host, 8, 'IPv4 address'));
-  return { family: 'inet', address: formatIPv4(bytes), port };
+  line.expect(0x3a, 'no port after the address');
+  const port = line.hex(4, 'port');
+  line.fieldEnd('port');
+  return { family, address, port };
 }
 
-function hexNumber(number: number, text: string, digits: number, what: string): number {
-  if (text.length !== digits || !HEX.test(text)) throw new ProcTableError(number, `${what} ${JSON.stringify(text)} is not ${digits} hex digits`);
-  return parseInt(text, 16);
+/** %pI6 prints four lower-case hex digits per group. */
+function lowerHex4(line: Cursor): number {
+  let value = 0;
+  for (let i = 0; i < 4; i++, line.position++) {
+    const code = line.position < line.end ? line.text.charCodeAt(line.position) : -1;
+    const digit = code >= 0x30 && code <= 0x39 ? code - 0x30 : code >= 0x61 && code <= 0x66 ? code - 0x57 : -1;
+    if (digit < 0) line.fail('not an IPv6 address as %pI6 prints one');
+    value = value * 16 + digit;
+  }
+  return value;
 }
 
-function decimal(number: number, text: string | undefined, what: string): number {
-  if (text === undefined || !/^\d{1,10}$/.test(text)) throw new ProcTableError(number, `${what} ${JSON.stringify(text)} is not a number`);
-  return Number(text);
-}
-
-/** Bytes per read(2): the kernel fills each read with as many whole services as fit. */
-const READ_BYTES = 256 * 1024;
+/** Bytes per read(2); seq_file returns about a page per read whatever is offered. */
+const READ_BYTES = 64 * 1024;
 
 /**
  * Reads and parses the table of `netns` (the caller's namespace when absent). A /proc/…/net file
  * shows the namespace of the task that opened it, so it is opened inside the namespace
  * (/proc/thread-self: the main thread, which withNetworkNamespace moves) and read after
- * returning. The reads are asynchronous (libuv's pool), so the event loop runs on meanwhile: at
- * 12,000 virtual servers the kernel takes about half a second to print the table under UML.
+ * returning. The kernel prints a page per read(2), 2,000 of them at 10,000 Services; they are
+ * made here in slices of `sliceMs`, between which the event loop runs (a read through libuv's
+ * pool instead cost three times as long under UML, a thread hand-off per page).
  */
-export async function readProcIpvsTable(netns?: string): Promise<ProcIpvsTable> {
+export async function readProcIpvsTable(netns?: string, sliceMs = 2): Promise<ProcIpvsTable> {
   const fd = withNetworkNamespace(netns, () => openSync('/proc/thread-self/net/ip_vs', 'r'));
   try {
     const parser = new ProcIpvsTableParser();
     const buffer = Buffer.allocUnsafe(READ_BYTES);
+    // A read is a system call already: the clock is read every few of them.
+    const pace = pacer(sliceMs, 4);
     for (;;) {
-      const { bytesRead } = await readAsync(fd, buffer, 0, buffer.length, null);
+      const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
       if (bytesRead === 0) return parser.finish();
       parser.push(buffer.toString('latin1', 0, bytesRead));
+      const turn = pace();
+      if (turn) await turn;
     }
   } finally {
     closeSync(fd);

@@ -59,7 +59,7 @@ describe('parseProcIpvsTable', () => {
     ['a header that is not the table', 'Prot LocalAddress:Port\n', /line 1: not the header/],
     ['a real server before any virtual server', `${HEADER}  -> 0AF40102:1F90      Masq    1      0          0\n`, /line 4: a real server before/],
     ['an unknown forwarding method', `${HEADER}TCP  0A600001:0050 rr \n  -> 0AF40102:1F90      Bypass  1      0          0\n`, /unknown forwarding method/],
-    ['a short address', `${HEADER}TCP  0A6001:0050 rr \n`, /IPv4 address "0A6001" is not 8 hex digits/],
+    ['a short address', `${HEADER}TCP  0A6001:0050 rr \n`, /IPv4 address is not 8 hex digits/],
     ['a compressed IPv6 address', `${HEADER}TCP  [fd00::1]:0050 rr \n`, /not an IPv6 address as %pI6 prints one/],
     ['a protocol kipvs does not program', `${HEADER}AH  0A600001:0000 rr \n`, /protocol "AH"/],
     ['unknown flags', `${HEADER}TCP  0A600001:0050 rr sticky\n`, /unknown virtual server flags "sticky"/],
