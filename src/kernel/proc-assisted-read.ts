@@ -40,13 +40,21 @@ export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable,
   const expected = hint.expected.virtualServers.get(key);
   const shown = procEntry(service, table);
   if (!expected || !shown || shown.destinations.length !== expected.realServers.size) return undefined;
+  let recounted = false;
+  for (const destination of shown.destinations) {
+    const wanted = expected.realServers.get(realServerKey(destination));
+    if (!wanted || wanted.family !== destination.family || wanted.weight !== destination.weight || wanted.forwarding !== destination.forwarding)
+      return undefined;
+    recounted ||= (wanted.activeConns ?? 0) !== destination.activeConns || (wanted.inactiveConns ?? 0) !== destination.inactiveConns;
+  }
+  // The expected objects as they are when the counts agree (none known counts as 0, as the diff
+  // counts it): no copy of 120,000 real servers at every full read.
+  if (!recounted) return new Map(expected.realServers);
   const realServers = new Map<string, IpvsDestination>();
   for (const destination of shown.destinations) {
     const realKey = realServerKey(destination);
     const wanted = expected.realServers.get(realKey);
-    if (!wanted || wanted.family !== destination.family || wanted.weight !== destination.weight || wanted.forwarding !== destination.forwarding)
-      return undefined;
-    realServers.set(realKey, withCounts(wanted, destination.activeConns, destination.inactiveConns));
+    if (wanted) realServers.set(realKey, withCounts(wanted, destination.activeConns, destination.inactiveConns));
   }
   return realServers;
 }
@@ -62,8 +70,18 @@ function procEntry(service: IpvsService, table: ProcIpvsTable): ProcVirtualServe
  * the expected one is kept (0 when unknown), as nothing kipvs decides depends on it.
  */
 function withCounts(expected: IpvsDestination, activeConns: number, inactiveConns: number): IpvsDestination {
-  if (expected.activeConns === activeConns && expected.inactiveConns === inactiveConns && expected.persistConns !== undefined && !expected.stats)
-    return expected;
-  const { stats: _stats, ...settings } = expected;
-  return { ...settings, activeConns, inactiveConns, persistConns: expected.persistConns ?? 0 };
+  const { address, port, family, forwarding, weight, upperThreshold, lowerThreshold, tunnelType, tunnelPort, tunnelFlags } = expected;
+  return {
+    address,
+    port,
+    family,
+    forwarding,
+    weight,
+    upperThreshold,
+    lowerThreshold,
+    activeConns,
+    inactiveConns,
+    persistConns: expected.persistConns ?? 0,
+    ...(tunnelType !== undefined ? { tunnelType, tunnelPort: tunnelPort ?? 0, tunnelFlags: tunnelFlags ?? 0 } : {}),
+  };
 }

@@ -132,7 +132,7 @@ function sameVirtualServer(read: ObservedVirtualServer | undefined, held: Observ
   if (!sameService(read.service, held.service) || read.realServers.size !== held.realServers.size) return false;
   for (const [key, destination] of read.realServers) {
     const other = held.realServers.get(key);
-    if (!other || !sameRealServer(destination, other)) return false;
+    if (other !== destination && (!other || !sameRealServer(destination, other))) return false;
   }
   return true;
 }
