@@ -9,7 +9,7 @@ import { findDrift, TouchedKeys, withoutTouched, type Drift } from '../reconcile
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
-import type { FreshObservedState, Plan } from '../reconcile/state.js';
+import type { ObservedState, Plan } from '../reconcile/state.js';
 import type { OwnershipStore } from './ownership.js';
 import { KernelMirror } from '../kernel/mirror.js';
 import type { ClusterChanges } from '../sources/cluster-store.js';
@@ -46,7 +46,8 @@ interface Planned {
 /** A full read of the kernel, compared with the cache it was read against; syncs went on meanwhile. */
 interface Reading {
   readonly cache: KernelMirror;
-  readonly kernel: FreshObservedState;
+  /** Only to compare and to copy from: it may share the cache's own objects. */
+  readonly kernel: ObservedState;
   readonly drift: Drift;
   /** What syncs touched since the read began; still recording until the full sync takes the reading. */
   readonly touched: TouchedKeys;

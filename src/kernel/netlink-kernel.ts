@@ -19,7 +19,7 @@ import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
-import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
+import type { FreshObservedState, KernelOperation, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
 
 /** The longest the full read's work holds the event loop before other work (a sync) may run. */
 const SLICE_MS = 2;
@@ -43,12 +43,15 @@ export interface ApplyResult {
 
 /** What the reconciler needs of a kernel; the fake kernel of the unit tests implements it too. */
 export interface Kernel {
+  /** Everything kipvs reconciles, read afresh; the caller owns the result (KernelMirror.adopt). */
+  observe(): Promise<FreshObservedState>;
   /**
-   * Everything kipvs reconciles, read afresh; the caller owns the result (KernelMirror.adopt).
-   * With a hint, what the kernel's cheap views confirm of the expectation may be taken from it
-   * (proc-assisted-read.ts); the result is the same but for what those views cannot show.
+   * The same, read to be compared with `hint.expected`: what the kernel's cheap views confirm of
+   * the expectation is taken from it (proc-assisted-read.ts), as its own objects, so the result
+   * is only to be read, not kept or changed; it differs from a full read only in what those views
+   * cannot show.
    */
-  observe(hint?: ObserveHint): Promise<FreshObservedState>;
+  observe(hint: ObserveHint): Promise<ObservedState>;
   apply(plan: Plan): Promise<ApplyResult>;
   close(): void;
 }
@@ -124,7 +127,9 @@ export class NetlinkKernel implements Kernel {
     this.conntrack.close();
   }
 
-  async observe(hint?: ObserveHint): Promise<FreshObservedState> {
+  observe(): Promise<FreshObservedState>;
+  observe(hint: ObserveHint): Promise<ObservedState>;
+  async observe(hint?: ObserveHint): Promise<FreshObservedState | ObservedState> {
     const [virtualServers, link, ipsets] = await Promise.all([
       hint ? this.readIpvsAssisted(hint) : this.readIpvs(),
       this.links.getLink(this.options.dummyInterface),
@@ -152,9 +157,9 @@ export class NetlinkKernel implements Kernel {
    * dumps only for the virtual servers /proc does not confirm. Compared in slices, so that the
    * event loop (a sync of an endpoint change) runs in between.
    */
-  private async readIpvsAssisted(hint: ObserveHint): Promise<FreshObservedState['virtualServers']> {
+  private async readIpvsAssisted(hint: ObserveHint): Promise<Map<string, ObservedVirtualServer>> {
     const [services, procTable] = await Promise.all([this.ipvs.listServices({ withStats: false }), readProcIpvsTable(this.options.netns, SLICE_MS)]);
-    const virtualServers: FreshObservedState['virtualServers'] = new Map();
+    const virtualServers = new Map<string, ObservedVirtualServer>();
     const unconfirmed: IpvsService[] = [];
     await forEachPaced(services, pacer(SLICE_MS), (service) => {
       const realServers = confirmedRealServers(service, procTable, hint);

@@ -34,7 +34,7 @@ export function turnOf(key: string): number {
  * table, one whose turn it is, a firewall mark the table shows twice (its family is not printed),
  * or real servers that differ in number, address, port, family, forwarding or weight.
  */
-export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable, hint: ObserveHint): Map<string, IpvsDestination> | undefined {
+export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable, hint: ObserveHint): ReadonlyMap<string, IpvsDestination> | undefined {
   const key = virtualServerKey(service.key);
   if (turnOf(key) === hint.round % FULL_READ_ROUNDS) return undefined;
   const expected = hint.expected.virtualServers.get(key);
@@ -47,9 +47,9 @@ export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable,
       return undefined;
     recounted ||= (wanted.activeConns ?? 0) !== destination.activeConns || (wanted.inactiveConns ?? 0) !== destination.inactiveConns;
   }
-  // The expected objects as they are when the counts agree (none known counts as 0, as the diff
-  // counts it): no copy of 120,000 real servers at every full read.
-  if (!recounted) return new Map(expected.realServers);
+  // The expectation's own map when the counts agree (none known counts as 0, as the diff counts
+  // it): no copy of 120,000 real servers at every full read, which the reader only compares.
+  if (!recounted) return expected.realServers;
   const realServers = new Map<string, IpvsDestination>();
   for (const destination of shown.destinations) {
     const realKey = realServerKey(destination);

@@ -12,7 +12,7 @@ import { realServerKey, virtualServerKey } from '../../../src/model/desired.js';
 import type { ObservedState } from '../../../src/reconcile/state.js';
 import { renderProcTable } from '../support/proc-table.js';
 
-type Table = Map<string, { service: IpvsService; realServers: Map<string, IpvsDestination> }>;
+type Table = Map<string, { service: IpvsService; realServers: ReadonlyMap<string, IpvsDestination> }>;
 
 const KEYS: IpvsServiceKey[] = [
   { family: 'inet', protocol: 'TCP', address: '10.96.0.1', port: 80 },
