@@ -15,7 +15,8 @@
 // (scripts/sandbox.mjs), which passes on only KIPVS_* variables.
 //
 // The measurements, in the order they run, are in bench/cluster/: cold-sync.ts, one-change.ts,
-// resync.ts (no-op), burst.ts and memory.ts (the daemon); report.ts prints the table.
+// resync.ts (no-op), changes-during-resync.ts, burst.ts and memory.ts (the daemon); report.ts
+// prints the table.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -29,6 +30,7 @@ import { oneChanges } from './cluster/one-change.js';
 import { machine, notes, table } from './cluster/report.js';
 import type { Results } from './cluster/results.js';
 import { noopResyncs } from './cluster/resync.js';
+import { changesDuringResyncs } from './cluster/changes-during-resync.js';
 import { log, profileDir, root } from './cluster/shared.js';
 import { warmUp } from './cluster/warm-up.js';
 import { generateWorkload, writeWorkload } from './workload.js';
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
       if (changeSizes.includes(size)) await oneChanges(results, size, workload, agent);
       if (size === largest) {
         await noopResyncs(results, size, agent);
+        await changesDuringResyncs(results, size, workload, agent);
         await burst(results, size, agent);
         gc();
         results.inProcessHeapMiB = process.memoryUsage().heapUsed / 2 ** 20;

@@ -86,6 +86,19 @@ export function table(results: Results, { smallest, largest }: { readonly smalle
       verdict(median <= 1000 && results.noopOperations === 0),
     );
   }
+  if (results.resyncChanges) {
+    const r = results.resyncChanges;
+    const p99 = percentile(r.times, 0.99);
+    row(
+      `one endpoint change during full resyncs (${r.fullSyncMs.length} back to back): p99 of ${r.times.length}, store event to kernel`,
+      n(r.size),
+      ms(p99),
+      '',
+      '',
+      '≤ 10 ms',
+      verdict(p99 <= 10 && r.fullSyncMs.length >= 3),
+    );
+  }
   if (results.burst) {
     const b = results.burst;
     row(
@@ -181,6 +194,12 @@ export function notes(results: Results, largest: number): string {
     lines.push(
       `before the no-op resyncs, one full sync deleted the ${n(results.drainedBeforeNoop ?? 0)} real servers the change rounds had left draining (weight 0, no connections)`,
     );
+  if (results.resyncChanges) {
+    const r = results.resyncChanges;
+    lines.push(
+      `changes during full resyncs at N=${n(r.size)}: full syncs ${r.fullSyncMs.map(ms).join(', ')} (${n(r.fullOperations)} operations: drained real servers and changes they took in) over ${ms(r.windowMs)}; changes median ${ms(percentile(r.times, 0.5))}, p90 ${ms(percentile(r.times, 0.9))}, max ${ms(Math.max(...r.times))}; ${r.unexpected} taken in by a full sync`,
+    );
+  }
   if (results.burst) {
     const b = results.burst;
     lines.push(

@@ -25,6 +25,17 @@ export interface Results {
   cold: ColdSync[];
   changes: ChangeRun[];
   noopMs?: readonly number[];
+  /** Endpoint changes synced while full syncs ran back to back (changes-during-resync.ts). */
+  resyncChanges?: {
+    readonly size: number;
+    readonly times: readonly number[];
+    readonly fullSyncMs: readonly number[];
+    readonly windowMs: number;
+    /** Operations of the full syncs: drained real servers, and changes they took in. */
+    readonly fullOperations: number;
+    /** Changes whose own sync did not make one operation per virtual server (a full sync had taken them in). */
+    readonly unexpected: number;
+  };
   noopOperations?: number;
   drainedBeforeNoop?: number;
   burst?: {

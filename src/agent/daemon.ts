@@ -58,6 +58,8 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const runner = new SyncRunner({
     minIntervalMs: options.minSyncPeriodMs,
     maxIntervalMs: syncPeriodMs,
+    // The full sync's read of the kernel runs beside the syncs of changes (proxier.ts).
+    prepareFull: () => proxier.prepareFullSync(),
     sync: async ({ full }) => {
       // Synchronous: what it finds is in the store, and so in this very sync.
       if (full) checkSource?.();

@@ -5,10 +5,11 @@ import type { Logger } from 'pino';
 import { IncrementalTranslator, type ServiceObjects } from '../translate/incremental.js';
 import { diff } from '../reconcile/diff.js';
 import { withoutRemovalsOfUnknown } from '../reconcile/keep-unknown.js';
+import { findDrift, TouchedKeys, withoutTouched, type Drift } from '../reconcile/drift.js';
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
-import type { Plan } from '../reconcile/state.js';
+import type { ObservedState, Plan } from '../reconcile/state.js';
 import type { OwnershipStore } from './ownership.js';
 import { KernelMirror } from '../kernel/mirror.js';
 import type { ClusterChanges } from '../sources/cluster-store.js';
@@ -38,7 +39,21 @@ interface Planned {
   readonly desired: DesiredState;
   readonly scope: DiffScope;
   readonly changes: ClusterChanges;
+  /** The kernel was read afresh and compared with the cache (or, without one, diffed whole). */
+  readonly full: boolean;
 }
+
+/** A full read of the kernel, compared with the cache it was read against; syncs went on meanwhile. */
+interface Reading {
+  readonly cache: KernelMirror;
+  /** Only to compare and to copy from: it may share the cache's own objects. */
+  readonly kernel: ObservedState;
+  readonly drift: Drift;
+  /** What syncs touched since the read began; still recording until the full sync takes the reading. */
+  readonly touched: TouchedKeys;
+}
+
+type ReadOutcome = { readonly reading: Reading } | { readonly error: unknown } | undefined;
 
 export interface ProxierOptions {
   readonly kernel: Kernel;
@@ -63,6 +78,18 @@ export class Proxier {
   private cache: KernelMirror | undefined;
   private readonly translator = new IncrementalTranslator();
   private nodeAddresses: { readonly of: NodeFacts; readonly set: ReadonlySet<string> };
+  /** The full read under way or done, not yet taken by a full sync. */
+  private reading: Promise<ReadOutcome> | undefined;
+  /** Recording what plans touch, one per read in flight. */
+  private readonly recorders = new Set<TouchedKeys>();
+  private readRound = 0;
+  /**
+   * A plan left removals out (an incomplete source): the cache then holds what the desired state
+   * does not, outside any change's scope, and the next full sync diffs everything.
+   */
+  private wholeDiffDue = false;
+  /** Syncs run one at a time (the read of a full one does not count: it runs beside them). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ProxierOptions) {
     this.clock = options.clock ?? Date.now;
@@ -76,12 +103,16 @@ export class Proxier {
   }
 
   private async planSync(full: boolean): Promise<Planned> {
-    const { kernel, settings, ownership, cluster } = this.options;
+    const { kernel, settings, cluster } = this.options;
+    const outcome = full ? await this.takeReading() : undefined;
+    if (outcome && 'error' in outcome) throw outcome.error;
     // A new NodeFacts object makes the translator translate every Service again.
     const node = this.options.currentNode?.() ?? this.options.node;
     if (this.nodeAddresses.of !== node) this.nodeAddresses = { of: node, set: new Set(node.addresses) };
     const changes = cluster.takeChanges();
     let scope = this.translator.update(cluster, changes.services, node, settings);
+    const reading = outcome?.reading;
+    if (reading && reading.cache === this.cache) return this.planAudited(reading, scope, changes);
     // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
     const fresh = full || !this.cache;
     if (fresh) {
@@ -89,6 +120,43 @@ export class Proxier {
       scope = EVERYTHING;
     }
     const cache = (this.cache ??= KernelMirror.adopt(await kernel.observe(), settings.dummyInterface));
+    return this.planScoped(cache, scope, changes, { fresh, full: fresh });
+  }
+
+  /**
+   * A full sync against a full read: the cache takes what the read found drifted (and the fresh
+   * counts of the virtual servers the diff looks at), and the diff looks at what drifted, what
+   * changed, and what drains. Everywhere else the cache already held the desired state.
+   */
+  private planAudited(reading: Reading, scope: DiffScope, changes: ClusterChanges): Planned {
+    const { cache, kernel, touched } = reading;
+    const drift = withoutTouched(reading.drift, touched);
+    const untouched = (key: string): boolean => !touched.virtualServers.has(key);
+    const draining = [...this.options.ownership.load().draining.values()].map((entry) => entry.virtualServer);
+    if (this.wholeDiffDue) scope = EVERYTHING;
+    const counted = scope.all ? [...kernel.virtualServers.keys()] : [...scope.virtualServers, ...draining];
+    const entries = new Map<string, Set<string>>();
+    for (const name of drift.ipsets)
+      entries.set(name, new Set([...(cache.view().ipsets.get(name)?.entries.keys() ?? []), ...(kernel.ipsets.get(name)?.entries.keys() ?? [])]));
+    cache.patch(kernel, { ...drift, virtualServers: new Set([...drift.virtualServers, ...counted.filter(untouched)]) });
+    if (scope.all) return this.planScoped(cache, EVERYTHING, changes, { fresh: true, full: true, stale: touched.virtualServers });
+    for (const [name, keys] of [...scope.ipsetEntries, ...drift.ipsetEntries]) for (const key of keys) addTo(entries, name, key);
+    const audited: DiffScope = {
+      all: false,
+      virtualServers: new Set([...scope.virtualServers, ...drift.virtualServers, ...draining.filter(untouched)]),
+      addresses: new Set([...scope.addresses, ...drift.addresses]),
+      ipsetEntries: entries,
+    };
+    return this.planScoped(cache, audited, changes, { fresh: true, full: true, stale: touched.virtualServers });
+  }
+
+  private planScoped(
+    cache: KernelMirror,
+    scope: DiffScope,
+    changes: ClusterChanges,
+    read: { readonly fresh: boolean; readonly full: boolean; readonly stale?: ReadonlySet<string> },
+  ): Planned {
+    const { settings, ownership, cluster } = this.options;
     const desired = this.translator.desired;
     const diffed = diff(
       desired,
@@ -101,16 +169,69 @@ export class Proxier {
         draining: ownership.load().draining,
         previouslyOwned: ownership.load().owned,
         nodeAddresses: this.nodeAddresses.set,
-        freshCounters: fresh,
+        freshCounters: read.fresh,
+        ...(read.stale && read.stale.size > 0 ? { staleCounters: read.stale } : {}),
       },
       scope,
     );
     const plan = cluster.complete === false ? withoutRemovalsOfUnknown(diffed) : diffed;
-    return { plan, desired, scope, changes: scope.all ? { ...changes, services: new Set(cluster.serviceIds()) } : changes };
+    if (plan !== diffed) this.wholeDiffDue = true;
+    else if (scope.all) this.wholeDiffDue = false;
+    // Every Service compared: a full sync, or one that translated every Service again (a new node).
+    const whole = read.full || scope.all;
+    return { plan, desired, scope, changes: whole ? { ...changes, services: new Set(cluster.serviceIds()) } : changes, full: whole };
+  }
+
+  /**
+   * The slow half of a full sync: reads the kernel (through the cheap views, against the cache)
+   * and compares. Other syncs run meanwhile; the full sync that follows takes the result. Never
+   * rejects: a failed read fails that sync. Without a cache there is nothing to read against: the
+   * full sync then reads everything itself.
+   */
+  prepareFullSync(): Promise<void> {
+    this.reading ??= this.readAgainstCache();
+    return this.reading.then(() => undefined);
+  }
+
+  private async readAgainstCache(): Promise<ReadOutcome> {
+    const cache = this.cache;
+    if (!cache) return undefined;
+    const touched = new TouchedKeys();
+    this.recorders.add(touched);
+    try {
+      const kernel = await this.options.kernel.observe({ expected: cache.view(), round: this.readRound++ });
+      if (this.cache !== cache) {
+        this.recorders.delete(touched);
+        return undefined;
+      }
+      return { reading: { cache, kernel, drift: await findDrift(kernel, cache.view(), touched), touched } };
+    } catch (error) {
+      this.recorders.delete(touched);
+      return { error };
+    }
+  }
+
+  private async takeReading(): Promise<ReadOutcome> {
+    const pending = this.reading;
+    this.reading = undefined;
+    const outcome = await pending;
+    if (outcome && 'reading' in outcome) this.recorders.delete(outcome.reading.touched);
+    return outcome;
   }
 
   /** One sync; `full: false` trusts the cache of the kernel's state and compares only what changed. */
   async sync({ full = true }: { full?: boolean } = {}): Promise<SyncResult> {
+    if (full) await this.prepareFullSync();
+    return this.oneAtATime(() => this.syncGuarded(full));
+  }
+
+  private oneAtATime<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async syncGuarded(full: boolean): Promise<SyncResult> {
     try {
       return await this.syncOnce(full);
     } catch (error) {
@@ -126,7 +247,7 @@ export class Proxier {
   private async syncOnce(full: boolean): Promise<SyncResult> {
     const started = performance.now();
     const { kernel, log, settings, ownership } = this.options;
-    const { plan, desired, scope, changes } = await this.planSync(full);
+    const { plan, desired, scope, changes, full: compared } = await this.planSync(full);
     this.reportProblems(desired);
     // Recorded before the kernel is touched: an apply that dies half-way (SIGKILL, OOM) must not
     // leave a NodePort virtual server that no later run recognises as its own.
@@ -152,7 +273,7 @@ export class Proxier {
     if (plan.operations.length > 0 || failures.length > 0) {
       log.info(
         {
-          full: scope.all,
+          full: compared,
           operations: plan.operations.length,
           failed: failures.length,
           draining: plan.draining.size,
@@ -162,7 +283,7 @@ export class Proxier {
         'synced',
       );
     }
-    return { plan, failures, desired, durationMs, full: scope.all, changes };
+    return { plan, failures, desired, durationMs, full: compared, changes };
   }
 
   /**
@@ -204,6 +325,7 @@ export class Proxier {
   }
 
   private updateCache(plan: Plan, failed: number): void {
+    for (const touched of this.recorders) touched.record(plan);
     if (!this.cache) return;
     const refused = failed === 0 ? this.cache.apply(plan) : undefined;
     // The cache cannot tell which half of a failed plan landed, nor disagree with the kernel.
@@ -220,6 +342,12 @@ export class Proxier {
     }
     this.reportedProblems = current;
   }
+}
+
+function addTo(map: Map<string, Set<string>>, name: string, key: string): void {
+  const keys = map.get(name);
+  if (keys) keys.add(key);
+  else map.set(name, new Set([key]));
 }
 
 const sameKeys = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((key) => b.has(key));

@@ -1,12 +1,16 @@
 // When to sync: soon after a change, but not more often than the minimum period (a burst of
 // changes becomes one sync), and a full sync (the kernel read back, repairing drift) every sync
 // period, counted from the start of the last full sync. kube-proxy's BoundedFrequencyRunner,
-// without the burst tokens.
+// without the burst tokens. A full sync's read of the kernel (prepareFull) runs beside the other
+// syncs: a change that arrives meanwhile is synced as soon as it would be otherwise, and the full
+// sync itself runs once the read is done.
 export interface SyncRunnerOptions {
   readonly minIntervalMs: number;
   readonly maxIntervalMs: number;
   /** `full`: the periodic sync, due maxIntervalMs after the last full one started. */
   readonly sync: (run: { readonly full: boolean }) => Promise<unknown>;
+  /** The slow part of a full sync, run before it and beside other syncs; it must not reject. */
+  readonly prepareFull?: () => Promise<void>;
   readonly onError: (error: unknown) => void;
 }
 
@@ -22,6 +26,8 @@ export class SyncRunner {
   private lastFullStart = -Infinity;
   private stopped = false;
   private inFlight: Promise<void> = Promise.resolve();
+  /** A full sync's read is under way (prepareFull), or done: then the full sync is due. */
+  private preparation: { readonly done: Promise<void>; finished: boolean } | undefined;
 
   constructor(private readonly options: SyncRunnerOptions) {}
 
@@ -46,7 +52,7 @@ export class SyncRunner {
   stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    return this.inFlight;
+    return Promise.all([this.inFlight, this.preparation?.done]).then(() => undefined);
   }
 
   private schedule(delayMs: number, periodic: boolean): void {
@@ -71,15 +77,26 @@ export class SyncRunner {
 
   private async run(periodic: boolean): Promise<void> {
     if (this.stopped) return;
-    this.running = true;
-    this.pending = false;
-    this.lastStart = performance.now();
+    const now = performance.now();
     // Told by the timer that fired, not by comparing clocks: libuv's timers run on the loop's
     // cached time, which lags performance.now(), so "a period since the last full sync" measured
     // here could come out a millisecond short and turn the periodic sync into a partial one,
     // leaving drift for one more period (issue 11, failure 6).
-    const full = periodic || this.lastStart - this.lastFullStart >= this.options.maxIntervalMs;
-    if (full) this.lastFullStart = this.lastStart;
+    let full = periodic || now - this.lastFullStart >= this.options.maxIntervalMs;
+    if (full && this.options.prepareFull && !this.preparation?.finished) {
+      // The period counts from the start of the read, as it did from the start of the full sync.
+      if (!this.preparation) this.prepare(this.options.prepareFull, now);
+      // The periodic timer only starts the read; a requested sync runs now, as a partial one.
+      if (periodic) return;
+      full = false;
+    }
+    this.running = true;
+    this.pending = false;
+    this.lastStart = now;
+    if (full) {
+      if (this.preparation) this.preparation = undefined;
+      else this.lastFullStart = now;
+    }
     try {
       await this.options.sync({ full });
     } catch (error) {
@@ -89,8 +106,38 @@ export class SyncRunner {
     }
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have set it during the await
     if (this.stopped) return;
+    if (this.preparation?.finished) this.scheduleFull();
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- request() may have set it during the await
-    if (this.pending) this.request();
+    else if (this.pending) this.request();
     else this.schedulePeriodic();
+  }
+
+  private prepare(prepareFull: () => Promise<void>, now: number): void {
+    this.lastFullStart = now;
+    const preparation = {
+      finished: false,
+      done: prepareFull()
+        .catch((error: unknown) => {
+          this.options.onError(error);
+        })
+        .then(() => {
+          preparation.finished = true;
+          // A sync under way schedules the full one when it ends.
+          if (!this.stopped && !this.running) this.scheduleFull();
+        }),
+    };
+    this.preparation = preparation;
+  }
+
+  /** The full sync whose read is done: as soon as the minimum interval allows; it takes in pending changes too. */
+  private scheduleFull(): void {
+    const delayMs = this.lastStart + this.options.minIntervalMs - performance.now();
+    if (delayMs > 0) {
+      this.schedule(delayMs, true);
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.inFlight = this.run(true);
   }
 }

@@ -21,6 +21,16 @@ const { EEXIST, EINVAL, ENODEV, ENOENT, ERANGE, ESRCH } = constants.errno;
 /** ipset's default maxelem (ip_set_hash_gen.h), for a set created without one. */
 const DEFAULT_MAX_ELEMENTS = 65536;
 
+/** Which parts of a fresh read KernelMirror.patch() takes (reconcile/drift.ts finds them). */
+export interface MirrorPatch {
+  readonly dummyInterface: boolean;
+  readonly virtualServers: Iterable<string>;
+  readonly addresses: Iterable<string>;
+  /** Whole sets: their type, entries, or whether kipvs can decode them. */
+  readonly ipsets: Iterable<string>;
+  readonly ipsetEntries: ReadonlyMap<string, Iterable<string>>;
+}
+
 export class KernelMirror {
   private constructor(
     private readonly dummyInterface: string,
@@ -72,6 +82,41 @@ export class KernelMirror {
       ipsets,
       ...(this.undecodedIpsets.size > 0 ? { undecodedIpsets: new Map(this.undecodedIpsets) } : {}),
     };
+  }
+
+  /**
+   * Takes the kernel's state as just read for the given keys (what a full read found drifted, and
+   * the virtual servers whose fresh counts the next diff needs); the rest stays as it is.
+   */
+  patch(kernel: ObservedState, keys: MirrorPatch): void {
+    if (keys.dummyInterface) this.dummyInterfaceExists = kernel.dummyInterfaceExists;
+    for (const key of keys.virtualServers) {
+      const read = kernel.virtualServers.get(key);
+      if (read) this.virtualServers.set(key, { service: read.service, realServers: new Map(read.realServers) });
+      else this.virtualServers.delete(key);
+    }
+    for (const address of keys.addresses) {
+      if (kernel.boundAddresses.has(address)) this.boundAddresses.add(address);
+      else this.boundAddresses.delete(address);
+    }
+    for (const name of keys.ipsets) {
+      const read = kernel.ipsets.get(name);
+      if (read) this.ipsets.set(name, { spec: read.spec, entries: new Map(read.entries) });
+      else this.ipsets.delete(name);
+      const undecoded = kernel.undecodedIpsets?.get(name);
+      if (undecoded === undefined) this.undecodedIpsets.delete(name);
+      else this.undecodedIpsets.set(name, undecoded);
+    }
+    for (const [name, entryKeys] of keys.ipsetEntries) {
+      const held = this.ipsets.get(name);
+      const read = kernel.ipsets.get(name);
+      if (!held) continue;
+      for (const entryKey of entryKeys) {
+        const entry = read?.entries.get(entryKey);
+        if (entry) held.entries.set(entryKey, entry);
+        else held.entries.delete(entryKey);
+      }
+    }
   }
 
   /** Runs the plan in order, as NetlinkKernel does: a refused operation changes nothing and the others still run. */
@@ -204,7 +249,8 @@ function destinationRefusal(service: IpvsServiceKey, destination: IpvsDestinatio
   return undefined;
 }
 
-function sameSet(existing: IpsetSetSpec, wanted: IpsetSetSpec): boolean {
+/** The kernel's same_set(): the same type and family (or range), comments and maxelem; hash sizes grow and do not count. */
+export function sameSet(existing: IpsetSetSpec, wanted: IpsetSetSpec): boolean {
   if (existing.type !== wanted.type || (existing.comment ?? false) !== (wanted.comment ?? false)) return false;
   if (existing.type === 'bitmap:port' || wanted.type === 'bitmap:port') {
     return (

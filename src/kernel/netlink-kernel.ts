@@ -2,6 +2,9 @@
 // the IPVS, ipset, rtnetlink and conntrack clients of one network namespace. No decisions here:
 // those are the diff's.
 import { IpvsClient } from '../netlink/ipvs/client.js';
+import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
+import { forEachPaced, pacer } from '../util/event-loop.js';
+import { confirmedRealServers, type ObserveHint } from './proc-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
@@ -11,12 +14,15 @@ import { constants } from 'node:os';
 import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
 import { KipvsError } from '../errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
-import { describeOperation, type IpvsOperation } from '../netlink/ipvs/types.js';
+import { describeOperation, type IpvsOperation, type IpvsService } from '../netlink/ipvs/types.js';
 import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
-import type { FreshObservedState, KernelOperation, Plan } from '../reconcile/state.js';
+import type { FreshObservedState, KernelOperation, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
+
+/** The longest the full read's work holds the event loop before other work (a sync) may run. */
+const SLICE_MS = 2;
 
 export interface KernelOptions {
   readonly netns?: string;
@@ -39,6 +45,13 @@ export interface ApplyResult {
 export interface Kernel {
   /** Everything kipvs reconciles, read afresh; the caller owns the result (KernelMirror.adopt). */
   observe(): Promise<FreshObservedState>;
+  /**
+   * The same, read to be compared with `hint.expected`: what the kernel's cheap views confirm of
+   * the expectation is taken from it (proc-assisted-read.ts), as its own objects, so the result
+   * is only to be read, not kept or changed; it differs from a full read only in what those views
+   * cannot show.
+   */
+  observe(hint: ObserveHint): Promise<ObservedState>;
   apply(plan: Plan): Promise<ApplyResult>;
   close(): void;
 }
@@ -114,16 +127,14 @@ export class NetlinkKernel implements Kernel {
     this.conntrack.close();
   }
 
-  async observe(): Promise<FreshObservedState> {
-    const [table, link, ipsets] = await Promise.all([
-      this.ipvs.snapshot({ withStats: false }),
+  observe(): Promise<FreshObservedState>;
+  observe(hint: ObserveHint): Promise<ObservedState>;
+  async observe(hint?: ObserveHint): Promise<FreshObservedState | ObservedState> {
+    const [virtualServers, link, ipsets] = await Promise.all([
+      hint ? this.readIpvsAssisted(hint) : this.readIpvs(),
       this.links.getLink(this.options.dummyInterface),
       this.observeIpsets(),
     ]);
-    const virtualServers: FreshObservedState['virtualServers'] = new Map();
-    for (const { service, destinations } of table) {
-      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
-    }
     const boundAddresses = new Set<string>();
     if (link) {
       for (const address of await this.links.listAddresses(this.options.dummyInterface)) {
@@ -131,6 +142,34 @@ export class NetlinkKernel implements Kernel {
       }
     }
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
+  }
+
+  private async readIpvs(): Promise<FreshObservedState['virtualServers']> {
+    const virtualServers: FreshObservedState['virtualServers'] = new Map();
+    for (const { service, destinations } of await this.ipvs.snapshot({ withStats: false })) {
+      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
+    }
+    return virtualServers;
+  }
+
+  /**
+   * The IPVS table from one dump of the services and one read of /proc/net/ip_vs, with GET_DEST
+   * dumps only for the virtual servers /proc does not confirm. Compared in slices, so that the
+   * event loop (a sync of an endpoint change) runs in between.
+   */
+  private async readIpvsAssisted(hint: ObserveHint): Promise<Map<string, ObservedVirtualServer>> {
+    const [services, procTable] = await Promise.all([this.ipvs.listServices({ withStats: false }), readProcIpvsTable(this.options.netns, SLICE_MS)]);
+    const virtualServers = new Map<string, ObservedVirtualServer>();
+    const unconfirmed: IpvsService[] = [];
+    await forEachPaced(services, pacer(SLICE_MS), (service) => {
+      const realServers = confirmedRealServers(service, procTable, hint);
+      if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
+      else unconfirmed.push(service);
+    });
+    for (const { service, destinations } of await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })) {
+      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
+    }
+    return virtualServers;
   }
 
   /** kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to replace. */

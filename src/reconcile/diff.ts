@@ -27,16 +27,21 @@ export interface DiffContext {
    * counts a removed real server only drains (weight 0) until a full read or its timeout.
    */
   readonly freshCounters?: boolean;
+  /**
+   * Virtual servers whose counts are not fresh although `freshCounters` says so: a sync changed
+   * them while the kernel was being read, after the read saw them.
+   */
+  readonly staleCounters?: ReadonlySet<string>;
 }
 
-const sameService = (a: IpvsService, b: IpvsService): boolean =>
+export const sameService = (a: IpvsService, b: IpvsService): boolean =>
   a.scheduler === b.scheduler &&
   a.flags === b.flags &&
   a.timeout === b.timeout &&
   a.netmask === b.netmask &&
   (a.persistenceEngine ?? '') === (b.persistenceEngine ?? '');
 
-const sameRealServer = (a: IpvsDestination, b: IpvsDestination): boolean =>
+export const sameRealServer = (a: IpvsDestination, b: IpvsDestination): boolean =>
   a.weight === b.weight && a.forwarding === b.forwarding && a.upperThreshold === b.upperThreshold && a.lowerThreshold === b.lowerThreshold;
 
 function excluded(service: IpvsService, excludeCidrs: readonly string[]): boolean {
@@ -91,7 +96,7 @@ function removeRealServer(key: string, realKey: string, service: IpvsService, cu
   // No connection left (active or TIME_WAIT), as kube-proxy's graceful termination. Only counts
   // just read from the kernel say so: the cache's are from the last full read (or 0 for a real
   // server added since), so between full reads a draining real server waits for the next one.
-  const drained = connections === 0 && context.freshCounters === true;
+  const drained = connections === 0 && context.freshCounters === true && context.staleCounters?.has(key) !== true;
   if (drained || context.now - since >= context.gracefulTerminationMs) {
     deleteIt();
     return;

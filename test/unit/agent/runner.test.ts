@@ -159,4 +159,69 @@ describe('SyncRunner', () => {
     expect(fulls.length).toBeGreaterThanOrEqual(5);
     for (const gap of gaps(fulls)) expect(gap).toBeLessThanOrEqual(100 + 15);
   });
+
+  it('syncs a change while a full sync reads the kernel, and runs the full sync once the read is done', async () => {
+    const events: string[] = [];
+    const started = performance.now();
+    const at = (): number => performance.now() - started;
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 1000,
+      prepareFull: async () => {
+        events.push(`read from ${at()}`);
+        await sleep(300);
+        events.push(`read until ${at()}`);
+      },
+      sync: async ({ full }) => {
+        events.push(`${full ? 'full' : 'partial'} at ${at()}`);
+        await sleep(5);
+      },
+      onError: () => {},
+    });
+    runner.start();
+    await vi.advanceTimersByTimeAsync(500);
+    // The second period's read starts at 1000 (counted from the start of the first read).
+    await vi.advanceTimersByTimeAsync(600);
+    runner.request(); // at 1100, while the read runs: synced at once
+    await vi.advanceTimersByTimeAsync(150);
+    runner.request(); // at 1250, during the read, again
+    await vi.advanceTimersByTimeAsync(200);
+    await runner.stop();
+    expect(events).toEqual([
+      'read from 0',
+      'read until 300',
+      'full at 300',
+      'read from 1000',
+      'partial at 1100',
+      'partial at 1250',
+      'read until 1300',
+      'full at 1300',
+    ]);
+  });
+
+  it('runs the full sync after a partial one that is under way when the read ends, and takes the changes that came meanwhile', async () => {
+    const events: string[] = [];
+    const started = performance.now();
+    const at = (): number => performance.now() - started;
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 1000,
+      prepareFull: () => sleep(100),
+      sync: async ({ full }) => {
+        events.push(`${full ? 'full' : 'partial'} at ${at()}`);
+        await sleep(50);
+      },
+      onError: () => {},
+    });
+    runner.start();
+    await vi.advanceTimersByTimeAsync(200);
+    events.length = 0;
+    await vi.advanceTimersByTimeAsync(870); // the read runs from 1000 to 1100
+    runner.request(); // at 1070: a partial sync until 1120
+    await vi.advanceTimersByTimeAsync(20);
+    runner.request(); // at 1090: pending, and taken in by the full sync
+    await vi.advanceTimersByTimeAsync(200);
+    await runner.stop();
+    expect(events).toEqual(['partial at 1070', 'full at 1120']);
+  });
 });

@@ -1,0 +1,87 @@
+// A full read of the IPVS table at the cost of two: the services over netlink (one dump) and
+// /proc/net/ip_vs (one read), instead of one GET_DEST dump per virtual server (12,000 round
+// trips at 10,000 Services). Where /proc shows a virtual server's real servers as the caller
+// expects them, the expected ones are taken with /proc's connection counts; the others are read
+// over netlink. /proc does not show thresholds, tunnel settings or a bypass real server (it prints
+// "Masq"), so those are trusted from the expectation, and each virtual server is also read over
+// netlink once every FULL_READ_ROUNDS reads, its turn set by its key: a change to one of those
+// made behind kipvs's back is found within that many full syncs.
+import type { ProcIpvsTable, ProcVirtualServer } from '../netlink/ipvs/proc-table.js';
+import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import { realServerKey, virtualServerKey } from '../model/desired.js';
+import type { ObservedState } from '../reconcile/state.js';
+
+/** Every virtual server is read over netlink at least once in this many reads (docs/benchmarks.md). */
+export const FULL_READ_ROUNDS = 32;
+
+export interface ObserveHint {
+  /** What the caller believes the kernel holds (the agent's mirror), as it is when compared. */
+  readonly expected: ObservedState;
+  /** The read's turn in the rotation: the virtual servers of this turn are read over netlink. */
+  readonly round: number;
+}
+
+/** The virtual server's turn among FULL_READ_ROUNDS (FNV-1a of its key). */
+export function turnOf(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % FULL_READ_ROUNDS;
+}
+
+/**
+ * The real servers of `service` as /proc confirms the expectation, keyed by realServerKey(), or
+ * undefined when they must be read over netlink: a virtual server not expected or not in the
+ * table, one whose turn it is, a firewall mark the table shows twice (its family is not printed),
+ * or real servers that differ in number, address, port, family, forwarding or weight.
+ */
+export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable, hint: ObserveHint): ReadonlyMap<string, IpvsDestination> | undefined {
+  const key = virtualServerKey(service.key);
+  if (turnOf(key) === hint.round % FULL_READ_ROUNDS) return undefined;
+  const expected = hint.expected.virtualServers.get(key);
+  const shown = procEntry(service, table);
+  if (!expected || !shown || shown.destinations.length !== expected.realServers.size) return undefined;
+  let recounted = false;
+  for (const destination of shown.destinations) {
+    const wanted = expected.realServers.get(realServerKey(destination));
+    if (!wanted || wanted.family !== destination.family || wanted.weight !== destination.weight || wanted.forwarding !== destination.forwarding)
+      return undefined;
+    recounted ||= (wanted.activeConns ?? 0) !== destination.activeConns || (wanted.inactiveConns ?? 0) !== destination.inactiveConns;
+  }
+  // The expectation's own map when the counts agree (none known counts as 0, as the diff counts
+  // it): no copy of 120,000 real servers at every full read, which the reader only compares.
+  if (!recounted) return expected.realServers;
+  const realServers = new Map<string, IpvsDestination>();
+  for (const destination of shown.destinations) {
+    const realKey = realServerKey(destination);
+    const wanted = expected.realServers.get(realKey);
+    if (wanted) realServers.set(realKey, withCounts(wanted, destination.activeConns, destination.inactiveConns));
+  }
+  return realServers;
+}
+
+function procEntry(service: IpvsService, table: ProcIpvsTable): ProcVirtualServer | undefined {
+  if (!isFwmarkKey(service.key)) return table.byAddress.get(virtualServerKey(service.key));
+  const marked = table.byFwmark.get(service.key.fwmark);
+  return marked?.length === 1 ? marked[0] : undefined;
+}
+
+/**
+ * The expected real server with the counts just read. /proc has no persistent-connection count:
+ * the expected one is kept (0 when unknown), as nothing kipvs decides depends on it.
+ */
+function withCounts(expected: IpvsDestination, activeConns: number, inactiveConns: number): IpvsDestination {
+  const { address, port, family, forwarding, weight, upperThreshold, lowerThreshold, tunnelType, tunnelPort, tunnelFlags } = expected;
+  return {
+    address,
+    port,
+    family,
+    forwarding,
+    weight,
+    upperThreshold,
+    lowerThreshold,
+    activeConns,
+    inactiveConns,
+    persistConns: expected.persistConns ?? 0,
+    ...(tunnelType !== undefined ? { tunnelType, tunnelPort: tunnelPort ?? 0, tunnelFlags: tunnelFlags ?? 0 } : {}),
+  };
+}

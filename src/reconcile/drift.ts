@@ -1,0 +1,155 @@
+// Drift: where the kernel, just read, differs from the agent's mirror of it. A full sync compares
+// the two instead of diffing the whole desired state again, and then diffs only what drifted
+// (an administrator's ipvsadm -D, a deleted address or ipset entry): the mirror already equals
+// the desired state everywhere else, which every sync since the last full read kept so.
+//
+// The read takes a while (half a second at 10,000 Services), and syncs of endpoint changes go on
+// meanwhile: what they touch (TouchedKeys) may have changed after the read saw it, so the
+// comparison trusts the mirror there, and the next full sync looks again.
+import { forEachPaced, pacer } from '../util/event-loop.js';
+import { sameSet } from '../kernel/mirror.js';
+import { sameRealServer, sameService } from './diff.js';
+import type { ObservedState, ObservedVirtualServer, Plan } from './state.js';
+import { ipsetEntryKey, virtualServerKey } from '../model/desired.js';
+
+/** The longest the comparison holds the event loop before other work (a sync) may run. */
+const SLICE_MS = 2;
+
+/** What plans applied since a full read began touched: keys the read may have seen before the change. */
+export class TouchedKeys {
+  dummyInterface = false;
+  readonly virtualServers = new Set<string>();
+  readonly addresses = new Set<string>();
+  /** Sets created or replaced: every entry of theirs. */
+  readonly ipsets = new Set<string>();
+  readonly ipsetEntries = new Map<string, Set<string>>();
+
+  record(plan: Plan): void {
+    for (const operation of plan.operations) {
+      switch (operation.kind) {
+        case 'ensureDummyInterface':
+          this.dummyInterface = true;
+          break;
+        case 'createIpset':
+          this.ipsets.add(operation.name);
+          break;
+        case 'bindAddress':
+        case 'unbindAddress':
+          this.addresses.add(operation.address);
+          break;
+        case 'addIpsetEntry':
+        case 'deleteIpsetEntry':
+          addTo(this.ipsetEntries, operation.set, ipsetEntryKey(operation.entry));
+          break;
+        case 'ipvs': {
+          const op = operation.operation;
+          this.virtualServers.add(
+            virtualServerKey(op.op === 'deleteService' ? op.key : op.op === 'addService' || op.op === 'editService' ? op.service.key : op.service),
+          );
+          break;
+        }
+        case 'deleteUdpFlows':
+          break;
+      }
+    }
+  }
+
+  entryTouched(set: string, entryKey: string): boolean {
+    return this.ipsets.has(set) || (this.ipsetEntries.get(set)?.has(entryKey) ?? false);
+  }
+}
+
+/** Where the kernel differs from the mirror, in the keys of a diff's scope. */
+export interface Drift {
+  readonly dummyInterface: boolean;
+  readonly virtualServers: Set<string>;
+  readonly addresses: Set<string>;
+  /** Sets that appeared, vanished, or changed type (or became undecodable): taken whole. */
+  readonly ipsets: Set<string>;
+  readonly ipsetEntries: Map<string, Set<string>>;
+}
+
+/**
+ * The differences between the kernel as read (`kernel`) and the mirror, in what the diff acts on
+ * (a service's scheduler, flags, timeout, netmask and engine; a real server's presence, weight,
+ * forwarding and thresholds; addresses; sets and their entries), leaving out what `touched`
+ * holds. Compares in slices, letting the event loop run in between.
+ */
+export async function findDrift(kernel: ObservedState, mirror: ObservedState, touched: TouchedKeys): Promise<Drift> {
+  const drift: Drift = {
+    dummyInterface: kernel.dummyInterfaceExists !== mirror.dummyInterfaceExists && !touched.dummyInterface,
+    virtualServers: new Set(),
+    addresses: new Set(),
+    ipsets: new Set(),
+    ipsetEntries: new Map(),
+  };
+  const pace = pacer(SLICE_MS);
+  await forEachPaced(keysOfEither(kernel.virtualServers, mirror.virtualServers), pace, (key) => {
+    if (!touched.virtualServers.has(key) && !sameVirtualServer(kernel.virtualServers.get(key), mirror.virtualServers.get(key))) drift.virtualServers.add(key);
+  });
+  await forEachPaced(keysOfEither(kernel.boundAddresses, mirror.boundAddresses), pace, (address) => {
+    if (!touched.addresses.has(address) && kernel.boundAddresses.has(address) !== mirror.boundAddresses.has(address)) drift.addresses.add(address);
+  });
+  const setNames = new Set([
+    ...kernel.ipsets.keys(),
+    ...mirror.ipsets.keys(),
+    ...(kernel.undecodedIpsets?.keys() ?? []),
+    ...(mirror.undecodedIpsets?.keys() ?? []),
+  ]);
+  for (const name of setNames) {
+    if (touched.ipsets.has(name)) continue;
+    const read = kernel.ipsets.get(name);
+    const held = mirror.ipsets.get(name);
+    if (kernel.undecodedIpsets?.get(name) !== mirror.undecodedIpsets?.get(name) || !read || !held || !sameSet(read.spec, held.spec)) {
+      drift.ipsets.add(name);
+      continue;
+    }
+    await forEachPaced(keysOfEither(read.entries, held.entries), pace, (entryKey) => {
+      if (!touched.entryTouched(name, entryKey) && read.entries.has(entryKey) !== held.entries.has(entryKey)) addTo(drift.ipsetEntries, name, entryKey);
+    });
+  }
+  return drift;
+}
+
+/** The drift without what was touched since it was found (the mirror is trusted there). */
+export function withoutTouched(drift: Drift, touched: TouchedKeys): Drift {
+  const entries = new Map<string, Set<string>>();
+  for (const [set, keys] of drift.ipsetEntries) {
+    const kept = [...keys].filter((key) => !touched.entryTouched(set, key));
+    if (kept.length > 0) entries.set(set, new Set(kept));
+  }
+  return {
+    dummyInterface: drift.dummyInterface && !touched.dummyInterface,
+    virtualServers: new Set([...drift.virtualServers].filter((key) => !touched.virtualServers.has(key))),
+    addresses: new Set([...drift.addresses].filter((address) => !touched.addresses.has(address))),
+    ipsets: new Set([...drift.ipsets].filter((name) => !touched.ipsets.has(name))),
+    ipsetEntries: entries,
+  };
+}
+
+function sameVirtualServer(read: ObservedVirtualServer | undefined, held: ObservedVirtualServer | undefined): boolean {
+  if (!read || !held) return read === held;
+  if (!sameService(read.service, held.service) || read.realServers.size !== held.realServers.size) return false;
+  for (const [key, destination] of read.realServers) {
+    const other = held.realServers.get(key);
+    if (other !== destination && (!other || !sameRealServer(destination, other))) return false;
+  }
+  return true;
+}
+
+/** A map's or a set's keys. */
+interface Keyed<K> {
+  keys(): Iterable<K>;
+  has(key: K): boolean;
+}
+
+function* keysOfEither<K>(a: Keyed<K>, b: Keyed<K>): Iterable<K> {
+  yield* a.keys();
+  for (const key of b.keys()) if (!a.has(key)) yield key;
+}
+
+function addTo(map: Map<string, Set<string>>, name: string, key: string): void {
+  const keys = map.get(name);
+  if (keys) keys.add(key);
+  else map.set(name, new Set([key]));
+}
