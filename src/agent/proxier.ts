@@ -14,6 +14,11 @@ import type { OwnershipStore } from './ownership.js';
 import { KernelMirror } from '../kernel/mirror.js';
 import type { ClusterChanges } from '../sources/cluster-store.js';
 
+/**
+ * One full sync in this many reads the whole kernel over netlink and diffs everything, as the
+ * first sync does; the others compare a cheap read with the cache (proc-assisted-read.ts).
+ */
+export const WHOLE_READ_EVERY = 32;
 export interface SyncResult {
   readonly plan: Plan;
   readonly failures: readonly OperationFailure[];
@@ -88,6 +93,8 @@ export class Proxier {
    * does not, outside any change's scope, and the next full sync diffs everything.
    */
   private wholeDiffDue = false;
+  /** Full syncs so far, to make every WHOLE_READ_EVERY-th one a whole read. */
+  private fullSyncs = 0;
   /** Syncs run one at a time (the read of a full one does not count: it runs beside them). */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -112,7 +119,12 @@ export class Proxier {
     const changes = cluster.takeChanges();
     let scope = this.translator.update(cluster, changes.services, node, settings);
     const reading = outcome?.reading;
-    if (reading && reading.cache === this.cache) return this.planAudited(reading, scope, changes);
+    // Every WHOLE_READ_EVERY-th full sync reads everything over netlink and compares everything,
+    // as a restart would: what an audited sync trusts to the cache (a virtual server some sync
+    // touched during each of its reads) and the ownership decisions that depend on other objects
+    // (an address bound since) are then looked at again.
+    const wholeRead = full && ++this.fullSyncs % WHOLE_READ_EVERY === 0;
+    if (reading && reading.cache === this.cache && !wholeRead) return this.planAudited(reading, scope, changes);
     // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
     const fresh = full || !this.cache;
     if (fresh) {

@@ -96,7 +96,14 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   }
-  const kernel = await NetlinkKernel.open({ netns: options.netns, dummyInterface: settings.dummyInterface, ipsetNames: allIpsetNames() });
+  const kernel = await NetlinkKernel.open({
+    netns: options.netns,
+    dummyInterface: settings.dummyInterface,
+    ipsetNames: allIpsetNames(),
+    onProcUnreadable: (error) => {
+      log.warn({ err: error.message }, '/proc/net/ip_vs cannot be used; full syncs read every virtual server over netlink');
+    },
+  });
   let source: ClusterSource | undefined;
   let servers: Array<{ close(): Promise<void> }> = [];
   try {

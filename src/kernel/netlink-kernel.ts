@@ -29,6 +29,8 @@ export interface KernelOptions {
   readonly dummyInterface: string;
   /** The ipsets kipvs manages (kube-proxy's names for the node's families). */
   readonly ipsetNames: readonly string[];
+  /** Told, once, that /proc/net/ip_vs could not be read or parsed: full reads then dump every virtual server. */
+  readonly onProcUnreadable?: (error: Error) => void;
 }
 
 export interface OperationFailure {
@@ -100,6 +102,8 @@ export class NetlinkKernel implements Kernel {
     private readonly options: KernelOptions,
   ) {}
 
+  private procUnreadableTold = false;
+
   static async open(options: KernelOptions): Promise<NetlinkKernel> {
     const connection = options.netns ? { netns: options.netns } : {};
     const opened: Array<{ close(): void }> = [];
@@ -158,7 +162,18 @@ export class NetlinkKernel implements Kernel {
    * event loop (a sync of an endpoint change) runs in between.
    */
   private async readIpvsAssisted(hint: ObserveHint): Promise<Map<string, ObservedVirtualServer>> {
-    const [services, procTable] = await Promise.all([this.ipvs.listServices({ withStats: false }), readProcIpvsTable(this.options.netns, SLICE_MS)]);
+    // /proc is a shortcut, never a condition: unreadable (a container without it) or not parsed
+    // (a foreign virtual server of a protocol kipvs does not program, a count printed negative),
+    // the read is the whole netlink one, as slow as before and as right.
+    const [services, procTable] = await Promise.all([
+      this.ipvs.listServices({ withStats: false }),
+      readProcIpvsTable(this.options.netns, SLICE_MS).catch((error: unknown) => {
+        if (!this.procUnreadableTold) this.options.onProcUnreadable?.(error instanceof Error ? error : new Error(String(error)));
+        this.procUnreadableTold = true;
+        return undefined;
+      }),
+    ]);
+    if (!procTable) return this.readIpvs();
     const virtualServers = new Map<string, ObservedVirtualServer>();
     const unconfirmed: IpvsService[] = [];
     await forEachPaced(services, pacer(SLICE_MS), (service) => {

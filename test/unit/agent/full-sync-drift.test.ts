@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { Proxier } from '../../../src/agent/proxier.js';
+import { Proxier, WHOLE_READ_EVERY } from '../../../src/agent/proxier.js';
 import { MemoryOwnershipStore } from '../../../src/agent/ownership.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { DEFAULT_SETTINGS, type NodeFacts } from '../../../src/model/settings.js';
@@ -203,5 +203,36 @@ describe('a full sync against the cache', () => {
     expect((await full).plan.operations).toEqual([]);
     expect([...kernel.virtualServer('TCP 10.96.0.1:80').realServers.keys()]).toEqual(['10.244.0.1:8080', '10.244.0.2:8080']);
     expect((await proxier.sync({ full: true })).plan.operations).toEqual([]);
+  });
+
+  it('repairs drift in a virtual server that a sync touches during every read, by the whole read of every WHOLE_READ_EVERY-th full sync', async () => {
+    class SlowKernel extends FakeKernel {
+      gate: Promise<void> | undefined;
+      override async observe(): Promise<FreshObservedState> {
+        const state = await super.observe();
+        await this.gate;
+        return state;
+      }
+    }
+    const kernel = new SlowKernel();
+    const { store, proxier } = agentOn(kernel);
+    const web = (endpoints: string[]): ServiceShape => ({ index: 0, nodePort: false, udp: false, endpoints });
+    load(store, [web(['10.244.0.1', '10.244.0.2'])]);
+    await proxier.sync();
+    // An administrator deletes a real server; the Service's endpoints then change during every read.
+    kernel.virtualServer('TCP 10.96.0.1:80').realServers.delete('10.244.0.1:8080');
+    const repaired = (): boolean => kernel.virtualServer('TCP 10.96.0.1:80').realServers.has('10.244.0.1:8080');
+    let fullSyncs = 1;
+    for (; fullSyncs <= WHOLE_READ_EVERY && !repaired(); fullSyncs++) {
+      let release = (): void => {};
+      kernel.gate = new Promise((resolve) => (release = resolve));
+      const full = proxier.sync({ full: true });
+      load(store, [web(['10.244.0.1', '10.244.0.2', ...(fullSyncs % 2 === 1 ? ['10.244.1.3'] : [])])]);
+      await proxier.sync({ full: false });
+      release();
+      expect((await full).failures).toEqual([]);
+    }
+    expect(repaired()).toBe(true);
+    expect(fullSyncs).toBeLessThanOrEqual(WHOLE_READ_EVERY);
   });
 });
