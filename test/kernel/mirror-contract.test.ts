@@ -13,6 +13,7 @@ import type { IpsetEntry, IpsetSetSpec } from '../../src/netlink/ipset/types.js'
 import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 import type { KernelOperation, ObservedState } from '../../src/reconcile/state.js';
 import { createTestNetns } from './helpers/netns.js';
+import { realServer, virtualServer } from './helpers/ipvs-objects.js';
 
 const DUMMY = 'kube-ipvs0';
 const CLUSTER_IP = 'KUBE-CLUSTER-IP';
@@ -26,24 +27,6 @@ const web: IpvsServiceKey = { family: 'inet', protocol: 'TCP', address: '10.96.0
 const dns: IpvsServiceKey = { family: 'inet', protocol: 'UDP', address: '10.96.0.10', port: 53 };
 const web6: IpvsServiceKey = { family: 'inet6', protocol: 'TCP', address: 'fd00:96::1', port: 80 };
 const mark: IpvsServiceKey = { family: 'inet', fwmark: 7 };
-const service = (key: IpvsServiceKey, extra: Partial<IpvsService> = {}): IpvsService => ({
-  key,
-  scheduler: 'rr',
-  flags: 0,
-  timeout: 0,
-  netmask: key.family === 'inet' ? 32 : 128,
-  ...extra,
-});
-const real = (address: string, extra: Partial<IpvsDestination> = {}): IpvsDestination => ({
-  address,
-  port: 8080,
-  family: address.includes(':') ? 'inet6' : 'inet',
-  forwarding: 'masq',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  ...extra,
-});
 const ipvs = (operation: Extract<KernelOperation, { kind: 'ipvs' }>['operation']): KernelOperation => ({ kind: 'ipvs', operation });
 const createSet = (name: keyof typeof SPECS, spec: IpsetSetSpec = SPECS[name]): KernelOperation => ({ kind: 'createIpset', name, spec });
 const addEntry = (set: string, entry: IpsetEntry): KernelOperation => ({ kind: 'addIpsetEntry', set, entry });
@@ -128,34 +111,34 @@ describe('the kernel mirror and NetlinkKernel', () => {
   it('agree on virtual servers and real servers: added, edited, deleted, and the refusals', async () => {
     const { refused } = await expectAgreement([
       [
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.1') }), // no such virtual server
-        ipvs({ op: 'addService', service: service(web) }),
-        ipvs({ op: 'addService', service: service(web, { scheduler: 'wrr' }) }), // duplicate
-        ipvs({ op: 'addService', service: service(dns, { scheduler: 'nosuch' }) }), // unknown scheduler
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.1') }),
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.1', { weight: 5 }) }), // duplicate
+        ipvs({ op: 'addDestination', service: web, destination: realServer('10.244.0.1') }), // no such virtual server
+        ipvs({ op: 'addService', service: virtualServer(web) }),
+        ipvs({ op: 'addService', service: virtualServer(web, { scheduler: 'wrr' }) }), // duplicate
+        ipvs({ op: 'addService', service: virtualServer(dns, { scheduler: 'nosuch' }) }), // unknown scheduler
+        ipvs({ op: 'addDestination', service: web, destination: realServer('10.244.0.1') }),
+        ipvs({ op: 'addDestination', service: web, destination: realServer('10.244.0.1', { weight: 5 }) }), // duplicate
       ],
       [
-        ipvs({ op: 'editService', service: service(web, { scheduler: 'sh', flags: 0x1, timeout: 300 }) }),
-        ipvs({ op: 'editService', service: service(web, { scheduler: 'nosuch' }) }),
-        ipvs({ op: 'editService', service: service(dns) }), // no such virtual server
-        ipvs({ op: 'editDestination', service: web, destination: real('10.244.0.1', { weight: 0 }) }),
-        ipvs({ op: 'editDestination', service: web, destination: real('10.244.0.2') }), // no such real server
+        ipvs({ op: 'editService', service: virtualServer(web, { scheduler: 'sh', flags: 0x1, timeout: 300 }) }),
+        ipvs({ op: 'editService', service: virtualServer(web, { scheduler: 'nosuch' }) }),
+        ipvs({ op: 'editService', service: virtualServer(dns) }), // no such virtual server
+        ipvs({ op: 'editDestination', service: web, destination: realServer('10.244.0.1', { weight: 0 }) }),
+        ipvs({ op: 'editDestination', service: web, destination: realServer('10.244.0.2') }), // no such real server
         ipvs({ op: 'deleteDestination', service: web, destination: { address: '10.244.0.2', port: 8080 } }),
         ipvs({ op: 'deleteService', key: dns }),
       ],
       [
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.3', { upperThreshold: 0, lowerThreshold: 10 }) }),
-        ipvs({ op: 'addDestination', service: web, destination: real('fd00:244::1') }), // other family, not tunnelled
+        ipvs({ op: 'addDestination', service: web, destination: realServer('10.244.0.3', { upperThreshold: 0, lowerThreshold: 10 }) }),
+        ipvs({ op: 'addDestination', service: web, destination: realServer('fd00:244::1') }), // other family, not tunnelled
         ipvs({
           op: 'addDestination',
           service: web,
-          destination: real('10.244.0.4', { forwarding: 'tunnel', tunnelType: 'gue', tunnelPort: 0, tunnelFlags: 0 }),
+          destination: realServer('10.244.0.4', { forwarding: 'tunnel', tunnelType: 'gue', tunnelPort: 0, tunnelFlags: 0 }),
         }),
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.5', { forwarding: 'tunnel' }) }),
-        ipvs({ op: 'addDestination', service: web, destination: real('10.244.0.6', { forwarding: 'route', upperThreshold: 100, lowerThreshold: 10 }) }),
-        ipvs({ op: 'addService', service: service(mark, { flags: 0x1, timeout: 60, netmask: 24 }) }),
-        ipvs({ op: 'addDestination', service: mark, destination: real('10.244.0.1', { port: 0 }) }),
+        ipvs({ op: 'addDestination', service: web, destination: realServer('10.244.0.5', { forwarding: 'tunnel' }) }),
+        ipvs({ op: 'addDestination', service: web, destination: realServer('10.244.0.6', { forwarding: 'route', upperThreshold: 100, lowerThreshold: 10 }) }),
+        ipvs({ op: 'addService', service: virtualServer(mark, { flags: 0x1, timeout: 60, netmask: 24 }) }),
+        ipvs({ op: 'addDestination', service: mark, destination: realServer('10.244.0.1', { port: 0 }) }),
         ipvs({ op: 'deleteService', key: web }),
       ],
     ]);
@@ -244,7 +227,7 @@ describe('the kernel mirror and NetlinkKernel', () => {
           ),
         })
         .map(({ address: a, port, forwarding, weight, thresholds, tunnel }) =>
-          real(a, {
+          realServer(a, {
             port,
             forwarding: forwarding as IpvsDestination['forwarding'],
             weight,
@@ -256,7 +239,7 @@ describe('the kernel mirror and NetlinkKernel', () => {
     const serviceOf = (key: IpvsServiceKey): fc.Arbitrary<IpvsService> =>
       fc
         .record({ scheduler: fc.constantFrom('rr', 'wrr', 'lc', 'sh', 'mh', 'nosuch'), persistent: fc.boolean() })
-        .map(({ scheduler, persistent }) => service(key, { scheduler, ...(persistent ? { flags: 0x1, timeout: 300 } : {}) }));
+        .map(({ scheduler, persistent }) => virtualServer(key, { scheduler, ...(persistent ? { flags: 0x1, timeout: 300 } : {}) }));
     const ipvsOperation: fc.Arbitrary<KernelOperation> = serviceKey.chain((key) =>
       fc.oneof(
         serviceOf(key).map((s) => ipvs({ op: 'addService', service: s })),

@@ -8,10 +8,11 @@ import { KernelMirror } from '../../src/kernel/mirror.js';
 import { NetlinkKernel } from '../../src/kernel/netlink-kernel.js';
 import { FULL_READ_ROUNDS, turnOf } from '../../src/kernel/proc-assisted-read.js';
 import type { IpsetSetSpec } from '../../src/netlink/ipset/types.js';
-import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
+import type { IpvsDestination, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../../src/model/desired.js';
 import type { KernelOperation, ObservedState } from '../../src/reconcile/state.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
+import { realServer, virtualServer } from './helpers/ipvs-objects.js';
 
 const DUMMY = 'kube-ipvs0';
 const CLUSTER_IP = 'KUBE-CLUSTER-IP';
@@ -29,26 +30,10 @@ const KEYS: IpvsServiceKey[] = [
   { family: 'inet', fwmark: 7 },
   { family: 'inet6', fwmark: 7 },
 ];
-const service = (key: IpvsServiceKey, extra: Partial<IpvsService> = {}): IpvsService => ({
-  key,
-  scheduler: 'rr',
-  flags: 0,
-  timeout: 0,
-  netmask: key.family === 'inet' ? 32 : 128,
-  ...extra,
-});
-const real = (address: string, extra: Partial<IpvsDestination> = {}): IpvsDestination => ({
-  address,
-  port: 8080,
-  family: address.includes(':') ? 'inet6' : 'inet',
-  forwarding: 'masq',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  ...extra,
-});
 const backends = (key: IpvsServiceKey): IpvsDestination[] =>
-  key.family === 'inet' ? [real('10.244.1.2'), real('10.244.1.3'), real('10.244.2.4', { forwarding: 'route' })] : [real('fd00:244::2'), real('fd00:244::3')];
+  key.family === 'inet'
+    ? [realServer('10.244.1.2'), realServer('10.244.1.3'), realServer('10.244.2.4', { forwarding: 'route' })]
+    : [realServer('fd00:244::2'), realServer('fd00:244::3')];
 
 function programme(): KernelOperation[] {
   const operations: KernelOperation[] = [
@@ -56,7 +41,7 @@ function programme(): KernelOperation[] {
     { kind: 'createIpset', name: CLUSTER_IP, spec: SPEC },
   ];
   for (const key of KEYS) {
-    operations.push({ kind: 'ipvs', operation: { op: 'addService', service: service(key, key === KEYS[1] ? { flags: 1, timeout: 10800 } : {}) } });
+    operations.push({ kind: 'ipvs', operation: { op: 'addService', service: virtualServer(key, key === KEYS[1] ? { flags: 1, timeout: 10800 } : {}) } });
     for (const destination of backends(key)) operations.push({ kind: 'ipvs', operation: { op: 'addDestination', service: key, destination } });
     if (!('fwmark' in key)) {
       operations.push({ kind: 'bindAddress', address: key.address });
@@ -129,7 +114,8 @@ describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
     ns.run('ipvsadm', ['-e', '-t', '10.96.0.4:80', '-r', '10.244.1.2:8080', '-m', '-w', '1', '-x', '100']);
     const key = virtualServerKey(tcp('10.96.0.4'));
     const threshold = async (round: number): Promise<number | undefined> =>
-      (await kernel.observe({ expected: mirror.view(), round })).virtualServers.get(key)?.realServers.get(realServerKey(real('10.244.1.2')))?.upperThreshold;
+      (await kernel.observe({ expected: mirror.view(), round })).virtualServers.get(key)?.realServers.get(realServerKey(realServer('10.244.1.2')))
+        ?.upperThreshold;
     expect(await threshold(turnOf(key) + 1)).toBe(0);
     expect(await threshold(turnOf(key))).toBe(100);
   });
