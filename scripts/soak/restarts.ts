@@ -134,7 +134,7 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
     const syncedSince = current.lines.slice(linesBefore).some((line) => line.msg === 'synced');
     if (held !== to && !syncedSince) return Math.abs(held - from);
     progress(
-      `(a) a change missed: ${syncedSince ? `a sync completed with ${String(Math.abs(held - from))} of its real servers (the source read in pieces)` : 'it landed whole within one slice'}; trying the next`,
+      `(a) a change missed: ${held === to ? 'it landed whole within one slice' : `a sync completed with ${String(Math.abs(held - from))} of its real servers (the source read in pieces)`}; trying the next`,
     );
     thaw(current);
     await current.waitFor('the change to land', () => watch.realServers(ADDED_PODS_HEX) === to, timeoutMs, 50);

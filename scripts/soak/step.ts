@@ -10,7 +10,7 @@
 // while is what a busy machine does to it too.
 import { readFileSync, readdirSync } from 'node:fs';
 import type { AgentProcess } from '../lab/agent-process.js';
-import { WaitTimeout, sleep } from '../lab/wait.js';
+import { GENEROUS_MS, WaitTimeout, sleep } from '../lab/wait.js';
 import type { TableWatch } from './table-watch.js';
 
 const MIN_SLICE_MS = 1;
@@ -32,7 +32,7 @@ function threadStates(pid: number): string[] {
  * Sends SIGSTOP and waits until every thread of the agent has stopped (the signal takes effect
  * when a thread next leaves the kernel). Returns false when the agent has exited instead.
  */
-export async function freeze(agent: AgentProcess): Promise<boolean> {
+export async function freeze(agent: AgentProcess, timeoutMs = GENEROUS_MS): Promise<boolean> {
   const pid = agent.pid;
   if (pid === undefined || !agent.running) return false;
   try {
@@ -40,10 +40,13 @@ export async function freeze(agent: AgentProcess): Promise<boolean> {
   } catch {
     return false;
   }
+  const started = Date.now();
   for (;;) {
     const states = threadStates(pid);
     if (states.length === 0 || states.includes('Z') || states.includes('X')) return false;
     if (states.every((state) => state === 'T' || state === 't')) return true;
+    if (Date.now() - started > timeoutMs)
+      throw new WaitTimeout(`every thread of the agent (pid ${String(pid)}) to stop (states ${states.join('')})`, timeoutMs);
     await sleep(1);
   }
 }
