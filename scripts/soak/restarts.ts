@@ -59,6 +59,8 @@ export interface RestartResult {
 const METRICS_PORT = 20249;
 /** Changes tried per mid-sync stop before the run gives up (each one that lands before the freeze is undone by the next). */
 const MID_SYNC_TRIES = 10;
+/** The held connection's longest quiet spell. */
+const HEARTBEAT_SECONDS = 20;
 /** How long a frozen agent's last log lines are given to arrive through the pipe. */
 const LOG_SETTLE_MS = 300;
 
@@ -147,7 +149,10 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
     writeSource(source, workloadWith(services), pods);
     progress(`(a) programming ${String(services)} Services`);
     const firstSyncSeconds = [await start(watch)];
-    const connection = (held = await openHeld(topology.client, WEB_CLUSTER_IP, WEB_PORT, 3600));
+    // Held for the whole run (bounded: 4 hours), never idle for more than HEARTBEAT_SECONDS: the pod
+    // server ends a connection idle for 5 minutes, IPVS forgets one idle for 15 (its TCP timeout),
+    // and a mid-sync stop alone took 12 minutes once (three changes on a busy machine).
+    const connection = (held = await openHeld(topology.client, WEB_CLUSTER_IP, WEB_PORT, 4 * 3600, HEARTBEAT_SECONDS));
     const traffic = (client = await startSteadyClient(topology.client, [
       { host: WEB_CLUSTER_IP, port: WEB_PORT },
       { host: topology.nodeAddress, port: WEB_NODE_PORT },
