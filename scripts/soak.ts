@@ -4,7 +4,7 @@
 //   (c) endpoint churn with traffic: RSS and heap growth after the warm-up
 // Sizes are parameters (the defaults are the issue's): --parts a,b,c --restarts 30 --services-a 3000
 // --services-b 10000 --kill-at 0.3,0.8 --services-c 1000 --minutes 10 --timeout 600 (seconds, per wait).
-// Shorter versions of (a) and (b) run in CI (npm test's kernel step): test/soak/soak-*.test.ts.
+// Shorter versions of (a) and (b), for CI: test/soak/soak-*.test.ts (npm run soak:ci).
 import { parseArgs } from 'node:util';
 import { churnWithTraffic } from './soak/churn.js';
 import { killMidSync } from './soak/kill-mid-sync.js';
