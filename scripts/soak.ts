@@ -4,7 +4,7 @@
 //   (c) endpoint churn with traffic: RSS and heap growth after the warm-up
 // Sizes are parameters (the defaults are the issue's): --parts a,b,c --restarts 30 --services-a 3000
 // --services-b 10000 --kill-at 0.3,0.8 --services-c 1000 --minutes 10 --timeout 600 (seconds, per wait).
-// Shorter versions of (a) and (b) run in CI (npm test's kernel step): test/soak/soak-*.test.ts.
+// Shorter versions of (a) and (b), for CI: test/soak/soak-*.test.ts (npm run soak:ci).
 import { parseArgs } from 'node:util';
 import { churnWithTraffic } from './soak/churn.js';
 import { killMidSync } from './soak/kill-mid-sync.js';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   if (parts.has('b')) {
     const b = await killMidSync({ services: Number(values['services-b']), killAt: values['kill-at'].split(',').map(Number), timeoutMs, progress });
     console.log(
-      `(b) ${values['services-b']} Services, SIGKILL sent at ${b.seenAt.map(pct).join(' then ')} of the real servers, landed with ${b.killedAt.map(pct).join(' then ')} programmed; ` +
+      `(b) ${values['services-b']} Services, SIGKILL with ${b.killedAt.map(pct).join(' then ')} of the real servers programmed; ` +
         `${b.attempts > 1 ? `(series of kills: ${String(b.attempts)}) ` : ''}the next start converged in ${b.completingRunSeconds.toFixed(1)} s (a fresh run: ${b.freshRunSeconds.toFixed(1)} s); ` +
         `compared ${String(b.kernelLines)} kernel lines: ${String(b.difference.orphans.length)} orphans, ${String(b.difference.missing.length)} missing`,
     );
@@ -77,6 +77,10 @@ async function main(): Promise<void> {
       `(c) ${values['services-c']} Services, ${c.durationSeconds.toFixed(0)} s of churn: ${String(c.changes)} file changes, ${String(c.syncs)} syncs, ` +
         `${String(c.traffic.reduce((sum, t) => sum + t.ok, 0))} requests answered, ${String(failed)} failed; ` +
         `RSS ${mib(c.rss.after)} → ${mib(c.rss.end)} (${pct(c.rss.growth)}), heap used ${mib(c.heap.after)} → ${mib(c.heap.end)} (${pct(c.heap.growth)}) after the warm-up`,
+    );
+    console.log(
+      `(c) per minute (mean of its samples): RSS ${c.minutes.map((m) => (m.rssBytes / 2 ** 20).toFixed(1)).join(', ')} MiB; ` +
+        `heap used ${c.minutes.map((m) => (m.heapUsedBytes / 2 ** 20).toFixed(1)).join(', ')} MiB`,
     );
     check(failed === 0, `(c) ${String(failed)} requests failed: ${c.traffic.flatMap((t) => t.errors).join('; ')}`);
     check(c.rss.growth <= 0.1, `(c) RSS grew ${pct(c.rss.growth)} after the warm-up`);

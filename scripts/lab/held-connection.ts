@@ -1,6 +1,7 @@
 // A TCP connection from a client namespace, kept open (tcp-hold.mjs, bounded to `holdSeconds`,
 // 300 s unless told): it tells which backend answered, then echoes lines, so a test can check an
-// established connection survives a change. Answers are awaited up to GENEROUS_MS: a busy machine
+// established connection survives a change. Held for longer than the pod server's idle timeout
+// (5 minutes), it needs `heartbeatSeconds`: a line of its own whenever it has been quiet that long. Answers are awaited up to GENEROUS_MS: a busy machine
 // is slow, and a connection that broke still fails at once (the helper exits and says why).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,11 +19,21 @@ interface Waiter {
   reject(error: Error): void;
 }
 
-export function openHeld(client: TestNetns, host: string, port: number, holdSeconds = 300): Promise<HeldConnection> {
+export function openHeld(client: TestNetns, host: string, port: number, holdSeconds = 300, heartbeatSeconds = 0): Promise<HeldConnection> {
   const target = `${host}:${String(port)}`;
   const child = spawn(
     'ip',
-    ['netns', 'exec', client.name, process.execPath, join(import.meta.dirname, 'tcp-hold.mjs'), host, String(port), String(holdSeconds)],
+    [
+      'netns',
+      'exec',
+      client.name,
+      process.execPath,
+      join(import.meta.dirname, 'tcp-hold.mjs'),
+      host,
+      String(port),
+      String(holdSeconds),
+      String(heartbeatSeconds),
+    ],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
     },

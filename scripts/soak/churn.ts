@@ -38,6 +38,8 @@ export interface ChurnResult {
   readonly syncs: number;
   readonly traffic: readonly TargetTally[];
   readonly samples: readonly MemorySample[];
+  /** The mean of each whole minute's samples (minute 1 is the first). */
+  readonly minutes: readonly MemorySample[];
   /** Mean of the samples in the window after warm-up, and of the last window of the same length. */
   readonly rss: { readonly after: number; readonly end: number; readonly growth: number };
   readonly heap: { readonly after: number; readonly end: number; readonly growth: number };
@@ -52,6 +54,16 @@ function growth(samples: readonly MemorySample[], pick: (s: MemorySample) => num
   const after = mean(samples.filter((s) => s.atSeconds >= warmUp && s.atSeconds < warmUp + window).map(pick));
   const end = mean(samples.filter((s) => s.atSeconds >= durationSeconds - window).map(pick));
   return { after, end, growth: after > 0 ? end / after - 1 : NaN };
+}
+
+function perMinute(samples: readonly MemorySample[], durationSeconds: number): MemorySample[] {
+  const minutes: MemorySample[] = [];
+  for (let minute = 1; minute * 60 <= durationSeconds + 1; minute++) {
+    const inMinute = samples.filter((s) => s.atSeconds >= (minute - 1) * 60 && s.atSeconds < minute * 60);
+    if (inMinute.length === 0) continue;
+    minutes.push({ atSeconds: minute * 60, rssBytes: mean(inMinute.map((s) => s.rssBytes)), heapUsedBytes: mean(inMinute.map((s) => s.heapUsedBytes)) });
+  }
+  return minutes;
 }
 
 export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResult> {
@@ -93,6 +105,7 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
     const begin = Date.now();
     let changes = 0;
     let nextSample = begin;
+    let nextReport = 60;
     while (Date.now() - begin < durationMs) {
       // One namespace's file: its Services toggle their extra endpoint.
       const file = changes % files;
@@ -110,9 +123,15 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
         const rssBytes = metricValue(text, 'process_resident_memory_bytes');
         const heapUsedBytes = metricValue(text, 'nodejs_heap_size_used_bytes');
         if (rssBytes !== undefined && heapUsedBytes !== undefined) samples.push({ atSeconds: (Date.now() - begin) / 1000, rssBytes, heapUsedBytes });
-        nextSample += SAMPLE_INTERVAL_MS;
-        if (samples.length % 12 === 0)
-          progress(`(c) ${String(Math.round((Date.now() - begin) / 1000))} s: ${String(changes)} changes, RSS ${((rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+        // On a busy machine a loop can take longer than a sample interval: no burst of samples after it.
+        nextSample = Math.max(nextSample + SAMPLE_INTERVAL_MS, Date.now());
+        const seconds = Math.round((Date.now() - begin) / 1000);
+        if (seconds >= nextReport) {
+          nextReport += 60;
+          progress(
+            `(c) ${String(seconds)} s: ${String(changes)} changes, RSS ${((rssBytes ?? 0) / 2 ** 20).toFixed(1)} MiB, heap used ${((heapUsedBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`,
+          );
+        }
       }
       await sleep(CHANGE_INTERVAL_MS);
     }
@@ -126,6 +145,7 @@ export async function churnWithTraffic(options: ChurnOptions): Promise<ChurnResu
       syncs,
       traffic: tally,
       samples,
+      minutes: perMinute(samples, durationSeconds),
       rss: growth(samples, (s) => s.rssBytes, durationSeconds),
       heap: growth(samples, (s) => s.heapUsedBytes, durationSeconds),
     };

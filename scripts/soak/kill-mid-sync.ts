@@ -4,10 +4,11 @@
 // completes. The namespace must then hold exactly what one run programs in a fresh namespace:
 // no orphan and no missing virtual server, real server, ipset entry, address, link or rule.
 //
-// The table is watched through /proc (table-watch.ts) with pauses of twice a look's duration
-// (a few milliseconds at 1,000 Services), and the kill is sent as soon as a look sees the share. A kill counts only when it landed while real servers
-// were still missing; a run that got them all in before the kill (or finished) is no kill
-// mid-sync, and the kills start over in a new namespace.
+// The agent runs in slices (step.ts), the table (table-watch.ts) looked at while it is frozen
+// between them; the kill goes to the frozen agent at the first look that sees the share, so the
+// kernel holds exactly what that look saw. A kill counts only when real servers were still
+// missing; a run that got them all in before (or finished) is no kill mid-sync, and the kills
+// start over in a new namespace.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { NODE_ADDRESS, NODE_ADDRESS_PREFIX } from '../../bench/workload.js';
 import { startAgent, type AgentProcess } from '../lab/agent-process.js';
 import { createTestNetns, type TestNetns } from '../lab/netns.js';
 import { waitUntil } from '../lab/wait.js';
+import { stepUntil } from './step.js';
 import { compareKernels, kernelLines, type FingerprintDifference } from './fingerprint.js';
 import { expectedRealServers, workloadWith, writeSource } from './source.js';
 import { watchTable, type TableWatch } from './table-watch.js';
@@ -30,11 +32,6 @@ export interface KillOptions {
 export interface KillResult {
   /** Share of the real servers the kernel held when each kill landed. */
   readonly killedAt: readonly number[];
-  /**
-   * Share the last look saw before each kill was sent. The kill lands later: the agent sends many
-   * requests in one write, and the kernel applies all of them before the process can die.
-   */
-  readonly seenAt: readonly number[];
   /** Series of kills made: more than 1 when a run outran the watch and the kills started over. */
   readonly attempts: number;
   readonly completingRunSeconds: number;
@@ -77,38 +74,29 @@ async function runToCompletion(source: string, ns: TestNetns, timeoutMs: number)
 }
 
 /**
- * Starts `agent --once` and SIGKILLs it once the kernel holds `share` of the real servers; returns
- * the share the last look saw and the share held after the kill, or undefined when the run got
- * every real server in first.
+ * Starts `agent --once`, runs it in slices (step.ts) until the frozen kernel holds `share` of the
+ * real servers, and SIGKILLs it there; returns the share held, or undefined when the run got every
+ * real server in first (a slice let the rest in, or it finished).
  */
-async function killAt(
-  source: string,
-  ns: TestNetns,
-  table: TableWatch,
-  share: number,
-  total: number,
-  timeoutMs: number,
-): Promise<{ seen: number; held: number } | undefined> {
+async function killAt(source: string, ns: TestNetns, table: TableWatch, share: number, total: number, timeoutMs: number): Promise<number | undefined> {
   const agent = once(ns, source);
-  let seen = table.realServers();
+  let seen: number | undefined;
   try {
-    await waitUntil(
-      `${String(Math.round(share * 100))} % of the real servers`,
-      () => !agent.running || (seen = table.realServers()) >= share * total,
+    seen = await stepUntil(agent, table, `${String(Math.round(share * 100))} % of the real servers`, (count) => count >= share * total, {
+      step: Math.max(1, Math.floor(total / 100)),
       timeoutMs,
-      table.pollInterval(),
-    );
-  } catch (error) {
-    throw new Error(`${error instanceof Error ? error.message : String(error)} (the kernel held ${String(table.realServers())} of ${String(total)})`, {
-      cause: error,
     });
   } finally {
+    // SIGKILL ends a frozen agent too.
     await agent.stop('SIGKILL');
   }
-  if (agent.exitCode === 0) return undefined;
-  if (agent.exitCode !== null) throw new Error(`agent --once in ${ns.name} failed (exit ${String(agent.exitCode)}):\n${tail(agent)}`);
+  if (seen === undefined) {
+    if (agent.exitCode === 0) return undefined;
+    throw new Error(`agent --once in ${ns.name} failed (exit ${String(agent.exitCode)}):\n${tail(agent)}`);
+  }
   const held = table.realServers();
-  return held < total ? { seen: seen / total, held: held / total } : undefined;
+  if (held !== seen) throw new Error(`the table changed while the agent was frozen: ${String(seen)} real servers, then ${String(held)}`);
+  return held < total ? held / total : undefined;
 }
 
 export async function killMidSync(options: KillOptions): Promise<KillResult> {
@@ -122,7 +110,6 @@ export async function killMidSync(options: KillOptions): Promise<KillResult> {
     writeSource(source, workloadWith(services), []);
     const total = expectedRealServers(services, { pods: 0 });
     let killedAt: number[] = [];
-    let seenAt: number[] = [];
     let attempts = 0;
     while (killedAt.length < options.killAt.length) {
       if (++attempts > ATTEMPTS) throw new Error(`in ${String(ATTEMPTS)} series of kills, a run got every real server in before its kill`);
@@ -131,19 +118,14 @@ export async function killMidSync(options: KillOptions): Promise<KillResult> {
       killed = nodeNamespace('kipvs-killed');
       table = await watchTable(killed);
       killedAt = [];
-      seenAt = [];
       for (const share of options.killAt) {
         const at = await killAt(source, killed, table, share, total, timeoutMs);
         if (at === undefined) {
           progress(`(b) the run meant to be killed at ${String(Math.round(share * 100))} % got all ${String(total)} real servers in first: starting over`);
           break;
         }
-        killedAt.push(at.held);
-        seenAt.push(at.seen);
-        progress(
-          `(b) SIGKILL at ${String(Math.round(share * 100))} % (a look saw ${(100 * at.seen).toFixed(1)} %): ` +
-            `the kernel held ${(100 * at.held).toFixed(1)} % of ${String(total)} real servers`,
-        );
+        killedAt.push(at);
+        progress(`(b) SIGKILL at ${String(Math.round(share * 100))} %: the kernel held ${(100 * at).toFixed(1)} % of ${String(total)} real servers`);
       }
     }
     if (!killed) throw new Error('no namespace was killed in');
@@ -155,7 +137,6 @@ export async function killMidSync(options: KillOptions): Promise<KillResult> {
     const reference = kernelLines(fresh);
     return {
       killedAt,
-      seenAt,
       attempts,
       completingRunSeconds,
       freshRunSeconds,

@@ -6,12 +6,13 @@
 // back (a flushed and recreated virtual server counts from zero), every stop meant to land
 // mid-sync did.
 //
-// A stop mid-sync: the change is written, the table watched (table-watch.ts) until the first of
-// its real servers lands, the agent frozen (SIGSTOP) and the table read again. The agent is
-// mid-sync when the kernel holds part of the change and the agent has logged no completed sync
-// since the write (the source is several files: a sync could take some of them). Then the signal
-// goes to the frozen agent (SIGTERM is handled once it is thawed: SIGCONT). Otherwise, a change
-// faster than the look, it is thawed, the change lands, and the next change (back again) is tried.
+// A stop mid-sync: the change is written and the agent run in slices (step.ts), the table
+// (table-watch.ts) looked at while it is frozen between them, until the first of the change's real
+// servers is in. The agent is mid-sync when the kernel then holds part of the change and the agent
+// has logged no completed sync since the write (the source is several files: a sync could take
+// some of them). Then the signal goes to the frozen agent (SIGTERM is handled once it is thawed).
+// Otherwise (the whole change landed in one slice) it is thawed, and the next change (back again)
+// is tried.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { createTopology } from '../lab/topology.js';
 import { sleep, waitUntil } from '../lab/wait.js';
 import { completedSyncs, metricsFlags } from './metrics.js';
 import { ADDED_PODS_HEX, POD_PORT, WEB_CLUSTER_IP, WEB_NODE_PORT, WEB_PORT, expectedRealServers, workloadWith, writeSource } from './source.js';
+import { stepUntil, thaw } from './step.js';
 import { watchTable, type TableWatch } from './table-watch.js';
 
 export interface RestartOptions {
@@ -57,6 +59,18 @@ export interface RestartResult {
 const METRICS_PORT = 20249;
 /** Changes tried per mid-sync stop before the run gives up (each one that lands before the freeze is undone by the next). */
 const MID_SYNC_TRIES = 10;
+/**
+ * The longest slice while a change is awaited: about a fifth of the time the change takes to land,
+ * 1 to 25 ms. The agent sends a sync's requests in a few datagrams back to back (up to half its
+ * receive buffer in flight), each applied whole: a change lands at 40 to 100 real servers a
+ * millisecond in UML (5 ms slices let 50 to 550 of 3,600 in), so 360 at 300 Services take 4 to 9
+ * ms, and 5 ms slices let all of them in, 9 times out of 10 in one CI run. Until the change starts
+ * landing the agent reads and translates the source, in slices between looks at the whole table
+ * (36,000 lines at 3,000 Services), where 5 ms slices made a mid-sync stop take 2 to 4 minutes.
+ */
+const changeSliceMs = (changeSize: number): number => Math.min(25, Math.max(1, Math.round(changeSize / 150)));
+/** The held connection's longest quiet spell. */
+const HEARTBEAT_SECONDS = 20;
 /** How long a frozen agent's last log lines are given to arrive through the pipe. */
 const LOG_SETTLE_MS = 300;
 
@@ -68,16 +82,11 @@ function webConnections(node: TestNetns): number {
   return Number(line?.trim().split(/\s+/)[2] ?? NaN);
 }
 
-const signalAgent = (agent: AgentProcess, signal: NodeJS.Signals): void => {
-  if (agent.pid === undefined || !agent.running) throw new Error(`the agent is not running (exit ${String(agent.exitCode)}): cannot send ${signal}`);
-  process.kill(agent.pid, signal);
-};
-
 /** Sends `signal` to a frozen agent, thaws it and awaits its exit; returns the exit code (null when the signal ended it). */
 async function stopFrozen(agent: AgentProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<number | null> {
   // stop() sends the signal before its first await: the frozen agent has it pending when it thaws.
   const stopped = agent.stop(signal, timeoutMs);
-  if (agent.running) signalAgent(agent, 'SIGCONT');
+  thaw(agent);
   return stopped;
 }
 
@@ -125,13 +134,20 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
     const to = extra ? changeSize : 0;
     const linesBefore = current.lines.length;
     writeSource(source, workloadWith(services, extra ? allServices : new Set()), pods);
-    await current.waitFor('the change to start landing', () => watch.realServers(ADDED_PODS_HEX) !== from, timeoutMs, watch.pollInterval());
-    signalAgent(current, 'SIGSTOP');
+    const held = await stepUntil(current, watch, 'the change to start landing', (count) => count !== from, {
+      addressPrefixHex: ADDED_PODS_HEX,
+      step: Math.max(1, Math.floor(changeSize / 4)),
+      maxSliceMs: changeSliceMs(changeSize),
+      timeoutMs,
+    });
+    if (held === undefined) throw new Error(`the agent exited (${String(current.exitCode)}) while a change landed:\n${current.log().slice(-2000)}`);
     await sleep(LOG_SETTLE_MS);
-    const held = watch.realServers(ADDED_PODS_HEX);
     const syncedSince = current.lines.slice(linesBefore).some((line) => line.msg === 'synced');
-    if (held !== from && held !== to && !syncedSince) return Math.abs(held - from);
-    signalAgent(current, 'SIGCONT');
+    if (held !== to && !syncedSince) return Math.abs(held - from);
+    progress(
+      `(a) a change missed: ${held === to ? 'it landed whole within one slice' : `a sync completed with ${String(Math.abs(held - from))} of its real servers (the source read in pieces)`}; trying the next`,
+    );
+    thaw(current);
     await current.waitFor('the change to land', () => watch.realServers(ADDED_PODS_HEX) === to, timeoutMs, 50);
     return undefined;
   };
@@ -142,7 +158,10 @@ export async function restartsUnderTraffic(options: RestartOptions): Promise<Res
     writeSource(source, workloadWith(services), pods);
     progress(`(a) programming ${String(services)} Services`);
     const firstSyncSeconds = [await start(watch)];
-    const connection = (held = await openHeld(topology.client, WEB_CLUSTER_IP, WEB_PORT, 3600));
+    // Held for the whole run (bounded: 4 hours), never idle for more than HEARTBEAT_SECONDS: the pod
+    // server ends a connection idle for 5 minutes, IPVS forgets one idle for 15 (its TCP timeout),
+    // and a mid-sync stop alone took 12 minutes once (three changes on a busy machine).
+    const connection = (held = await openHeld(topology.client, WEB_CLUSTER_IP, WEB_PORT, 4 * 3600, HEARTBEAT_SECONDS));
     const traffic = (client = await startSteadyClient(topology.client, [
       { host: WEB_CLUSTER_IP, port: WEB_PORT },
       { host: topology.nodeAddress, port: WEB_NODE_PORT },

@@ -14,12 +14,6 @@ export interface TableWatch {
    * read in pieces: while the table changes, a line may be counted twice or missed.
    */
   realServers(addressPrefixHex?: string): number;
-  /**
-   * A pause between looks that keeps the watch to a third of a CPU at most: twice the last look's
-   * duration, at least 1 ms (a look at 10,000 Services reads 130,000 lines; UML runs its
-   * processes on one CPU, the agent's sync among them).
-   */
-  pollInterval(): number;
   close(): void;
 }
 
@@ -65,16 +59,11 @@ export async function watchTable(ns: Pick<TestNetns, 'name' | 'path'>): Promise<
     close();
     throw error;
   }
-  let lastLookMs = 0;
   return {
     realServers(addressPrefixHex = '') {
       if (exited) throw new Error(`the process sleeping in ${ns.name} exited`);
-      const started = performance.now();
-      const count = countRealServers(readFileSync(`/proc/${String(pid)}/net/ip_vs`, 'latin1'), addressPrefixHex);
-      lastLookMs = performance.now() - started;
-      return count;
+      return countRealServers(readFileSync(`/proc/${String(pid)}/net/ip_vs`, 'latin1'), addressPrefixHex);
     },
-    pollInterval: () => Math.max(1, Math.ceil(2 * lastLookMs)),
     close,
   };
 }
