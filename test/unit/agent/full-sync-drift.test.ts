@@ -139,6 +139,16 @@ const load = (store: ClusterStore, shapes: readonly ServiceShape[]): void => {
 const sortedDescriptions = (operations: readonly KernelOperation[]): string[] =>
   operations.map((o) => `${describeKernelOperation(o, 'kube-ipvs0')} ${JSON.stringify(o)}`).sort();
 
+/** A kernel whose reads wait at a gate the test opens: syncs of changes run meanwhile. */
+class SlowKernel extends FakeKernel {
+  gate: Promise<void> | undefined;
+  override async observe(): Promise<FreshObservedState> {
+    const state = await super.observe();
+    await this.gate;
+    return state;
+  }
+}
+
 describe('a full sync against the cache', () => {
   it('plans what a full diff of the whole kernel plans, whatever drifted and changed', async () => {
     await fc.assert(
@@ -179,14 +189,6 @@ describe('a full sync against the cache', () => {
   });
 
   it('lets a sync of an endpoint change run while the kernel is read, and the full sync then leaves its work alone', async () => {
-    class SlowKernel extends FakeKernel {
-      gate: Promise<void> | undefined;
-      override async observe(): Promise<FreshObservedState> {
-        const state = await super.observe();
-        await this.gate;
-        return state;
-      }
-    }
     const kernel = new SlowKernel();
     const { store, proxier } = agentOn(kernel);
     const web = (endpoints: string[]): ServiceShape => ({ index: 0, nodePort: true, udp: false, endpoints });
@@ -206,14 +208,6 @@ describe('a full sync against the cache', () => {
   });
 
   it('repairs drift in a virtual server that a sync touches during every read, by the whole read of every WHOLE_READ_EVERY-th full sync', async () => {
-    class SlowKernel extends FakeKernel {
-      gate: Promise<void> | undefined;
-      override async observe(): Promise<FreshObservedState> {
-        const state = await super.observe();
-        await this.gate;
-        return state;
-      }
-    }
     const kernel = new SlowKernel();
     const { store, proxier } = agentOn(kernel);
     const web = (endpoints: string[]): ServiceShape => ({ index: 0, nodePort: false, udp: false, endpoints });
