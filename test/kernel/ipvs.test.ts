@@ -8,16 +8,9 @@ import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
 import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
+import { virtualServer } from './helpers/ipvs-objects.js';
 
 const tcp = (address: string, port: number): IpvsServiceKey => ({ family: address.includes(':') ? 'inet6' : 'inet', protocol: 'TCP', address, port });
-const service = (key: IpvsServiceKey, extra: Partial<IpvsService> = {}): IpvsService => ({
-  key,
-  scheduler: 'rr',
-  flags: 0,
-  timeout: 0,
-  netmask: key.family === 'inet' ? 32 : 128,
-  ...extra,
-});
 const destination = (address: string, port: number, extra: Partial<IpvsDestination> = {}): IpvsDestination => ({
   address,
   port,
@@ -68,7 +61,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     const mark = { family: 'inet', fwmark: 7 } as const;
     const mark6 = { family: 'inet6', fwmark: 8 } as const;
     const operations: IpvsOperation[] = [
-      { op: 'addService', service: service(web) },
+      { op: 'addService', service: virtualServer(web) },
       { op: 'addDestination', service: web, destination: destination('10.244.1.2', 8080, { weight: 3 }) },
       { op: 'addDestination', service: web, destination: destination('10.244.1.3', 8080, { forwarding: 'route', weight: 0 }) },
       {
@@ -76,13 +69,13 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
         service: web,
         destination: destination('10.244.1.4', 80, { forwarding: 'tunnel', tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 }),
       },
-      { op: 'addService', service: service(dns, { scheduler: 'wrr', flags: 0x1, timeout: 10800, netmask: 24 }) },
+      { op: 'addService', service: virtualServer(dns, { scheduler: 'wrr', flags: 0x1, timeout: 10800, netmask: 24 }) },
       { op: 'addDestination', service: dns, destination: destination('10.244.2.2', 53, { upperThreshold: 100, lowerThreshold: 10 }) },
-      { op: 'addService', service: service(sctp, { scheduler: 'lc' }) },
-      { op: 'addService', service: service(web6, { scheduler: 'sh', flags: 0x8 | 0x10 }) },
+      { op: 'addService', service: virtualServer(sctp, { scheduler: 'lc' }) },
+      { op: 'addService', service: virtualServer(web6, { scheduler: 'sh', flags: 0x8 | 0x10 }) },
       { op: 'addDestination', service: web6, destination: destination('fd00:244::2', 8443) },
-      { op: 'addService', service: service(mark) },
-      { op: 'addService', service: service(mark6, { flags: 0x1, timeout: 360, netmask: 64 }) },
+      { op: 'addService', service: virtualServer(mark) },
+      { op: 'addService', service: virtualServer(mark6, { flags: 0x1, timeout: 360, netmask: 64 }) },
     ];
     const outcomes = await ipvs.apply(operations);
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);
@@ -128,7 +121,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     const read = (key: IpvsServiceKey) => defined(byKey.get(JSON.stringify(key)), `the virtual server ${JSON.stringify(key)}`);
     expect(table).toHaveLength(4);
     expect(programmedService(read(tcp('10.0.0.1', 80)).service)).toEqual(
-      service(tcp('10.0.0.1', 80), { scheduler: 'wlc', flags: 1, timeout: 600, netmask: 16 }),
+      virtualServer(tcp('10.0.0.1', 80), { scheduler: 'wlc', flags: 1, timeout: 600, netmask: 16 }),
     );
     expect(
       read(tcp('10.0.0.1', 80))
@@ -139,12 +132,12 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
       destination('10.1.0.2', 8080, { weight: 2, upperThreshold: 7, lowerThreshold: 3 }),
     ]);
     const udp6 = { family: 'inet6', protocol: 'UDP', address: 'fd00::53', port: 53 } as const;
-    expect(programmedService(read(udp6).service)).toEqual(service(udp6, { flags: 0x4 }));
+    expect(programmedService(read(udp6).service)).toEqual(virtualServer(udp6, { flags: 0x4 }));
     expect(read(udp6).destinations.map(programmed)).toEqual([destination('fd00:1::1', 5353)]);
     const sctp6 = { family: 'inet6', protocol: 'SCTP', address: 'fd00::5', port: 9 } as const;
-    expect(programmedService(read(sctp6).service)).toEqual(service(sctp6, { scheduler: 'nq' }));
+    expect(programmedService(read(sctp6).service)).toEqual(virtualServer(sctp6, { scheduler: 'nq' }));
     const mark = { family: 'inet', fwmark: 42 } as const;
-    expect(programmedService(read(mark).service)).toEqual(service(mark, { scheduler: 'dh' }));
+    expect(programmedService(read(mark).service)).toEqual(virtualServer(mark, { scheduler: 'dh' }));
     expect(read(mark).destinations.map(programmed)).toEqual([
       destination('10.1.0.9', 0, { forwarding: 'tunnel', tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 }),
     ]);
@@ -155,12 +148,12 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     await reset();
     const key = tcp('10.96.5.5', 80);
     await ipvs.applyAll([
-      { op: 'addService', service: service(key) },
+      { op: 'addService', service: virtualServer(key) },
       { op: 'addDestination', service: key, destination: destination('10.244.5.1', 80) },
       { op: 'addDestination', service: key, destination: destination('10.244.5.2', 80) },
     ]);
     await ipvs.applyAll([
-      { op: 'editService', service: service(key, { scheduler: 'lc', flags: 1, timeout: 30 }) },
+      { op: 'editService', service: virtualServer(key, { scheduler: 'lc', flags: 1, timeout: 30 }) },
       { op: 'editDestination', service: key, destination: destination('10.244.5.1', 80, { weight: 0 }) },
       { op: 'deleteDestination', service: key, destination: { address: '10.244.5.2', port: 80 } },
     ]);
@@ -176,12 +169,12 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     const key = tcp('10.96.6.6', 80);
     const missing = tcp('10.96.6.7', 80);
     const outcomes = await ipvs.apply([
-      { op: 'addService', service: service(key) },
-      { op: 'addService', service: service(key) },
+      { op: 'addService', service: virtualServer(key) },
+      { op: 'addService', service: virtualServer(key) },
       { op: 'addDestination', service: missing, destination: destination('10.244.6.1', 80) },
-      { op: 'addService', service: service(tcp('10.96.6.8', 80), { scheduler: 'nosuch' }) },
+      { op: 'addService', service: virtualServer(tcp('10.96.6.8', 80), { scheduler: 'nosuch' }) },
       { op: 'addDestination', service: key, destination: destination('10.244.6.2', 80) },
-      { op: 'addService', service: service(tcp('10.96.6.9', 80), { scheduler: 'bad name!' }) },
+      { op: 'addService', service: virtualServer(tcp('10.96.6.9', 80), { scheduler: 'bad name!' }) },
     ]);
     const messages = outcomes.map((o) => (o.ok ? 'ok' : o.error.message));
     expect(messages[0]).toBe('ok');
@@ -201,7 +194,7 @@ describe('IPVS over generic netlink, checked with ipvsadm', () => {
     const operations: IpvsOperation[] = [];
     for (let i = 0; i < 1000; i++) {
       const key = tcp(`10.97.${i >> 8}.${i & 255}`, 80);
-      operations.push({ op: 'addService', service: service(key) });
+      operations.push({ op: 'addService', service: virtualServer(key) });
       // One service with 300 real servers: its listing spans several datagrams.
       for (let j = 0; j < (i === 0 ? 300 : 10); j++)
         operations.push({ op: 'addDestination', service: key, destination: destination(`10.${245 + (j >> 8)}.${j & 255}.${i & 255}`, 8000 + (i >> 8)) });
