@@ -16,6 +16,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { kernelMode } from './kernel-mode.mjs';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -77,17 +78,6 @@ function balance(files, shards, secondsOf) {
   return buckets.filter((bucket) => bucket.files.length > 0);
 }
 
-function hostRunsTests() {
-  // As scripts/sandbox.mjs decides: forced, or the host kernel has IPVS and we are root.
-  if (process.env.KIPVS_SANDBOX) return process.env.KIPVS_SANDBOX === 'direct';
-  try {
-    statSync('/proc/net/ip_vs');
-    return process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-}
-
 function shardCount() {
   const asked = process.env.KIPVS_TEST_SHARDS;
   if (asked !== undefined) {
@@ -98,7 +88,7 @@ function shardCount() {
     }
     return count;
   }
-  return hostRunsTests() ? 1 : Math.min(2, availableParallelism());
+  return kernelMode() === 'direct' ? 1 : Math.min(2, availableParallelism());
 }
 
 /** Runs one shard's sandbox; resolves to its exit status, printing its lines with a prefix. */

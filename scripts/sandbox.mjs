@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hostHasIpvs } from './kernel-mode.mjs';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -65,15 +66,6 @@ const PASSED_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG', 'NODE_OPTIONS', 'FORCE
 function fail(message) {
   console.error(`sandbox: ${message}`);
   process.exit(2);
-}
-
-function hostHasIpvs() {
-  if (process.getuid?.() !== 0) return false;
-  // Root in a container without CAP_SYS_ADMIN/CAP_NET_ADMIN may see /proc/net/ip_vs yet cannot
-  // make the network namespaces every kernel test works in: then UML it is.
-  if (spawnSync('unshare', ['-n', 'ip', 'link', 'add', 'kipvs-probe', 'type', 'dummy'], { stdio: 'ignore' }).status !== 0) return false;
-  if (existsSync('/proc/net/ip_vs')) return true;
-  return spawnSync('modprobe', ['ip_vs'], { stdio: 'ignore' }).status === 0 && existsSync('/proc/net/ip_vs');
 }
 
 function findUml() {
