@@ -8,19 +8,10 @@ import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
 import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
-import { virtualServer } from './helpers/ipvs-objects.js';
+import { realServer, virtualServer } from './helpers/ipvs-objects.js';
 
 const tcp = (address: string, port: number): IpvsServiceKey => ({ family: address.includes(':') ? 'inet6' : 'inet', protocol: 'TCP', address, port });
-const destination = (address: string, port: number, extra: Partial<IpvsDestination> = {}): IpvsDestination => ({
-  address,
-  port,
-  family: address.includes(':') ? 'inet6' : 'inet',
-  forwarding: 'masq',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  ...extra,
-});
+const destination = (address: string, port: number, extra: Partial<IpvsDestination> = {}): IpvsDestination => realServer(address, { port, ...extra });
 
 /** Drops the fields only a read-back has (counters, stats), to compare with what was programmed. */
 const programmed = (d: IpvsDestination): IpvsDestination => {
