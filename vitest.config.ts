@@ -3,7 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        // vitest's 5 s default is a deadline a property test of a few hundred runs passes on a
+        // quiet machine and misses on a busy one: a deadline for a hung test, not for a slow one.
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 },
+      },
       {
         test: {
           name: 'kernel',

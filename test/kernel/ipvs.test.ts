@@ -8,7 +8,7 @@ import { formatIpvsadmListing } from '../../src/cli/ipvsadm-format.js';
 import { defined } from '../support/defined.js';
 import type { TestNetns } from './helpers/netns.js';
 import { Teardown } from './helpers/teardown.js';
-import { realServer, virtualServer } from './helpers/ipvs-objects.js';
+import { realServer, virtualServer } from '../support/ipvs-objects.js';
 
 const tcp = (address: string, port: number): IpvsServiceKey => ({ family: address.includes(':') ? 'inet6' : 'inet', protocol: 'TCP', address, port });
 const destination = (address: string, port: number, extra: Partial<IpvsDestination> = {}): IpvsDestination => realServer(address, { port, ...extra });

@@ -13,7 +13,7 @@ import type { IpsetEntry, IpsetSetSpec } from '../../src/netlink/ipset/types.js'
 import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 import type { KernelOperation, ObservedState } from '../../src/reconcile/state.js';
 import { createTestNetns } from './helpers/netns.js';
-import { realServer, virtualServer } from './helpers/ipvs-objects.js';
+import { realServer, virtualServer } from '../support/ipvs-objects.js';
 
 const DUMMY = 'kube-ipvs0';
 const CLUSTER_IP = 'KUBE-CLUSTER-IP';

@@ -12,7 +12,7 @@ import type { IpvsDestination, IpvsServiceKey } from '../../src/netlink/ipvs/typ
 import { realServerKey, virtualServerKey } from '../../src/model/desired.js';
 import type { KernelOperation, ObservedState } from '../../src/reconcile/state.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
-import { realServer, virtualServer } from './helpers/ipvs-objects.js';
+import { realServer, virtualServer } from '../support/ipvs-objects.js';
 
 const DUMMY = 'kube-ipvs0';
 const CLUSTER_IP = 'KUBE-CLUSTER-IP';

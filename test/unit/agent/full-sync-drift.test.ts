@@ -18,6 +18,7 @@ import { diff } from '../../../src/reconcile/diff.js';
 import type { FreshObservedState, KernelOperation } from '../../../src/reconcile/state.js';
 import { describeKernelOperation } from '../../../src/kernel/netlink-kernel.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
+import { realServer } from '../../support/ipvs-objects.js';
 
 const NODE: NodeFacts = { name: 'node-a', addresses: ['192.0.2.1'], families: ['inet'] };
 const NOW = 1_000_000;
@@ -89,15 +90,7 @@ function applyEdit(kernel: FakeKernel, { kind, pick, value }: Edit): void {
       if (vs && real) vs.realServers.set(real[0], { ...real[1], weight: value + 2 });
       break;
     case 'add foreign real server':
-      vs?.realServers.set(`10.250.0.${value}:8080`, {
-        address: `10.250.0.${value}`,
-        port: 8080,
-        family: 'inet',
-        forwarding: 'masq',
-        weight: 1,
-        upperThreshold: 0,
-        lowerThreshold: 0,
-      });
+      vs?.realServers.set(`10.250.0.${value}:8080`, realServer(`10.250.0.${value}`));
       break;
     case 'add foreign virtual server':
       kernel.virtualServers.set(`TCP 10.99.0.${value}:80`, {

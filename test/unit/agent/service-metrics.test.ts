@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { foldByServicePort, renderTrafficSample, serviceTrafficExposition } from '../../../src/agent/service-metrics.js';
 import { parseExposition } from '../../support/prometheus.js';
+import { realServer } from '../../support/ipvs-objects.js';
 import { ProxyMetrics } from '../../../src/agent/metrics.js';
 import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/client.js';
 import type { IpvsStats } from '../../../src/netlink/ipvs/types.js';
@@ -20,19 +21,7 @@ const stats = (conns: number, inPackets: number, outPackets: number, inBytes: nu
 });
 const virtualServer = (address: string, port: number, s: IpvsStats, active: number, inactive: number): IpvsServiceWithDestinations => ({
   service: { key: { family: 'inet', protocol: 'TCP', address, port }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32, stats: s },
-  destinations: [
-    {
-      address: '10.244.1.2',
-      port: 8080,
-      family: 'inet',
-      forwarding: 'masq',
-      weight: 1,
-      upperThreshold: 0,
-      lowerThreshold: 0,
-      activeConns: active,
-      inactiveConns: inactive,
-    },
-  ],
+  destinations: [realServer('10.244.1.2', { activeConns: active, inactiveConns: inactive })],
 });
 const table = [
   virtualServer('10.96.0.10', 80, stats(3, 30, 20, 3000, 9000), 1, 2),

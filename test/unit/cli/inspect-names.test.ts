@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TestApiServer } from '../../support/api-server.js';
+import { realServer } from '../../support/ipvs-objects.js';
 import { serviceNamesFromApiServer } from '../../../src/cli/inspect-api-names.js';
 import { renderInspect, type InspectResult } from '../../../src/cli/inspect.js';
 import type { ServiceNames } from '../../../src/agent/service-names.js';
@@ -12,17 +13,7 @@ import type { IpvsServiceWithDestinations } from '../../../src/netlink/ipvs/clie
 
 const vs = (address: string, port: number, reals: string[]): IpvsServiceWithDestinations => ({
   service: { key: { family: 'inet', protocol: 'TCP', address, port }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 },
-  destinations: reals.map((real) => ({
-    address: real,
-    port: 8080,
-    family: 'inet',
-    forwarding: 'masq',
-    weight: 1,
-    upperThreshold: 0,
-    lowerThreshold: 0,
-    activeConns: 0,
-    inactiveConns: 0,
-  })),
+  destinations: reals.map((real) => realServer(real, { activeConns: 0, inactiveConns: 0 })),
 });
 const result: InspectResult = {
   info: { version: 0x010203, connectionTableSize: 4096 },

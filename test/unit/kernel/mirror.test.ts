@@ -2,21 +2,12 @@
 // test/kernel/mirror-contract.test.ts holds the same behaviour to the real kernel.
 import { describe, expect, it } from 'vitest';
 import { KernelMirror } from '../../../src/kernel/mirror.js';
-import type { IpvsDestination, IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
+import type { IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
 import type { FreshObservedState, KernelOperation, Plan } from '../../../src/reconcile/state.js';
+import { realServer } from '../../support/ipvs-objects.js';
 
 const web: IpvsServiceKey = { family: 'inet', protocol: 'TCP', address: '10.96.0.1', port: 80 };
 const service = { key: web, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 };
-const real = (address: string, extra: Partial<IpvsDestination> = {}): IpvsDestination => ({
-  address,
-  port: 8080,
-  family: 'inet',
-  forwarding: 'masq',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  ...extra,
-});
 const empty = (): FreshObservedState => ({ dummyInterfaceExists: false, virtualServers: new Map(), boundAddresses: new Set(), ipsets: new Map() });
 const plan = (...operations: KernelOperation[]): Plan => ({ operations, draining: new Map() });
 
@@ -25,12 +16,12 @@ describe('KernelMirror', () => {
     const mirror = KernelMirror.adopt(empty(), 'kube-ipvs0');
     const failures = mirror.apply(
       plan(
-        { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: real('10.244.0.1') } },
+        { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: realServer('10.244.0.1') } },
         { kind: 'ipvs', operation: { op: 'addService', service: { ...service, scheduler: 'nosuch' } } },
         { kind: 'ipvs', operation: { op: 'addService', service } },
         { kind: 'ipvs', operation: { op: 'addService', service } },
-        { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: real('10.244.0.1', { lowerThreshold: 10 }) } },
-        { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: real('fd00::1', { family: 'inet6' }) } },
+        { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: realServer('10.244.0.1', { lowerThreshold: 10 }) } },
+        { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: realServer('fd00::1', { family: 'inet6' }) } },
         { kind: 'ipvs', operation: { op: 'deleteDestination', service: web, destination: { address: '10.244.0.9', port: 8080 } } },
         { kind: 'addIpsetEntry', set: 'KUBE-CLUSTER-IP', entry: { ip: '10.96.0.1', protocol: 'tcp', port: 80 } },
         { kind: 'createIpset', name: 'KUBE-CLUSTER-IP', spec: { type: 'hash:ip,port', family: 'inet', comment: true } },
@@ -79,12 +70,12 @@ describe('KernelMirror', () => {
 
   it("holds the desired state's real-server objects as they are, and keeps the kernel's counters on an edit", () => {
     const observed = empty();
-    const counted = { ...real('10.244.0.1'), activeConns: 4, inactiveConns: 1, persistConns: 0 };
+    const counted = { ...realServer('10.244.0.1'), activeConns: 4, inactiveConns: 1, persistConns: 0 };
     observed.virtualServers.set('TCP 10.96.0.1:80', { service, realServers: new Map([['10.244.0.1:8080', counted]]) });
     const mirror = KernelMirror.adopt(observed, 'kube-ipvs0');
-    const added = real('10.244.0.2');
-    const edited = real('10.244.0.1', { weight: 0 });
-    const tunnelled = real('10.244.0.3', { forwarding: 'tunnel' });
+    const added = realServer('10.244.0.2');
+    const edited = realServer('10.244.0.1', { weight: 0 });
+    const tunnelled = realServer('10.244.0.3', { forwarding: 'tunnel' });
     expect(
       mirror.apply(
         plan(
@@ -127,7 +118,7 @@ describe('KernelMirror', () => {
     const mirror = KernelMirror.adopt(empty(), 'kube-ipvs0');
     mirror.apply(plan({ kind: 'ipvs', operation: { op: 'addService', service } }));
     const copy = mirror.copy();
-    mirror.apply(plan({ kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: real('10.244.0.1') } }));
+    mirror.apply(plan({ kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: realServer('10.244.0.1') } }));
     expect(copy.virtualServers.get('TCP 10.96.0.1:80')?.realServers.size).toBe(0);
     expect(mirror.view().virtualServers.get('TCP 10.96.0.1:80')?.realServers.size).toBe(1);
   });

@@ -11,6 +11,7 @@ import { isFwmarkKey, type IpvsDestination, type IpvsService, type IpvsServiceKe
 import { realServerKey, virtualServerKey } from '../../../src/model/desired.js';
 import type { ObservedState } from '../../../src/reconcile/state.js';
 import { renderProcTable } from '../support/proc-table.js';
+import { realServer } from '../../support/ipvs-objects.js';
 
 type Table = Map<string, { service: IpvsService; realServers: ReadonlyMap<string, IpvsDestination> }>;
 
@@ -200,18 +201,7 @@ describe('the IPVS read through /proc/net/ip_vs', () => {
   it("takes a threshold changed behind the agent's back from the expectation until the virtual server's turn", () => {
     const key = KEYS[0] as IpvsServiceKey;
     const name = virtualServerKey(key);
-    const real: IpvsDestination = {
-      address: '10.244.1.2',
-      port: 8080,
-      family: 'inet',
-      forwarding: 'masq',
-      weight: 1,
-      upperThreshold: 0,
-      lowerThreshold: 0,
-      activeConns: 0,
-      inactiveConns: 0,
-      persistConns: 0,
-    };
+    const real = realServer('10.244.1.2', { activeConns: 0, inactiveConns: 0, persistConns: 0 });
     const service: IpvsService = { key, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 };
     const kernel: Table = new Map([[name, { service, realServers: new Map([[realServerKey(real), { ...real, upperThreshold: 50 }]]) }]]);
     const expected: Table = new Map([[name, { service, realServers: new Map([[realServerKey(real), real]]) }]]);

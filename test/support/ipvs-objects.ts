@@ -1,6 +1,6 @@
-// Virtual and real servers as the kernel tests write them: kube-proxy's defaults (rr, no flags,
+// Virtual and real servers as the tests write them: kube-proxy's defaults (rr, no flags,
 // masquerading, weight 1), with what a case changes.
-import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
+import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 
 export const virtualServer = (key: IpvsServiceKey, extra: Partial<IpvsService> = {}): IpvsService => ({
   key,
