@@ -21,8 +21,8 @@ export default defineConfig({
         },
       },
       {
-        // Shorter cases of `npm run soak` (restarts under traffic, a kill mid-sync): not in npm test
-        // yet, see docs/reliability.md.
+        // Shorter cases of `npm run soak` (restarts under traffic, a kill mid-sync), run by npm test
+        // beside the kernel tests (scripts/kernel-tests.mjs); see docs/reliability.md.
         test: { name: 'soak', include: ['test/soak/**/*.test.ts'], fileParallelism: false, testTimeout: 1_200_000, hookTimeout: 600_000 },
       },
       {
