@@ -11,7 +11,8 @@ import { NetlinkKernel, type OperationFailure } from '../../src/kernel/netlink-k
 import { NetlinkRequestError } from '../../src/netlink/errors.js';
 import type { IpsetEntry, IpsetSetSpec } from '../../src/netlink/ipset/types.js';
 import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
-import type { KernelOperation, ObservedState } from '../../src/reconcile/state.js';
+import type { KernelOperation } from '../../src/reconcile/state.js';
+import { comparableState } from './helpers/comparable-state.js';
 import { createTestNetns } from './helpers/netns.js';
 import { realServer, virtualServer } from '../support/ipvs-objects.js';
 
@@ -30,38 +31,6 @@ const mark: IpvsServiceKey = { family: 'inet', fwmark: 7 };
 const ipvs = (operation: Extract<KernelOperation, { kind: 'ipvs' }>['operation']): KernelOperation => ({ kind: 'ipvs', operation });
 const createSet = (name: keyof typeof SPECS, spec: IpsetSetSpec = SPECS[name]): KernelOperation => ({ kind: 'createIpset', name, spec });
 const addEntry = (set: string, entry: IpsetEntry): KernelOperation => ({ kind: 'addIpsetEntry', set, entry });
-
-/** What each side holds, in a form that compares: sorted, counters the mirror does not know as 0. */
-function comparable(state: ObservedState): unknown {
-  const sorted = <T>(entries: Iterable<[string, T]>): Array<[string, T]> => [...entries].sort(([a], [b]) => a.localeCompare(b));
-  return {
-    dummyInterfaceExists: state.dummyInterfaceExists,
-    boundAddresses: [...state.boundAddresses].sort(),
-    virtualServers: sorted(state.virtualServers).map(
-      ([
-        key,
-        {
-          service: { stats: _stats, ...settable },
-          realServers,
-        },
-      ]) => [
-        key,
-        settable,
-        sorted(realServers).map(([realKey, { stats: _s, ...d }]) => [
-          realKey,
-          { ...d, activeConns: d.activeConns ?? 0, inactiveConns: d.inactiveConns ?? 0, persistConns: d.persistConns ?? 0 },
-        ]),
-      ],
-    ),
-    ipsets: sorted(state.ipsets).map(([name, { spec, entries }]) => [
-      name,
-      spec.type === 'bitmap:port'
-        ? { type: spec.type, range: spec.range, comment: spec.comment ?? false }
-        : { type: spec.type, family: spec.family, comment: spec.comment ?? false, maxElements: spec.maxElements ?? 65536 },
-      sorted(entries),
-    ]),
-  };
-}
 
 const refusals = (operations: readonly KernelOperation[], failures: readonly OperationFailure[]): Array<{ index: number; errno: number | string }> =>
   failures
@@ -88,8 +57,8 @@ async function applyToBoth(plans: readonly (readonly KernelOperation[])[]): Prom
       const plan = { operations, draining: new Map() };
       outcome.kernel.refused.push(refusals(operations, (await kernel.apply(plan)).failures));
       outcome.mirror.refused.push(refusals(operations, mirror.apply(plan)));
-      outcome.kernel.states.push(comparable(await kernel.observe()));
-      outcome.mirror.states.push(comparable(mirror.view()));
+      outcome.kernel.states.push(comparableState(await kernel.observe()));
+      outcome.mirror.states.push(comparableState(mirror.view()));
     }
     return outcome;
   } finally {

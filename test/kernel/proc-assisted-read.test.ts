@@ -10,7 +10,8 @@ import { FULL_READ_ROUNDS, turnOf } from '../../src/kernel/proc-assisted-read.js
 import type { IpsetSetSpec } from '../../src/netlink/ipset/types.js';
 import type { IpvsDestination, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../../src/model/desired.js';
-import type { KernelOperation, ObservedState } from '../../src/reconcile/state.js';
+import type { KernelOperation } from '../../src/reconcile/state.js';
+import { comparableState } from './helpers/comparable-state.js';
 import { createTestNetns, type TestNetns } from './helpers/netns.js';
 import { realServer, virtualServer } from '../support/ipvs-objects.js';
 
@@ -51,25 +52,6 @@ function programme(): KernelOperation[] {
   return operations;
 }
 
-/** Each side in a form that compares: sorted, without the counters of traffic (none flows here). */
-function comparable(state: ObservedState): unknown {
-  const sorted = <T>(entries: Iterable<[string, T]>): Array<[string, T]> => [...entries].sort(([a], [b]) => a.localeCompare(b));
-  return {
-    dummyInterfaceExists: state.dummyInterfaceExists,
-    boundAddresses: [...state.boundAddresses].sort(),
-    virtualServers: sorted(state.virtualServers).map(
-      ([
-        key,
-        {
-          service: { stats: _stats, ...settable },
-          realServers,
-        },
-      ]) => [key, settable, sorted(realServers).map(([realKey, { stats: _s, persistConns: _p, ...d }]) => [realKey, d])],
-    ),
-    ipsets: sorted(state.ipsets).map(([name, { spec, entries }]) => [name, spec.type, sorted(entries).map(([entryKey]) => entryKey)]),
-  };
-}
-
 describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
   let ns: TestNetns;
   let kernel: NetlinkKernel;
@@ -87,9 +69,9 @@ describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
   });
 
   it('reads as the full read does when nothing changed, and when the table is empty', async () => {
-    for (const round of [0, 1, 17]) expect(comparable(await kernel.observe({ expected: mirror.view(), round }))).toEqual(comparable(mirror.view()));
+    for (const round of [0, 1, 17]) expect(comparableState(await kernel.observe({ expected: mirror.view(), round }))).toEqual(comparableState(mirror.view()));
     ns.run('ipvsadm', ['-C']);
-    expect(comparable(await kernel.observe({ expected: mirror.view(), round: 2 }))).toEqual(comparable(await kernel.observe()));
+    expect(comparableState(await kernel.observe({ expected: mirror.view(), round: 2 }))).toEqual(comparableState(await kernel.observe()));
   });
 
   it('finds every change the full read finds: deleted virtual and real servers, weights, foreign real servers, addresses and ipset entries', async () => {
@@ -105,9 +87,9 @@ describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
     ns.run('ipvsadm', ['-a', '-t', '10.99.0.1:80', '-r', '10.244.1.2:80', '-m']);
     ns.run('ip', ['address', 'del', '10.96.0.2/32', 'dev', DUMMY]);
     ns.run('ipset', ['del', CLUSTER_IP, '10.96.0.3,tcp:80']);
-    const full = comparable(await kernel.observe());
-    expect(full).not.toEqual(comparable(mirror.view()));
-    for (let round = 0; round < FULL_READ_ROUNDS; round++) expect(comparable(await kernel.observe({ expected: mirror.view(), round }))).toEqual(full);
+    const full = comparableState(await kernel.observe());
+    expect(full).not.toEqual(comparableState(mirror.view()));
+    for (let round = 0; round < FULL_READ_ROUNDS; round++) expect(comparableState(await kernel.observe({ expected: mirror.view(), round }))).toEqual(full);
   });
 
   it("takes thresholds from the expectation, which /proc does not show, until the virtual server's turn", async () => {
