@@ -7,7 +7,7 @@ import { runKipvs as kipvs, type AgentProcess } from './helpers/agent-process.js
 import { defined } from '../support/defined.js';
 import { Teardown } from './helpers/teardown.js';
 import type { Topology } from './helpers/topology.js';
-import { GENEROUS_MS, sleep, waitUntil } from './helpers/wait.js';
+import { GENEROUS_MS, waitUntil } from './helpers/wait.js';
 import { parseExposition } from '../support/prometheus.js';
 
 const METRICS = '127.0.0.1:20349';
@@ -118,7 +118,19 @@ describe('Service names and per-Service traffic', () => {
       GENEROUS_MS,
       200,
     );
-    await sleep(2500); // and the packets of their last FINs
+    // And the packets of their last FINs: the counters stay the same across two estimator ticks.
+    let seen = JSON.stringify([...ipvsadmStats(topology)]);
+    let unchangedSince = Date.now();
+    await waitUntil(
+      'the counters stop changing for 4.5 s',
+      () => {
+        const now = JSON.stringify([...ipvsadmStats(topology)]);
+        if (now !== seen) [seen, unchangedSince] = [now, Date.now()];
+        return Date.now() - unchangedSince >= 4_500;
+      },
+      GENEROUS_MS,
+      250,
+    );
     const before = ipvsadmStats(topology);
     const response = await fetch(`http://${METRICS}/metrics`);
     const families = parseExposition(await response.text());
