@@ -180,3 +180,18 @@ export function startAgent(node: Pick<TestNetns, 'name'>, args: readonly string[
     },
   };
 }
+
+/**
+ * How long after `since` (ms since the epoch) the agent logged the end of the first sync that
+ * changed the kernel, by the agent's own clock (the same kernel's as the caller's); undefined while
+ * it has logged none. A latency the agent itself shows, free of what each look at the kernel costs
+ * the caller (a process through `ip netns exec`: a second or more on a busy machine).
+ */
+export function changingSyncLoggedAfter(agent: AgentProcess, since: number): number | undefined {
+  for (const line of agent.lines) {
+    if (line.msg !== 'synced' || !(Number(line.fields?.operations) > 0)) continue;
+    const at = Date.parse(String(line.fields?.time));
+    if (at >= since) return at - since;
+  }
+  return undefined;
+}
