@@ -41,13 +41,17 @@ describe('kipvs agent as a daemon', () => {
     // Only two of the three pods at first.
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml().replace(/ {2}- addresses: \[10\.201\.2\.2\][\s\S]*$/, ''));
     agent = teardown.startAgent(topology.node, ['--source', sourceDir, '--ipvs-sync-period', '3s', '--ipvs-min-sync-period', '100ms']);
+    const started = agent;
     await agent.waitFor('initial sync', () => /10\.201\.1\.2:8080/.test(webListing()));
     expect(webListing()).not.toContain('10.201.2.2');
 
     // Within 3 s by the agent's own log: the sync that carried the change ended by then.
     const written = Date.now();
     writeFileSync(join(sourceDir, 'web.yaml'), webYaml());
-    await agent.waitFor('new endpoint programmed', () => webListing().includes('10.201.2.2:8080'));
+    await agent.waitFor(
+      'new endpoint programmed, and the sync that did it logged',
+      () => webListing().includes('10.201.2.2:8080') && changingSyncLoggedAfter(started, written) !== undefined,
+    );
     expect(changingSyncLoggedAfter(agent, written)).toBeLessThan(3_000);
     expect(topology.request('10.96.0.10', 80, 9)).toEqual({ answers: { pod0: 3, pod1: 3, pod2: 3 }, failures: 0 });
 
