@@ -4,7 +4,7 @@
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
 import { forEachPaced, pacer } from '../util/event-loop.js';
-import { confirmedRealServers, type ObserveHint } from './proc-assisted-read.js';
+import { confirmedRealServers, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
@@ -165,19 +165,24 @@ export class NetlinkKernel implements Kernel {
     // /proc is a shortcut, never a condition: unreadable (a container without it) or not parsed
     // (a foreign virtual server of a protocol kipvs does not program, a count printed negative),
     // the read is the whole netlink one, as slow as before and as right.
-    const [services, procTable] = await Promise.all([
+    // Compared with the expectation as it is read: see ProcConfirmations.
+    const shown = new ProcConfirmations(hint.expected);
+    const [services, procRead] = await Promise.all([
       this.ipvs.listServices({ withStats: false }),
-      readProcIpvsTable(this.options.netns, SLICE_MS).catch((error: unknown) => {
-        if (!this.procUnreadableTold) this.options.onProcUnreadable?.(error instanceof Error ? error : new Error(String(error)));
-        this.procUnreadableTold = true;
-        return undefined;
-      }),
+      readProcIpvsTable(shown.add, this.options.netns, SLICE_MS).then(
+        () => true,
+        (error: unknown) => {
+          if (!this.procUnreadableTold) this.options.onProcUnreadable?.(error instanceof Error ? error : new Error(String(error)));
+          this.procUnreadableTold = true;
+          return false;
+        },
+      ),
     ]);
-    if (!procTable) return this.readIpvs();
+    if (!procRead) return this.readIpvs();
     const virtualServers = new Map<string, ObservedVirtualServer>();
     const unconfirmed: IpvsService[] = [];
     await forEachPaced(services, pacer(SLICE_MS), (service) => {
-      const realServers = confirmedRealServers(service, procTable, hint);
+      const realServers = confirmedRealServers(service, shown, hint);
       if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
       else unconfirmed.push(service);
     });
