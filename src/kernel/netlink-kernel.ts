@@ -164,8 +164,7 @@ export class NetlinkKernel implements Kernel {
    */
   private async readIpvsAssisted(hint: ObserveHint): Promise<Map<string, ObservedVirtualServer>> {
     // /proc is a shortcut, never a condition: unreadable (a container without it) or not parsed
-    // (a foreign virtual server of a protocol kipvs does not program, a count printed negative),
-    // the read is the whole netlink one, as slow as before and as right.
+    // (a count printed negative), the read is the whole netlink one, as slow as before and as right.
     // Compared with the expectation as it is read: see ProcConfirmations.
     const shown = new ProcConfirmations(hint.expected);
     const [services, procRead] = await Promise.all([
@@ -217,7 +216,10 @@ export class NetlinkKernel implements Kernel {
         keys.push(key);
         allHeld &&= held?.has(key) === true;
       });
-      if (held && allHeld) {
+      // Syncs change the expectation meanwhile (their entries count as touched): as large at the
+      // end as at the start, no one change of theirs hides one of an administrator's; what two
+      // interleaved could hide, the next full read finds.
+      if (held && allHeld && held.size === set.entries.length) {
         // Only with an expectation, whose read is only compared (Kernel.observe(hint)).
         ipsets.set(name, { spec: set.header, entries: held as Map<string, IpsetEntry> });
         continue;
