@@ -4,7 +4,7 @@
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
 import { forEachPaced, pacer } from '../util/event-loop.js';
-import { confirmedRealServers, type ObserveHint } from './proc-assisted-read.js';
+import { confirmedRealServers, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
@@ -20,6 +20,7 @@ import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
+import type { IpsetEntry } from '../netlink/ipset/types.js';
 
 /** The longest the full read's work holds the event loop before other work (a sync) may run. */
 const SLICE_MS = 2;
@@ -137,7 +138,7 @@ export class NetlinkKernel implements Kernel {
     const [virtualServers, link, ipsets] = await Promise.all([
       hint ? this.readIpvsAssisted(hint) : this.readIpvs(),
       this.links.getLink(this.options.dummyInterface),
-      this.observeIpsets(),
+      this.observeIpsets(hint?.expected),
     ]);
     const boundAddresses = new Set<string>();
     if (link) {
@@ -163,21 +164,25 @@ export class NetlinkKernel implements Kernel {
    */
   private async readIpvsAssisted(hint: ObserveHint): Promise<Map<string, ObservedVirtualServer>> {
     // /proc is a shortcut, never a condition: unreadable (a container without it) or not parsed
-    // (a foreign virtual server of a protocol kipvs does not program, a count printed negative),
-    // the read is the whole netlink one, as slow as before and as right.
-    const [services, procTable] = await Promise.all([
+    // (a count printed negative), the read is the whole netlink one, as slow as before and as right.
+    // Compared with the expectation as it is read: see ProcConfirmations.
+    const shown = new ProcConfirmations(hint.expected);
+    const [services, procRead] = await Promise.all([
       this.ipvs.listServices({ withStats: false }),
-      readProcIpvsTable(this.options.netns, SLICE_MS).catch((error: unknown) => {
-        if (!this.procUnreadableTold) this.options.onProcUnreadable?.(error instanceof Error ? error : new Error(String(error)));
-        this.procUnreadableTold = true;
-        return undefined;
-      }),
+      readProcIpvsTable(shown.add, this.options.netns, SLICE_MS).then(
+        () => true,
+        (error: unknown) => {
+          if (!this.procUnreadableTold) this.options.onProcUnreadable?.(error instanceof Error ? error : new Error(String(error)));
+          this.procUnreadableTold = true;
+          return false;
+        },
+      ),
     ]);
-    if (!procTable) return this.readIpvs();
+    if (!procRead) return this.readIpvs();
     const virtualServers = new Map<string, ObservedVirtualServer>();
     const unconfirmed: IpvsService[] = [];
     await forEachPaced(services, pacer(SLICE_MS), (service) => {
-      const realServers = confirmedRealServers(service, procTable, hint);
+      const realServers = confirmedRealServers(service, shown, hint);
       if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
       else unconfirmed.push(service);
     });
@@ -187,8 +192,12 @@ export class NetlinkKernel implements Kernel {
     return virtualServers;
   }
 
-  /** kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to replace. */
-  private async observeIpsets(): Promise<Pick<FreshObservedState, 'ipsets' | 'undecodedIpsets'>> {
+  /**
+   * kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to
+   * replace. With an expectation, a set whose members are all expected, as many as expected, is
+   * given the expectation's own entries (no second map of 27,000 entries to keep and compare).
+   */
+  private async observeIpsets(expected?: ObservedState): Promise<Pick<FreshObservedState, 'ipsets' | 'undecodedIpsets'>> {
     const ipsets: FreshObservedState['ipsets'] = new Map();
     const undecodedIpsets = new Map<string, string>();
     for (const name of this.options.ipsetNames) {
@@ -199,7 +208,25 @@ export class NetlinkKernel implements Kernel {
         continue;
       }
       const set = listing.decoded;
-      ipsets.set(name, { spec: set.header, entries: new Map(set.entries.map((entry) => [ipsetEntryKey(entry), entry])) });
+      const keys: string[] = [];
+      const held = expected?.ipsets.get(name)?.entries;
+      let allHeld = held?.size === set.entries.length;
+      await forEachPaced(set.entries, pacer(SLICE_MS), (entry) => {
+        const key = ipsetEntryKey(entry);
+        keys.push(key);
+        allHeld &&= held?.has(key) === true;
+      });
+      // Syncs change the expectation meanwhile (their entries count as touched): as large at the
+      // end as at the start, no one change of theirs hides one of an administrator's; what two
+      // interleaved could hide, the next full read finds.
+      if (held && allHeld && held.size === set.entries.length) {
+        // Only with an expectation, whose read is only compared (Kernel.observe(hint)).
+        ipsets.set(name, { spec: set.header, entries: held as Map<string, IpsetEntry> });
+        continue;
+      }
+      const entries = new Map<string, IpsetEntry>();
+      set.entries.forEach((entry, i) => entries.set(keys[i] as string, entry));
+      ipsets.set(name, { spec: set.header, entries });
     }
     return undecodedIpsets.size > 0 ? { ipsets, undecodedIpsets } : { ipsets };
   }

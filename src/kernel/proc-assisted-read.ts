@@ -6,10 +6,10 @@
 // "Masq"), so those are trusted from the expectation, and each virtual server is also read over
 // netlink once every FULL_READ_ROUNDS reads, its turn set by its key: a change to one of those
 // made behind kipvs's back is found within that many full syncs.
-import type { ProcIpvsTable, ProcVirtualServer } from '../netlink/ipvs/proc-table.js';
-import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import type { ProcVirtualServer } from '../netlink/ipvs/proc-table.js';
+import { formatServiceKey, isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../model/desired.js';
-import type { ObservedState } from '../reconcile/state.js';
+import type { ObservedState, ObservedVirtualServer } from '../reconcile/state.js';
 
 /** Every virtual server is read over netlink at least once in this many reads (docs/benchmarks.md). */
 export const FULL_READ_ROUNDS = 32;
@@ -29,17 +29,52 @@ export function turnOf(key: string): number {
 }
 
 /**
+ * /proc/net/ip_vs compared with the expectation as it is read (`add` is the parser's sink),
+ * keeping only the outcome per virtual server. The parsed table itself (120,000 real servers at
+ * 10,000 Services) lived through the whole read, and each young-generation collection meanwhile
+ * copied it: pauses of 100–190 ms under UML, which an endpoint change arriving then waited for.
+ */
+export class ProcConfirmations {
+  /** By virtualServerKey(): the real servers as /proc confirms them, or null where it shows others. */
+  private readonly byAddress = new Map<string, ReadonlyMap<string, IpvsDestination> | null>();
+  /** Firewall-mark services as read: their family (part of the key) is not printed. Rare. */
+  private readonly byFwmark = new Map<number, ProcVirtualServer[]>();
+
+  constructor(private readonly expected: ObservedState) {}
+
+  readonly add = (shown: ProcVirtualServer): void => {
+    if ('fwmark' in shown.key) {
+      const marked = this.byFwmark.get(shown.key.fwmark);
+      if (marked) marked.push(shown);
+      else this.byFwmark.set(shown.key.fwmark, [shown]);
+      return;
+    }
+    const key = formatServiceKey(shown.key);
+    this.byAddress.set(key, confirm(shown, this.expected.virtualServers.get(key)) ?? null);
+  };
+
+  /** The real servers of `service` as /proc confirmed the expectation, if it did. */
+  of(service: IpvsService): ReadonlyMap<string, IpvsDestination> | undefined {
+    const key = virtualServerKey(service.key);
+    if (!isFwmarkKey(service.key)) return this.byAddress.get(key) ?? undefined;
+    const marked = this.byFwmark.get(service.key.fwmark);
+    return marked?.length === 1 && marked[0] ? confirm(marked[0], this.expected.virtualServers.get(key)) : undefined;
+  }
+}
+
+/**
  * The real servers of `service` as /proc confirms the expectation, keyed by realServerKey(), or
  * undefined when they must be read over netlink: a virtual server not expected or not in the
  * table, one whose turn it is, a firewall mark the table shows twice (its family is not printed),
  * or real servers that differ in number, address, port, family, forwarding or weight.
  */
-export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable, hint: ObserveHint): ReadonlyMap<string, IpvsDestination> | undefined {
-  const key = virtualServerKey(service.key);
-  if (turnOf(key) === hint.round % FULL_READ_ROUNDS) return undefined;
-  const expected = hint.expected.virtualServers.get(key);
-  const shown = procEntry(service, table);
-  if (!expected || !shown || shown.destinations.length !== expected.realServers.size) return undefined;
+export function confirmedRealServers(service: IpvsService, shown: ProcConfirmations, hint: ObserveHint): ReadonlyMap<string, IpvsDestination> | undefined {
+  if (turnOf(virtualServerKey(service.key)) === hint.round % FULL_READ_ROUNDS) return undefined;
+  return shown.of(service);
+}
+
+function confirm(shown: ProcVirtualServer, expected: ObservedVirtualServer | undefined): ReadonlyMap<string, IpvsDestination> | undefined {
+  if (!expected || shown.destinations.length !== expected.realServers.size) return undefined;
   let recounted = false;
   for (const destination of shown.destinations) {
     const wanted = expected.realServers.get(realServerKey(destination));
@@ -57,12 +92,6 @@ export function confirmedRealServers(service: IpvsService, table: ProcIpvsTable,
     if (wanted) realServers.set(realKey, withCounts(wanted, destination.activeConns, destination.inactiveConns));
   }
   return realServers;
-}
-
-function procEntry(service: IpvsService, table: ProcIpvsTable): ProcVirtualServer | undefined {
-  if (!isFwmarkKey(service.key)) return table.byAddress.get(virtualServerKey(service.key));
-  const marked = table.byFwmark.get(service.key.fwmark);
-  return marked?.length === 1 ? marked[0] : undefined;
 }
 
 /**

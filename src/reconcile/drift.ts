@@ -104,6 +104,8 @@ export async function findDrift(kernel: ObservedState, mirror: ObservedState, to
       drift.ipsets.add(name);
       continue;
     }
+    // The same map: the read found the members the mirror holds (NetlinkKernel.observeIpsets).
+    if (read.entries === held.entries) continue;
     await forEachPaced(keysOfEither(read.entries, held.entries), pace, (entryKey) => {
       if (!touched.entryTouched(name, entryKey) && read.entries.has(entryKey) !== held.entries.has(entryKey)) addTo(drift.ipsetEntries, name, entryKey);
     });

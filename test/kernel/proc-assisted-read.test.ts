@@ -92,6 +92,14 @@ describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
     for (let round = 0; round < FULL_READ_ROUNDS; round++) expect(comparableState(await kernel.observe({ expected: mirror.view(), round }))).toEqual(full);
   });
 
+  it('finds an ipset member replaced by a foreign one, the set as large as expected', async () => {
+    ns.run('ipset', ['del', CLUSTER_IP, '10.96.0.3,tcp:80']);
+    ns.run('ipset', ['add', CLUSTER_IP, '10.96.9.9,tcp:80']);
+    const full = comparable(await kernel.observe());
+    expect(full).not.toEqual(comparable(mirror.view()));
+    expect(comparable(await kernel.observe({ expected: mirror.view(), round: 0 }))).toEqual(full);
+  });
+
   it("takes thresholds from the expectation, which /proc does not show, until the virtual server's turn", async () => {
     ns.run('ipvsadm', ['-e', '-t', '10.96.0.4:80', '-r', '10.244.1.2:8080', '-m', '-w', '1', '-x', '100']);
     const key = virtualServerKey(tcp('10.96.0.4'));

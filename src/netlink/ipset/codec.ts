@@ -273,18 +273,21 @@ export function decodeSetHeader(wire: WireSetCommand): IpsetSetHeader {
 const IPSET_ATTR_DATA = setCommandAttributes.data.id;
 
 /**
- * Sets from the messages of a LIST dump. A big set comes in several messages: the first carries
- * the header (IPSET_ATTR_DATA) and members, the next ones only IPSET_ATTR_SETNAME and members.
+ * Sets from the messages of a LIST dump, one message at a time (a caller that has many can let
+ * the event loop run in between: kube-proxy's sets hold 27,000 members at 10,000 Services). A big
+ * set comes in several messages: the first carries the header (IPSET_ATTR_DATA) and members, the
+ * next ones only IPSET_ATTR_SETNAME and members.
  */
-export function decodeSetListing(messages: readonly WireSetCommand[]): IpsetSet[] {
-  const sets = new Map<string, { header: IpsetSetHeader; entries: IpsetEntry[] }>();
-  for (const wire of messages) {
+export class SetListingDecoder {
+  private readonly sets = new Map<string, { header: IpsetSetHeader; entries: IpsetEntry[] }>();
+
+  push(wire: WireSetCommand): void {
     const name = required(wire.setName, 'LIST answer', 'IPSET_ATTR_SETNAME');
-    let set = sets.get(name);
+    let set = this.sets.get(name);
     if (wire.data) {
       if (set) throw new NetlinkDecodeError(`set ${JSON.stringify(name)}: a second header in one listing`);
       set = { header: decodeSetHeader(wire), entries: [] };
-      sets.set(name, set);
+      this.sets.set(name, set);
     }
     if (!set) throw new NetlinkDecodeError(`set ${JSON.stringify(name)}: members before the header`);
     for (const member of wire.adt?.unknown ?? []) {
@@ -294,7 +297,16 @@ export function decodeSetListing(messages: readonly WireSetCommand[]): IpsetSet[
       set.entries.push(decodeEntry(set.header.type, decodeAttributes(entryDataAttributes, member.value)));
     }
   }
-  return [...sets.values()];
+
+  result(): IpsetSet[] {
+    return [...this.sets.values()];
+  }
+}
+
+export function decodeSetListing(messages: readonly WireSetCommand[]): IpsetSet[] {
+  const decoder = new SetListingDecoder();
+  for (const wire of messages) decoder.push(wire);
+  return decoder.result();
 }
 
 /** What a set's first LIST message says of it, without decoding its type's attributes. */
@@ -311,27 +323,38 @@ function describeUndecoded(wire: WireSetCommand, name: string, reason: string): 
 }
 
 /**
- * Like decodeSetListing, but a set that does not decode (a type kipvs does not know, a member it
+ * Like SetListingDecoder, but a set that does not decode (a type kipvs does not know, a member it
  * cannot read) costs only itself: it comes back by name and type, with the reason, and the other
  * sets of the dump are decoded as usual.
  */
-export function decodeSetListingTolerant(messages: readonly WireSetCommand[]): IpsetListing[] {
-  const bySet = new Map<string, WireSetCommand[]>();
-  for (const wire of messages) {
+export class TolerantSetListingDecoder {
+  private readonly bySet = new Map<string, { decoder: SetListingDecoder; first: WireSetCommand; header?: WireSetCommand; error?: string }>();
+
+  push(wire: WireSetCommand): void {
     const name = required(wire.setName, 'LIST answer', 'IPSET_ATTR_SETNAME');
-    const group = bySet.get(name) ?? [];
-    group.push(wire);
-    bySet.set(name, group);
-  }
-  return [...bySet].map(([name, group]): IpsetListing => {
+    let set = this.bySet.get(name);
+    if (!set) this.bySet.set(name, (set = { decoder: new SetListingDecoder(), first: wire }));
+    if (set.header === undefined && wire.data !== undefined) set.header = wire;
+    if (set.error !== undefined) return;
     try {
-      const [set] = decodeSetListing(group);
-      if (set) return { decoded: set };
-      return { undecoded: describeUndecoded(group[0] ?? {}, name, 'no header in the listing') };
+      set.decoder.push(wire);
     } catch (error) {
       if (!(error instanceof NetlinkDecodeError)) throw error;
-      const header = group.find((wire) => wire.data !== undefined) ?? group[0] ?? {};
-      return { undecoded: describeUndecoded(header, name, error.message) };
+      set.error = error.message;
     }
-  });
+  }
+
+  result(): IpsetListing[] {
+    return [...this.bySet].map(([name, set]): IpsetListing => {
+      if (set.error !== undefined) return { undecoded: describeUndecoded(set.header ?? set.first, name, set.error) };
+      const [decoded] = set.decoder.result();
+      return decoded ? { decoded } : { undecoded: describeUndecoded(set.first, name, 'no header in the listing') };
+    });
+  }
+}
+
+export function decodeSetListingTolerant(messages: readonly WireSetCommand[]): IpsetListing[] {
+  const decoder = new TolerantSetListingDecoder();
+  for (const wire of messages) decoder.push(wire);
+  return decoder.result();
 }

@@ -74,16 +74,23 @@ const FORWARDING: ReadonlyArray<readonly [string, ProcForwarding]> = [
 ];
 
 /**
- * Parses the table as it is read, chunk by chunk: only the current line is held, so a file that
- * never ends a line fails at MAX_LINE_LENGTH instead of growing without bound. The lines are
- * scanned in place, character by character: 130,000 of them at 10,000 Services, where splitting
- * each into words cost seconds of allocation and garbage collection.
+ * Parses the table as it is read, chunk by chunk, and hands each virtual server, once its last
+ * real server is read, to `onVirtualServer`: only the current line and virtual server are held,
+ * so a file that never ends a line fails at MAX_LINE_LENGTH instead of growing without bound, and
+ * a reader that compares as it goes (kernel/proc-assisted-read.ts) keeps none of the 130,000
+ * lines of 10,000 Services alive. The lines are scanned in place, character by character, where
+ * splitting each into words cost seconds of allocation and garbage collection.
+ *
+ * A virtual server of a protocol kipvs does not program (ip_vs_proto_name() prints ICMP, or IP_%u)
+ * is foreign: it is skipped with its real servers, and a reader then finds it in no table.
  */
 export class ProcIpvsTableParser {
-  private readonly table: ProcIpvsTable = { byAddress: new Map(), byFwmark: new Map() };
   private partial = '';
   private lineNumber = 0;
-  private current: ProcVirtualServer | undefined;
+  /** The virtual server whose real servers are being read; `skipping` while they are a foreign one's. */
+  private current: ProcVirtualServer | 'skipping' | undefined;
+
+  constructor(private readonly onVirtualServer: (service: ProcVirtualServer) => void) {}
 
   push(chunk: string): void {
     const text = this.partial + chunk;
@@ -96,11 +103,16 @@ export class ProcIpvsTableParser {
     this.partial = text.slice(start);
   }
 
-  /** The table; a last line without its newline is an error (the kernel ends every line). */
-  finish(): ProcIpvsTable {
+  /** The end of the table; a last line without its newline is an error (the kernel ends every line). */
+  finish(): void {
     if (this.partial !== '') throw new ProcTableError(this.lineNumber + 1, 'the last line has no newline');
     if (this.lineNumber < HEADER_LINES) throw new ProcTableError(this.lineNumber, 'the header is incomplete');
-    return this.table;
+    this.complete();
+  }
+
+  private complete(): void {
+    if (this.current !== undefined && this.current !== 'skipping') this.onVirtualServer(this.current);
+    this.current = undefined;
   }
 
   private line(line: Cursor): void {
@@ -112,24 +124,31 @@ export class ProcIpvsTableParser {
     }
     if (line.startsWith('  -> ')) {
       if (!this.current) line.fail('a real server before any virtual server');
+      if (this.current === 'skipping') return;
       line.position += 5;
       this.current.destinations.push(parseDestination(line));
       return;
     }
-    const service = parseService(line);
-    this.current = service;
-    if ('fwmark' in service.key) {
-      const marked = this.table.byFwmark.get(service.key.fwmark);
-      if (marked) marked.push(service);
-      else this.table.byFwmark.set(service.key.fwmark, [service]);
-    } else this.table.byAddress.set(formatServiceKey(service.key), service);
+    this.complete();
+    this.current = parseService(line) ?? 'skipping';
   }
 }
 
+/** The whole table, keyed for lookups: for tests and small tables (the agent compares as it reads). */
 export function parseProcIpvsTable(text: string): ProcIpvsTable {
-  const parser = new ProcIpvsTableParser();
+  const table: ProcIpvsTable = { byAddress: new Map(), byFwmark: new Map() };
+  const parser = new ProcIpvsTableParser((service) => {
+    if (!('fwmark' in service.key)) {
+      table.byAddress.set(formatServiceKey(service.key), service);
+      return;
+    }
+    const marked = table.byFwmark.get(service.key.fwmark);
+    if (marked) marked.push(service);
+    else table.byFwmark.set(service.key.fwmark, [service]);
+  });
   parser.push(text);
-  return parser.finish();
+  parser.finish();
+  return table;
 }
 
 function headerMatches(number: number, line: string): boolean {
@@ -219,7 +238,8 @@ class Cursor {
   }
 }
 
-function parseService(line: Cursor): ProcVirtualServer {
+/** The virtual server of the line, or undefined for one of a protocol kipvs does not program. */
+function parseService(line: Cursor): ProcVirtualServer | undefined {
   const protocol = line.word('protocol');
   let key: ProcVirtualServer['key'];
   if (!line.more()) line.fail('a virtual server line without its address');
@@ -227,7 +247,7 @@ function parseService(line: Cursor): ProcVirtualServer {
     key = { fwmark: line.hex(8, 'firewall mark') };
     line.fieldEnd('firewall mark');
   } else {
-    if (!PROTOCOLS.has(protocol)) line.fail(`protocol ${JSON.stringify(protocol)} is not one kipvs programs`);
+    if (!PROTOCOLS.has(protocol)) return undefined;
     const { family, address, port } = hostPort(line);
     key = { family, protocol: protocol as IpvsProtocol, address, port };
   }
@@ -315,23 +335,27 @@ function lowerHex4(line: Cursor): number {
 const READ_BYTES = 64 * 1024;
 
 /**
- * Reads and parses the table of `netns` (the caller's namespace when absent). A /proc/…/net file
+ * Reads and parses the table of `netns` (the caller's namespace when absent), handing each virtual
+ * server to `onVirtualServer` as it is read. A /proc/…/net file
  * shows the namespace of the task that opened it, so it is opened inside the namespace
  * (/proc/thread-self: the main thread, which withNetworkNamespace moves) and read after
  * returning. The kernel prints a page per read(2), 2,000 of them at 10,000 Services; they are
  * made here in slices of `sliceMs`, between which the event loop runs (a read through libuv's
  * pool instead cost three times as long under UML, a thread hand-off per page).
  */
-export async function readProcIpvsTable(netns?: string, sliceMs = 2): Promise<ProcIpvsTable> {
+export async function readProcIpvsTable(onVirtualServer: (service: ProcVirtualServer) => void, netns?: string, sliceMs = 2): Promise<void> {
   const fd = withNetworkNamespace(netns, () => openSync('/proc/thread-self/net/ip_vs', 'r'));
   try {
-    const parser = new ProcIpvsTableParser();
+    const parser = new ProcIpvsTableParser(onVirtualServer);
     const buffer = Buffer.allocUnsafe(READ_BYTES);
     // A read is a system call already: the clock is read every few of them.
     const pace = pacer(sliceMs, 4);
     for (;;) {
       const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
-      if (bytesRead === 0) return parser.finish();
+      if (bytesRead === 0) {
+        parser.finish();
+        return;
+      }
       parser.push(buffer.toString('latin1', 0, bytesRead));
       const turn = pace();
       if (turn) await turn;

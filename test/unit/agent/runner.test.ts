@@ -224,4 +224,65 @@ describe('SyncRunner', () => {
     await runner.stop();
     expect(events).toEqual(['partial at 1070', 'full at 1120']);
   });
+
+  it('reports a read that rejects and still runs the full sync, which then reads the kernel itself', async () => {
+    const events: string[] = [];
+    const errors: unknown[] = [];
+    const started = performance.now();
+    const at = (): number => performance.now() - started;
+    const failure = new Error('read failed');
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 1000,
+      prepareFull: async () => {
+        await sleep(100);
+        throw failure;
+      },
+      sync: async ({ full }) => {
+        events.push(`${full ? 'full' : 'partial'} at ${at()}`);
+        await sleep(5);
+      },
+      onError: (error) => errors.push(error),
+    });
+    runner.start();
+    await vi.advanceTimersByTimeAsync(1150);
+    runner.request(); // at 1150: the second read failed at 1100, its full sync ran; a change syncs as usual
+    await vi.advanceTimersByTimeAsync(100);
+    await runner.stop();
+    expect(errors).toEqual([failure, failure]);
+    expect(events).toEqual(['full at 100', 'full at 1100', 'partial at 1150']);
+  });
+
+  it('stop() during a read waits for the read to end and runs nothing after it', async () => {
+    const events: string[] = [];
+    const started = performance.now();
+    const at = (): number => performance.now() - started;
+    const runner = new SyncRunner({
+      minIntervalMs: 10,
+      maxIntervalMs: 1000,
+      prepareFull: async () => {
+        events.push(`read from ${at()}`);
+        await sleep(300);
+        events.push(`read until ${at()}`);
+      },
+      sync: async ({ full }) => {
+        events.push(`${full ? 'full' : 'partial'} at ${at()}`);
+        await sleep(5);
+      },
+      onError: () => {},
+    });
+    runner.start();
+    await vi.advanceTimersByTimeAsync(1100); // the second read runs from 1000
+    let stopped = false;
+    const stopping = runner.stop().then(() => {
+      stopped = true;
+      events.push(`stopped at ${at()}`);
+    });
+    runner.request(); // after stop(): ignored
+    await vi.advanceTimersByTimeAsync(100);
+    expect(stopped).toBe(false);
+    await vi.advanceTimersByTimeAsync(2000);
+    await stopping;
+    expect(events).toEqual(['read from 0', 'read until 300', 'full at 300', 'read from 1000', 'read until 1300', 'stopped at 1300']);
+  });
 });

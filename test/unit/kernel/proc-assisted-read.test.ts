@@ -5,8 +5,8 @@
 // can tell, and everywhere once each virtual server's turn has come.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { confirmedRealServers, FULL_READ_ROUNDS, turnOf, type ObserveHint } from '../../../src/kernel/proc-assisted-read.js';
-import { parseProcIpvsTable, type ProcVirtualServer } from '../../../src/netlink/ipvs/proc-table.js';
+import { confirmedRealServers, FULL_READ_ROUNDS, ProcConfirmations, turnOf, type ObserveHint } from '../../../src/kernel/proc-assisted-read.js';
+import { ProcIpvsTableParser, type ProcVirtualServer } from '../../../src/netlink/ipvs/proc-table.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService, type IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../../../src/model/desired.js';
 import type { ObservedState } from '../../../src/reconcile/state.js';
@@ -101,11 +101,15 @@ function printed(kernel: Table): string {
 
 /** The assisted read of the whole table: confirmed from the expectation, or as GET_DEST reads it. */
 function assistedRead(kernel: Table, expected: Table, round: number): Table {
-  const procTable = parseProcIpvsTable(printed(kernel));
   const hint: ObserveHint = { expected: asObserved(expected), round };
+  // Compared as the agent compares: line by line while the table is read.
+  const shown = new ProcConfirmations(hint.expected);
+  const parser = new ProcIpvsTableParser(shown.add);
+  parser.push(printed(kernel));
+  parser.finish();
   const result: Table = new Map();
   for (const [key, { service, realServers }] of kernel) {
-    result.set(key, { service, realServers: confirmedRealServers(service, procTable, hint) ?? realServers });
+    result.set(key, { service, realServers: confirmedRealServers(service, shown, hint) ?? realServers });
   }
   return result;
 }

@@ -55,13 +55,27 @@ describe('parseProcIpvsTable', () => {
     expect(defined(table.byFwmark.get(9), 'mark 9').map((service) => service.scheduler)).toEqual(['rr', 'wrr']);
   });
 
+  it('skips a foreign virtual server of a protocol kipvs does not program, with its real servers, and reads the others', () => {
+    const text =
+      HEADER +
+      'ICMP  0A600002:0000 rr \n' +
+      '  -> 0AF40109:0000      Route   1      0          0         \n' +
+      'TCP  0A600001:0050 rr \n' +
+      '  -> 0AF40102:1F90      Masq    1      0          0         \n' +
+      'IP_47  0A600003:0000 wrr persistent 300 FFFFFFFF\n' +
+      '  -> 0AF40104:0000      Tunnel  1      0          0         \n';
+    const table = parseProcIpvsTable(text);
+    expect([...table.byAddress.keys()]).toEqual(['TCP 10.96.0.1:80']);
+    expect(table.byAddress.get('TCP 10.96.0.1:80')?.destinations.map((d) => d.address)).toEqual(['10.244.1.2']);
+    expect(table.byFwmark.size).toBe(0);
+  });
+
   it.each([
     ['a header that is not the table', 'Prot LocalAddress:Port\n', /line 1: not the header/],
     ['a real server before any virtual server', `${HEADER}  -> 0AF40102:1F90      Masq    1      0          0\n`, /line 4: a real server before/],
     ['an unknown forwarding method', `${HEADER}TCP  0A600001:0050 rr \n  -> 0AF40102:1F90      Bypass  1      0          0\n`, /unknown forwarding method/],
     ['a short address', `${HEADER}TCP  0A6001:0050 rr \n`, /IPv4 address is not 8 hex digits/],
     ['a compressed IPv6 address', `${HEADER}TCP  [fd00::1]:0050 rr \n`, /not an IPv6 address as %pI6 prints one/],
-    ['a protocol kipvs does not program', `${HEADER}AH  0A600001:0000 rr \n`, /protocol "AH"/],
     ['unknown flags', `${HEADER}TCP  0A600001:0050 rr sticky\n`, /unknown virtual server flags "sticky"/],
     ['a last line without its newline', `${HEADER}TCP  0A600001:0050 rr `, /the last line has no newline/],
     ['a truncated header', 'IP Virtual Server version 1.2.1 (size=4096)\n', /the header is incomplete/],
@@ -71,7 +85,7 @@ describe('parseProcIpvsTable', () => {
   });
 
   it('fails a line longer than the limit without buffering the rest of it', () => {
-    const parser = new ProcIpvsTableParser();
+    const parser = new ProcIpvsTableParser(() => undefined);
     parser.push(HEADER);
     expect(() => {
       for (let i = 0; i < 100; i++) parser.push('x'.repeat(64));
@@ -129,15 +143,15 @@ describe('parseProcIpvsTable', () => {
     fc.assert(
       fc.property(fc.uniqueArray(service, { maxLength: 8, selector: keyText }), fc.array(fc.nat(), { maxLength: 6 }), (services, cuts) => {
         const text = render(services);
-        const parser = new ProcIpvsTableParser();
+        const parsed: ProcVirtualServer[] = [];
+        const parser = new ProcIpvsTableParser((service) => parsed.push(service));
         let at = 0;
         for (const cut of [...cuts.map((c) => c % (text.length + 1))].sort((a, b) => a - b)) {
           parser.push(text.slice(at, cut));
           at = cut;
         }
         parser.push(text.slice(at));
-        const table = parser.finish();
-        const parsed = [...table.byAddress.values(), ...[...table.byFwmark.values()].flat()];
+        parser.finish();
 
         expect(parsed.sort((a, b) => keyText(a).localeCompare(keyText(b)))).toEqual([...services].sort((a, b) => keyText(a).localeCompare(keyText(b))));
       }),
