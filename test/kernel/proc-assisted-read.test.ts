@@ -95,9 +95,9 @@ describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
   it('finds an ipset member replaced by a foreign one, the set as large as expected', async () => {
     ns.run('ipset', ['del', CLUSTER_IP, '10.96.0.3,tcp:80']);
     ns.run('ipset', ['add', CLUSTER_IP, '10.96.9.9,tcp:80']);
-    const full = comparable(await kernel.observe());
-    expect(full).not.toEqual(comparable(mirror.view()));
-    expect(comparable(await kernel.observe({ expected: mirror.view(), round: 0 }))).toEqual(full);
+    const full = comparableState(await kernel.observe());
+    expect(full).not.toEqual(comparableState(mirror.view()));
+    expect(comparableState(await kernel.observe({ expected: mirror.view(), round: 0 }))).toEqual(full);
   });
 
   it("takes thresholds from the expectation, which /proc does not show, until the virtual server's turn", async () => {
