@@ -77,17 +77,32 @@ export async function prepareNode({ options, settings, node, currentNode, log }:
       if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
     }
   };
-  // On a new node the masquerade and filter rules must be in place before the first virtual
-  // server answers (kube-proxy #133773: without them the first connections to a ClusterIP go
-  // out unmasqueraded): the sets they name are made now, the rules written, and only then the
-  // first sync runs. A set that cannot be made yet (one of the wrong type, which the sync
-  // replaces) leaves the rules to be written right after the first sync, as every sync retries.
-  const setsMade = await ensureKubeIpsets(options.netns, node, log);
+  return writeRules;
+}
+
+/**
+ * On a new node the masquerade and filter rules must be in place before the first virtual server
+ * answers (kube-proxy #133773: without them the first connections to a ClusterIP go out
+ * unmasqueraded): the sets they name are made now, the rules written, and only then the first
+ * sync runs. A set that cannot be made yet (one of the wrong type, which the sync replaces) leaves
+ * the rules to be written right after the first sync, as every sync retries.
+ */
+export async function writeFirstRules({
+  netns,
+  node,
+  writeRules,
+  log,
+}: {
+  netns?: string | undefined;
+  node: NodeFacts;
+  writeRules: RulesWriter;
+  log: Logger;
+}): Promise<void> {
+  const setsMade = await ensureKubeIpsets(netns, node, log);
   if (setsMade)
     await writeRules().catch((error: unknown) =>
       log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
     );
-  return writeRules;
 }
 
 /**
