@@ -6,7 +6,7 @@ import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { KernelUnsupportedError, NetlinkRequestError } from '../netlink/errors.js';
 import { emptyIpsets } from '../translate/merge.js';
-import { applyIptablesRules, detectIptablesBackend, hasRandomFully } from '../kernel/iptables.js';
+import { applyIptablesRules, detectIptables } from '../kernel/iptables.js';
 import { ensureConntrackSysctls, ensureIpvsSysctls, type ConntrackConfig } from '../kernel/sysctl.js';
 import { buildIptablesRules, iptablesRestoreInput, lbNoNodeAccess as lbNoNodeAccessOf } from '../translate/iptables-rules.js';
 import type { DesiredState } from '../model/desired.js';
@@ -50,8 +50,7 @@ export async function prepareNode({ options, settings, node, currentNode, log }:
   } finally {
     ipvs.close();
   }
-  const backend = await detectIptablesBackend(netns);
-  const randomFully = await hasRandomFully(backend.mode, netns);
+  const { backend, randomFully } = await detectIptables(netns);
   log.info({ backend: backend.mode, reason: backend.reason, randomFully }, 'iptables backend');
   const { changes, skipped } = ensureIpvsSysctls({ strictArp: options.ipvsStrictArp, kernelRelease: release(), netns: options.netns });
   for (const change of changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set sysctl');
