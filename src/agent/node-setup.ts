@@ -71,8 +71,8 @@ export async function prepareNode({ options, settings, node, currentNode, log }:
       });
       const text = iptablesRestoreInput(rules);
       if (onlyIfChanged && written.get(family) === text) continue;
-      written.set(family, text);
       const result = await applyIptablesRules(rules, { netns: options.netns, backend: backend.mode });
+      written.set(family, text); // only once written: a failed write is tried again by the next
       if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
     }
   };
@@ -84,7 +84,7 @@ export async function prepareNode({ options, settings, node, currentNode, log }:
  * answers (kube-proxy #133773: without them the first connections to a ClusterIP go out
  * unmasqueraded): the sets they name are made now, the rules written, and only then the first
  * sync runs. A set that cannot be made yet (one of the wrong type, which the sync replaces) leaves
- * the rules to be written right after the first sync, as every sync retries.
+ * the rules to be written right after the first sync, as every sync retries: then false.
  */
 export async function writeFirstRules({
   netns,
@@ -96,12 +96,13 @@ export async function writeFirstRules({
   node: NodeFacts;
   writeRules: RulesWriter;
   log: Logger;
-}): Promise<void> {
+}): Promise<boolean> {
   const setsMade = await ensureKubeIpsets(netns, node, log);
-  if (setsMade)
-    await writeRules().catch((error: unknown) =>
-      log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
-    );
+  if (!setsMade) return false;
+  await writeRules().catch((error: unknown) =>
+    log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
+  );
+  return true;
 }
 
 /**

@@ -105,10 +105,11 @@ export async function runAgent(cli: AgentOptions, command: Command): Promise<voi
     const metrics: ProxyMetrics | undefined = daemonParts?.daemonMetrics(node);
     // Served before the first list (see serveHealthAndMetrics).
     if (daemonParts && metrics) servers = daemonParts.serveHealthAndMetrics(options, health, metrics, log);
-    // Before the source is read: the backend detection runs several iptables tools, and a process
-    // forks in time proportional to its memory (dear under User-Mode Linux: hundreds of ms a tool
-    // once 1,000 Services are read), and nothing here depends on the Services. The rules, which
-    // may depend on the Node object, are written after the source (writeFirstRules below).
+    // Before the source is read, the node's setup and the first rules: they run iptables tools,
+    // and a process forks in time proportional to its memory (under User-Mode Linux hundreds of ms
+    // a tool once 1,000 Services are read); none of it depends on the Services. The Node object
+    // the source brings can change the rules (NodeCIDR's podCIDRs): then they are written again
+    // before the first sync.
     const writeRules = options.dryRun
       ? undefined
       : await prepareNode({
@@ -118,6 +119,7 @@ export async function runAgent(cli: AgentOptions, command: Command): Promise<voi
           currentNode: () => liveNode.current,
           log,
         });
+    const rulesWritten = writeRules !== undefined && (await writeFirstRules({ netns: options.netns, node, writeRules, log }));
     source = await startClusterSource({
       file: options.source,
       kubeconfig: options.kubeconfig,
@@ -156,7 +158,11 @@ export async function runAgent(cli: AgentOptions, command: Command): Promise<voi
       process.stdout.write(formatPlan(plan, settings.dummyInterface));
       return;
     }
-    await writeFirstRules({ netns: options.netns, node, writeRules, log });
+    if (rulesWritten) {
+      await writeRules(undefined, { onlyIfChanged: true }).catch((error: unknown) =>
+        log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
+      );
+    }
     const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
     if (options.once) {
       await syncOnce(proxier, writeRules, source, (result) => {
