@@ -9,8 +9,6 @@ import { parseHostPort } from '../util/host-port.js';
 import type { NodeInfo } from '../sources/kube-objects.js';
 import { listen, notFound, pathOf, type BindAddress, type HttpEndpoint } from './http.js';
 
-export const DEFAULT_HEALTHZ_BIND_ADDRESS = '0.0.0.0:10256';
-
 /** pkg/proxy/healthcheck: the Cluster Autoscaler's taint on a node it is about to delete. */
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 

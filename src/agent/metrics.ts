@@ -15,8 +15,6 @@ import { NetlinkRequestError, NetlinkTransportError, errnoName } from '../netlin
 import { ipFamilyName, parseBindAddress, type IpFamilyName } from './health-server.js';
 import { listen, notFound, pathOf, type HttpEndpoint } from './http.js';
 
-export const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:10249';
-
 /** kube-proxy: metrics.ExponentialBuckets(0.001, 2, 15), 1ms to 16.384s. */
 export const SYNC_DURATION_BUCKETS: readonly number[] = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
 

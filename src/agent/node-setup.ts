@@ -6,7 +6,7 @@ import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { KernelUnsupportedError, NetlinkRequestError } from '../netlink/errors.js';
 import { emptyIpsets } from '../translate/merge.js';
-import { applyIptablesRules, detectIptablesBackend, hasRandomFully } from '../kernel/iptables.js';
+import { applyIptablesRules, detectIptables } from '../kernel/iptables.js';
 import { ensureConntrackSysctls, ensureIpvsSysctls, type ConntrackConfig } from '../kernel/sysctl.js';
 import { buildIptablesRules, iptablesRestoreInput, lbNoNodeAccess as lbNoNodeAccessOf } from '../translate/iptables-rules.js';
 import type { DesiredState } from '../model/desired.js';
@@ -50,8 +50,7 @@ export async function prepareNode({ options, settings, node, currentNode, log }:
   } finally {
     ipvs.close();
   }
-  const backend = await detectIptablesBackend(netns);
-  const randomFully = await hasRandomFully(backend.mode, netns);
+  const { backend, randomFully } = await detectIptables(netns);
   log.info({ backend: backend.mode, reason: backend.reason, randomFully }, 'iptables backend');
   const { changes, skipped } = ensureIpvsSysctls({ strictArp: options.ipvsStrictArp, kernelRelease: release(), netns: options.netns });
   for (const change of changes) log.info({ sysctl: change.name, from: change.old, to: change.new }, 'set sysctl');
@@ -72,22 +71,38 @@ export async function prepareNode({ options, settings, node, currentNode, log }:
       });
       const text = iptablesRestoreInput(rules);
       if (onlyIfChanged && written.get(family) === text) continue;
-      written.set(family, text);
       const result = await applyIptablesRules(rules, { netns: options.netns, backend: backend.mode });
+      written.set(family, text); // only once written: a failed write is tried again by the next
       if (result.insertedJumps.length > 0) log.info({ family, rules: result.ruleCount, insertedJumps: result.insertedJumps.length }, 'iptables rules written');
     }
   };
-  // On a new node the masquerade and filter rules must be in place before the first virtual
-  // server answers (kube-proxy #133773: without them the first connections to a ClusterIP go
-  // out unmasqueraded): the sets they name are made now, the rules written, and only then the
-  // first sync runs. A set that cannot be made yet (one of the wrong type, which the sync
-  // replaces) leaves the rules to be written right after the first sync, as every sync retries.
-  const setsMade = await ensureKubeIpsets(options.netns, node, log);
-  if (setsMade)
-    await writeRules().catch((error: unknown) =>
-      log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
-    );
   return writeRules;
+}
+
+/**
+ * On a new node the masquerade and filter rules must be in place before the first virtual server
+ * answers (kube-proxy #133773: without them the first connections to a ClusterIP go out
+ * unmasqueraded): the sets they name are made now, the rules written, and only then the first
+ * sync runs. A set that cannot be made yet (one of the wrong type, which the sync replaces) leaves
+ * the rules to be written right after the first sync, as every sync retries: then false.
+ */
+export async function writeFirstRules({
+  netns,
+  node,
+  writeRules,
+  log,
+}: {
+  netns?: string | undefined;
+  node: NodeFacts;
+  writeRules: RulesWriter;
+  log: Logger;
+}): Promise<boolean> {
+  const setsMade = await ensureKubeIpsets(netns, node, log);
+  if (!setsMade) return false;
+  await writeRules().catch((error: unknown) =>
+    log.warn({ err: (error as Error).message }, 'iptables rules not written before the first sync; written after it'),
+  );
+  return true;
 }
 
 /**

@@ -60,6 +60,10 @@ export interface AgentOptions {
   version: boolean;
 }
 
+/** kube-proxy's defaults for --healthz-bind-address and --metrics-bind-address. */
+export const DEFAULT_HEALTHZ_BIND_ADDRESS = '0.0.0.0:10256';
+export const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:10249';
+
 /** kube-proxy's LocalMode values (pkg/proxy/apis/config/types.go); ClusterCIDR is its default. */
 export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
 export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];

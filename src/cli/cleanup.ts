@@ -4,7 +4,6 @@
 // node being cleaned must lose as much of kipvs as it can; the failures are listed and make the
 // command fail.
 import { rmSync } from 'node:fs';
-import { Command } from 'commander';
 import { IpvsClient } from '../netlink/ipvs/client.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
@@ -117,15 +116,6 @@ export async function cleanup(options: CleanupOptions): Promise<CleanupReport> {
     ipvs.close();
     ipsets.close();
   }
-}
-
-export function cleanupCommand(): Command {
-  return new Command('cleanup')
-    .description('remove every kernel object kipvs owns (virtual servers, dummy interface, ipsets) and nothing else')
-    .option('--netns <name|path>', 'clean this network namespace')
-    .action(async (options: CleanupOptions) => {
-      await cleanupAndReport(options);
-    });
 }
 
 /** `kipvs cleanup` and the agent's --cleanup: what was removed, one line each; fails listing what could not be. */

@@ -15,9 +15,7 @@
 // there, because a misspelt field silently keeps its default, and an unchanged file must mean the
 // same thing here as it did to kube-proxy. Fields kube-proxy has since removed are only warned about.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { parseDocument, stringify } from 'yaml';
-import type { Command } from 'commander';
 import { isDetectLocalMode, type DetectLocalMode } from './agent-options.js';
 import { familyOf, parseCidr } from '../ip.js';
 import { IPVS_SCHEDULERS, isIpvsScheduler } from '../model/schedulers.js';
@@ -633,30 +631,6 @@ export function loadKubeProxyConfiguration(path: string): KubeProxyConfigResult 
   }
   return parseKubeProxyConfiguration(text, path);
 }
-
-/**
- * Flags given on the command line win over the file, the file over the flags' defaults. (kube-proxy
- * itself ignores every flag but --hostname-override and the logging flags once --config is given;
- * kipvs lets an explicit flag win, which changes nothing for a kube-proxy command line.)
- */
-export function mergeWithFlags<T extends object>(fileOptions: Partial<T>, cliOptions: T, isExplicit: (name: string) => boolean): T {
-  const merged: Record<string, unknown> = { ...(cliOptions as Record<string, unknown>) };
-  for (const [name, value] of Object.entries(fileOptions)) {
-    if (value !== undefined && !isExplicit(name)) merged[name] = value;
-  }
-  return merged as T;
-}
-
-/** isExplicit for mergeWithFlags from commander: the value came from the command line (or its env var). */
-export function explicitFlags(command: Pick<Command, 'getOptionValueSource'>): (name: string) => boolean {
-  return (name) => {
-    const source = command.getOptionValueSource(name);
-    return source === 'cli' || source === 'env';
-  };
-}
-
-/** kipvs's version (package.json), for --version. */
-export const KIPVS_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 /**
  * --write-config-to: the configuration kipvs runs with when given none, as a KubeProxyConfiguration

@@ -5,8 +5,9 @@
 // kube-proxy DaemonSet's command line starts kipvs unchanged. The Windows-only flags
 // (--windows-service, --source-vip, --network-name, --enable-dsr) are not Linux flags: kube-proxy on
 // Linux refuses them too. docs/configuration.md lists this table; a unit test keeps them equal.
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { KipvsError } from '../errors.js';
 
 export type FlagStatus = 'acted' | 'warned';
@@ -170,3 +171,27 @@ export function resolveKubeProxyFlags<T extends FlagOptions>(options: T, given: 
   }
   return { options: resolved, warnings };
 }
+
+/**
+ * Flags given on the command line win over the file, the file over the flags' defaults. (kube-proxy
+ * itself ignores every flag but --hostname-override and the logging flags once --config is given;
+ * kipvs lets an explicit flag win, which changes nothing for a kube-proxy command line.)
+ */
+export function mergeWithFlags<T extends object>(fileOptions: Partial<T>, cliOptions: T, isExplicit: (name: string) => boolean): T {
+  const merged: Record<string, unknown> = { ...(cliOptions as Record<string, unknown>) };
+  for (const [name, value] of Object.entries(fileOptions)) {
+    if (value !== undefined && !isExplicit(name)) merged[name] = value;
+  }
+  return merged as T;
+}
+
+/** isExplicit for mergeWithFlags from commander: the value came from the command line (or its env var). */
+export function explicitFlags(command: Pick<Command, 'getOptionValueSource'>): (name: string) => boolean {
+  return (name) => {
+    const source = command.getOptionValueSource(name);
+    return source === 'cli' || source === 'env';
+  };
+}
+
+/** kipvs's version (package.json), for --version. */
+export const KIPVS_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;

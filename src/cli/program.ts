@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { KipvsError } from '../errors.js';
 import { inspectCommand } from './inspect.js';
 import { agentCommand } from './agent.js';
-import { cleanupCommand } from './cleanup.js';
+import type { CleanupOptions } from './cleanup.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -12,6 +12,17 @@ export function buildProgram(): Command {
   program.addCommand(inspectCommand());
   program.addCommand(cleanupCommand());
   return program;
+}
+
+/** Its work is loaded only when it runs: each module a process loads costs start-up time. */
+function cleanupCommand(): Command {
+  return new Command('cleanup')
+    .description('remove every kernel object kipvs owns (virtual servers, dummy interface, ipsets) and nothing else')
+    .option('--netns <name|path>', 'clean this network namespace')
+    .action(async (options: CleanupOptions) => {
+      const { cleanupAndReport } = await import('./cleanup.js');
+      await cleanupAndReport(options);
+    });
 }
 
 export function describeError(error: unknown): string {

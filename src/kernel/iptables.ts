@@ -4,6 +4,7 @@
 // someone else and is never flushed, reordered or removed. Each apply is one `*-restore --noflush`
 // per family, so a table changes atomically (kube-proxy's RestoreAll with NoFlushTables).
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { AddressFamily } from '../ip.js';
 import { KipvsError } from '../errors.js';
 import {
@@ -86,16 +87,56 @@ const toolName = (family: AddressFamily, mode: IptablesBackendMode, suffix: '' |
   `${family === 'inet6' ? 'ip6tables' : 'iptables'}-${mode}${suffix}`;
 
 /**
+ * Runs each command in turn in one `sh` (inside `ip netns exec NAME` for a namespace) and returns
+ * each one's status, stdout and stderr (less its trailing newlines). For read-only commands: under a
+ * slow kernel (User-Mode Linux) each process node starts costs a fork of node (its page tables) and
+ * the `ip netns exec` around it, 100-300 ms each, where the tools themselves take tens. No caller's text reaches the script: it names the commands' words only as positional
+ * parameters ("$3"), and a random boundary (that no output can guess) frames each result.
+ */
+export async function runToolsInOneShell(commands: ReadonlyArray<readonly string[]>, options: IptablesOptions): Promise<ToolResult[]> {
+  const boundary = `kipvs-${randomBytes(16).toString('hex')}`;
+  const words: string[] = [];
+  const lines = ['exec 3>&1', 'b=$1'];
+  for (const command of commands) {
+    const refs = command.map((word) => {
+      words.push(word);
+      return `"\${${words.length + 1}}"`; // "${N}": $1 is the boundary
+    });
+    // stdout straight to fd 3 (the real stdout), stderr captured: then the status and stderr.
+    lines.push(`e=$(${refs.join(' ')} 2>&1 >&3 3>&-); s=$?; printf '\\n%s %s\\n%s\\n%s\\n' "$b" "$s" "$e" "$b"`);
+  }
+  const result = await runTool('sh', ['-c', lines.join('\n'), 'sh', boundary, ...words], options);
+  if (result.status !== 0) throw new IptablesError('KIPVS_IPTABLES_EXEC', `run ${commands.map((c) => c[0]).join(', ')}`, undefined, undefined, result.stderr);
+  const results: ToolResult[] = [];
+  let rest = result.stdout;
+  for (let i = 0; i < commands.length; i++) {
+    const head = rest.indexOf(`\n${boundary} `);
+    const end = rest.indexOf(`\n${boundary}\n`, head + 1);
+    if (head < 0 || end < 0)
+      throw new IptablesError(
+        'KIPVS_IPTABLES_EXEC',
+        `read the output of ${commands[i]?.[0] ?? 'sh'}`,
+        undefined,
+        undefined,
+        result.stderr || 'output cut short',
+      );
+    const [statusLine = '', ...stderr] = rest.slice(head + boundary.length + 2, end).split('\n');
+    results.push({ status: Number(statusLine), stdout: rest.slice(0, head), stderr: stderr.join('\n') });
+    rest = rest.slice(end + boundary.length + 2);
+  }
+  return results;
+}
+
+/**
  * Whether MASQUERADE takes --random-fully: iptables 1.6.2 and later, as kube-proxy's
  * HasRandomFully() decides from `iptables --version`.
  */
-export async function hasRandomFully(mode: IptablesBackendMode, options: Omit<IptablesOptions, 'backend'> = {}): Promise<boolean> {
-  const result = await runTool(toolName('inet', mode, ''), ['--version'], options).catch(() => undefined);
-  const match = /v(\d+)\.(\d+)\.(\d+)/.exec(result?.stdout ?? '');
+const versionHasRandomFully = (versionOutput: string): boolean => {
+  const match = /v(\d+)\.(\d+)\.(\d+)/.exec(versionOutput);
   if (!match) return false;
   const [major, minor, patch] = match.slice(1).map(Number) as [number, number, number];
   return major > 1 || (major === 1 && (minor > 6 || (minor === 6 && patch >= 2)));
-}
+};
 
 // ---- backend detection, as kube-proxy's image does it (kubernetes-sigs/iptables-wrappers) ----
 
@@ -105,10 +146,40 @@ export interface IptablesBackend {
   readonly reason: string;
 }
 
-async function saveOutput(mode: IptablesBackendMode, options: IptablesOptions): Promise<string> {
-  // Without -t: asking iptables-legacy-save for a table would make the kernel create it.
-  const outputs = await Promise.all((['inet', 'inet6'] as const).map((family) => runTool(toolName(family, mode, '-save'), [], options).catch(() => undefined)));
-  return outputs.map((result) => (result?.status === 0 ? result.stdout : '')).join('\n');
+const MODES = ['nft', 'legacy'] as const;
+const FAMILIES = ['inet', 'inet6'] as const;
+
+/**
+ * What detection reads, in one process: each backend's tables of both families (without -t: asking
+ * iptables-legacy-save for a table would make the kernel create it), `iptables --version` (the last
+ * resort) and each backend's own --version (for --random-fully). The --version runs change nothing,
+ * so all are run, whether the choice needs them or not.
+ */
+async function surveyIptables(
+  options: IptablesOptions,
+): Promise<{ saves: Record<IptablesBackendMode, string>; version: ToolResult; modeVersions: Record<IptablesBackendMode, ToolResult> }> {
+  const saveCommands = MODES.flatMap((mode) => FAMILIES.map((family) => [toolName(family, mode, '-save')]));
+  const versionCommands = [['iptables', '--version'], ...MODES.map((mode) => [toolName('inet', mode, ''), '--version'])];
+  const results = await runToolsInOneShell([...saveCommands, ...versionCommands], options);
+  // A tool that fails or is missing (status 127) lists nothing.
+  const saveOf = (mode: IptablesBackendMode): string =>
+    results
+      .slice(MODES.indexOf(mode) * FAMILIES.length, (MODES.indexOf(mode) + 1) * FAMILIES.length)
+      .map((result) => (result.status === 0 ? result.stdout : ''))
+      .join('\n');
+  const at = (index: number): ToolResult => results[saveCommands.length + index] ?? { status: 1, stdout: '', stderr: '' };
+  return { saves: { nft: saveOf('nft'), legacy: saveOf('legacy') }, version: at(0), modeVersions: { nft: at(1), legacy: at(2) } };
+}
+
+/** The backend, and whether its MASQUERADE takes --random-fully (kube-proxy's HasRandomFully()). */
+export async function detectIptables(options: Omit<IptablesOptions, 'backend'> = {}): Promise<{ backend: IptablesBackend; randomFully: boolean }> {
+  const survey = await surveyIptables(options);
+  const backend = await chooseBackend(survey.saves, survey.version, options);
+  return { backend, randomFully: versionHasRandomFully(survey.modeVersions[backend.mode].stdout) };
+}
+
+export async function detectIptablesBackend(options: Omit<IptablesOptions, 'backend'> = {}): Promise<IptablesBackend> {
+  return (await detectIptables(options)).backend;
 }
 
 /**
@@ -116,8 +187,7 @@ async function saveOutput(mode: IptablesBackendMode, options: IptablesOptions): 
  * backend the node uses; else the backend with more Kubernetes (KUBE-/kube) rules; else the one with
  * more rules at all; else what `iptables --version` says the distribution's default is.
  */
-export async function detectIptablesBackend(options: Omit<IptablesOptions, 'backend'> = {}): Promise<IptablesBackend> {
-  const [nft, legacy] = await Promise.all([saveOutput('nft', options), saveOutput('legacy', options)]);
+async function chooseBackend({ nft, legacy }: Record<IptablesBackendMode, string>, version: ToolResult, options: IptablesOptions): Promise<IptablesBackend> {
   const hint = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) /m;
   if (hint.test(nft)) return { mode: 'nft', reason: 'kubelet hint chain (KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY) found with iptables-nft' };
   if (hint.test(legacy)) return { mode: 'legacy', reason: 'kubelet hint chain (KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY) found with iptables-legacy' };
@@ -133,7 +203,6 @@ export async function detectIptablesBackend(options: Omit<IptablesOptions, 'back
     const mode = allNft > allLegacy ? 'nft' : 'legacy';
     return { mode, reason: `more rules with iptables-${mode} (legacy ${allLegacy}, nft ${allNft})` };
   }
-  const version = await runTool('iptables', ['--version'], options);
   const mode = /\(nf_tables\)/.test(version.stdout) ? 'nft' : /\(legacy\)/.test(version.stdout) ? 'legacy' : undefined;
   if (version.status !== 0 || mode === undefined) {
     throw new IptablesError(

@@ -8,13 +8,8 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import {
-  explicitFlags,
-  KubeProxyConfigError,
-  loadKubeProxyConfiguration,
-  mergeWithFlags,
-  parseKubeProxyConfiguration,
-} from '../../../src/cli/kube-proxy-config.js';
+import { KubeProxyConfigError, loadKubeProxyConfiguration, parseKubeProxyConfiguration } from '../../../src/cli/kube-proxy-config.js';
+import { explicitFlags, mergeWithFlags } from '../../../src/cli/kube-proxy-flags.js';
 import { parseGoDuration } from '../../../src/util/duration.js';
 import { agentCommand, type AgentOptions } from '../../../src/cli/agent.js';
 import { defined } from '../../support/defined.js';

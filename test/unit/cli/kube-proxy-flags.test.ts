@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { agentCommand, type AgentOptions } from '../../../src/cli/agent.js';
-import { configFieldTable, explicitFlags } from '../../../src/cli/kube-proxy-config.js';
-import { KUBE_PROXY_FLAGS, logLevelOf, resolveKubeProxyFlags } from '../../../src/cli/kube-proxy-flags.js';
+import { configFieldTable } from '../../../src/cli/kube-proxy-config.js';
+import { explicitFlags, KUBE_PROXY_FLAGS, logLevelOf, resolveKubeProxyFlags } from '../../../src/cli/kube-proxy-flags.js';
 import { conntrackMax, conntrackSysctls, DEFAULT_CONNTRACK } from '../../../src/kernel/sysctl.js';
 
 async function parseAgent(argv: string[]): Promise<{ options: AgentOptions; command: Command }> {
