@@ -33,10 +33,10 @@ async function metricsHeapMiB(): Promise<number | undefined> {
   }
 }
 
-/** One of the agent's pino JSON lines: its message, its time (Date.now() in the agent) and fields. */
+/** One of the agent's pino JSON lines: its message, its time (ISO 8601, src/cli/agent.ts) and fields. */
 interface LogRecord {
   readonly msg?: string;
-  readonly time: number;
+  readonly time: string;
   readonly [field: string]: unknown;
 }
 
@@ -108,7 +108,7 @@ async function measure(daemon: ReturnType<typeof spawn>, startedAt: number): Pro
   const hwmMiB = statusField(pid, 'VmHWM');
   const heapMiB = await metricsHeapMiB();
   const logged = records(stderr);
-  const timeOf = (msg: string): number => (logged.find((record) => record.msg === msg)?.time ?? NaN) - startedAt;
+  const timeOf = (msg: string): number => Date.parse(logged.find((record) => record.msg === msg)?.time ?? '') - startedAt;
   return {
     sourceReadMs: timeOf('starting'),
     syncedAfterMs: timeOf('synced'),
