@@ -8,6 +8,9 @@
 //                                                        no-op, burst and memory rows)
 //   KIPVS_BENCH_ROUNDS=2 npm run bench                   the cold syncs twice, each side's faster kept
 //   KIPVS_BENCH_SIZES=5000 KIPVS_BENCH_ENDPOINTS=50 npm run bench   the 250,000-real-server shape
+//   KIPVS_BENCH_SOURCE=file npm run bench                the daemon (last) on the files only; `api`:
+//                                                        only through the tests' API server; both
+//                                                        by default, at the largest size
 //   KIPVS_BENCH_PROFILE=.sandbox/profiles npm run bench  a CPU profile of each measured section
 //                                                        (summarise: node bench/profile-top.mjs FILE)
 //
@@ -15,8 +18,8 @@
 // (scripts/sandbox.mjs), which passes on only KIPVS_* variables.
 //
 // The measurements, in the order they run, are in bench/cluster/: cold-sync.ts, one-change.ts,
-// resync.ts (no-op), changes-during-resync.ts, burst.ts and memory.ts (the daemon); report.ts
-// prints the table.
+// resync.ts (no-op), changes-during-resync.ts, burst.ts and daemon.ts (the daemon on each source,
+// api-server.ts serving it); report.ts prints the table.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -24,7 +27,7 @@ import { join } from 'node:path';
 import { burst } from './cluster/burst.js';
 import { coldSyncs } from './cluster/cold-sync.js';
 import { closeAgent, type InProcessAgent } from './cluster/in-process-agent.js';
-import { daemonMemory } from './cluster/memory.js';
+import { daemonSources, runDaemon } from './cluster/daemon.js';
 import { deleteNamespaces } from './cluster/namespaces.js';
 import { oneChanges } from './cluster/one-change.js';
 import { machine, notes, table } from './cluster/report.js';
@@ -66,11 +69,14 @@ const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 async function main(): Promise<void> {
   const { sizes, smallest, largest } = benchSizes();
+  const sources = daemonSources();
   const changeSizes = [...new Set([smallest, largest])];
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const workDir = join('/tmp', `kipvs-bench-${process.pid}`);
-  const results: Results = { cold: [], changes: [], problems: [] };
-  log(`sizes ${sizes.join(', ')}; changes at ${changeSizes.join(', ')}${profileDir ? `; CPU profiles in ${profileDir}` : ''}`);
+  const results: Results = { cold: [], changes: [], daemons: [], problems: [] };
+  log(
+    `sizes ${sizes.join(', ')}; changes at ${changeSizes.join(', ')}; the daemon on ${sources.join(', ')}${profileDir ? `; CPU profiles in ${profileDir}` : ''}`,
+  );
   let agent: InProcessAgent | undefined;
   let calibration: string;
   try {
@@ -91,8 +97,10 @@ async function main(): Promise<void> {
       await closeAgent(agent);
       agent = undefined;
     }
-    gc();
-    await daemonMemory(results, largest, join(workDir, `n${largest}`));
+    for (const source of sources) {
+      gc();
+      await runDaemon(results, largest, source, join(workDir, `n${largest}`));
+    }
     log(`kernel memory: ${/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? '?'} kB available`);
   } finally {
     agent?.kernel.close();

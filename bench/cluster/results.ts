@@ -21,6 +21,22 @@ export interface ChangeRun {
   readonly gcMs: readonly number[];
 }
 
+export type DaemonSource = 'file' | 'api';
+
+export interface DaemonRun {
+  readonly source: DaemonSource;
+  /** From its start to its "starting" line: the files read, or Services and EndpointSlices listed. */
+  readonly sourceReadMs: number;
+  /** From its start to its first "synced" line. */
+  readonly syncedAfterMs: number;
+  /** The API source's lists (its "listed" lines); none for files. */
+  readonly lists: readonly { readonly resource: string; readonly items: number; readonly pages: number; readonly ms: number }[];
+  readonly rssMiB: number;
+  readonly hwmMiB: number;
+  readonly heapMiB?: number;
+  readonly heapSource: string;
+}
+
 export interface Results {
   cold: ColdSync[];
   changes: ChangeRun[];
@@ -47,7 +63,8 @@ export interface Results {
     drainedDeletions: number;
     remainingOperations: number;
   };
-  memory?: { rssMiB: number; hwmMiB: number; syncedAfterMs: number; heapMiB?: number; heapSource: string };
+  /** The real daemon, on each source (KIPVS_BENCH_SOURCE), in the order run. */
+  daemons: DaemonRun[];
   inProcessHeapMiB?: number;
   /** What makes figures invalid: a kernel that does not hold the desired state, a failed operation, ... */
   problems: string[];

@@ -343,6 +343,8 @@ class Reflector {
     let page: KubernetesListObject<KubernetesObject>;
     let resourceVersion: string | undefined;
     let continueToken: string | undefined;
+    let pages = 0;
+    const started = performance.now();
     do {
       page = await withTimeout(
         this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) }),
@@ -352,7 +354,10 @@ class Reflector {
       items.push(...page.items);
       resourceVersion ??= page.metadata?.resourceVersion;
       continueToken = page.metadata?._continue || undefined;
+      pages++;
     } while (continueToken);
+    // Where a start or a relist spends its time, as kube-proxy logs its caches' sync.
+    this.settings.log.info({ resource: this.spec.resource, items: items.length, pages, ms: Math.round(performance.now() - started) }, 'listed');
     this.lists++;
     this.failures = 0;
     this.emptyWatches = 0;
