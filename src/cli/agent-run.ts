@@ -14,6 +14,7 @@ import { ProxyHealth } from '../agent/health-server.js';
 import type { ProxyMetrics } from '../agent/metrics.js';
 import { ClusterStore } from '../sources/cluster-store.js';
 import { startClusterSource, type ClusterSource } from '../sources/start.js';
+import { checkSourcePath } from '../sources/file-source.js';
 import { formatPlan } from './plan-format.js';
 import { allIpsetNames, settingsFrom, conntrackConfigOf, type AgentOptions } from './agent-options.js';
 import { explicitFlags, KIPVS_VERSION, logLevelOf, mergeWithFlags, resolveKubeProxyFlags } from './kube-proxy-flags.js';
@@ -67,6 +68,8 @@ export async function runAgent(cli: AgentOptions, command: Command): Promise<voi
   if (options.source && options.kubeconfig && command.getOptionValueSource('kubeconfig') === 'cli') {
     throw new KipvsError('KIPVS_USAGE', '--source and --kubeconfig: give one source of Services and EndpointSlices');
   }
+  // A source that cannot be listed is refused before the node's setup changes anything.
+  if (options.source) checkSourcePath(options.source);
   const daemon = !options.once && !options.dryRun;
   const settings = settingsFrom(options);
   const stopping = new AbortController();

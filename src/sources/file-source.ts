@@ -32,6 +32,14 @@ export interface FileSnapshot extends ClusterSnapshot {
 
 const OBJECT_FILES = new Set(['.yaml', '.yml', '.json']);
 
+/**
+ * Refuses a source path that cannot be listed (missing, unreadable directory), with the one line
+ * the agent prints, before anything on the node is touched.
+ */
+export function checkSourcePath(path: string): void {
+  filesOf(path);
+}
+
 function filesOf(path: string): string[] {
   let stats;
   try {
