@@ -174,7 +174,7 @@ async function runAgent(cli: AgentOptions, command: Command): Promise<void> {
     const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
     if (options.once) {
       await syncOnce(proxier, writeRules, source, (result) => {
-        names.record(result.desired, result.changes.services, (id) => cluster.slicesOf(id));
+        names.record(result.desired, result.changes.services, cluster);
       });
       return;
     }
