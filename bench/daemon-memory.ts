@@ -1,23 +1,15 @@
 // Benchmark (not a test): the real `kipvs agent` daemon's memory at N Services × 10 endpoints
-// (bench/workload.ts), file source, in the sandbox kernel: VmRSS and VmHWM after the first sync
+// (bench/workload.ts), file source (or KIPVS_BENCH_SOURCE=api: the tests' API server), in the
+// sandbox kernel, with the image's NODE_OPTIONS (deploy/Dockerfile): VmRSS and VmHWM after the first sync
 // and after a window of endpoint churn, and with KIPVS_BENCH_HEAP=1 the V8 heap by constructor (a
 // heap snapshot the daemon writes on SIGUSR2, node's --heapsnapshot-signal).
 //
 //   npm run bench:memory                                  N = 1,000 and 10,000
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN_S=600 npm run bench:memory
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  changedSlice,
-  generateWorkload,
-  NODE_ADDRESS,
-  NODE_ADDRESS_PREFIX,
-  NODE_NAME,
-  remoteEndpointOf,
-  spreadServiceIndex,
-  writeWorkload,
-} from './workload.js';
+import { extraSlice, generateWorkload, NODE_ADDRESS, NODE_ADDRESS_PREFIX, NODE_NAME, spreadServiceIndex, writeWorkload } from './workload.js';
 import { summariseHeapSnapshot } from './heap-summary.js';
 import { stringify } from 'yaml';
 
@@ -35,13 +27,39 @@ const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,10000')
   .split(',')
   .map(Number)
   .filter((n) => Number.isInteger(n) && n > 0);
-/** Node flags for the daemon, to compare (e.g. --trace-gc, whose last full GC line is printed). */
+/** The image's NODE_OPTIONS (deploy/Dockerfile), which the daemon runs with here too. */
+const imageNodeOptions = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(root, 'deploy', 'Dockerfile'), 'utf8'))?.[1] ?? '';
+/** More node flags for the daemon, to compare (e.g. --trace-gc, whose last full GC line is printed). */
 const nodeFlags = (process.env.KIPVS_BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 const churnSeconds = Number(process.env.KIPVS_BENCH_CHURN_S ?? 60);
 const workDir = join('/tmp', `kipvs-memory-${process.pid}`);
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 const mib = (pid: number, field: string): number =>
   Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+
+/**
+ * Where the resident memory is, from /proc/PID/smaps: mapped files (node's binary and libraries),
+ * malloc's heap ([heap]: buffers, the C++ side), and other anonymous memory (V8's heap pages,
+ * malloc's mmapped arenas and large blocks).
+ */
+function residentParts(pid: number): string {
+  const parts = { file: 0, heap: 0, anon: 0 };
+  let part: keyof typeof parts = 'anon';
+  const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  // KIPVS_BENCH_SMAPS_DIR (a host path): keep each smaps read, to look at mapping by mapping.
+  const keep = process.env.KIPVS_BENCH_SMAPS_DIR;
+  if (keep !== undefined) {
+    mkdirSync(resolve(root, keep), { recursive: true });
+    writeFileSync(join(resolve(root, keep), `smaps-${pid}-${Date.now()}`), smaps);
+  }
+  for (const line of smaps.split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (mapping) part = mapping[2] === '[heap]' ? 'heap' : mapping[1] !== '0' ? 'file' : 'anon';
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) parts[part] += Number(rss[1]);
+  }
+  return `files ${(parts.file / 1024).toFixed(0)}, malloc heap ${(parts.heap / 1024).toFixed(0)}, other anonymous ${(parts.anon / 1024).toFixed(0)} MiB`;
+}
 
 /** The daemon's own view (prom-client's nodejs_* gauges): V8 heap used and committed, and memory outside it. */
 async function heapFigures(): Promise<string> {
@@ -83,9 +101,10 @@ function retire(name: string): void {
 }
 
 /** The agent's log (pino JSON lines), written to a file and polled: "synced" lines counted. */
-function agentLog(file: string, daemon: ChildProcess): { wait(count: number, deadlineMs: number): Promise<void> } {
+function agentLog(file: string, daemon: ChildProcess): { wait(count: number, deadlineMs: number): Promise<void>; syncs(): number } {
   const text = (): string => readFileSync(file, 'utf8');
   return {
+    syncs: () => text().split('"msg":"synced"').length - 1,
     async wait(want, deadlineMs) {
       const deadline = performance.now() + deadlineMs;
       for (;;) {
@@ -129,12 +148,63 @@ async function heapSnapshot(daemon: ChildProcess, cwd: string): Promise<string> 
   return 'no heap snapshot';
 }
 
-console.log(`daemon memory: sizes ${sizes.join(', ')}, churn ${churnSeconds} s`);
+console.log(
+  `daemon memory: ${process.env.KIPVS_BENCH_SOURCE === 'api' ? 'API' : 'file'} source, sizes ${sizes.join(', ')}, churn ${churnSeconds} s, NODE_OPTIONS=${imageNodeOptions} (the image's)${nodeFlags.length > 0 ? `, node flags ${nodeFlags.join(' ')}` : ''}`,
+);
+/** Where the daemon reads the cluster from, and how the churn changes it. */
+interface BenchSource {
+  /** The daemon's arguments that name the source. */
+  readonly args: readonly string[];
+  /** The n-th endpoint change, to Service `index`. */
+  change(index: number, n: number): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Files (the default): the churn is a file of its own holding a second slice of one Service with
+ * one pod, which the next write moves to another Service (a real server added to one and taken
+ * from the other).
+ */
+function fileSource(dir: string, size: number): BenchSource {
+  const sourceDir = join(dir, 'source');
+  writeWorkload(sourceDir, generateWorkload(size));
+  const churnFile = join(sourceDir, 'zz-churn.yaml');
+  return {
+    args: ['--source', sourceDir],
+    change: (index, n) => {
+      writeFileSync(churnFile + '.tmp', `---\n${stringify(extraSlice(index, n))}`);
+      renameSync(churnFile + '.tmp', churnFile);
+      return Promise.resolve();
+    },
+    stop: () => {},
+  };
+}
+
+/**
+ * KIPVS_BENCH_SOURCE=api: the tests' API server in a process of its own (bench/api-server-child.ts),
+ * listed and watched by the daemon; the churn rewrites one Service's slice, every other time
+ * without one of its endpoints.
+ */
+async function apiSource(size: number): Promise<BenchSource> {
+  const child = fork(join(import.meta.dirname, 'api-server-child.ts'), [String(size)], { execArgv: ['--import', 'tsx'] });
+  const message = (): Promise<unknown> => new Promise((done) => child.once('message', done));
+  const { kubeconfig } = (await message()) as { kubeconfig: string };
+  return {
+    args: ['--kubeconfig', kubeconfig],
+    change: (index, n) => {
+      const updated = message();
+      child.send({ index, n });
+      return updated.then(() => undefined);
+    },
+    stop: () => child.disconnect(),
+  };
+}
+
+const sourceKind = process.env.KIPVS_BENCH_SOURCE === 'api' ? 'api' : 'file';
 for (const size of sizes) {
   const dir = join(workDir, String(size));
-  const sourceDir = join(dir, 'source');
-  const workload = generateWorkload(size);
-  writeWorkload(sourceDir, workload);
+  mkdirSync(dir, { recursive: true });
+  const source = sourceKind === 'api' ? await apiSource(size) : fileSource(dir, size);
   const netns = namespace(size);
   const started = performance.now();
   const daemon = spawn(
@@ -144,8 +214,7 @@ for (const size of sizes) {
       '--heapsnapshot-signal=SIGUSR2',
       CLI,
       'agent',
-      '--source',
-      sourceDir,
+      ...source.args,
       '--netns',
       netns,
       '--hostname-override',
@@ -155,6 +224,7 @@ for (const size of sizes) {
     ],
     {
       cwd: dir,
+      env: { ...process.env, NODE_OPTIONS: imageNodeOptions },
       stdio: ['ignore', openSync(join(dir, 'agent.out'), 'w'), openSync(join(dir, 'agent.log'), 'w')],
     },
   );
@@ -165,23 +235,29 @@ for (const size of sizes) {
     const syncedMs = performance.now() - started;
     await sleep(3_000);
     console.log(
-      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}${lastMarkCompact(dir)}`,
+      `N=${size}: first sync after ${(syncedMs / 1000).toFixed(1)} s; VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB (${residentParts(pid)}); ${await heapFigures()}${lastMarkCompact(dir)}`,
     );
-    // Churn: one endpoint change per 100 ms in a file of its own (a Service's slice rewritten).
-    const churnFile = join(sourceDir, 'zz-churn.yaml');
+    // KIPVS_BENCH_SETTLE_S: the same figure again after that many seconds without changes (V8's
+    // memory reducer gives back what the first sync committed only after some idle seconds).
+    const settleSeconds = Number(process.env.KIPVS_BENCH_SETTLE_S ?? 0);
+    if (settleSeconds > 0) {
+      await sleep(settleSeconds * 1000);
+      console.log(
+        `N=${size}: ${settleSeconds} s later, no changes: VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB (${residentParts(pid)}); ${await heapFigures()}${lastMarkCompact(dir)}`,
+      );
+    }
+    // Churn: one endpoint change per 100 ms (see fileSource and apiSource).
     const churnEnd = performance.now() + churnSeconds * 1000;
     let n = 0;
+    const syncsBefore = log.syncs();
     while (performance.now() < churnEnd) {
-      const index = spreadServiceIndex(n, size);
-      const slice = changedSlice(index, { removed: n % 2 === 0 ? remoteEndpointOf(index) : undefined }, n + 1);
-      writeFileSync(churnFile + '.tmp', `---\n${stringify(slice)}`);
-      spawnSync('mv', [churnFile + '.tmp', churnFile]);
+      await source.change(spreadServiceIndex(n, size), n);
       n++;
       await sleep(100);
     }
     await sleep(5_000);
     console.log(
-      `N=${size}: after ${churnSeconds} s of churn (${n} writes): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB; ${await heapFigures()}${lastMarkCompact(dir)}`,
+      `N=${size}: after ${churnSeconds} s of churn (${n} writes, ${log.syncs() - syncsBefore} syncs): VmRSS ${mib(pid, 'VmRSS').toFixed(0)} MiB, VmHWM ${mib(pid, 'VmHWM').toFixed(0)} MiB (${residentParts(pid)}); ${await heapFigures()}${lastMarkCompact(dir)}`,
     );
     // Last: writing a snapshot costs the process memory of its own.
     if (process.env.KIPVS_BENCH_HEAP === '1') console.log(await heapSnapshot(daemon, dir));
@@ -189,6 +265,7 @@ for (const size of sizes) {
     daemon.kill('SIGTERM');
     if (daemon.exitCode === null && daemon.signalCode === null) await new Promise((done) => daemon.once('exit', done));
     retire(netns);
+    source.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

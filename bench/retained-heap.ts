@@ -25,7 +25,7 @@ import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
 import type { KubeSource } from '../src/sources/kube-source.js';
 import { summariseHeapSnapshot, summariseRetainers } from './heap-summary.js';
-import { changedSlice, generateWorkload, NODE, NODE_NAME, remoteEndpointOf, spreadServiceIndex, writeWorkload } from './workload.js';
+import { extraSlice, generateWorkload, NODE, NODE_NAME, spreadServiceIndex, writeWorkload } from './workload.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
@@ -89,7 +89,7 @@ function fileSource(dir: string, size: number): BenchSource {
       return Promise.resolve();
     },
     change: (store, index, n) => {
-      const slice = changedSlice(index, { removed: n % 2 === 0 ? remoteEndpointOf(index) : undefined }, n + 1);
+      const slice = extraSlice(index, n);
       writeFileSync(join(dir, 'source', 'zz-churn.yaml'), `---\n${stringify(slice)}`);
       take(store);
       return Promise.resolve();
@@ -149,7 +149,7 @@ for (const size of sizes) {
       services: changes.services,
     }));
     const synced = heapUsed();
-    names.record(desired, services, (id) => store.slicesOf(id));
+    names.record(desired, services, store);
     const recorded = heapUsed();
     console.log(
       `N=${size} (${process.env.KIPVS_BENCH_SOURCE === 'api' ? 'API' : 'file'} source): ${operations} operations; heap used: floor ${mb(floor)}, +store ${mb(stored - floor)}, +proxier ${mb(synced - stored)}, +names record ${mb(recorded - synced)} = ${mb(recorded)} (${mb(peak)} before collecting)`,
@@ -158,7 +158,7 @@ for (const size of sizes) {
     for (let n = 0; n < churn; n++) {
       await source.change(store, spreadServiceIndex(n, size), n);
       const result = await proxier.sync({ full: false });
-      names.record(result.desired, result.changes.services, (id) => store.slicesOf(id));
+      names.record(result.desired, result.changes.services, store);
     }
     console.log(`N=${size}: after ${churn} endpoint changes: heap used ${mb(heapUsed())}`);
     if (process.env.KIPVS_BENCH_HEAP === '1') printHeap(join(dir, 'retained.heapsnapshot'), source.kept, store, proxier, names);

@@ -182,6 +182,17 @@ export function changedSlice(index: number, change: { readonly extra?: number; r
   return slice(index, endpoints, generation);
 }
 
+/**
+ * A second slice of the Service, named apart from its first, with one pod of its own (pod `n` of
+ * 10.248.0.0/14, on another node): for the file source's churn, a file that holds it now for one
+ * Service and next for another adds a real server to one and takes one from the other. (A changed
+ * copy of a slice that an earlier file holds too changes nothing: the store keeps the first copy.)
+ */
+export function extraSlice(index: number, n: number): EndpointSlice {
+  const first = slice(index, [endpoint(dotted(ADDED_POD_BASE + 1 + n), 'node-b', `${serviceNameOf(index)}-extra-${n}`, namespaceOf(index))], n + 1);
+  return { ...first, metadata: { ...first.metadata, name: `${first.metadata.name}-extra` } };
+}
+
 /** The Service's original slice (the workload's object itself, so its identity is kept). */
 export function originalSlice(workload: Workload, index: number): EndpointSlice {
   const slice = workload.endpointSlices[index];

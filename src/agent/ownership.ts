@@ -2,9 +2,10 @@
 // Service deleted while the agent was down is still recognised as ours and removed) and since
 // when real servers have been draining (so a restart neither forgets nor restarts their timeout).
 // Kept under /run: it lives exactly as long as the kernel state it describes.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { writeAll } from '../util/write-all.js';
 import { drainKey, type DrainingRealServer } from '../reconcile/state.js';
 import { netnsPath } from '../netlink/netns.js';
 
@@ -43,8 +44,10 @@ function namespaceAt(path: string): NamespaceIdentity | undefined {
 
 export class FileOwnershipStore implements OwnershipStore {
   private cached: AgentState | undefined;
-  private lastSaved = '';
-  private ownedSerialised: { readonly set: ReadonlySet<string>; readonly json: string } | undefined;
+  /** What the file holds: the owned set's serialisation (by identity) and the draining list's. */
+  private lastSaved: { readonly owned: { readonly json: Buffer }; readonly draining: string } | undefined;
+  /** The owned set's JSON, as the bytes written (300 KB at 10,000 Services, not copied at every write). */
+  private ownedSerialised: { readonly set: ReadonlySet<string>; readonly json: Buffer } | undefined;
   private lastProblem = '';
 
   constructor(
@@ -109,15 +112,23 @@ export class FileOwnershipStore implements OwnershipStore {
 
   save(state: AgentState): void {
     // The owned set is the same object until a virtual server comes or goes: its 10,000 sorted
-    // keys are serialised again only then, not for every real server that starts draining.
-    if (state.owned !== this.ownedSerialised?.set) this.ownedSerialised = { set: state.owned, json: JSON.stringify([...state.owned].sort()) };
+    // keys are serialised again only then, not for every real server that starts draining; and
+    // the file's text is written in its parts, never joined into one string (300 KB, flattened
+    // twice to compare) at every endpoint change.
+    if (state.owned !== this.ownedSerialised?.set) this.ownedSerialised = { set: state.owned, json: Buffer.from(JSON.stringify([...state.owned].sort())) };
     this.cached = state;
+    const owned = this.ownedSerialised;
+    const draining = JSON.stringify([...state.draining.values()]);
+    if (owned === this.lastSaved?.owned && draining === this.lastSaved.draining) return;
     const netns = this.namespace ? `,"netns":${JSON.stringify(this.namespace)}` : '';
-    const text = `{"owned":${this.ownedSerialised.json},"draining":${JSON.stringify([...state.draining.values()])}${netns}}`;
-    if (text === this.lastSaved) return;
     try {
       mkdirSync(dirname(this.path), { recursive: true });
-      writeFileSync(`${this.path}.tmp`, text);
+      const fd = openSync(`${this.path}.tmp`, 'w');
+      try {
+        for (const part of ['{"owned":', owned.json, ',"draining":', draining, netns, '}']) writeAll(fd, typeof part === 'string' ? Buffer.from(part) : part);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(`${this.path}.tmp`, this.path);
     } catch (error) {
       // A read-only or full /run must not stop the proxy: the state is kept in memory, and a
@@ -125,7 +136,7 @@ export class FileOwnershipStore implements OwnershipStore {
       this.problem(`state file ${this.path} cannot be written (${(error as NodeJS.ErrnoException).code ?? String(error)}); kept in memory only`);
       return;
     }
-    this.lastSaved = text;
+    this.lastSaved = { owned, draining };
   }
 }
 

@@ -239,7 +239,12 @@ export class Proxier {
 
   private oneAtATime<T>(run: () => Promise<T>): Promise<T> {
     const result = this.queue.then(run);
-    this.queue = result.catch(() => undefined);
+    // Settled to nothing: a queue that resolved to the last result would keep its plan (169,018
+    // operations after a first sync at 10,000 Services) until the next sync.
+    this.queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 
@@ -268,7 +273,7 @@ export class Proxier {
     const newlyOwned = added.filter((key) => !previous.owned.has(key));
     if (newlyOwned.length > 0) ownership.save({ owned: new Set([...previous.owned, ...newlyOwned]), draining: previous.draining });
     const { failures } = await kernel.apply(plan);
-    this.updateCache(plan, failures.length);
+    this.updateCache(plan, failures.length, desired, scope);
     this.recordOwnership(plan, failures, desired, scope);
     for (const failure of failures) {
       log.error({ operation: describeKernelOperation(failure.operation, settings.dummyInterface), err: failure.error.message }, 'kernel refused an operation');
@@ -336,12 +341,17 @@ export class Proxier {
     if (owned !== before.owned || drainingChanged) ownership.save({ owned, draining: plan.draining });
   }
 
-  private updateCache(plan: Plan, failed: number): void {
+  private updateCache(plan: Plan, failed: number, desired: DesiredState, scope: DiffScope): void {
     for (const touched of this.recorders) touched.record(plan);
     if (!this.cache) return;
     const refused = failed === 0 ? this.cache.apply(plan) : undefined;
     // The cache cannot tell which half of a failed plan landed, nor disagree with the kernel.
-    if (!refused || refused.length > 0) this.cache = undefined;
+    if (!refused || refused.length > 0) {
+      this.cache = undefined;
+      return;
+    }
+    // What the diff compared now matches the desired state: the cache holds its maps rather than copies.
+    this.cache.share(desired.virtualServers, scope.all ? desired.virtualServers.keys() : scope.virtualServers);
   }
 
   /** Logs each problem once, not at every sync; its reason says what was done (ignored, default used, ...). */

@@ -184,7 +184,13 @@ export function serviceTrafficExposition(options: ServiceTrafficOptions): Servic
         return renderTrafficSample(EMPTY, (performance.now() - started) / 1000, options.perEndpoint === true);
       },
     );
-    cached = { at: now, text };
+    const entry = { at: now, text };
+    cached = entry;
+    // Forgotten once it can no longer be shared: kept until the next scrape, the text of 10,000
+    // Services (5 MB) would stay in the heap between scrapes for nothing.
+    setTimeout(() => {
+      if (cached === entry) cached = undefined;
+    }, minIntervalMs).unref();
     return text;
   };
 }

@@ -2,9 +2,10 @@
 // the agent beside its state in /run/kipvs (one file per network namespace, replaced whole by a
 // rename), so that `kipvs inspect` can name them with the agent stopped. Bounded: at most
 // MAX_RECORDED entries of each kind, and written only when a sync changed something.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { writeAll } from '../util/write-all.js';
 import { canonicalAddress } from '../ip.js';
 import { formatServicePortRef, type DesiredState } from '../model/desired.js';
 import type { EndpointSlice, Service } from '../model/kubernetes.js';
@@ -28,12 +29,13 @@ export interface ServiceNames {
   readonly truncated: boolean;
 }
 
+/** The file, as JSON (written in this order, truncated last). */
 interface RecordFile {
   readonly version: 1;
   readonly writtenAt: string;
-  readonly truncated: boolean;
   readonly virtualServers: Record<string, string>;
   readonly pods: Record<string, string>;
+  readonly truncated: boolean;
 }
 
 /** Beside the ownership state, with the same per-namespace suffix (by the namespace's path). */
@@ -65,36 +67,53 @@ export function podsOfSlices(slices: readonly EndpointSlice[]): [address: string
   return pods;
 }
 
+/** Where the record's pods come from: the ClusterStore, read when the record is written. */
+export interface PodSource {
+  serviceIds(): Iterable<string>;
+  slicesOf(serviceId: string): readonly EndpointSlice[];
+}
+
 /**
- * The record of one network namespace; `record` after each sync, `write` when it changed. Between
- * writes it keeps each Service's pods as flat (address, namespace, name) triples of the store's own
- * strings, and a digest of what it last wrote: a pair and a `namespace/pod` string per endpoint
- * and the last text written were 25 MB at 10,000 Services.
+ * The record of one network namespace; `record` after each sync, `write` when it changed. It keeps
+ * nothing of the cluster between writes but a digest of what it last wrote: the pods are read from
+ * the store when the record is made (a copy of them, flat triples of the store's strings, was 5 MB
+ * at 10,000 Services; before that a pair and a `namespace/pod` string per endpoint and the last
+ * text written were 25 MB).
  */
 export class ServiceNamesRecorder {
-  private readonly podsByService = new Map<string, readonly string[]>();
   private lastWritten = '';
+  private readonly writer = new PieceWriter();
 
   constructor(private readonly path: string) {}
 
-  /** After a sync: the Services it compared (every one after a full sync) and the desired state. */
-  record(
-    desired: DesiredState,
-    changedServices: Iterable<string>,
-    slicesOf: (serviceId: string) => readonly EndpointSlice[],
-    clock: () => Date = () => new Date(),
-  ): void {
-    let changed = false;
-    for (const id of changedServices) {
-      changed = true;
-      const triples: string[] = [];
-      eachPod(slicesOf(id), (address, namespace, pod) => triples.push(address, namespace, pod));
-      if (triples.length > 0) this.podsByService.set(id, triples);
-      else this.podsByService.delete(id);
-    }
+  /** After a sync: the Services it compared (every one after a full sync), the desired state, and the store. */
+  record(desired: DesiredState, changedServices: Iterable<string>, pods: PodSource, clock: () => Date = () => new Date()): void {
+    const changed = !isEmpty(changedServices);
     if (!changed && this.lastWritten !== '') return;
-    const virtualServers: Record<string, string> = {};
-    const pods: Record<string, string> = {};
+    // The text is made in pieces, twice at most: once for its digest and, when that changed, once
+    // to write it, each piece written into one buffer and handed on. As one object and one string
+    // it was 100,000 properties and two copies of a 5 MB text at every endpoint change, and its
+    // garbage (which outlived the young generation) was most of a first sync's peak.
+    const hash = createHash('sha256');
+    this.body(desired, pods, (piece) => hash.update(piece));
+    const digest = hash.digest('hex');
+    if (digest === this.lastWritten) return;
+    mkdirSync(dirname(this.path), { recursive: true });
+    const fd = openSync(`${this.path}.tmp`, 'w');
+    try {
+      writeAll(fd, Buffer.from(`{"version":1,"writtenAt":${JSON.stringify(clock().toISOString())},`));
+      this.body(desired, pods, (piece) => writeAll(fd, piece));
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(`${this.path}.tmp`, this.path);
+    this.lastWritten = digest;
+  }
+
+  /** The record after its header, `"virtualServers":{...},"pods":{...},"truncated":...}`, in pieces of up to PIECE_BYTES. */
+  private body(desired: DesiredState, source: PodSource, take: (piece: Buffer) => void): void {
+    const out = this.writer.start(take);
+    out.text('"virtualServers":{');
     let count = 0;
     let truncated = false;
     for (const [key, virtualServer] of desired.virtualServers) {
@@ -102,26 +121,61 @@ export class ServiceNamesRecorder {
         truncated = true;
         break;
       }
-      virtualServers[key] = formatServicePortRef(virtualServer.owner);
+      out.property(key, formatServicePortRef(virtualServer.owner));
     }
+    out.text('},"pods":{');
     count = 0;
-    outer: for (const triples of this.podsByService.values()) {
-      for (let i = 0; i + 2 < triples.length; i += 3) {
-        if (count++ >= MAX_RECORDED) {
-          truncated = true;
-          break outer;
-        }
-        pods[triples[i] ?? ''] = `${triples[i + 1] ?? ''}/${triples[i + 2] ?? ''}`;
-      }
+    for (const id of source.serviceIds()) {
+      eachPod(source.slicesOf(id), (address, namespace, pod) => {
+        if (count++ >= MAX_RECORDED) truncated = true;
+        // An address twice: the later one counts, as JSON.parse keeps the last of a repeated key.
+        else out.property(address, `${namespace}/${pod}`);
+      });
+      if (truncated) break;
     }
-    const body = JSON.stringify({ truncated, virtualServers, pods });
-    const digest = createHash('sha256').update(body).digest('hex');
-    if (digest === this.lastWritten) return;
-    const record: RecordFile = { version: 1, writtenAt: clock().toISOString(), truncated, virtualServers, pods };
-    mkdirSync(dirname(this.path), { recursive: true });
-    writeFileSync(`${this.path}.tmp`, JSON.stringify(record));
-    renameSync(`${this.path}.tmp`, this.path);
-    this.lastWritten = digest;
+    out.text(`},"truncated":${String(truncated)}}`);
+    out.flush();
+  }
+}
+
+const PIECE_BYTES = 64 * 1024;
+
+/**
+ * JSON text written into one buffer, handed on whenever it fills: nothing of it outlives a piece.
+ * One per recorder, its buffer allocated once.
+ */
+class PieceWriter {
+  private readonly buffer = Buffer.allocUnsafe(PIECE_BYTES);
+  private length = 0;
+  /** The next property is the first of its object. */
+  private first = true;
+  private take: (piece: Buffer) => void = () => {};
+
+  start(take: (piece: Buffer) => void): this {
+    this.take = take;
+    this.length = 0;
+    this.first = true;
+    return this;
+  }
+
+  text(text: string): void {
+    const bytes = Buffer.byteLength(text);
+    if (this.length + bytes > this.buffer.length) this.flush();
+    if (bytes > this.buffer.length) {
+      this.take(Buffer.from(text));
+    } else {
+      this.length += this.buffer.write(text, this.length);
+    }
+    this.first = text.endsWith('{');
+  }
+
+  property(key: string, value: string): void {
+    this.text(`${this.first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(value)}`);
+  }
+
+  flush(): void {
+    if (this.length > 0) this.take(this.buffer.subarray(0, this.length));
+    this.length = 0;
   }
 }
 
@@ -129,9 +183,14 @@ export class ServiceNamesRecorder {
 export function serviceNamesObserver(recorder: ServiceNamesRecorder): SyncObserver {
   return {
     synced: (result, cluster) => {
-      recorder.record(result.desired, result.changes.services, (id) => cluster.slicesOf(id));
+      recorder.record(result.desired, result.changes.services, cluster);
     },
   };
+}
+
+function isEmpty(values: Iterable<unknown>): boolean {
+  for (const _ of values) return false;
+  return true;
 }
 
 /** The agent's record, or undefined when there is none (never run in this namespace, or /run cleared). */

@@ -169,7 +169,7 @@ export async function runAgent(cli: AgentOptions, command: Command): Promise<voi
     const names = new ServiceNamesRecorder(serviceNamesPath(options.netns));
     if (options.once) {
       await syncOnce(proxier, writeRules, source, (result) => {
-        names.record(result.desired, result.changes.services, (id) => cluster.slicesOf(id));
+        names.record(result.desired, result.changes.services, cluster);
       });
       return;
     }

@@ -9,7 +9,7 @@ import { IpsetRequestError, setKindOf } from '../netlink/ipset/errors.js';
 import { IPSET_ERR_PROTOCOL } from '../netlink/ipset/wire.js';
 import type { IpsetSetSpec } from '../netlink/ipset/types.js';
 import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from '../netlink/ipvs/types.js';
-import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
+import { ipsetEntryKey, realServerKey, sameRealServer, virtualServerKey } from '../model/desired.js';
 import { IPVS_SCHEDULERS } from '../model/schedulers.js';
 import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../reconcile/state.js';
 import { describeKernelOperation, type OperationFailure } from './netlink-kernel.js';
@@ -31,11 +31,21 @@ export interface MirrorPatch {
   readonly ipsetEntries: ReadonlyMap<string, Iterable<string>>;
 }
 
+/**
+ * A virtual server as the mirror holds it. `shared`: its real servers are the desired state's own
+ * map (see share()), which the mirror never changes: it copies the map before it changes it.
+ */
+interface HeldVirtualServer {
+  service: IpvsService;
+  realServers: Map<string, IpvsDestination>;
+  shared?: true;
+}
+
 export class KernelMirror {
   private constructor(
     private readonly dummyInterface: string,
     private dummyInterfaceExists: boolean,
-    private readonly virtualServers: FreshObservedState['virtualServers'],
+    private readonly virtualServers: Map<string, HeldVirtualServer>,
     private readonly boundAddresses: FreshObservedState['boundAddresses'],
     private readonly ipsets: FreshObservedState['ipsets'],
     /** kube-proxy-named sets of a type kipvs does not decode (name → type): the diff replaces them. */
@@ -117,6 +127,39 @@ export class KernelMirror {
         else held.entries.delete(entryKey);
       }
     }
+  }
+
+  /**
+   * For each of `keys` whose real servers here are the desired ones, as the kernel holds them and
+   * the diff compares them (the same settings under the same keys; the kernel's counters, which
+   * only a fresh read makes worth anything, aside), holds the desired state's map itself instead
+   * of a copy: at 10,000 Services, 12,000 maps and 120,000 keys fewer. The desired state never
+   * changes a map it has handed out (a translation makes new ones).
+   */
+  share(desired: ReadonlyMap<string, { readonly realServers: ReadonlyMap<string, IpvsDestination> }>, keys: Iterable<string>): void {
+    for (const key of keys) {
+      const held = this.virtualServers.get(key);
+      const wanted = desired.get(key)?.realServers;
+      if (!held || !wanted || held.realServers === wanted || held.realServers.size !== wanted.size) continue;
+      let same = true;
+      for (const [realKey, destination] of wanted) {
+        const current = held.realServers.get(realKey);
+        if (current !== destination && (current === undefined || !heldAsDesired(current, destination))) {
+          same = false;
+          break;
+        }
+      }
+      if (same) this.virtualServers.set(key, { service: held.service, realServers: wanted as Map<string, IpvsDestination>, shared: true });
+    }
+  }
+
+  /** The virtual server's real servers, its own to change (a shared map copied first). */
+  private ownRealServers(held: HeldVirtualServer): Map<string, IpvsDestination> {
+    if (held.shared) {
+      held.realServers = new Map(held.realServers);
+      delete held.shared;
+    }
+    return held.realServers;
   }
 
   /** Runs the plan in order, as NetlinkKernel does: a refused operation changes nothing and the others still run. */
@@ -216,11 +259,13 @@ export class KernelMirror {
         const existing = vs.realServers.get(key);
         if (operation.op === 'addDestination' && existing) return EEXIST;
         if (operation.op === 'editDestination' && !existing) return ENOENT;
-        vs.realServers.set(key, asHeldRealServer(operation.destination, existing));
+        this.ownRealServers(vs).set(key, asHeldRealServer(operation.destination, existing));
         return undefined;
       }
-      case 'deleteDestination':
-        return vs.realServers.delete(realServerKey(operation.destination)) ? undefined : ENOENT;
+      case 'deleteDestination': {
+        const key = realServerKey(operation.destination);
+        return vs.realServers.has(key) && this.ownRealServers(vs).delete(key) ? undefined : ENOENT;
+      }
     }
   }
 
@@ -231,6 +276,23 @@ export class KernelMirror {
     if (refusal === undefined) this.virtualServers.set(key, { service: asHeldService(service), realServers: new Map() });
     return refusal;
   }
+}
+
+/**
+ * A real server the kernel holds (`held`, with the counters of the last read, or as a plan made it)
+ * that is the desired one as far as the kernel and the diff tell: family, forwarding, weight,
+ * thresholds and tunnel settings (the key is the address and port).
+ */
+function heldAsDesired(held: IpvsDestination, desired: IpvsDestination): boolean {
+  const tunnelled = desired.forwarding === 'tunnel';
+  return (
+    held.family === desired.family &&
+    sameRealServer(held, desired) &&
+    (!tunnelled ||
+      ((held.tunnelType ?? 'ipip') === (desired.tunnelType ?? 'ipip') &&
+        (held.tunnelPort ?? 0) === (desired.tunnelPort ?? 0) &&
+        (held.tunnelFlags ?? 0) === (desired.tunnelFlags ?? 0)))
+  );
 }
 
 /** ip_vs_add_service() and ip_vs_edit_service(): the scheduler, then the persistence engine, must exist. */

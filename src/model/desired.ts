@@ -51,6 +51,10 @@ export const virtualServerKey = (key: IpvsServiceKey): string => formatServiceKe
 export const realServerKey = (destination: { readonly address: string; readonly port: number }): string =>
   formatHostPort(destination.address, destination.port);
 
+/** What the diff compares of a real server the kernel holds with the one desired at the same key (changing any is an edit). */
+export const sameRealServer = (a: IpvsDestination, b: IpvsDestination): boolean =>
+  a.weight === b.weight && a.forwarding === b.forwarding && a.upperThreshold === b.upperThreshold && a.lowerThreshold === b.lowerThreshold;
+
 /** An entry's identity (its comment is an attribute, not part of it). */
 export const ipsetEntryKey = (entry: IpsetEntry): string => formatEntry({ ...entry, comment: undefined });
 

@@ -21,6 +21,7 @@ import {
   NLM_F_DUMP_INTR,
   NLM_F_REQUEST,
   NLMSG_DONE,
+  NLMSG_HEADER_LENGTH,
   NLMSG_ERROR,
   NLMSG_NOOP,
   NLMSG_OVERRUN,
@@ -44,6 +45,11 @@ export interface NetlinkRequest {
 }
 
 export type RequestOutcome = { readonly ok: true } | { readonly ok: false; readonly error: NetlinkRequestError };
+/** The outcome of a request that was never sent: it could not be encoded. */
+export type Unsent = { readonly ok: false; readonly error: NetlinkRequestError };
+
+/** The one outcome of every acknowledged request: 169,018 of them after a first sync share it. */
+export const OK: RequestOutcome = Object.freeze({ ok: true });
 
 /** For `outcomes[i] ?? missingOutcome(what)`: execute answers one outcome per request, so a missing one is a bug of ours. */
 export function missingOutcome(what: string): never {
@@ -82,14 +88,36 @@ interface Registered extends Pending {
 
 const WATCHDOG_INTERVAL_MS = 1000;
 
-/** Consecutive requests sent in one datagram; `start` is the first one's index. */
+/** One datagram of requests, written, under the sequence numbers firstSeq, firstSeq + 1, ... */
 interface Batch {
-  readonly start: number;
-  readonly requests: NetlinkRequest[];
-  bytes: number;
+  readonly datagram: Buffer;
+  readonly firstSeq: number;
+  /** The requests' places in the caller's list, in the datagram's order. */
+  readonly indexes: readonly number[];
   /** The receive-buffer bytes their error replies could take (errorCost). */
-  cost: number;
+  readonly cost: number;
 }
+
+/**
+ * The datagram as written so far, its last message asking for the ACK, copied out of the
+ * connection's scratch buffer at its own size: an endpoint change's datagram of a few hundred
+ * bytes then takes a slice of node's buffer pool, not 64 KB.
+ */
+function closeDatagram(open: {
+  readonly datagram: Buffer;
+  readonly firstSeq: number;
+  readonly indexes: number[];
+  readonly offset: number;
+  readonly last: number;
+  readonly cost: number;
+}): Batch {
+  const { datagram, firstSeq, indexes, offset, last, cost } = open;
+  datagram.writeUInt16LE(datagram.readUInt16LE(last + 6) | NLM_F_ACK, last + 6);
+  return { datagram: Buffer.from(datagram.subarray(0, offset)), firstSeq, indexes, cost };
+}
+
+/** A request made again for its description: it was sent, so it encodes. */
+const describeMade = (request: NetlinkRequest | Unsent): string => ('ok' in request ? request.error.operation : request.describe());
 
 /** Receive-buffer bytes one failed request can take: the skb overhead plus the echoed request. */
 const errorCost = (messageLength: number): number => 768 + 2 * messageLength;
@@ -111,6 +139,8 @@ export class NetlinkConnection {
   /** Receive-buffer bytes we allow requests in flight to consume if all of them fail. */
   private readonly inFlightBudget: number;
   private inFlightCost = 0;
+  /** Where datagrams are written before they are copied out at their own size (batches()). */
+  private scratch: Buffer | undefined;
   private readonly waiters: Array<() => void> = [];
   /** Counters for metrics and benchmarks. */
   readonly stats = { datagramsSent: 0, messagesSent: 0, datagramsReceived: 0 };
@@ -178,12 +208,13 @@ export class NetlinkConnection {
     for (const handler of handlers) handler.fail(error);
   }
 
-  private register(seqs: readonly number[], handler: Pending): () => void {
+  /** Routes the answers to sequence numbers first .. first + count - 1 to the handler. */
+  private register(first: number, count: number, handler: Pending): () => void {
     const registered: Registered = { ...handler, sentAtTick: this.tick };
-    for (const seq of seqs) this.pending.set(seq, registered);
+    for (let seq = first; seq < first + count; seq++) this.pending.set(seq, registered);
     if (this.pending.size > 0) this.socket.ref();
     return () => {
-      for (const seq of seqs) this.pending.delete(seq);
+      for (let seq = first; seq < first + count; seq++) this.pending.delete(seq);
       if (this.pending.size === 0 && !this.closed) this.socket.unref();
     };
   }
@@ -224,23 +255,40 @@ export class NetlinkConnection {
    * request does not hide the outcome of the others. Rejects only when the transport fails, in
    * which case the outcome of requests in flight is unknown (the caller re-reads the kernel).
    */
-  async execute(requests: readonly NetlinkRequest[]): Promise<RequestOutcome[]> {
+  execute(requests: readonly NetlinkRequest[]): Promise<RequestOutcome[]> {
+    return this.executeEach(requests.length, (index) => requests[index] ?? missingOutcome(`request ${index}`));
+  }
+
+  /**
+   * As execute(), but each request is made (encoded) only when its datagram is filled and is
+   * written into it at once: what is held while datagrams are in flight is their bytes and the
+   * requests' indexes, not the requests (a first sync sends 169,018, and a request kept until its
+   * answer outlives the young generation). `make(index)` returns the index-th request, or the
+   * outcome of one that cannot be sent (it does not encode): that one fails alone. A request the
+   * kernel refuses is made again, for its description.
+   */
+  async executeEach(count: number, make: (index: number) => NetlinkRequest | Unsent): Promise<RequestOutcome[]> {
     this.assertOpen();
-    const outcomes = new Array<RequestOutcome>(requests.length);
-    const datagrams: Promise<void>[] = [];
+    const outcomes = new Array<RequestOutcome>(count);
+    const datagrams = new Set<Promise<void>>();
     // The first transport failure: it stops further sends (the outcome of what is in flight is
     // unknown) and is thrown once every datagram has settled, never left unhandled meanwhile.
     let failure: Error | undefined;
-    for (const batch of this.batches(requests)) {
+    const batches = this.batches(count, make, outcomes);
+    for (let next = batches.next(); !next.done; next = batches.next()) {
+      const batch = next.value;
       await this.acquire(batch.cost);
       if (failure !== undefined) {
         this.release(batch.cost);
         break;
       }
-      const sent = this.sendBatch(batch, outcomes).finally(() => this.release(batch.cost));
+      const sent: Promise<void> = this.sendBatch(batch, make, outcomes).finally(() => {
+        this.release(batch.cost);
+        datagrams.delete(sent);
+      });
       // sendBatch rejects only with Errors: a transport failure or a reply that does not decode.
       sent.catch((error: unknown) => (failure ??= error as Error));
-      datagrams.push(sent);
+      datagrams.add(sent);
     }
     await Promise.allSettled(datagrams);
     if (failure !== undefined) throw failure;
@@ -248,24 +296,44 @@ export class NetlinkConnection {
   }
 
   /**
-   * Splits requests, in order, into datagrams of at most maxDatagramBytes whose error replies take
-   * at most a quarter of the in-flight budget; a request too big for either goes alone.
+   * The requests, in order, as datagrams of at most maxDatagramBytes whose error replies take at
+   * most a quarter of the in-flight budget (a request too big for either goes alone), made one
+   * datagram at a time as the sender asks for the next. Each request is written into its datagram
+   * as soon as it is made and not kept: one kept for the rest of its datagram (hundreds of
+   * requests) lives through a young-generation collection or two and is promoted, and a first
+   * sync then leaves 70 MB of garbage in the old generation. An unsent request's outcome goes
+   * straight to `outcomes`.
    */
-  private batches(requests: readonly NetlinkRequest[]): Batch[] {
+  private *batches(count: number, make: (index: number) => NetlinkRequest | Unsent, outcomes: RequestOutcome[]): Generator<Batch, void, undefined> {
     const datagramBudget = this.inFlightBudget / 4;
-    const batches: Batch[] = [];
-    let batch: Batch | undefined;
-    requests.forEach((request, index) => {
-      const space = messageSpace(request.payload.length);
-      if (!batch || batch.bytes + space > this.maxDatagramBytes || batch.cost + errorCost(space) > datagramBudget) {
-        batch = { start: index, requests: [], bytes: 0, cost: 0 };
-        batches.push(batch);
+    let open: { datagram: Buffer; firstSeq: number; indexes: number[]; offset: number; last: number; cost: number } | undefined;
+    for (let index = 0; index < count; index++) {
+      const request = make(index);
+      if ('ok' in request) {
+        outcomes[index] = request;
+        continue;
       }
-      batch.requests.push(request);
-      batch.bytes += space;
-      batch.cost += errorCost(space);
-    });
-    return batches;
+      const space = messageSpace(request.payload.length);
+      if (open && (open.offset + space > open.datagram.length || open.cost + errorCost(space) > datagramBudget)) {
+        yield closeDatagram(open);
+        open = undefined;
+      }
+      if (!open) {
+        // Each datagram is written and closed within one step of this generator, so one scratch
+        // buffer serves every execute() on the connection, even several at once.
+        const datagram = space > this.maxDatagramBytes ? Buffer.allocUnsafe(space) : (this.scratch ??= Buffer.allocUnsafe(this.maxDatagramBytes));
+        // Consecutive sequence numbers for the whole datagram, without wrapping to 0 midway.
+        if (this.nextSeq > 0xffffffff - datagram.length / NLMSG_HEADER_LENGTH) this.nextSeq = 0;
+        open = { datagram, firstSeq: this.nextSeq + 1, indexes: [], offset: 0, last: 0, cost: 0 };
+      }
+      const seq = open.firstSeq + open.indexes.length;
+      this.nextSeq = seq;
+      open.last = open.offset;
+      open.offset = writeMessage(open.datagram, open.offset, request.type, NLM_F_REQUEST | (request.flags ?? 0), seq, request.payload);
+      open.indexes.push(index);
+      open.cost += errorCost(space);
+    }
+    if (open) yield closeDatagram(open);
   }
 
   private acquire(cost: number): Promise<void> {
@@ -287,27 +355,18 @@ export class NetlinkConnection {
     while (this.waiters.length > 0 && (this.inFlightCost <= 0 || this.inFlightCost < this.inFlightBudget)) this.waiters.shift()?.();
   }
 
-  private async sendBatch(batch: Batch, outcomes: RequestOutcome[]): Promise<void> {
-    const datagram = Buffer.allocUnsafe(batch.bytes);
-    const sentBySeq = new Map<number, { readonly index: number; readonly request: NetlinkRequest }>();
-    let offset = 0;
-    let lastSeq = 0;
-    batch.requests.forEach((request, i) => {
-      const seq = this.allocateSeq();
-      const flags = NLM_F_REQUEST | (i === batch.requests.length - 1 ? NLM_F_ACK : 0) | (request.flags ?? 0);
-      offset = writeMessage(datagram, offset, request.type, flags, seq, request.payload);
-      sentBySeq.set(seq, { index: batch.start + i, request });
-      lastSeq = seq;
-    });
+  private async sendBatch(batch: Batch, make: (index: number) => NetlinkRequest | Unsent, outcomes: RequestOutcome[]): Promise<void> {
+    const { datagram, firstSeq, indexes } = batch;
+    const lastSeq = firstSeq + indexes.length - 1;
     let unregister = (): void => {};
     let failBatch: (error: Error) => void = () => {};
     const done = new Promise<void>((resolve, reject) => {
       failBatch = reject;
-      unregister = this.register([...sentBySeq.keys()], {
+      unregister = this.register(firstSeq, indexes.length, {
         onMessage: (message) => {
           if (message.type !== NLMSG_ERROR) return; // replies to a request we did not ask for: ignore
-          const sent = sentBySeq.get(message.seq);
-          if (sent === undefined) return; // registered for this batch's seqs only
+          const index = indexes[message.seq - firstSeq];
+          if (index === undefined) return; // registered for this batch's seqs only
           let errno: number;
           let extack: string | undefined;
           try {
@@ -316,9 +375,9 @@ export class NetlinkConnection {
             reject(error instanceof Error ? error : new NetlinkDecodeError(String(error)));
             return;
           }
-          outcomes[sent.index] = errno === 0 ? { ok: true } : { ok: false, error: new NetlinkRequestError(sent.request.describe(), errno, extack) };
+          outcomes[index] = errno === 0 ? OK : { ok: false, error: new NetlinkRequestError(describeMade(make(index)), errno, extack) };
           if (message.seq === lastSeq) {
-            for (const { index } of sentBySeq.values()) outcomes[index] ??= { ok: true };
+            for (const sent of indexes) outcomes[sent] ??= OK;
             resolve();
           }
         },
@@ -327,7 +386,7 @@ export class NetlinkConnection {
     });
     done.catch(() => {}); // the kernel may answer before the send callback; awaited below
     try {
-      await this.sendAndWait(datagram, batch.requests.length, done, failBatch);
+      await this.sendAndWait(datagram, indexes.length, done, failBatch);
     } finally {
       unregister();
     }
@@ -351,7 +410,7 @@ export class NetlinkConnection {
     let failQuery: (error: Error) => void = () => {};
     const done = new Promise<NetlinkMessage[]>((resolve, reject) => {
       failQuery = reject;
-      unregister = this.register([seq], {
+      unregister = this.register(seq, 1, {
         onMessage: (message) => {
           if (message.type === NLMSG_ERROR) {
             const { errno, extackMessage } = parseErrorPayload(message);
@@ -403,7 +462,7 @@ export class NetlinkConnection {
     let failDump: (error: Error) => void = () => {};
     const done = new Promise<void>((resolve, reject) => {
       failDump = reject;
-      unregister = this.register([seq], {
+      unregister = this.register(seq, 1, {
         onMessage: (message) => {
           if (message.flags & NLM_F_DUMP_INTR) interrupted = true;
           switch (message.type) {

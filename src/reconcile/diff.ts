@@ -6,7 +6,7 @@
 import { cidrContains } from '../ip.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import type { IpsetSetSpec } from '../netlink/ipset/types.js';
-import { EVERYTHING, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
+import { EVERYTHING, sameRealServer, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
 import { mayDelete, recordedNodePorts, type OwnershipFacts } from './ownership.js';
 import { drainKey, type DrainingRealServer, type KernelOperation, type ObservedState, type ObservedVirtualServer, type Plan } from './state.js';
 
@@ -40,9 +40,6 @@ export const sameService = (a: IpvsService, b: IpvsService): boolean =>
   a.timeout === b.timeout &&
   a.netmask === b.netmask &&
   (a.persistenceEngine ?? '') === (b.persistenceEngine ?? '');
-
-export const sameRealServer = (a: IpvsDestination, b: IpvsDestination): boolean =>
-  a.weight === b.weight && a.forwarding === b.forwarding && a.upperThreshold === b.upperThreshold && a.lowerThreshold === b.lowerThreshold;
 
 function excluded(service: IpvsService, excludeCidrs: readonly string[]): boolean {
   return !isFwmarkKey(service.key) && excludeCidrs.some((cidr) => cidrContains(cidr, (service.key as { address: string }).address));

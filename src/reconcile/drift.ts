@@ -8,7 +8,8 @@
 // comparison trusts the mirror there, and the next full sync looks again.
 import { forEachPaced, pacer } from '../util/event-loop.js';
 import { sameSet } from '../kernel/mirror.js';
-import { sameRealServer, sameService } from './diff.js';
+import { sameService } from './diff.js';
+import { sameRealServer } from '../model/desired.js';
 import type { ObservedState, ObservedVirtualServer, Plan } from './state.js';
 import { ipsetEntryKey, virtualServerKey } from '../model/desired.js';
 

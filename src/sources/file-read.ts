@@ -47,7 +47,7 @@ export function readRegularFile(file: string, maxBytes: number = MAX_FILE_BYTES)
     if (!stats.isFile() || stats.ino !== before.ino || stats.dev !== before.dev)
       return { refused: 'replaced while being opened; read again at the next change' };
     if (stats.size > maxBytes) return { refused: `${stats.size} bytes, more than the limit of ${maxBytes}` };
-    return readAtMost(fd, maxBytes);
+    return readAtMost(fd, maxBytes, stats.size);
   } catch (error) {
     return { refused: `cannot read: ${errnoOf(error)}` };
   } finally {
@@ -55,19 +55,25 @@ export function readRegularFile(file: string, maxBytes: number = MAX_FILE_BYTES)
   }
 }
 
-/** Reads to the end, refusing a file that grows past the limit while it is read. */
-function readAtMost(fd: number, maxBytes: number): FileText {
+/**
+ * Reads to the end, refusing a file that grows past the limit while it is read. The first read
+ * asks for the size the file had (and a byte more, to see the end): a file of 300 bytes costs no
+ * megabyte of buffer, and one of 600 KB one read (and one more of a small buffer to see the end).
+ */
+function readAtMost(fd: number, maxBytes: number, expectedBytes: number): FileText {
   const chunks: Buffer[] = [];
   let total = 0;
   for (;;) {
-    const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, maxBytes + 1 - total));
+    const want = chunks.length === 0 ? expectedBytes + 1 : 64 * 1024;
+    const chunk = Buffer.allocUnsafe(Math.min(want, maxBytes + 1 - total));
     const count = readSync(fd, chunk, 0, chunk.length, null);
     if (count === 0) break;
     chunks.push(chunk.subarray(0, count));
     total += count;
     if (total > maxBytes) return { refused: `more than the limit of ${maxBytes} bytes` };
   }
-  return { text: Buffer.concat(chunks, total).toString('utf8') };
+  const [only] = chunks;
+  return { text: chunks.length === 1 && only ? only.toString('utf8', 0, total) : Buffer.concat(chunks, total).toString('utf8') };
 }
 
 /** Deepest nesting accepted: a Kubernetes object is about 8 levels deep. */

@@ -3,7 +3,7 @@
 // so that every entry gets its own outcome (an IPSET_ATTR_ADT batch stops at its first failure).
 import { forEachPaced, pacer } from '../../util/event-loop.js';
 import { decodeAttributes, encodeAttributes, type Attrs, type AttrTable } from '../attributes.js';
-import { missingOutcome, NETLINK_NETFILTER, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
+import { NETLINK_NETFILTER, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkDecodeError, NetlinkRequestError, PermissionError } from '../errors.js';
 import { NLM_F_EXCL, type NetlinkMessage } from '../message.js';
 import {
@@ -225,22 +225,20 @@ export class IpsetClient {
     return this.request(command, entryCommandAttributes, attributes, describe, strict ? NLM_F_EXCL : 0);
   }
 
+  /** Each entry encoded only when its datagram is sent (NetlinkConnection.executeEach). */
   private async writeEntries(operation: 'add' | 'del', setName: string, entries: readonly IpsetEntry[], options: IpsetWriteOptions): Promise<RequestOutcome[]> {
     checkSetName(setName);
-    const outcomes = new Array<RequestOutcome>(entries.length);
-    const sent: { readonly index: number; readonly entry: IpsetEntry; readonly request: NetlinkRequest }[] = [];
-    entries.forEach((entry, index) => {
+    const outcomes = await this.connection.executeEach(entries.length, (index) => {
+      const entry = entries[index] as IpsetEntry;
       try {
-        sent.push({ index, entry, request: this.entryRequest(operation, setName, entry, options.strict ?? false) });
+        return this.entryRequest(operation, setName, entry, options.strict ?? false);
       } catch (error) {
         const operationText = describeEntryOperation(operation, setName, entry);
-        outcomes[index] = { ok: false, error: new IpsetRequestError(operationText, EINVAL, (error as Error).message) };
+        return { ok: false, error: new IpsetRequestError(operationText, EINVAL, (error as Error).message) };
       }
     });
-    const answers = await this.connection.execute(sent.map(({ request }) => request));
-    sent.forEach(({ index, entry, request }, i) => {
-      const outcome = answers[i] ?? missingOutcome(request.describe());
-      outcomes[index] = outcome.ok ? outcome : { ok: false, error: IpsetRequestError.from(outcome.error, setKindOf(entrySetType(entry))) };
+    outcomes.forEach((outcome, index) => {
+      if (!outcome.ok) outcomes[index] = { ok: false, error: IpsetRequestError.from(outcome.error, setKindOf(entrySetType(entries[index] as IpsetEntry))) };
     });
     return outcomes;
   }

@@ -2,7 +2,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { forEachPaced, pacer } from '../../util/event-loop.js';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
-import { missingOutcome, NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
+import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
 import { decodeGenlPayload, genlHeader, resolveGenlFamily } from '../genl.js';
 import type { NetlinkMessage } from '../message.js';
@@ -261,22 +261,19 @@ export class IpvsClient {
   }
 
   /**
-   * Applies operations in order, batched; returns one outcome per operation. An operation that
-   * cannot even be encoded (bad address, scheduler name) fails alone without reaching the kernel.
+   * Applies operations in order, batched; returns one outcome per operation. Each is encoded only
+   * when its datagram is sent (NetlinkConnection.executeEach). An operation that cannot even be
+   * encoded (bad address, scheduler name) fails alone without reaching the kernel.
    */
-  async apply(operations: readonly IpvsOperation[]): Promise<RequestOutcome[]> {
-    const outcomes = new Array<RequestOutcome>(operations.length);
-    const sent: { readonly index: number; readonly request: NetlinkRequest }[] = [];
-    operations.forEach((operation, index) => {
+  apply(operations: readonly IpvsOperation[]): Promise<RequestOutcome[]> {
+    return this.connection.executeEach(operations.length, (index) => {
+      const operation = operations[index] as IpvsOperation;
       try {
-        sent.push({ index, request: this.encodeOperation(operation) });
+        return this.encodeOperation(operation);
       } catch (error) {
-        outcomes[index] = { ok: false, error: new NetlinkRequestError(describeOperation(operation), 22, (error as Error).message) };
+        return { ok: false, error: new NetlinkRequestError(describeOperation(operation), 22, (error as Error).message) };
       }
     });
-    const answers = await this.connection.execute(sent.map(({ request }) => request));
-    sent.forEach(({ index, request }, i) => (outcomes[index] = answers[i] ?? missingOutcome(request.describe())));
-    return outcomes;
   }
 
   /** Applies operations and throws the first failure (for callers that want all or an error). */

@@ -3,7 +3,7 @@
 // kube-ipvs0, holding every service IP as a /32 or /128, so that the node accepts packets for them.
 import { forEachPaced, pacer } from '../../util/event-loop.js';
 import { constants } from 'node:os';
-import { missingOutcome, NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
+import { NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KipvsError } from '../../errors.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
 import {
@@ -184,23 +184,20 @@ export class LinkClient {
     },
   ): Promise<RequestOutcome[]> {
     const link = await this.requireLink(linkName);
-    const outcomes = new Array<RequestOutcome>(addresses.length);
-    const sent: { readonly index: number; readonly request: NetlinkRequest }[] = [];
-    addresses.forEach((text, index) => {
+    // Each address encoded only when its datagram is sent (NetlinkConnection.executeEach).
+    const outcomes = await this.connection.executeEach(addresses.length, (index) => {
+      const text = addresses[index] as string;
       let key: InterfaceAddressKey;
       try {
         key = parseInterfaceAddress(text);
       } catch (error) {
         // An address that cannot be encoded fails alone, without reaching the kernel.
-        const operation = change.describe(text);
-        outcomes[index] = { ok: false, error: new NetlinkRequestError(operation, constants.errno.EINVAL, (error as Error).message) };
-        return;
+        return { ok: false, error: new NetlinkRequestError(change.describe(text), constants.errno.EINVAL, (error as Error).message) };
       }
-      sent.push({ index, request: this.request(change.encode(link.index, key), change.describe(formatInterfaceAddress(key))) });
+      return this.request(change.encode(link.index, key), change.describe(formatInterfaceAddress(key)));
     });
-    const answers = await this.connection.execute(sent.map(({ request }) => request));
-    sent.forEach(({ index, request }, i) => {
-      outcomes[index] = settle(answers[i] ?? missingOutcome(request.describe()), linkName, change.toleratedErrno);
+    outcomes.forEach((outcome, index) => {
+      outcomes[index] = settle(outcome, linkName, change.toleratedErrno);
     });
     return outcomes;
   }

@@ -43,12 +43,7 @@ describe('the Service names record', () => {
       virtualServer('10.96.0.10', 80, { namespace: 'shop', name: 'web', port: 'http' }),
       virtualServer('192.0.2.1', 30080, { namespace: 'shop', name: 'web', port: 'http' }),
     ]);
-    recorder.record(
-      state,
-      ['shop/web'],
-      () => [slice],
-      () => new Date('2026-12-02T10:00:00Z'),
-    );
+    recorder.record(state, ['shop/web'], { serviceIds: () => ['shop/web'], slicesOf: () => [slice] }, () => new Date('2026-12-02T10:00:00Z'));
     expect(readdirSync(directory)).toEqual(['service-names.json']);
     const names = readServiceNamesRecord(path);
     expect(names).toEqual({
@@ -62,20 +57,10 @@ describe('the Service names record', () => {
       truncated: false,
     });
     // Nothing changed: not written again (the time stays).
-    recorder.record(
-      state,
-      ['shop/web'],
-      () => [slice],
-      () => new Date('2026-12-02T11:00:00Z'),
-    );
+    recorder.record(state, ['shop/web'], { serviceIds: () => ['shop/web'], slicesOf: () => [slice] }, () => new Date('2026-12-02T11:00:00Z'));
     expect(readFileSync(path, 'utf8')).toContain('2026-12-02T10:00:00.000Z');
     // The Service gone: its names go.
-    recorder.record(
-      desired([]),
-      ['shop/web'],
-      () => [],
-      () => new Date('2026-12-02T12:00:00Z'),
-    );
+    recorder.record(desired([]), ['shop/web'], { serviceIds: () => [], slicesOf: () => [] }, () => new Date('2026-12-02T12:00:00Z'));
     expect(readServiceNamesRecord(path)).toMatchObject({ virtualServers: new Map(), pods: new Map() });
   });
 
