@@ -116,11 +116,11 @@ describe('KernelMirror', () => {
 
   it("holds the desired state's map where it matches (counters aside), and never changes that map", () => {
     const observed = empty();
-    const counted = { ...real('10.244.0.1'), activeConns: 4, inactiveConns: 1, persistConns: 0 };
+    const counted = { ...realServer('10.244.0.1'), activeConns: 4, inactiveConns: 1, persistConns: 0 };
     observed.virtualServers.set('TCP 10.96.0.1:80', { service, realServers: new Map([['10.244.0.1:8080', counted]]) });
     const mirror = KernelMirror.adopt(observed, 'kube-ipvs0');
-    const wanted = new Map([['10.244.0.1:8080', real('10.244.0.1')]]);
-    const heavier = new Map([['10.244.0.1:8080', real('10.244.0.1', { weight: 2 })]]);
+    const wanted = new Map([['10.244.0.1:8080', realServer('10.244.0.1')]]);
+    const heavier = new Map([['10.244.0.1:8080', realServer('10.244.0.1', { weight: 2 })]]);
     // Another weight is another real server to the diff: not shared.
     mirror.share(new Map([['TCP 10.96.0.1:80', { realServers: heavier }]]), ['TCP 10.96.0.1:80']);
     expect(mirror.view().virtualServers.get('TCP 10.96.0.1:80')?.realServers).not.toBe(heavier);
@@ -130,17 +130,17 @@ describe('KernelMirror', () => {
     expect(
       mirror.apply(
         plan(
-          { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: real('10.244.0.2') } },
-          { kind: 'ipvs', operation: { op: 'deleteDestination', service: web, destination: real('10.244.0.1') } },
+          { kind: 'ipvs', operation: { op: 'addDestination', service: web, destination: realServer('10.244.0.2') } },
+          { kind: 'ipvs', operation: { op: 'deleteDestination', service: web, destination: realServer('10.244.0.1') } },
         ),
       ),
     ).toEqual([]);
     expect([...wanted.keys()]).toEqual(['10.244.0.1:8080']);
     expect([...(mirror.view().virtualServers.get('TCP 10.96.0.1:80')?.realServers.keys() ?? [])]).toEqual(['10.244.0.2:8080']);
     // Deleting what is not there is refused, shared or not, and changes nothing.
-    const now = new Map([['10.244.0.2:8080', real('10.244.0.2')]]);
+    const now = new Map([['10.244.0.2:8080', realServer('10.244.0.2')]]);
     mirror.share(new Map([['TCP 10.96.0.1:80', { realServers: now }]]), ['TCP 10.96.0.1:80']);
-    const refused = mirror.apply(plan({ kind: 'ipvs', operation: { op: 'deleteDestination', service: web, destination: real('10.244.0.9') } }));
+    const refused = mirror.apply(plan({ kind: 'ipvs', operation: { op: 'deleteDestination', service: web, destination: realServer('10.244.0.9') } }));
     expect(refused.map((f) => f.error.message)).toEqual(['delete real server 10.244.0.9:8080 from TCP 10.96.0.1:80: ENOENT']);
     expect(mirror.view().virtualServers.get('TCP 10.96.0.1:80')?.realServers).toBe(now);
     expect(now.size).toBe(1);
