@@ -16,6 +16,24 @@ const gaps = (times: number[]): number[] => times.slice(1).map((at, i) => at - d
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A runner whose full syncs first read for 300 ms; it writes what it does, and when, to `events`. */
+function runnerWithSlowRead(events: string[], at: () => number): SyncRunner {
+  return new SyncRunner({
+    minIntervalMs: 10,
+    maxIntervalMs: 1000,
+    prepareFull: async () => {
+      events.push(`read from ${at()}`);
+      await sleep(300);
+      events.push(`read until ${at()}`);
+    },
+    sync: async ({ full }) => {
+      events.push(`${full ? 'full' : 'partial'} at ${at()}`);
+      await sleep(5);
+    },
+    onError: () => {},
+  });
+}
+
 describe('SyncRunner', () => {
   it('syncs soon after the first change even while changes keep coming, and batches the rest', async () => {
     const syncs: number[] = [];
@@ -164,20 +182,7 @@ describe('SyncRunner', () => {
     const events: string[] = [];
     const started = performance.now();
     const at = (): number => performance.now() - started;
-    const runner = new SyncRunner({
-      minIntervalMs: 10,
-      maxIntervalMs: 1000,
-      prepareFull: async () => {
-        events.push(`read from ${at()}`);
-        await sleep(300);
-        events.push(`read until ${at()}`);
-      },
-      sync: async ({ full }) => {
-        events.push(`${full ? 'full' : 'partial'} at ${at()}`);
-        await sleep(5);
-      },
-      onError: () => {},
-    });
+    const runner = runnerWithSlowRead(events, at);
     runner.start();
     await vi.advanceTimersByTimeAsync(500);
     // The second period's read starts at 1000 (counted from the start of the first read).
@@ -257,20 +262,7 @@ describe('SyncRunner', () => {
     const events: string[] = [];
     const started = performance.now();
     const at = (): number => performance.now() - started;
-    const runner = new SyncRunner({
-      minIntervalMs: 10,
-      maxIntervalMs: 1000,
-      prepareFull: async () => {
-        events.push(`read from ${at()}`);
-        await sleep(300);
-        events.push(`read until ${at()}`);
-      },
-      sync: async ({ full }) => {
-        events.push(`${full ? 'full' : 'partial'} at ${at()}`);
-        await sleep(5);
-      },
-      onError: () => {},
-    });
+    const runner = runnerWithSlowRead(events, at);
     runner.start();
     await vi.advanceTimersByTimeAsync(1100); // the second read runs from 1000
     let stopped = false;

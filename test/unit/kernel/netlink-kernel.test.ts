@@ -1,22 +1,12 @@
 // The kernel adapter's fallback when /proc/net/ip_vs cannot be read or parsed, with its netlink
 // clients replaced by fakes (the kernel tests run it against a real kernel, where /proc reads).
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import type { IpvsDestination, IpvsService } from '../../../src/netlink/ipvs/types.js';
+import type { IpvsService } from '../../../src/netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../../../src/model/desired.js';
+import { realServer } from '../../support/ipvs-objects.js';
 
 const service: IpvsService = { key: { family: 'inet', protocol: 'TCP', address: '10.96.0.1', port: 80 }, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32 };
-const destination: IpvsDestination = {
-  address: '10.244.1.2',
-  port: 8080,
-  family: 'inet',
-  forwarding: 'masq',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  activeConns: 0,
-  inactiveConns: 0,
-  persistConns: 0,
-};
+const destination = realServer('10.244.1.2', { activeConns: 0, inactiveConns: 0, persistConns: 0 });
 
 const fakes = vi.hoisted(() => ({ procReads: 0, procError: new Error('ENOENT: /proc/thread-self/net/ip_vs'), snapshots: 0 }));
 
