@@ -6,6 +6,7 @@ import { IncrementalTranslator, type ServiceObjects } from '../translate/increme
 import { diff } from '../reconcile/diff.js';
 import { withoutRemovalsOfUnknown } from '../reconcile/keep-unknown.js';
 import { findDrift, TouchedKeys, withoutTouched, type Drift } from '../reconcile/drift.js';
+import { addKeyOf } from '../util/keys-by-name.js';
 import { describeKernelOperation, type Kernel, type OperationFailure } from '../kernel/netlink-kernel.js';
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
@@ -152,7 +153,7 @@ export class Proxier {
       entries.set(name, new Set([...(cache.view().ipsets.get(name)?.entries.keys() ?? []), ...(kernel.ipsets.get(name)?.entries.keys() ?? [])]));
     cache.patch(kernel, { ...drift, virtualServers: new Set([...drift.virtualServers, ...counted.filter(untouched)]) });
     if (scope.all) return this.planScoped(cache, EVERYTHING, changes, { fresh: true, full: true, stale: touched.virtualServers });
-    for (const [name, keys] of [...scope.ipsetEntries, ...drift.ipsetEntries]) for (const key of keys) addTo(entries, name, key);
+    for (const [name, keys] of [...scope.ipsetEntries, ...drift.ipsetEntries]) for (const key of keys) addKeyOf(entries, name, key);
     const audited: DiffScope = {
       all: false,
       virtualServers: new Set([...scope.virtualServers, ...drift.virtualServers, ...draining.filter(untouched)]),
@@ -364,12 +365,6 @@ export class Proxier {
     }
     this.reportedProblems = current;
   }
-}
-
-function addTo(map: Map<string, Set<string>>, name: string, key: string): void {
-  const keys = map.get(name);
-  if (keys) keys.add(key);
-  else map.set(name, new Set([key]));
 }
 
 const sameKeys = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((key) => b.has(key));

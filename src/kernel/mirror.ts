@@ -11,7 +11,7 @@ import type { IpsetSetSpec } from '../netlink/ipset/types.js';
 import type { IpvsDestination, IpvsOperation, IpvsService, IpvsServiceKey } from '../netlink/ipvs/types.js';
 import { ipsetEntryKey, realServerKey, sameRealServer, virtualServerKey } from '../model/desired.js';
 import { IPVS_SCHEDULERS } from '../model/schedulers.js';
-import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../reconcile/state.js';
+import type { FreshObservedState, KernelOperation, ObservedState, ObservedStateKeys, Plan } from '../reconcile/state.js';
 import { describeKernelOperation, type OperationFailure } from './netlink-kernel.js';
 
 /** The schedulers of upstream Linux (net/netfilter/ipvs/ip_vs_*.c); a kernel built without one refuses it too. */
@@ -20,16 +20,6 @@ const KERNEL_PERSISTENCE_ENGINES = new Set(['sip']);
 const { EEXIST, EINVAL, ENODEV, ENOENT, ERANGE, ESRCH } = constants.errno;
 /** ipset's default maxelem (ip_set_hash_gen.h), for a set created without one. */
 const DEFAULT_MAX_ELEMENTS = 65536;
-
-/** Which parts of a fresh read KernelMirror.patch() takes (reconcile/drift.ts finds them). */
-export interface MirrorPatch {
-  readonly dummyInterface: boolean;
-  readonly virtualServers: Iterable<string>;
-  readonly addresses: Iterable<string>;
-  /** Whole sets: their type, entries, or whether kipvs can decode them. */
-  readonly ipsets: Iterable<string>;
-  readonly ipsetEntries: ReadonlyMap<string, Iterable<string>>;
-}
 
 /**
  * A virtual server as the mirror holds it. `shared`: its real servers are the desired state's own
@@ -98,7 +88,7 @@ export class KernelMirror {
    * Takes the kernel's state as just read for the given keys (what a full read found drifted, and
    * the virtual servers whose fresh counts the next diff needs); the rest stays as it is.
    */
-  patch(kernel: ObservedState, keys: MirrorPatch): void {
+  patch(kernel: ObservedState, keys: ObservedStateKeys): void {
     if (keys.dummyInterface) this.dummyInterfaceExists = kernel.dummyInterfaceExists;
     for (const key of keys.virtualServers) {
       const read = kernel.virtualServers.get(key);

@@ -1,7 +1,7 @@
 // The kernel adapter: reads the state kipvs reconciles (observe) and runs plans (apply), through
 // the IPVS, ipset, rtnetlink and conntrack clients of one network namespace. No decisions here:
 // those are the diff's.
-import { IpvsClient } from '../netlink/ipvs/client.js';
+import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
 import { forEachPaced, pacer } from '../util/event-loop.js';
 import { confirmedRealServers, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
@@ -14,7 +14,7 @@ import { constants } from 'node:os';
 import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
 import { KipvsError } from '../errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
-import { describeOperation, type IpvsOperation, type IpvsService } from '../netlink/ipvs/types.js';
+import { describeOperation, type IpvsDestination, type IpvsOperation, type IpvsService } from '../netlink/ipvs/types.js';
 import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
@@ -151,9 +151,7 @@ export class NetlinkKernel implements Kernel {
 
   private async readIpvs(): Promise<FreshObservedState['virtualServers']> {
     const virtualServers: FreshObservedState['virtualServers'] = new Map();
-    for (const { service, destinations } of await this.ipvs.snapshot({ withStats: false })) {
-      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
-    }
+    for (const dumped of await this.ipvs.snapshot({ withStats: false })) virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));
     return virtualServers;
   }
 
@@ -186,8 +184,8 @@ export class NetlinkKernel implements Kernel {
       if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
       else unconfirmed.push(service);
     });
-    for (const { service, destinations } of await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })) {
-      virtualServers.set(virtualServerKey(service.key), { service, realServers: new Map(destinations.map((d) => [realServerKey(d), d])) });
+    for (const dumped of await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })) {
+      virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));
     }
     return virtualServers;
   }
@@ -426,3 +424,8 @@ function runsOf<T>(items: readonly T[], together: (a: T, b: T) => boolean): Arra
 }
 
 export { ipsetEntryKey };
+
+/** A virtual server as dumped, with its real servers keyed as the diff keys them. */
+function observedFrom({ service, destinations }: IpvsServiceWithDestinations): { service: IpvsService; realServers: Map<string, IpvsDestination> } {
+  return { service, realServers: new Map(destinations.map((destination) => [realServerKey(destination), destination])) };
+}

@@ -7,10 +7,11 @@
 // meanwhile: what they touch (TouchedKeys) may have changed after the read saw it, so the
 // comparison trusts the mirror there, and the next full sync looks again.
 import { forEachPaced, pacer } from '../util/event-loop.js';
+import { addKeyOf } from '../util/keys-by-name.js';
 import { sameSet } from '../kernel/mirror.js';
 import { sameService } from './diff.js';
 import { sameRealServer } from '../model/desired.js';
-import type { ObservedState, ObservedVirtualServer, Plan } from './state.js';
+import type { ObservedState, ObservedStateKeys, ObservedVirtualServer, Plan } from './state.js';
 import { ipsetEntryKey, virtualServerKey } from '../model/desired.js';
 
 /** The longest the comparison holds the event loop before other work (a sync) may run. */
@@ -40,7 +41,7 @@ export class TouchedKeys {
           break;
         case 'addIpsetEntry':
         case 'deleteIpsetEntry':
-          addTo(this.ipsetEntries, operation.set, ipsetEntryKey(operation.entry));
+          addKeyOf(this.ipsetEntries, operation.set, ipsetEntryKey(operation.entry));
           break;
         case 'ipvs': {
           const op = operation.operation;
@@ -60,15 +61,11 @@ export class TouchedKeys {
   }
 }
 
-/** Where the kernel differs from the mirror, in the keys of a diff's scope. */
-export interface Drift {
-  readonly dummyInterface: boolean;
-  readonly virtualServers: Set<string>;
-  readonly addresses: Set<string>;
-  /** Sets that appeared, vanished, or changed type (or became undecodable): taken whole. */
-  readonly ipsets: Set<string>;
-  readonly ipsetEntries: Map<string, Set<string>>;
-}
+/**
+ * Where the kernel differs from the mirror, in the keys of a diff's scope. Sets that appeared,
+ * vanished, or changed type (or became undecodable) are taken whole.
+ */
+export type Drift = ObservedStateKeys<Set<string>>;
 
 /**
  * The differences between the kernel as read (`kernel`) and the mirror, in what the diff acts on
@@ -77,12 +74,13 @@ export interface Drift {
  * holds. Compares in slices, letting the event loop run in between.
  */
 export async function findDrift(kernel: ObservedState, mirror: ObservedState, touched: TouchedKeys): Promise<Drift> {
+  const ipsetEntries = new Map<string, Set<string>>();
   const drift: Drift = {
     dummyInterface: kernel.dummyInterfaceExists !== mirror.dummyInterfaceExists && !touched.dummyInterface,
     virtualServers: new Set(),
     addresses: new Set(),
     ipsets: new Set(),
-    ipsetEntries: new Map(),
+    ipsetEntries,
   };
   const pace = pacer(SLICE_MS);
   await forEachPaced(keysOfEither(kernel.virtualServers, mirror.virtualServers), pace, (key) => {
@@ -108,7 +106,7 @@ export async function findDrift(kernel: ObservedState, mirror: ObservedState, to
     // The same map: the read found the members the mirror holds (NetlinkKernel.observeIpsets).
     if (read.entries === held.entries) continue;
     await forEachPaced(keysOfEither(read.entries, held.entries), pace, (entryKey) => {
-      if (!touched.entryTouched(name, entryKey) && read.entries.has(entryKey) !== held.entries.has(entryKey)) addTo(drift.ipsetEntries, name, entryKey);
+      if (!touched.entryTouched(name, entryKey) && read.entries.has(entryKey) !== held.entries.has(entryKey)) addKeyOf(ipsetEntries, name, entryKey);
     });
   }
   return drift;
@@ -149,10 +147,4 @@ interface Keyed<K> {
 function* keysOfEither<K>(a: Keyed<K>, b: Keyed<K>): Iterable<K> {
   yield* a.keys();
   for (const key of b.keys()) if (!a.has(key)) yield key;
-}
-
-function addTo(map: Map<string, Set<string>>, name: string, key: string): void {
-  const keys = map.get(name);
-  if (keys) keys.add(key);
-  else map.set(name, new Set([key]));
 }

@@ -30,6 +30,20 @@ export interface ObservedState {
   readonly undecodedIpsets?: ReadonlyMap<string, string>;
 }
 
+/**
+ * Keys into each part of an observed state: the dummy interface, virtual servers, addresses, whole
+ * ipsets, and entries by set. What a full read found drifted (reconcile/drift.ts) and what the
+ * kernel mirror takes from a read (KernelMirror.patch).
+ */
+export interface ObservedStateKeys<Keys extends Iterable<string> = Iterable<string>> {
+  readonly dummyInterface: boolean;
+  readonly virtualServers: Keys;
+  readonly addresses: Keys;
+  /** Whole sets: their type, entries, or whether kipvs can decode them. */
+  readonly ipsets: Keys;
+  readonly ipsetEntries: ReadonlyMap<string, Keys>;
+}
+
 /** An observed state just read: its maps belong to whoever asked (the agent's cache takes them over). */
 export interface FreshObservedState extends ObservedState {
   readonly virtualServers: Map<string, { service: IpvsService; readonly realServers: Map<string, IpvsDestination> }>;
