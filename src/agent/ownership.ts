@@ -2,10 +2,10 @@
 // Service deleted while the agent was down is still recognised as ours and removed) and since
 // when real servers have been draining (so a restart neither forgets nor restarts their timeout).
 // Kept under /run: it lives exactly as long as the kernel state it describes.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { writeAll } from '../util/write-all.js';
+import { replaceFileInParts } from '../util/write-all.js';
 import { drainKey, type DrainingRealServer } from '../reconcile/state.js';
 import { netnsPath } from '../netlink/netns.js';
 
@@ -123,13 +123,9 @@ export class FileOwnershipStore implements OwnershipStore {
     const netns = this.namespace ? `,"netns":${JSON.stringify(this.namespace)}` : '';
     try {
       mkdirSync(dirname(this.path), { recursive: true });
-      const fd = openSync(`${this.path}.tmp`, 'w');
-      try {
-        for (const part of ['{"owned":', owned.json, ',"draining":', draining, netns, '}']) writeAll(fd, typeof part === 'string' ? Buffer.from(part) : part);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(`${this.path}.tmp`, this.path);
+      replaceFileInParts(this.path, (part) => {
+        for (const text of ['{"owned":', owned.json, ',"draining":', draining, netns, '}']) part(text);
+      });
     } catch (error) {
       // A read-only or full /run must not stop the proxy: the state is kept in memory, and a
       // restart then knows only what the kernel proves (as with a corrupt file).

@@ -2,10 +2,10 @@
 // the agent beside its state in /run/kipvs (one file per network namespace, replaced whole by a
 // rename), so that `kipvs inspect` can name them with the agent stopped. Bounded: at most
 // MAX_RECORDED entries of each kind, and written only when a sync changed something.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { writeAll } from '../util/write-all.js';
+import { replaceFileInParts } from '../util/write-all.js';
 import { canonicalAddress } from '../ip.js';
 import { formatServicePortRef, type DesiredState } from '../model/desired.js';
 import type { EndpointSlice, Service } from '../model/kubernetes.js';
@@ -99,14 +99,10 @@ export class ServiceNamesRecorder {
     const digest = hash.digest('hex');
     if (digest === this.lastWritten) return;
     mkdirSync(dirname(this.path), { recursive: true });
-    const fd = openSync(`${this.path}.tmp`, 'w');
-    try {
-      writeAll(fd, Buffer.from(`{"version":1,"writtenAt":${JSON.stringify(clock().toISOString())},`));
-      this.body(desired, pods, (piece) => writeAll(fd, piece));
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(`${this.path}.tmp`, this.path);
+    replaceFileInParts(this.path, (part) => {
+      part(`{"version":1,"writtenAt":${JSON.stringify(clock().toISOString())},`);
+      this.body(desired, pods, part);
+    });
     this.lastWritten = digest;
   }
 
