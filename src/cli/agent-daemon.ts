@@ -16,7 +16,7 @@ import type { Proxier } from '../agent/proxier.js';
 import type { ClusterStore } from '../sources/cluster-store.js';
 import type { ClusterSource } from '../sources/start.js';
 import type { NodeFacts } from '../model/settings.js';
-import { settingsFrom, type AgentOptions } from './agent-options.js';
+import type { AgentOptions } from './agent-options.js';
 
 /** The daemon's metrics, with Node.js's own (process and heap) beside kube-proxy's. */
 export const daemonMetrics = (node: NodeFacts): ProxyMetrics => new ProxyMetrics({ families: node.families, defaultMetrics: true });
@@ -35,6 +35,8 @@ export function serveHealthAndMetrics(options: AgentOptions, health: ProxyHealth
 
 interface DaemonContext {
   readonly options: AgentOptions;
+  /** The dummy interface's name (the settings'), for the retries' log lines. */
+  readonly dummyInterface: string;
   readonly node: NodeFacts;
   readonly liveNode: LiveNodeFacts;
   readonly nodeOptions: NodeFactsOptions;
@@ -52,6 +54,7 @@ interface DaemonContext {
 /** Until `stopping` (SIGTERM or SIGINT): syncs, and the observers that feed health, metrics and health-check node ports. */
 export async function runDaemon({
   options,
+  dummyInterface,
   node,
   liveNode,
   nodeOptions,
@@ -80,7 +83,7 @@ export async function runDaemon({
     },
   });
   // Refused operations: tried again after 1 s, doubling up to the sync period, jittered by half.
-  const retry = new RetryBackoff({ initialMs: 1000, maxMs: Math.max(1000, options.ipvsSyncPeriod), jitter: 0.5 }, proxierDummy(options));
+  const retry = new RetryBackoff({ initialMs: 1000, maxMs: Math.max(1000, options.ipvsSyncPeriod), jitter: 0.5 }, dummyInterface);
   // As kube-proxy's runner: the proxy counts as updated when its loop starts.
   health.updated();
   metrics.recordQueued();
@@ -106,8 +109,6 @@ export async function runDaemon({
   await daemon.stop();
   await serviceHealth.close();
 }
-
-const proxierDummy = (options: AgentOptions): string => settingsFrom(options).dummyInterface;
 
 /**
  * Serves on `address` (empty: not at all). A port that is taken is logged and tried again every

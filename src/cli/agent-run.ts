@@ -176,6 +176,7 @@ export async function runAgent(cli: AgentOptions, command: Command): Promise<voi
     if (daemonParts && metrics && !stopping.signal.aborted) {
       await daemonParts.runDaemon({
         options,
+        dummyInterface: settings.dummyInterface,
         node,
         liveNode,
         nodeOptions,

@@ -90,8 +90,9 @@ const toolName = (family: AddressFamily, mode: IptablesBackendMode, suffix: '' |
  * Runs each command in turn in one `sh` (inside `ip netns exec NAME` for a namespace) and returns
  * each one's status, stdout and stderr (less its trailing newlines). For read-only commands: under a
  * slow kernel (User-Mode Linux) each process node starts costs a fork of node (its page tables) and
- * the `ip netns exec` around it, 100-300 ms each, where the tools themselves take tens. No caller's text reaches the script: it names the commands' words only as positional
- * parameters ("$3"), and a random boundary (that no output can guess) frames each result.
+ * the `ip netns exec` around it, 100-300 ms each, where the tools themselves take tens. No
+ * caller's text reaches the script: it names the commands' words only as positional parameters
+ * ("$3"), and a random boundary (that no output can guess) frames each result.
  */
 export async function runToolsInOneShell(commands: ReadonlyArray<readonly string[]>, options: IptablesOptions): Promise<ToolResult[]> {
   const boundary = `kipvs-${randomBytes(16).toString('hex')}`;
