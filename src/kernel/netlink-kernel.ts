@@ -3,7 +3,7 @@
 // those are the diff's.
 import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
-import { forEachPaced, pacer } from '../util/event-loop.js';
+import { forEachPaced, pacer, SLICE_MS } from '../util/event-loop.js';
 import { confirmedRealServers, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
@@ -21,9 +21,6 @@ import { explainRefusal } from './refusal-causes.js';
 import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
 import type { IpsetEntry } from '../netlink/ipset/types.js';
-
-/** The longest the full read's work holds the event loop before other work (a sync) may run. */
-const SLICE_MS = 2;
 
 export interface KernelOptions {
   readonly netns?: string;

@@ -6,16 +6,13 @@
 // The read takes a while (half a second at 10,000 Services), and syncs of endpoint changes go on
 // meanwhile: what they touch (TouchedKeys) may have changed after the read saw it, so the
 // comparison trusts the mirror there, and the next full sync looks again.
-import { forEachPaced, pacer } from '../util/event-loop.js';
+import { forEachPaced, pacer, SLICE_MS } from '../util/event-loop.js';
 import { addKeyOf } from '../util/keys-by-name.js';
 import { sameSet } from '../kernel/mirror.js';
 import { sameService } from './diff.js';
 import { sameRealServer } from '../model/desired.js';
 import type { ObservedState, ObservedStateKeys, ObservedVirtualServer, Plan } from './state.js';
 import { ipsetEntryKey, virtualServerKey } from '../model/desired.js';
-
-/** The longest the comparison holds the event loop before other work (a sync) may run. */
-const SLICE_MS = 2;
 
 /** What plans applied since a full read began touched: keys the read may have seen before the change. */
 export class TouchedKeys {

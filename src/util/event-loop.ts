@@ -1,6 +1,12 @@
 // Long work in slices: a sync of an endpoint change must not wait behind a full sync's half
 // second of reading and comparing.
 
+/**
+ * The longest a full read's work (decoding a dump, reading /proc, comparing) holds the event loop
+ * before a sync that is due may run: an endpoint change then waits a slice, not the read.
+ */
+export const SLICE_MS = 2;
+
 /** Lets the event loop run what is due (a timer, a socket's data) before long work goes on. */
 export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

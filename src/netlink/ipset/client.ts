@@ -1,7 +1,7 @@
 // The ipset client: one nfnetlink socket per network namespace, speaking the protocol version it
 // agreed with the kernel. Entries go to the kernel one message each, many messages per datagram,
 // so that every entry gets its own outcome (an IPSET_ATTR_ADT batch stops at its first failure).
-import { forEachPaced, pacer } from '../../util/event-loop.js';
+import { forEachPaced, pacer, SLICE_MS } from '../../util/event-loop.js';
 import { decodeAttributes, encodeAttributes, type Attrs, type AttrTable } from '../attributes.js';
 import { NETLINK_NETFILTER, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkDecodeError, NetlinkRequestError, PermissionError } from '../errors.js';
@@ -81,9 +81,6 @@ function explain(error: unknown, kind?: IpsetSetKind): never {
 }
 
 const EINVAL = 22;
-
-/** The longest the decoding of a listing holds the event loop. */
-const DECODE_SLICE_MS = 2;
 
 export const listingName = (listing: IpsetListing): string => ('decoded' in listing ? listing.decoded.header.name : listing.undecoded.name);
 
@@ -291,7 +288,7 @@ export class IpsetClient {
   /**
    * One set (`ipset list NAME`), or null when there is none; a set kipvs cannot decode (hash:mac,
    * list:set, a member it cannot read) comes back by name and type instead of failing. Decoded a
-   * message at a time, in slices of DECODE_SLICE_MS between which the event loop runs: a set of
+   * message at a time, in slices of SLICE_MS between which the event loop runs: a set of
    * 27,000 members decoded in one piece held it for 60–150 ms under UML.
    */
   async readSet(name: string): Promise<IpsetListing | null> {
@@ -306,7 +303,7 @@ export class IpsetClient {
       throw error;
     }
     const decoder = new TolerantSetListingDecoder();
-    await forEachPaced(messages, pacer(DECODE_SLICE_MS, 1), (message) => {
+    await forEachPaced(messages, pacer(SLICE_MS, 1), (message) => {
       decoder.push(decodeAttributes(setCommandAttributes, decodeIpsetMessage(message).attributes));
     });
     return decoder.result().find((listing) => listingName(listing) === name) ?? null;

@@ -1,6 +1,6 @@
 // The IPVS client: one generic netlink socket per network namespace (moby/ipvs's Handle).
 import { closeSync, openSync, readSync } from 'node:fs';
-import { forEachPaced, pacer } from '../../util/event-loop.js';
+import { forEachPaced, pacer, SLICE_MS } from '../../util/event-loop.js';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
 import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
@@ -36,9 +36,6 @@ export interface ReadOptions {
   /** Decode the counters and rates (default true); the table alone is cheaper to read. */
   readonly withStats?: boolean;
 }
-
-/** The longest a decoding loop holds the event loop. */
-const DECODE_SLICE_MS = 2;
 
 /** Sockets that list real servers in parallel: one dump per service, each a round trip. */
 const DUMP_SOCKETS = 4;
@@ -149,7 +146,7 @@ export class IpvsClient {
     const services: IpvsService[] = [];
     // 12,000 services at 10,000 Kubernetes Services: decoded in slices, so that a sync of an
     // endpoint change does not wait behind a full read.
-    await forEachPaced(messages, pacer(DECODE_SLICE_MS), (message) => {
+    await forEachPaced(messages, pacer(SLICE_MS), (message) => {
       const { service } = this.decode(message, withStats);
       if (service) services.push(decodeService(service));
     });

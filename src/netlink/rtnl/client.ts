@@ -1,7 +1,7 @@
 // The link client: links and their addresses over one rtnetlink socket per network namespace
 // (moby/ipvs's Handle, for `ip link` and `ip addr`). kube-proxy's IPVS mode needs one dummy link,
 // kube-ipvs0, holding every service IP as a /32 or /128, so that the node accepts packets for them.
-import { forEachPaced, pacer } from '../../util/event-loop.js';
+import { forEachPaced, pacer, SLICE_MS } from '../../util/event-loop.js';
 import { constants } from 'node:os';
 import { NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KipvsError } from '../../errors.js';
@@ -134,7 +134,7 @@ export class LinkClient {
     const addresses: InterfaceAddress[] = [];
     // 10,000 addresses at 10,000 Services: decoded in slices, so that other work (a sync of an
     // endpoint change) does not wait behind a full read.
-    await forEachPaced(messages, pacer(2), (message) => {
+    await forEachPaced(messages, pacer(SLICE_MS), (message) => {
       if (message.type !== RTM_NEWADDR) return;
       const address = decodeAddress(message.payload);
       if (address && address.linkIndex === link.index) addresses.push(address);
