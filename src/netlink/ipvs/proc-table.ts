@@ -14,10 +14,10 @@
 //   Masq/Local/Tunnel/Route from ip_vs_fwd_name(), weight, active and inactive connections).
 import { closeSync, openSync, readSync } from 'node:fs';
 import { KipvsError } from '../../errors.js';
-import { pacer } from '../../util/event-loop.js';
+import { pacer, SLICE_MS } from '../../util/event-loop.js';
 import { formatIPv6, type AddressFamily } from '../../ip.js';
 import { withNetworkNamespace } from '../netns.js';
-import { formatServiceKey, type IpvsProtocol, type ServiceKeyByAddress } from './types.js';
+import { formatServiceKey, IPVS_PROTOCOLS, type IpvsProtocol, type ServiceKeyByAddress } from './types.js';
 
 /** ip_vs_fwd_name(): a bypass real server (IP_VS_CONN_F_BYPASS) prints as "Masq" too. */
 export type ProcForwarding = 'masq' | 'local' | 'tunnel' | 'route';
@@ -65,7 +65,7 @@ export class ProcTableError extends KipvsError {
  */
 export const MAX_LINE_LENGTH = 512;
 const HEADER_LINES = 3;
-const PROTOCOLS: ReadonlySet<string> = new Set<IpvsProtocol>(['TCP', 'UDP', 'SCTP']);
+const PROTOCOLS: ReadonlySet<string> = new Set(IPVS_PROTOCOLS);
 const FORWARDING: ReadonlyArray<readonly [string, ProcForwarding]> = [
   ['Masq', 'masq'],
   ['Local', 'local'],
@@ -343,7 +343,7 @@ const READ_BYTES = 64 * 1024;
  * made here in slices of `sliceMs`, between which the event loop runs (a read through libuv's
  * pool instead cost three times as long under UML, a thread hand-off per page).
  */
-export async function readProcIpvsTable(onVirtualServer: (service: ProcVirtualServer) => void, netns?: string, sliceMs = 2): Promise<void> {
+export async function readProcIpvsTable(onVirtualServer: (service: ProcVirtualServer) => void, netns?: string, sliceMs = SLICE_MS): Promise<void> {
   const fd = withNetworkNamespace(netns, () => openSync('/proc/thread-self/net/ip_vs', 'r'));
   try {
     const parser = new ProcIpvsTableParser(onVirtualServer);

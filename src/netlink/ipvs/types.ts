@@ -2,7 +2,9 @@
 // address and port, or by firewall mark) and its destinations (real servers).
 import { formatHostPort, type AddressFamily } from '../../ip.js';
 
-export type IpvsProtocol = 'TCP' | 'UDP' | 'SCTP';
+/** The protocols kipvs programs (and reads back: another's virtual server of another protocol is foreign). */
+export const IPVS_PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
+export type IpvsProtocol = (typeof IPVS_PROTOCOLS)[number];
 /** Masq (NAT), Local (to this host), Tunnel (IPIP/GUE/GRE), Route (direct routing), Bypass. */
 export type ForwardingMethod = 'masq' | 'local' | 'tunnel' | 'route' | 'bypass';
 export type TunnelType = 'ipip' | 'gue' | 'gre';
