@@ -72,7 +72,7 @@ export async function findServiceNames(options: {
   readonly stateDirectory?: string;
 }): Promise<ServiceNames | undefined> {
   if (options.kubeconfig !== undefined) {
-    // Loaded only with --kubeconfig: client-node is most of a fresh process's start-up and memory.
+    // Loaded only with --kubeconfig: the API source's modules are not needed otherwise.
     const { serviceNamesFromApiServer } = await import('./inspect-api-names.js');
     return serviceNamesFromApiServer(options.kubeconfig);
   }

@@ -25,7 +25,7 @@ export interface KubeProxyFlag {
 const acted = (name: string, note: string, bool = false): KubeProxyFlag => ({ name, status: 'acted', note, bool });
 const warned = (name: string, note: string, bool = false): KubeProxyFlag => ({ name, status: 'warned', note, bool });
 
-const CLIENT = "kipvs's Kubernetes client (client-node) has no client-side rate limit and speaks JSON";
+const CLIENT = "kipvs's Kubernetes client has no client-side rate limit and speaks JSON";
 const LOG_OUTPUT = 'kipvs always writes JSON lines to stderr, unbuffered';
 
 export const KUBE_PROXY_FLAGS: readonly KubeProxyFlag[] = [

@@ -1,60 +1,212 @@
 // Where the API server is and how to authenticate: a kubeconfig file, or the in-cluster service
 // account; checked at start so that a bad configuration fails at once instead of retrying forever.
+//
+// The credentials kube-proxy is given in practice (a service account token, from the pod or a
+// file the kubelet rotates; a client certificate; basic auth) are read here and sent by node's
+// own http(s) agent. Exec plugins, auth providers and proxy-url are left to client-node's
+// KubeConfig, loaded only then: its generated API, which KubeConfig imports, is about 36 MB of
+// resident memory and a second of start-up under UML.
 import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { KipvsError } from '../errors.js';
 
-/**
- * `users[].user.tokenFile` (what kubeadm writes for kube-proxy: the service account token) is
- * kubeconfig's name; client-node 1.4 reads only `token-file`, once. Such users get client-node's
- * tokenFile provider, which reads the file again as the kubelet rotates the token. A relative
- * path is relative to the kubeconfig, as kubectl takes it.
- */
-function useTokenFiles(config: KubeConfig, path: string): void {
-  const raw = parseYaml(readFileSync(path, 'utf8')) as { users?: ({ name?: unknown; user?: { tokenFile?: unknown; token?: unknown } | null } | null)[] } | null;
-  const tokenFiles = new Map<string, string>();
-  for (const entry of raw?.users ?? []) {
-    const file = entry?.user?.tokenFile;
-    if (typeof entry?.name === 'string' && typeof file === 'string' && file !== '' && !entry.user?.token)
-      tokenFiles.set(entry.name, resolve(dirname(path), file));
+/** How to reach the API server: its URL, and what each request carries. */
+export interface KubeAccess {
+  /** The server's URL without a trailing slash, e.g. `https://10.96.0.1:443`. */
+  readonly server: string;
+  /** Where it came from, for messages: `--kubeconfig FILE` or `the in-cluster service account`. */
+  readonly origin: string;
+  /** The agent (TLS settings, kept-alive connections) and headers for one request. */
+  requestOptions(): Promise<KubeRequestOptions>;
+}
+
+export interface KubeRequestOptions {
+  readonly agent: HttpAgent;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+const SERVICE_ACCOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** client-go's cachedTokenSource reads a token file again after a minute (the kubelet rotates it). */
+const TOKEN_FILE_PERIOD_MS = 60_000;
+const USER_AGENT = 'kipvs';
+
+type YamlMap = Readonly<Record<string, unknown>>;
+
+const asMap = (value: unknown): YamlMap => (value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as YamlMap) : {});
+const asText = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** The entry of a kubeconfig list (`clusters`, `users`, `contexts`) with this name. */
+function named(list: unknown, name: string | undefined, field: string): YamlMap | undefined {
+  if (name === undefined || !Array.isArray(list)) return undefined;
+  const entry = (list as unknown[]).map(asMap).find((item) => item.name === name);
+  return entry === undefined ? undefined : asMap(entry[field]);
+}
+
+/** A bearer token read from a file, again once it is a minute old; the last good one if a read fails. */
+export class TokenFile {
+  private token: string | undefined;
+  private readAt = -Infinity;
+
+  constructor(
+    private readonly path: string,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  current(): string | undefined {
+    if (this.now() - this.readAt < TOKEN_FILE_PERIOD_MS && this.token !== undefined) return this.token;
+    try {
+      this.token = readFileSync(this.path, 'utf8').trim();
+      this.readAt = this.now();
+    } catch {
+      // As client-go: keep using the last token; the request's 401 says the rest.
+    }
+    return this.token;
   }
-  if (tokenFiles.size === 0) return;
-  config.users = config.users.map((user) => {
-    const tokenFile = tokenFiles.get(user.name);
-    return tokenFile === undefined || user.token ? user : { ...user, authProvider: { name: 'tokenFile', config: { tokenFile } } };
+}
+
+interface Credentials {
+  readonly token?: string;
+  readonly tokenFile?: TokenFile;
+  readonly basic?: { readonly username: string; readonly password: string };
+}
+
+/** Our own access: node's agent with the cluster's TLS settings, and the user's token or password. */
+function directAccess(server: string, origin: string, agent: HttpAgent, credentials: Credentials): KubeAccess {
+  return {
+    server,
+    origin,
+    requestOptions: () => {
+      const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
+      const token = credentials.token ?? credentials.tokenFile?.current();
+      if (token !== undefined) headers.Authorization = `Bearer ${token}`;
+      else if (credentials.basic !== undefined)
+        headers.Authorization = `Basic ${Buffer.from(`${credentials.basic.username}:${credentials.basic.password}`).toString('base64')}`;
+      return Promise.resolve({ agent, headers });
+    },
+  };
+}
+
+/** Where a pod finds the API server and its service account (tests give their own). */
+export interface InCluster {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The service account's directory: `token` and `ca.crt`. */
+  readonly directory: string;
+}
+
+const IN_CLUSTER: InCluster = { env: process.env, directory: SERVICE_ACCOUNT };
+
+/** As client-go's rest.InClusterConfig: the service's env variables, the account's token and CA. */
+function inCluster({ env, directory }: InCluster): KubeAccess {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (!host || !port) {
+    throw new KipvsError('KIPVS_KUBECONFIG', 'no --kubeconfig given and not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set)');
+  }
+  const origin = 'the in-cluster service account';
+  let ca: Buffer;
+  try {
+    ca = readFileSync(`${directory}/ca.crt`);
+  } catch (error) {
+    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: cannot read ${directory}/ca.crt: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const server = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const agent = new HttpsAgent({ keepAlive: true, ca });
+  return directAccess(server, origin, agent, { tokenFile: new TokenFile(`${directory}/token`) });
+}
+
+/** A `*-data` field (base64) or a file named by the other field (relative to the kubeconfig). */
+function dataOrFile(entry: YamlMap, dataField: string, fileField: string, directory: string, origin: string): Buffer | undefined {
+  const data = asText(entry[dataField]);
+  if (data !== undefined) return Buffer.from(data, 'base64');
+  const file = asText(entry[fileField]);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(resolve(directory, file));
+  } catch (error) {
+    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: cannot read ${fileField} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+/** What only client-node's KubeConfig does: exec plugins, auth providers, a proxy. */
+function needsClientNode(cluster: YamlMap, user: YamlMap): boolean {
+  return user.exec !== undefined || user['auth-provider'] !== undefined || cluster['proxy-url'] !== undefined;
+}
+
+function fromFile(path: string): Promise<KubeAccess> | KubeAccess {
+  const origin = `kubeconfig ${path}`;
+  let config: YamlMap;
+  try {
+    config = asMap(parseYaml(readFileSync(path, 'utf8')));
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0];
+    throw new KipvsError('KIPVS_KUBECONFIG', `cannot read kubeconfig ${path}: ${reason}`);
+  }
+  const contextName = asText(config['current-context']);
+  const context = named(config.contexts, contextName, 'context') ?? {};
+  const cluster = named(config.clusters, asText(context.cluster), 'cluster');
+  const server = asText(cluster?.server);
+  if (cluster === undefined || server === undefined) {
+    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: no cluster for current context "${contextName ?? ''}"`);
+  }
+  if (!URL.canParse(server)) throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: server "${server}" is not a URL`);
+  const user = named(config.users, asText(context.user), 'user') ?? {};
+  if (needsClientNode(cluster, user)) return clientNodeAccess(path, origin);
+  const directory = dirname(path);
+  const insecure = cluster['insecure-skip-tls-verify'] === true;
+  const tls = {
+    ca: dataOrFile(cluster, 'certificate-authority-data', 'certificate-authority', directory, origin),
+    cert: dataOrFile(user, 'client-certificate-data', 'client-certificate', directory, origin),
+    key: dataOrFile(user, 'client-key-data', 'client-key', directory, origin),
+    servername: asText(cluster['tls-server-name']),
+    rejectUnauthorized: !insecure,
+  };
+  const agent = new URL(server).protocol === 'http:' ? new HttpAgent({ keepAlive: true }) : new HttpsAgent({ keepAlive: true, ...tls });
+  // `tokenFile` is what kubeadm writes for kube-proxy; `token-file` is client-node's spelling.
+  const tokenFile = asText(user.tokenFile) ?? asText(user['token-file']);
+  const username = asText(user.username);
+  return directAccess(server.replace(/\/+$/, ''), origin, agent, {
+    token: asText(user.token),
+    tokenFile: tokenFile === undefined ? undefined : new TokenFile(resolve(directory, tokenFile)),
+    basic: username === undefined ? undefined : { username, password: asText(user.password) ?? '' },
   });
 }
 
-export function loadKubeConfig(path: string | undefined): KubeConfig {
+/** client-node's KubeConfig for what only it does; each request gets its agent and headers. */
+async function clientNodeAccess(path: string, origin: string): Promise<KubeAccess> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const config = new KubeConfig();
-  if (path === undefined) {
-    // loadFromCluster does not check its inputs: it would build https://undefined:undefined.
-    if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
-      throw new KipvsError('KIPVS_KUBECONFIG', 'no --kubeconfig given and not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set)');
-    }
-    config.loadFromCluster();
-  } else {
-    try {
-      config.loadFromFile(path);
-    } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0];
-      throw new KipvsError('KIPVS_KUBECONFIG', `cannot read kubeconfig ${path}: ${reason}`);
-    }
-    useTokenFiles(config, path);
+  try {
+    config.loadFromFile(path);
+  } catch (error) {
+    throw new KipvsError('KIPVS_KUBECONFIG', `cannot read kubeconfig ${path}: ${(error as Error).message.split('\n')[0]}`);
   }
   const cluster = config.getCurrentCluster();
-  if (!cluster)
-    throw new KipvsError('KIPVS_KUBECONFIG', `kubeconfig ${path ?? '(in-cluster)'}: no cluster for current context "${config.getCurrentContext()}"`);
-  if (!URL.canParse(cluster.server)) throw new KipvsError('KIPVS_KUBECONFIG', `kubeconfig ${path ?? '(in-cluster)'}: server "${cluster.server}" is not a URL`);
   // client-node refuses every request to an http:// server without this (config.js createAgent):
   // say so now rather than retry forever.
-  if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) {
+  if (cluster?.server.startsWith('http:') && !cluster.skipTLSVerify) {
     throw new KipvsError(
       'KIPVS_KUBECONFIG',
-      `kubeconfig ${path ?? '(in-cluster)'}: server ${cluster.server} is plain HTTP, which needs insecure-skip-tls-verify: true`,
+      `${origin}: server ${cluster.server} is plain HTTP, which needs insecure-skip-tls-verify: true with this user's exec or auth-provider`,
     );
   }
-  return config;
+  return {
+    server: (cluster?.server ?? '').replace(/\/+$/, ''),
+    origin,
+    requestOptions: async () => {
+      const options: { headers: Record<string, string>; agent?: HttpAgent; auth?: string } = { headers: {} };
+      await config.applyToHTTPSOptions(options);
+      const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': USER_AGENT, ...options.headers };
+      if (options.auth !== undefined) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+      return { agent: options.agent ?? new HttpsAgent(), headers };
+    },
+  };
+}
+
+/** The API server and credentials of `path`, or of the pod's service account without one. */
+export async function loadKubeAccess(path: string | undefined, pod: InCluster = IN_CLUSTER): Promise<KubeAccess> {
+  return path === undefined ? inCluster(pod) : fromFile(path);
 }

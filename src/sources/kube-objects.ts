@@ -1,4 +1,4 @@
-// Kubernetes objects as client-node hands them over, turned into the JSON form of
+// Kubernetes objects as the API server sends them, turned into the JSON form of
 // src/model/kubernetes.ts (the form every source produces).
 import { familyOf } from '../ip.js';
 import type { EndpointSlice, Service } from '../model/kubernetes.js';
@@ -16,12 +16,10 @@ export interface NodeInfo {
   readonly nodeIPs: readonly string[];
 }
 
-// client-node hands the informer two shapes: list items are its model classes (V1Service: the
-// same field names as the JSON, checked for every field by test/unit/sources/kube-source.test.ts,
-// but Date objects for timestamps), watch events are the wire JSON as parsed. JSON.stringify
-// turns the former into the latter (Date → ISO string, absent fields dropped), so both end up as
-// the JSON form of src/model/kubernetes.ts. client-node's ObjectSerializer would do the same but
-// is not exported from the package.
+// The informers hand over the wire JSON as parsed. An object of a class (client-node's models,
+// V1Service and the rest: the same field names as the JSON, checked for every field by
+// test/unit/sources/kube-source.test.ts, but Date objects for timestamps) is turned into it by
+// JSON.stringify (Date → ISO string, absent fields dropped).
 
 type JsonObject = Record<string, unknown>;
 

@@ -1,37 +1,29 @@
-// Services, EndpointSlices and this node's Node object from the Kubernetes API server, through
-// client-node's informers (ListWatch: list, then watch from the list's resourceVersion), into a
-// ClusterSink. Only the get/list/watch verbs are used.
+// Services, EndpointSlices and this node's Node object from the Kubernetes API server, listed and
+// watched as client-go's reflector does (list in pages, then watch from the list's
+// resourceVersion), into a ClusterSink. Only the get/list/watch verbs are used, as JSON over node's
+// http(s) (kube-http.ts); client-node is loaded only for credentials that need it (kube-config.ts).
 //
-// What client-node's ListWatch does itself (cache.js, watch.js in 1.4.0):
+// What each informer does (client-node's ListWatch did the same, cache.js and watch.js in 1.4.0,
+// which this replaced):
 // - relists after a 410 Gone, whether the API server answers the watch request with HTTP 410 or
 //   sends an ERROR event with a Status of code 410 and closes the stream;
-// - follows BOOKMARK events (moves its resourceVersion), but never asks for them;
-// - on a relist, reports only objects whose resourceVersion changed, and deletes the ones gone;
-// - reconnects at once after a watch the server ends normally, from the last resourceVersion;
-// - on any other error (connection refused, reset, HTTP 5xx), reports it and stops for good.
-// So this file wraps it thinly: a Watch that asks for bookmarks and a server-side timeout (with a
-// client-side deadline for a connection that died silently), and restarts after errors with
-// exponential backoff and jitter. While the API server is away, the sink keeps what it has.
-import {
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  ListWatch,
-  V1ListMeta,
-  V1ObjectMeta,
-  Watch,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+// - asks for BOOKMARK events and follows them (moves its resourceVersion);
+// - on a relist, passes on only objects whose resourceVersion changed, and removes the ones gone;
+// - watches again at once after a watch the server ends normally, from the last resourceVersion,
+//   and backs off first after watches without any event;
+// - after any other error (connection refused, reset, HTTP 5xx, no answer within the request
+//   timeout), retries with exponential backoff and jitter, watching from where it was.
+// While the API server is away, the sink keeps what it has.
 import type { Logger } from 'pino';
 import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
 import type { EndpointSlice } from '../model/kubernetes.js';
 import { toEndpointSlice, toNodeInfo, toService, type NodeInfo } from './kube-objects.js';
-import { loadKubeConfig } from './kube-config.js';
+import { loadKubeAccess, type KubeAccess } from './kube-config.js';
+import { KubeHttpError, listPages, openWatch } from './kube-http.js';
 import { PROXY_LABEL_SELECTOR, sliceNotice } from './object-checks.js';
 
-export { toEndpointSlice, toNodeInfo, toService, type NodeInfo, loadKubeConfig };
+export { toEndpointSlice, toNodeInfo, toService, type NodeInfo, loadKubeAccess };
 
 export interface KubeSourceOptions {
   /** A kubeconfig file; without it, the in-cluster config (service account token and CA). */
@@ -69,18 +61,8 @@ export interface KubeSourceStatus {
 }
 
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000 };
-/** A list page or a watch request unanswered this long is given up (client-node sets no timeout). */
+/** A list page or a watch request unanswered this long is given up. */
 const REQUEST_TIMEOUT_MS = 60_000;
-
-/** Rejects when `promise` has not settled within `ms`; a late result is dropped. */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** The informers whose first list the first sync waits for, as kube-proxy waits for its caches; not the Node's. */
 const SYNC_RESOURCES = ['services', 'endpointslices'];
@@ -118,15 +100,19 @@ function describeError(error: unknown): string {
 
 // --- One informer -----------------------------------------------------------------------------
 
+/** An object as the API server sends it; only its identity is read here. */
+type ApiObject = Readonly<Record<string, unknown>> & {
+  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly resourceVersion?: string };
+};
+
 /** One informer: what to list and watch, and where its objects go. */
 interface ReflectorSpec {
   readonly resource: string;
   readonly path: string;
   readonly fieldSelector?: string;
   readonly labelSelector?: string;
-  list(page: { _continue?: string; limit: number }): Promise<KubernetesListObject<KubernetesObject>>;
-  readonly upsert: (object: KubernetesObject) => void;
-  readonly remove: (object: KubernetesObject) => void;
+  readonly upsert: (object: ApiObject) => void;
+  readonly remove: (object: ApiObject) => void;
 }
 
 interface ReflectorSettings {
@@ -138,83 +124,8 @@ interface ReflectorSettings {
   readonly onListed: () => void;
 }
 
-/** client-node's Watch with what its ListWatch does not ask for, and the hooks status needs. */
-class ReflectorWatch extends Watch {
-  private readonly open = new Set<AbortController>();
-
-  constructor(
-    config: KubeConfig,
-    private readonly reflector: Reflector,
-  ) {
-    super(config);
-  }
-
-  override async watch(
-    path: string,
-    query: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, object: unknown, raw?: unknown) => void,
-    done: (error: unknown) => void,
-  ): Promise<AbortController> {
-    const reflector = this.reflector;
-    // ListWatch lists (when it must) then calls this synchronously: the list is applied by now.
-    reflector.watchStarting();
-    await reflector.pauseAfterEmptyWatches();
-    if (reflector.stopped) return new AbortController();
-    const timeoutSeconds = reflector.timeoutSeconds();
-    let deadline: NodeJS.Timeout | undefined;
-    let ended = false;
-    let controller: AbortController | undefined;
-    let events = 0;
-    // client-node gives the request no timeout of its own: a watch whose answer never comes (a
-    // half-open connection) is given up after REQUEST_TIMEOUT_MS and the informer restarted.
-    let abandoned = false;
-    const givenUp = (): boolean => reflector.stopped || abandoned;
-    const unanswered = setTimeout(() => {
-      abandoned = true;
-      ended = true;
-      done(new Error(`no answer to the watch of ${reflector.resource} within ${reflector.requestTimeoutMs / 1000} s`));
-    }, reflector.requestTimeoutMs);
-    unanswered.unref();
-    // eslint-disable-next-line prefer-const -- declared above: the done callback reads it, and may run before this resolves
-    controller = await super
-      .watch(
-        path,
-        { ...query, allowWatchBookmarks: true, timeoutSeconds },
-        (phase, object, raw) => {
-          if (givenUp()) return;
-          if (phase !== 'ERROR') events++;
-          reflector.watchEvent();
-          callback(phase, object, raw);
-        },
-        (error) => {
-          if (abandoned) return;
-          ended = true;
-          clearTimeout(deadline);
-          if (controller) this.open.delete(controller);
-          reflector.watchEnded(!error && events === 0);
-          done(error);
-        },
-      )
-      .finally(() => clearTimeout(unanswered));
-    // Stopped (or given up) while the request was on its way: nobody will abort it later.
-    if (givenUp()) {
-      controller.abort();
-      return controller;
-    }
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the done callback or the unanswered timer may have set it during the await
-    if (!ended) {
-      this.open.add(controller);
-      reflector.connectedNow();
-      deadline = setTimeout(() => controller.abort(), timeoutSeconds * 1000 + WATCH_DEADLINE_GRACE_MS);
-      deadline.unref();
-    }
-    return controller;
-  }
-
-  abortAll(): void {
-    for (const controller of this.open) controller.abort();
-    this.open.clear();
-  }
+function idOf(object: ApiObject): string {
+  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
 
 class Reflector {
@@ -224,57 +135,39 @@ class Reflector {
   lists = 0;
   watches = 0;
   lastEventAt: number | undefined;
+  /** The resourceVersion of each object passed on, by id: all a relist compares (ListWatch's cache). */
+  private readonly known = new Map<string, string | undefined>();
+  /** Where the next watch starts; '' means list first. */
+  private resourceVersion = '';
   /** Errors in a row: the backoff before the next restart. */
   private failures = 0;
   /** Watches in a row that the server ended normally before any event. */
   private emptyWatches = 0;
   private retry: NodeJS.Timeout | undefined;
   private startedAt = 0;
-  private readonly watcher: ReflectorWatch;
-  private readonly informer: ListWatch<KubernetesObject>;
+  /** Bumped by each start: the callbacks of a loop given up are ignored. */
+  private loop = 0;
+  private abortWatch: (() => void) | undefined;
+  private abortList: AbortController | undefined;
 
   constructor(
     private readonly spec: ReflectorSpec,
-    config: KubeConfig,
+    private readonly access: KubeAccess,
     private readonly settings: ReflectorSettings,
-  ) {
-    this.watcher = new ReflectorWatch(config, this);
-    this.informer = new ListWatch(spec.path, this.watcher, () => this.listAll(), false, spec.labelSelector, spec.fieldSelector);
-    // ListWatch calls these from inside Watch's line handler, which swallows exceptions as JSON
-    // parse errors: report them here instead.
-    const guarded =
-      (handler: (object: KubernetesObject) => void) =>
-      (object: KubernetesObject): void => {
-        if (this.stopped) return;
-        try {
-          handler(object);
-        } catch (error) {
-          settings.log.error({ resource: spec.resource, object: idOf(object), err: describeError(error) }, 'cannot take object');
-        }
-      };
-    const taken =
-      (handler: (object: KubernetesObject) => void) =>
-      (object: KubernetesObject): void => {
-        guarded(handler)(object);
-        keepOnlyIdentity(object);
-      };
-    this.informer.on('add', taken(spec.upsert));
-    this.informer.on('update', taken(spec.upsert));
-    this.informer.on('delete', guarded(spec.remove));
-    this.informer.on('error', (error) => this.failed(error));
-  }
+  ) {}
 
   get resource(): string {
     return this.spec.resource;
   }
 
-  resourceVersion(): string {
-    return this.informer.latestResourceVersion();
+  latestResourceVersion(): string {
+    return this.resourceVersion;
   }
 
   start(): void {
     this.startedAt = performance.now();
-    this.informer.start().catch((error: unknown) => this.failed(error));
+    const loop = ++this.loop;
+    void this.run(loop);
   }
 
   /**
@@ -285,93 +178,169 @@ class Reflector {
     if (this.stopped || this.connected || this.retry !== undefined) return;
     if (performance.now() - this.startedAt < this.settings.requestTimeoutMs) return;
     this.settings.log.warn({ resource: this.spec.resource }, 'informer neither connected nor retrying; restarting it');
-    this.watcher.abortAll();
-    void this.informer.stop().then(() => {
-      if (!this.stopped) this.start();
-    });
+    this.cancelRequests();
+    this.start();
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retry);
-    void this.informer.stop();
-    this.watcher.abortAll();
+    this.cancelRequests();
   }
 
-  get requestTimeoutMs(): number {
-    return this.settings.requestTimeoutMs;
+  private cancelRequests(): void {
+    this.abortWatch?.();
+    this.abortWatch = undefined;
+    this.abortList?.abort();
+    this.abortList = undefined;
   }
 
-  timeoutSeconds(): number {
-    return this.settings.watchTimeoutSeconds ?? Math.floor(300 * (1 + Math.random()));
+  private current(loop: number): boolean {
+    return !this.stopped && loop === this.loop;
   }
 
-  watchStarting(): void {
+  private async run(loop: number): Promise<void> {
+    if (this.resourceVersion === '') {
+      try {
+        await this.relist(loop);
+      } catch (error) {
+        if (this.current(loop)) this.failed(error);
+        return;
+      }
+    }
+    if (!this.current(loop)) return;
     if (!this.listed) {
       this.listed = true;
       this.settings.onListed();
     }
     this.watches++;
+    if (this.emptyWatches > 0) {
+      // A healthy watch has events (with bookmarks, at least one a minute); after one without
+      // any, back off first, so a server or proxy that closes every watch at once is not hammered.
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.emptyWatches, this.settings.backoff)).unref());
+      if (!this.current(loop)) return;
+    }
+    this.watch(loop);
   }
 
-  connectedNow(): void {
-    this.connected = true;
-    this.failures = 0;
-  }
-
-  watchEvent(): void {
-    this.lastEventAt = Date.now();
-  }
-
-  watchEnded(empty: boolean): void {
-    this.emptyWatches = empty ? this.emptyWatches + 1 : 0;
-  }
-
-  /**
-   * ListWatch reconnects at once after a watch the server ended normally. A healthy watch has
-   * events (with bookmarks, at least one a minute); after one without any, back off first, so a
-   * server or proxy that closes every watch at once is not hammered.
-   */
-  async pauseAfterEmptyWatches(): Promise<void> {
-    if (this.emptyWatches === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.emptyWatches, this.settings.backoff)).unref());
-  }
-
-  /** Every page of one list (limit/continue, as client-go's pager), as one list for ListWatch. */
-  private async listAll(): Promise<KubernetesListObject<KubernetesObject>> {
-    const items: KubernetesObject[] = [];
-    let page: KubernetesListObject<KubernetesObject>;
-    let resourceVersion: string | undefined;
-    let continueToken: string | undefined;
-    let pages = 0;
+  /** Every page of one list, each passed on as it comes; then what the list no longer has is removed. */
+  private async relist(loop: number): Promise<void> {
     const started = performance.now();
-    do {
-      page = await withTimeout(
-        this.spec.list({ limit: this.settings.pageSize, ...(continueToken ? { _continue: continueToken } : {}) }),
-        this.settings.requestTimeoutMs,
-        `list ${this.spec.resource}`,
-      );
-      items.push(...page.items);
-      resourceVersion ??= page.metadata?.resourceVersion;
-      continueToken = page.metadata?._continue || undefined;
-      pages++;
-    } while (continueToken);
+    const seen = new Set<string>();
+    const controller = new AbortController();
+    this.abortList = controller;
+    const { resourceVersion, items, pages } = await listPages(
+      this.access,
+      this.spec.path,
+      { labelSelector: this.spec.labelSelector, fieldSelector: this.spec.fieldSelector },
+      { pageSize: this.settings.pageSize, timeoutMs: this.settings.requestTimeoutMs, signal: controller.signal },
+      (page) => {
+        if (!this.current(loop)) return;
+        for (const object of page as ApiObject[]) {
+          seen.add(idOf(object));
+          this.upsert(object);
+        }
+      },
+    );
+    if (!this.current(loop)) return;
+    this.abortList = undefined;
+    // Only a whole list says what is gone; a list that failed part way removed nothing.
+    for (const [id, version] of this.known) {
+      if (seen.has(id)) continue;
+      this.known.delete(id);
+      const slash = id.indexOf('/');
+      this.pass(this.spec.remove, { metadata: { namespace: id.slice(0, slash) || undefined, name: id.slice(slash + 1), resourceVersion: version } });
+    }
     // Where a start or a relist spends its time, as kube-proxy logs its caches' sync.
-    this.settings.log.info({ resource: this.spec.resource, items: items.length, pages, ms: Math.round(performance.now() - started) }, 'listed');
+    this.settings.log.info({ resource: this.spec.resource, items, pages, ms: Math.round(performance.now() - started) }, 'listed');
+    this.resourceVersion = resourceVersion;
     this.lists++;
     this.failures = 0;
     this.emptyWatches = 0;
     this.connected = true;
-    // As client-node's own lists come: its models are classes.
-    const metadata = new V1ListMeta();
-    metadata.resourceVersion = resourceVersion;
-    return { metadata, items };
+  }
+
+  private watch(loop: number): void {
+    const timeoutSeconds = this.settings.watchTimeoutSeconds ?? Math.floor(300 * (1 + Math.random()));
+    let events = 0;
+    const query = {
+      resourceVersion: this.resourceVersion,
+      labelSelector: this.spec.labelSelector,
+      fieldSelector: this.spec.fieldSelector,
+      allowWatchBookmarks: true,
+      timeoutSeconds,
+    };
+    const timeouts = { answerMs: this.settings.requestTimeoutMs, deadlineMs: timeoutSeconds * 1000 + WATCH_DEADLINE_GRACE_MS };
+    this.abortWatch = openWatch(this.access, this.spec.path, query, timeouts, {
+      opened: () => {
+        this.connected = true;
+        this.failures = 0;
+      },
+      event: (type, object) => {
+        if (!this.current(loop)) return;
+        if (type !== 'ERROR') events++;
+        this.lastEventAt = Date.now();
+        this.take(type, object);
+      },
+      ended: (error) => {
+        if (!this.current(loop)) return;
+        this.abortWatch = undefined;
+        if (error instanceof KubeHttpError && error.statusCode === 410) this.resourceVersion = '';
+        else if (error) {
+          this.failed(error);
+          return;
+        }
+        this.emptyWatches = events === 0 ? this.emptyWatches + 1 : 0;
+        void this.run(loop);
+      },
+    });
+  }
+
+  private take(type: string, object: ApiObject): void {
+    switch (type) {
+      case 'ADDED':
+      case 'MODIFIED':
+        this.upsert(object);
+        break;
+      case 'DELETED':
+        if (this.known.delete(idOf(object))) this.pass(this.spec.remove, object);
+        break;
+      case 'BOOKMARK':
+        break;
+      case 'ERROR':
+        // 410: what we would watch from is compacted away; list again once the server closes.
+        if ((object as { code?: unknown }).code === 410) this.resourceVersion = '';
+        else this.settings.log.warn({ resource: this.spec.resource, err: String((object as { message?: unknown }).message) }, 'watch error event');
+        return;
+      default:
+        return;
+    }
+    this.resourceVersion = object.metadata?.resourceVersion ?? '';
+  }
+
+  /** Passes the object on unless it was passed on at this very resourceVersion. */
+  private upsert(object: ApiObject): void {
+    const id = idOf(object);
+    const version = object.metadata?.resourceVersion;
+    if (this.known.has(id) && version !== undefined && this.known.get(id) === version) return;
+    this.known.set(id, version);
+    this.pass(this.spec.upsert, object);
+  }
+
+  /** One object that cannot be taken costs that object only. */
+  private pass(handler: (object: ApiObject) => void, object: ApiObject): void {
+    try {
+      handler(object);
+    } catch (error) {
+      this.settings.log.error({ resource: this.spec.resource, object: idOf(object), err: describeError(error) }, 'cannot take object');
+    }
   }
 
   private failed(error: unknown): void {
     if (this.stopped) return;
     this.connected = false;
     if (this.retry) return;
+    this.cancelRequests();
     this.failures++;
     const delayMs = backoffDelay(this.failures, this.settings.backoff);
     this.settings.log.warn(
@@ -388,27 +357,22 @@ class Reflector {
 // --- The source -------------------------------------------------------------------------------
 
 /**
- * The object last passed to the sink, per id: an object seen again at the same resourceVersion is
- * passed as that very object, which the store skips (===) instead of translating its Service
- * again. ListWatch already leaves such objects out of a relist (cache.js isSameVersion); this is
- * the same guarantee at our boundary, and gives a deletion the object the store knows.
+ * The object last passed to the sink, per id, so that a deletion (which the API server sends
+ * with the object's last state, and a relist knows only by id) hands over the object the store
+ * holds. The reflector passes an object on only when its resourceVersion changed.
  */
-class Converted<T extends { metadata: { resourceVersion?: string } }> {
+class Converted<T> {
   private readonly byId = new Map<string, T>();
 
   constructor(private readonly convert: (object: object) => T) {}
 
-  upsert(object: KubernetesObject): T {
-    const id = idOf(object);
-    const last = this.byId.get(id);
-    const version = object.metadata?.resourceVersion;
-    if (last && version !== undefined && last.metadata.resourceVersion === version) return last;
+  upsert(object: ApiObject): T {
     const converted = this.convert(object);
-    this.byId.set(id, converted);
+    this.byId.set(idOf(object), converted);
     return converted;
   }
 
-  remove(object: KubernetesObject): T {
+  remove(object: ApiObject): T {
     const id = idOf(object);
     const last = this.byId.get(id);
     this.byId.delete(id);
@@ -439,37 +403,12 @@ class SliceNotices {
   }
 }
 
-/**
- * ListWatch caches every object it hands over, whole (a list's items are client-node's model
- * classes, with status, managedFields, everything), beside the compact copy the store keeps: the
- * cluster twice. Of its cache it reads only each object's namespace, name and resourceVersion
- * (cache.js in 1.4.0: addOrUpdateObject, isSameVersion, deleteItems, deleteObject), and a deletion
- * hands back the cached object, of which remove() reads the same. So once taken, the object the
- * cache holds is cut down to those, in place.
- */
-function keepOnlyIdentity(object: KubernetesObject): void {
-  const metadata = object.metadata;
-  const fields = object as unknown as Record<string, unknown>;
-  for (const key of Object.keys(fields)) if (key !== 'metadata') fields[key] = undefined;
-  const identity = new V1ObjectMeta();
-  identity.name = metadata?.name;
-  identity.namespace = metadata?.namespace;
-  identity.resourceVersion = metadata?.resourceVersion;
-  object.metadata = identity;
-}
-
-function idOf(object: KubernetesObject): string {
-  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
-}
-
 export class KubeSource {
   private readonly reflectors: Reflector[];
   private readonly synced: Promise<void>;
   private stopped = false;
 
-  private constructor(options: KubeSourceOptions, config: KubeConfig) {
-    const core = config.makeApiClient(CoreV1Api);
-    const discovery = config.makeApiClient(DiscoveryV1Api);
+  private constructor(options: KubeSourceOptions, access: KubeAccess) {
     const services = new Converted(toService);
     const slices = new Converted(toEndpointSlice);
     const { sink, log } = options;
@@ -498,7 +437,6 @@ export class KubeSource {
         // kube-proxy's selector: the server leaves out what is not ours, and sends a Service that
         // gains one of the labels as DELETED (it left the selection).
         labelSelector: PROXY_LABEL_SELECTOR,
-        list: (page) => core.listServiceForAllNamespaces({ ...page, labelSelector: PROXY_LABEL_SELECTOR }),
         upsert: (object) => sink.upsertService(services.upsert(object)),
         remove: (object) => sink.deleteService(services.remove(object)),
       },
@@ -506,7 +444,6 @@ export class KubeSource {
         resource: 'endpointslices',
         path: '/apis/discovery.k8s.io/v1/endpointslices',
         labelSelector: PROXY_LABEL_SELECTOR,
-        list: (page) => discovery.listEndpointSliceForAllNamespaces({ ...page, labelSelector: PROXY_LABEL_SELECTOR }),
         upsert: (object) => {
           const slice = slices.upsert(object);
           notices.report(slice);
@@ -522,12 +459,11 @@ export class KubeSource {
         resource: 'nodes',
         path: '/api/v1/nodes',
         fieldSelector: nodeSelector,
-        list: (page) => core.listNode({ ...page, fieldSelector: nodeSelector }),
         upsert: (object) => options.onNode?.(toNodeInfo(object)),
         remove: () => options.onNode?.(undefined),
       },
     ];
-    this.reflectors = specs.map((spec) => new Reflector(spec, config, settings(spec.resource)));
+    this.reflectors = specs.map((spec) => new Reflector(spec, access, settings(spec.resource)));
   }
 
   /**
@@ -536,7 +472,7 @@ export class KubeSource {
    * bad kubeconfig, or when options.signal aborts first.
    */
   static async start(options: KubeSourceOptions): Promise<KubeSource> {
-    const source = new KubeSource(options, loadKubeConfig(options.kubeconfig));
+    const source = new KubeSource(options, await loadKubeAccess(options.kubeconfig));
     const { signal } = options;
     if (signal?.aborted) throw new KipvsError('KIPVS_ABORTED', 'stopped before the first list from the API server');
     for (const reflector of source.reflectors) reflector.start();
@@ -566,7 +502,7 @@ export class KubeSource {
       relists: this.reflectors.reduce((sum, reflector) => sum + Math.max(0, reflector.lists - 1), 0),
       watchRestarts: this.reflectors.reduce((sum, reflector) => sum + Math.max(0, reflector.watches - 1), 0),
       ...(lastEvents.length > 0 ? { lastEventAt: Math.max(...lastEvents) } : {}),
-      resourceVersions: Object.fromEntries(this.reflectors.map((reflector) => [reflector.resource, reflector.resourceVersion()])),
+      resourceVersions: Object.fromEntries(this.reflectors.map((reflector) => [reflector.resource, reflector.latestResourceVersion()])),
     };
   }
 

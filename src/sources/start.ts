@@ -88,7 +88,7 @@ async function startKubeSource({ kubeconfig, nodeName, cluster, log, onNode, onN
   if (kubeconfig === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
     throw new KipvsError('KIPVS_USAGE', 'no source: give --kubeconfig FILE, run in a pod (in-cluster config), or --source FILE|DIR');
   }
-  // Loaded only for the API source: client-node is most of the agent's start-up time.
+  // Loaded only for the API source.
   const { KubeSource } = await import('./kube-source.js');
   const source = await KubeSource.start({
     kubeconfig,

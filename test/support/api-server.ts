@@ -7,6 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { defined } from './defined.js';
@@ -33,6 +35,8 @@ export interface ApiRequest {
   readonly watch: boolean;
   /** The Authorization header, when the client sent one. */
   readonly authorization?: string;
+  /** The subject's CN of the client certificate, when one was sent and verified (HTTPS). */
+  readonly clientCertificate?: string;
 }
 
 export interface ApiServerOptions {
@@ -40,6 +44,8 @@ export interface ApiServerOptions {
   readonly port?: number;
   /** How a watch from a compacted resourceVersion fails: an ERROR event (kube-apiserver) or HTTP 410. */
   readonly expiredWatch?: 'event' | 'status';
+  /** Serve HTTPS with this key and certificate; with `ca`, ask for a client certificate signed by it. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
 }
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -129,10 +135,12 @@ export class TestApiServer {
   private readonly pages = new Map<string, { readonly items: ApiObject[]; readonly resourceVersion: string }>();
   private server: Server | undefined;
   private listenPort: number;
+  private readonly tls: ApiServerOptions['tls'];
 
   private constructor(options: ApiServerOptions) {
     this.listenPort = options.port ?? 0;
     this.expiredWatch = options.expiredWatch ?? 'event';
+    this.tls = options.tls;
   }
 
   static async start(options: ApiServerOptions = {}): Promise<TestApiServer> {
@@ -146,7 +154,7 @@ export class TestApiServer {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.listenPort}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.listenPort}`;
   }
 
   get running(): boolean {
@@ -156,9 +164,11 @@ export class TestApiServer {
   /** Listens (again, after stop(): on the same port). */
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer((request, response) => {
-      this.handle(request, response);
-    });
+    const handler = (request: IncomingMessage, response: ServerResponse): void => this.handle(request, response);
+    const tls = this.tls;
+    const server: Server = tls
+      ? createTlsServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: false }, handler)
+      : createServer(handler);
     server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -251,12 +261,13 @@ export class TestApiServer {
    * A kubeconfig for this server, without authentication. client-node refuses a plain http://
    * server unless insecure-skip-tls-verify is set (config.js createAgent), whence the flag.
    */
-  writeKubeconfig(dir: string, user: Record<string, unknown> = {}): string {
+  /** A kubeconfig for this server: `user`'s credentials, `cluster`'s settings beside the server. */
+  writeKubeconfig(dir: string, user: Record<string, unknown> = {}, cluster: Record<string, unknown> = { 'insecure-skip-tls-verify': true }): string {
     const path = join(dir, 'kubeconfig');
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'test', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+      clusters: [{ name: 'test', cluster: { server: this.url, ...cluster } }],
       users: [{ name: 'test', user }],
       contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
       'current-context': 'test',
@@ -305,7 +316,16 @@ export class TestApiServer {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const query = Object.fromEntries(url.searchParams);
     const watch = query.watch === 'true' || query.watch === '1';
-    this.requests.push({ method: request.method ?? '', path: url.pathname, query, watch, authorization: request.headers.authorization });
+    const socket = request.socket as Partial<TLSSocket>;
+    const peer = socket.authorized === true ? socket.getPeerCertificate?.() : undefined;
+    this.requests.push({
+      method: request.method ?? '',
+      path: url.pathname,
+      query,
+      watch,
+      authorization: request.headers.authorization,
+      ...(peer?.subject ? { clientCertificate: String(peer.subject.CN) } : {}),
+    });
     const resource = (Object.keys(RESOURCES) as Resource[]).find((name) => RESOURCES[name].path === url.pathname);
     if (request.method !== 'GET') {
       this.reply(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not served here`));

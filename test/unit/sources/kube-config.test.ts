@@ -1,0 +1,151 @@
+// How kipvs reaches the API server: the credentials and TLS settings of a kubeconfig or of a pod's
+// service account, against the test API server over HTTPS (test/fixtures/tls) and HTTP.
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClusterStore } from '../../../src/sources/cluster-store.js';
+import { TokenFile, loadKubeAccess } from '../../../src/sources/kube-config.js';
+import { KubeSource } from '../../../src/sources/kube-source.js';
+import { TestApiServer } from '../../support/api-server.js';
+
+const TLS_DIR = join(import.meta.dirname, '../../fixtures/tls');
+const tlsFile = (name: string): Buffer => readFileSync(join(TLS_DIR, name));
+const BACKOFF = { initialMs: 40, maxMs: 160 };
+
+function capturedLog(): { log: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) });
+  return { log, records };
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('reaching the API server', () => {
+  let dir: string;
+  let server: TestApiServer | undefined;
+  let source: KubeSource | undefined;
+  let logged: ReturnType<typeof capturedLog>;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kipvs-kubeconfig-'));
+    logged = capturedLog();
+  });
+
+  afterEach(async () => {
+    await source?.stop();
+    source = undefined;
+    await server?.stop();
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const startSource = async (kubeconfig: string | undefined, signal?: AbortSignal): Promise<KubeSource> => {
+    source = await KubeSource.start({ kubeconfig, nodeName: 'node-a', sink: new ClusterStore(), log: logged.log, backoff: BACKOFF, signal });
+    return source;
+  };
+
+  const httpsServer = async (clientCa = false): Promise<TestApiServer> => {
+    server = await TestApiServer.start({ tls: { key: tlsFile('server.key'), cert: tlsFile('server.crt'), ...(clientCa ? { ca: tlsFile('ca.crt') } : {}) } });
+    return server;
+  };
+
+  it('over HTTPS with a client certificate and a CA from files named relative to the kubeconfig', async () => {
+    const api = await httpsServer(true);
+    for (const name of ['ca.crt', 'client.crt', 'client.key']) copyFileSync(join(TLS_DIR, name), join(dir, name));
+    const kubeconfig = api.writeKubeconfig(dir, { 'client-certificate': 'client.crt', 'client-key': 'client.key' }, { 'certificate-authority': 'ca.crt' });
+    await startSource(kubeconfig);
+    expect(api.requests.length).toBeGreaterThan(0);
+    expect(api.requests.every((request) => request.clientCertificate === 'system:kube-proxy' && request.authorization === undefined)).toBe(true);
+  });
+
+  it('over HTTPS with inline data, a token and tls-server-name', async () => {
+    const api = await httpsServer();
+    const kubeconfig = api.writeKubeconfig(
+      dir,
+      { token: 'inline-token' },
+      { 'certificate-authority-data': tlsFile('ca.crt').toString('base64'), 'tls-server-name': 'kubernetes.test' },
+    );
+    await startSource(kubeconfig);
+    expect(api.requests.every((request) => request.authorization === 'Bearer inline-token')).toBe(true);
+  });
+
+  it('with basic auth', async () => {
+    const api = (server = await TestApiServer.start());
+    await startSource(api.writeKubeconfig(dir, { username: 'admin', password: 's3cret' }));
+    expect(api.requests.every((request) => request.authorization === `Basic ${Buffer.from('admin:s3cret').toString('base64')}`)).toBe(true);
+  });
+
+  it('refuses a server whose certificate its CA does not sign, and keeps retrying', async () => {
+    const api = await httpsServer();
+    const controller = new AbortController();
+    const starting = startSource(api.writeKubeconfig(dir, { token: 't' }, {}), controller.signal);
+    await waitFor('a refused attempt', () => logged.records.some((record) => /self-signed|unable to verify|certificate/i.test(String(record.err))));
+    expect(api.requests).toEqual([]);
+    controller.abort();
+    await expect(starting).rejects.toMatchObject({ code: 'KIPVS_ABORTED' });
+  });
+
+  it('to a plain-HTTP server without insecure-skip-tls-verify, as kubectl and client-go do', async () => {
+    const api = (server = await TestApiServer.start());
+    await startSource(api.writeKubeconfig(dir, { token: 'plain' }, {}));
+    expect(api.requests.every((request) => request.authorization === 'Bearer plain')).toBe(true);
+  });
+
+  it('with an exec plugin, through client-node', async () => {
+    const api = (server = await TestApiServer.start());
+    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-exec' } });
+    const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: 'sh', args: ['-c', `echo '${credential}'`], interactiveMode: 'Never' };
+    await startSource(api.writeKubeconfig(dir, { exec }));
+    expect(api.requests.length).toBeGreaterThan(0);
+    expect(api.requests.every((request) => request.authorization === 'Bearer from-exec')).toBe(true);
+    // client-node refuses plain HTTP unless told to skip TLS verification: said at start.
+    await expect(loadKubeAccess(api.writeKubeconfig(dir, { exec }, {}))).rejects.toThrow(/plain HTTP, which needs insecure-skip-tls-verify: true/);
+  });
+
+  it("in a pod: the service's address from the environment, the account's CA and token", async () => {
+    const api = await httpsServer();
+    copyFileSync(join(TLS_DIR, 'ca.crt'), join(dir, 'ca.crt'));
+    writeFileSync(join(dir, 'token'), 'pod-token\n');
+    const access = await loadKubeAccess(undefined, {
+      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) },
+      directory: dir,
+    });
+    expect(access.server).toBe(`https://127.0.0.1:${api.port}`);
+    expect((await access.requestOptions()).headers.Authorization).toBe('Bearer pod-token');
+    await expect(loadKubeAccess(undefined, { env: {}, directory: dir })).rejects.toMatchObject({ code: 'KIPVS_KUBECONFIG' });
+    await expect(
+      loadKubeAccess(undefined, { env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, directory: dir }).then((pod) => pod.server),
+    ).resolves.toBe('https://[fd00::1]:443');
+  });
+});
+
+describe('a token file', () => {
+  it('is read again once a minute old (the kubelet rotates it), keeping the last token if a read fails', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kipvs-token-'));
+    try {
+      const path = join(dir, 'token');
+      let now = 0;
+      const tokens = new TokenFile(path, () => now);
+      writeFileSync(path, 'first\n');
+      expect(tokens.current()).toBe('first');
+      writeFileSync(path, 'second\n');
+      now = 59_000;
+      expect(tokens.current()).toBe('first');
+      now = 60_000;
+      expect(tokens.current()).toBe('second');
+      rmSync(path);
+      now = 130_000;
+      expect(tokens.current()).toBe('second');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
