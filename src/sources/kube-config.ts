@@ -3,7 +3,7 @@
 //
 // The credentials kube-proxy is given in practice (a service account token, from the pod or a
 // file the kubelet rotates; a client certificate; basic auth) are read here and sent by node's
-// own http(s) agent. Exec plugins, auth providers and proxy-url are left to client-node's
+// own http(s) agent. Exec plugins, auth providers, impersonation and proxy-url are left to client-node's
 // KubeConfig, loaded only then: its generated API, which KubeConfig imports, is about 36 MB of
 // resident memory and a second of start-up under UML.
 import { readFileSync } from 'node:fs';
@@ -81,8 +81,9 @@ function directAccess(server: string, origin: string, agent: HttpAgent, credenti
     origin,
     requestOptions: () => {
       const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
-      const token = credentials.token ?? credentials.tokenFile?.current();
-      if (token !== undefined) headers.Authorization = `Bearer ${token}`;
+      // As client-go: the file's token, as last read, wins over an inline one.
+      const token = credentials.tokenFile?.current() || credentials.token;
+      if (token) headers.Authorization = `Bearer ${token}`;
       else if (credentials.basic !== undefined)
         headers.Authorization = `Basic ${Buffer.from(`${credentials.basic.username}:${credentials.basic.password}`).toString('base64')}`;
       return Promise.resolve({ agent, headers });
@@ -131,9 +132,11 @@ function dataOrFile(entry: YamlMap, dataField: string, fileField: string, direct
   }
 }
 
-/** What only client-node's KubeConfig does: exec plugins, auth providers, a proxy. */
+/** What only client-node's KubeConfig does: exec plugins, auth providers, impersonation, a proxy. */
 function needsClientNode(cluster: YamlMap, user: YamlMap): boolean {
-  return user.exec !== undefined || user['auth-provider'] !== undefined || cluster['proxy-url'] !== undefined;
+  return (
+    ['exec', 'auth-provider', 'as', 'as-uid', 'as-groups', 'as-user-extra'].some((field) => user[field] !== undefined) || cluster['proxy-url'] !== undefined
+  );
 }
 
 function fromFile(path: string): Promise<KubeAccess> | KubeAccess {

@@ -54,27 +54,50 @@ function readBody(response: IncomingMessage, maxBytes: number): Promise<Buffer> 
   });
 }
 
+/** An error body kept for the log (a Status object is well under this). */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
 /**
  * GET `path` as JSON. Rejects with KubeHttpError for an answer other than 200, and when no whole
- * answer came within `timeoutMs` or `signal` aborted.
+ * answer came within `timeoutMs` (the credentials' own time included: an exec plugin may hang) or
+ * `signal` aborted.
  */
-export async function getJson(access: KubeAccess, path: string, query: Query, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
-  const request = await send(access, urlOf(access, path, query));
-  const timer = setTimeout(() => request.destroy(new Error(`GET ${path}: no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-  const onAbort = (): void => void request.destroy(new Error(`GET ${path}: stopped`));
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
+export function getJson(access: KubeAccess, path: string, query: Query, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+  let request: ClientRequest | undefined;
+  let stopped: Error | undefined;
+  const stop = (error: Error): void => {
+    stopped ??= error;
+    request?.destroy(error);
+  };
+  const answer = (async (): Promise<unknown> => {
+    const sent = await send(access, urlOf(access, path, query));
+    request = sent;
+    if (stopped) sent.destroy(stopped);
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      request.on('response', resolve);
-      request.on('error', reject);
+      sent.on('response', resolve);
+      sent.on('error', reject);
     });
-    const body = await readBody(response, MAX_LIST_BYTES);
-    if (response.statusCode !== 200) throw new KubeHttpError(response.statusCode ?? 0, body.toString('utf8', 0, Math.min(body.length, 4096)));
+    const ok = response.statusCode === 200;
+    const body = await readBody(response, ok ? MAX_LIST_BYTES : MAX_ERROR_BODY_BYTES);
+    if (!ok) throw new KubeHttpError(response.statusCode ?? 0, body.toString('utf8'));
     return JSON.parse(body.toString('utf8')) as unknown;
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  }
+  })();
+  return new Promise<unknown>((resolve, reject) => {
+    const fail = (error: Error): void => {
+      stop(error);
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new Error(`GET ${path}: no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    const onAbort = (): void => fail(new Error(`GET ${path}: stopped`));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    answer
+      .then(resolve, (error: unknown) => reject(stopped ?? (error instanceof Error ? error : new Error(String(error)))))
+      .finally(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      });
+  });
 }
 
 export interface WatchHandlers {
@@ -150,14 +173,15 @@ export function openWatch(access: KubeAccess, path: string, query: Query, timeou
         return;
       }
       sent.on('response', (response) => {
-        clearTimeout(answer);
         if (response.statusCode !== 200) {
-          readBody(response, 64 * 1024).then(
+          // The answer timer still runs: an error body that never ends fails the watch too.
+          readBody(response, MAX_ERROR_BODY_BYTES).then(
             (body) => finish(new KubeHttpError(response.statusCode ?? 0, body.toString('utf8'))),
             (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))),
           );
           return;
         }
+        clearTimeout(answer);
         // A connection that died silently never ends: give it up past the server's own timeout.
         const deadline = setTimeout(() => finish(undefined), timeouts.deadlineMs);
         deadline.unref();
@@ -226,7 +250,18 @@ export async function listPages(
   let items = 0;
   let pages = 0;
   do {
-    const page = (await getJson(access, path, { ...query, limit: options.pageSize, continue: continueToken }, options.timeoutMs, options.signal)) as ListPage;
+    if (options.signal?.aborted) throw new Error(`list ${path}: stopped`);
+    let page: ListPage;
+    try {
+      page = (await getJson(access, path, { ...query, limit: options.pageSize, continue: continueToken }, options.timeoutMs, options.signal)) as ListPage;
+    } catch (error) {
+      if (!(continueToken !== undefined && error instanceof KubeHttpError && error.statusCode === 410)) throw error;
+      // The continue token expired (the list outlived etcd's compaction window): as client-go's
+      // pager, the rest in one unpaged list; the pages already passed on are passed again,
+      // unchanged objects skipped by the caller.
+      page = (await getJson(access, path, query, options.timeoutMs, options.signal)) as ListPage;
+      resourceVersion = undefined;
+    }
     const pageItems = Array.isArray(page.items) ? page.items : [];
     resourceVersion ??= page.metadata?.resourceVersion;
     continueToken = page.metadata?.continue || undefined;

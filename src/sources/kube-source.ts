@@ -6,7 +6,10 @@
 // What each informer does (client-node's ListWatch did the same, cache.js and watch.js in 1.4.0,
 // which this replaced):
 // - relists after a 410 Gone, whether the API server answers the watch request with HTTP 410 or
-//   sends an ERROR event with a Status of code 410 and closes the stream;
+//   sends an ERROR event with a Status of code 410 and closes the stream (after 410s in a row,
+//   with backoff, as client-go's reflector waits between its rounds);
+// - lists in pages; a continue token that expired mid-list is followed by one unpaged list, as
+//   client-go's pager does;
 // - asks for BOOKMARK events and follows them (moves its resourceVersion);
 // - on a relist, passes on only objects whose resourceVersion changed, and removes the ones gone;
 // - watches again at once after a watch the server ends normally, from the last resourceVersion,
@@ -143,6 +146,8 @@ class Reflector {
   private failures = 0;
   /** Watches in a row that the server ended normally before any event. */
   private emptyWatches = 0;
+  /** 410 Gone in a row, with no event between: the relists after the first wait, as client-go's. */
+  private gone = 0;
   private retry: NodeJS.Timeout | undefined;
   private startedAt = 0;
   /** Bumped by each start: the callbacks of a loop given up are ignored. */
@@ -201,6 +206,11 @@ class Reflector {
 
   private async run(loop: number): Promise<void> {
     if (this.resourceVersion === '') {
+      if (this.gone > 1) {
+        // A server that answers every watch with 410 must not get lists back to back.
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.gone - 1, this.settings.backoff)).unref());
+        if (!this.current(loop)) return;
+      }
       try {
         await this.relist(loop);
       } catch (error) {
@@ -236,6 +246,8 @@ class Reflector {
       { pageSize: this.settings.pageSize, timeoutMs: this.settings.requestTimeoutMs, signal: controller.signal },
       (page) => {
         if (!this.current(loop)) return;
+        // A list of many pages may outlast the request timeout; while pages come, check() leaves it be.
+        this.startedAt = performance.now();
         for (const object of page as ApiObject[]) {
           seen.add(idOf(object));
           this.upsert(object);
@@ -274,19 +286,25 @@ class Reflector {
     this.abortWatch = openWatch(this.access, this.spec.path, query, timeouts, {
       opened: () => {
         this.connected = true;
-        this.failures = 0;
       },
       event: (type, object) => {
         if (!this.current(loop)) return;
-        if (type !== 'ERROR') events++;
+        if (type !== 'ERROR') {
+          // An event, not just an answer, ends a run of failures: a proxy that answers 200 and
+          // then cuts every connection still meets a growing backoff.
+          if (events++ === 0) this.failures = 0;
+          this.gone = 0;
+        }
         this.lastEventAt = Date.now();
         this.take(type, object);
       },
       ended: (error) => {
         if (!this.current(loop)) return;
         this.abortWatch = undefined;
-        if (error instanceof KubeHttpError && error.statusCode === 410) this.resourceVersion = '';
-        else if (error) {
+        if (error instanceof KubeHttpError && error.statusCode === 410) {
+          this.resourceVersion = '';
+          this.gone++;
+        } else if (error) {
           this.failed(error);
           return;
         }
@@ -309,8 +327,10 @@ class Reflector {
         break;
       case 'ERROR':
         // 410: what we would watch from is compacted away; list again once the server closes.
-        if ((object as { code?: unknown }).code === 410) this.resourceVersion = '';
-        else this.settings.log.warn({ resource: this.spec.resource, err: String((object as { message?: unknown }).message) }, 'watch error event');
+        if ((object as { code?: unknown }).code === 410) {
+          this.resourceVersion = '';
+          this.gone++;
+        } else this.settings.log.warn({ resource: this.spec.resource, err: String((object as { message?: unknown }).message) }, 'watch error event');
         return;
       default:
         return;

@@ -111,6 +111,10 @@ export interface ApiFaults {
   truncatedLists?: number;
   /** List answers that send their headers and half a body, and never end. */
   endlessLists?: number;
+  /** List requests with a continue token answered 410 Expired (the token outlived compaction). */
+  expiredContinues?: number;
+  /** Watch requests answered 410 Gone (as `expiredWatch` says), whatever their resourceVersion. */
+  goneWatches?: number;
 }
 
 const idOf = (object: ApiObject): string => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
@@ -359,7 +363,8 @@ export class TestApiServer {
     let page: { items: ApiObject[]; resourceVersion: string };
     if (query.continue) {
       const rest = this.pages.get(query.continue);
-      if (!rest) {
+      if (!rest || this.faults.expiredContinues) {
+        if (this.faults.expiredContinues) this.faults.expiredContinues--;
         this.reply(response, 410, status(410, 'Expired', 'The provided continue parameter is too old'));
         return;
       }
@@ -403,7 +408,9 @@ export class TestApiServer {
       this.reply(response, 400, status(400, 'BadRequest', `invalid resourceVersion ${from}`));
       return;
     }
-    if (from !== '' && from !== '0' && Number(from) < this.compactedAt) {
+    const gone = this.faults.goneWatches !== undefined && this.faults.goneWatches > 0;
+    if (gone) this.faults.goneWatches = (this.faults.goneWatches ?? 1) - 1;
+    if (gone || (from !== '' && from !== '0' && Number(from) < this.compactedAt)) {
       const expired = status(410, 'Expired', `too old resource version: ${from} (${this.compactedAt})`);
       if (this.expiredWatch === 'status') {
         this.reply(response, 410, expired);

@@ -110,6 +110,31 @@ describe('reaching the API server', () => {
     await expect(loadKubeAccess(api.writeKubeconfig(dir, { exec }, {}))).rejects.toThrow(/plain HTTP, which needs insecure-skip-tls-verify: true/);
   });
 
+  it('gives up a request whose exec plugin never answers, within the request timeout', async () => {
+    const api = (server = await TestApiServer.start());
+    const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: 'sleep', args: ['30'], interactiveMode: 'Never' };
+    const controller = new AbortController();
+    const starting = KubeSource.start({
+      kubeconfig: api.writeKubeconfig(dir, { exec }),
+      nodeName: 'node-a',
+      sink: new ClusterStore(),
+      log: logged.log,
+      backoff: BACKOFF,
+      requestTimeoutMs: 300,
+      signal: controller.signal,
+    });
+    await waitFor('given up', () => logged.records.some((record) => /no answer within 0.3 s/.test(String(record.err))));
+    controller.abort();
+    await expect(starting).rejects.toMatchObject({ code: 'KIPVS_ABORTED' });
+  });
+
+  it('prefers a token file, as the kubelet rotates it, to an inline token (as client-go)', async () => {
+    const api = (server = await TestApiServer.start());
+    writeFileSync(join(dir, 'token'), 'from-file\n');
+    await startSource(api.writeKubeconfig(dir, { token: 'inline', tokenFile: 'token' }));
+    expect(api.requests.every((request) => request.authorization === 'Bearer from-file')).toBe(true);
+  });
+
   it("in a pod: the service's address from the environment, the account's CA and token", async () => {
     const api = await httpsServer();
     copyFileSync(join(TLS_DIR, 'ca.crt'), join(dir, 'ca.crt'));

@@ -129,4 +129,52 @@ describe('KubeSource under API server faults', { timeout: 30_000 }, () => {
     server.update('services', service('web', '10.96.0.10'));
     await waitFor('web back', () => names(store).includes('web'));
   });
+
+  it("finishes a list whose continue token expired with one unpaged list, as client-go's pager", async () => {
+    for (let i = 0; i < 5; i++) server.create('services', service(`page-${i}`, `10.96.1.${i}`));
+    server.faults = { expiredContinues: 1 };
+    await start({ pageSize: 2 });
+    expect(names(store)).toEqual(['page-0', 'page-1', 'page-2', 'page-3', 'page-4', 'web']);
+    const lists = server.requests.filter((request) => request.path === '/api/v1/services' && !request.watch);
+    expect(lists.map((request) => request.query.limit ?? 'none')).toEqual(['2', '2', 'none']);
+  });
+
+  it('backs off between relists when every watch is answered 410 Gone, and converges after', async () => {
+    const kube = await start();
+    await watching();
+    server.faults = { goneWatches: 1_000_000 };
+    server.dropWatches();
+    const lists = (): number => server.requests.filter((request) => !request.watch).length;
+    const before = lists();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // With the backoff (40 ms doubling to 160 ms, halved at worst by jitter) about 10 lists per
+    // informer in a second; relisting at once, as ListWatch did, made thousands.
+    expect(lists() - before).toBeLessThan(60);
+    server.faults = {};
+    server.create('services', service('db', '10.96.0.20'));
+    await waitFor('db after the relists', () => names(store).includes('db'));
+    await waitFor('connected', () => kube.status().connected);
+  });
+
+  it('lets a relist of many pages outlast the request timeout while its pages come, check() or not', async () => {
+    for (let i = 0; i < 6; i++) server.create('services', service(`page-${i}`, `10.96.1.${i}`));
+    const kube = await start({ pageSize: 1, requestTimeoutMs: 400 });
+    await watching();
+    // check() as every full sync calls it; it restarts an informer neither connected nor retrying.
+    const checking = setInterval(() => kube.check(), 50);
+    try {
+      // The watches fail (500: not connected), then HTTP 410 (compacted): a relist of 8 pages of
+      // 150 ms each, three times the request timeout, while not connected.
+      server.expiredWatch = 'status';
+      server.faults = { internalErrors: 3, slowListMs: 150 };
+      server.dropWatches();
+      server.create('services', service('late', '10.96.2.1'));
+      server.compact();
+      await waitFor('every informer relisted', () => kube.status().relists === 3 && kube.status().connected);
+      expect(names(store)).toHaveLength(8);
+      expect(kube.status().resourceVersions.services).toBe(server.currentResourceVersion);
+    } finally {
+      clearInterval(checking);
+    }
+  });
 });
