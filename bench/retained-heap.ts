@@ -20,7 +20,7 @@ import { Proxier } from '../src/agent/proxier.js';
 import { ServiceNamesRecorder } from '../src/agent/service-names.js';
 import type { ApplyResult, Kernel } from '../src/kernel/netlink-kernel.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
-import type { FreshObservedState, Plan } from '../src/reconcile/state.js';
+import type { FreshObservedState, ObservedVirtualServer, Plan } from '../src/reconcile/state.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
 import type { KubeSource } from '../src/sources/kube-source.js';
@@ -36,6 +36,9 @@ const churn = Number(process.env.KIPVS_BENCH_CHURN ?? 200);
 class EmptyKernel implements Kernel {
   observe(): Promise<FreshObservedState> {
     return Promise.resolve({ dummyInterfaceExists: false, virtualServers: new Map(), boundAddresses: new Set(), ipsets: new Map() });
+  }
+  observeVirtualServers(): Promise<Map<string, ObservedVirtualServer>> {
+    return Promise.resolve(new Map<string, ObservedVirtualServer>());
   }
   apply(plan: Plan): Promise<ApplyResult> {
     return Promise.resolve({ applied: plan.operations.length, failures: [] });

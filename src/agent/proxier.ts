@@ -11,13 +11,15 @@ import { describeKernelOperation, type Kernel, type OperationFailure } from '../
 import type { NodeFacts, ProxySettings } from '../model/settings.js';
 import { EVERYTHING, virtualServerKey, type DesiredState, type DiffScope } from '../model/desired.js';
 import type { ObservedState, Plan } from '../reconcile/state.js';
+import type { IpvsServiceKey } from '../netlink/ipvs/types.js';
 import type { OwnershipStore } from './ownership.js';
 import { KernelMirror } from '../kernel/mirror.js';
 import type { ClusterChanges } from '../sources/cluster-store.js';
 
 /**
- * One full sync in this many reads the whole kernel over netlink and diffs everything, as the
- * first sync does; the others compare a cheap read with the cache (proc-assisted-read.ts).
+ * One full sync in this many diffs everything, as the first sync does, and reads again, in line,
+ * the virtual servers that syncs touched during its read; the others diff only what drifted or
+ * changed. Every full sync reads beside the other syncs (proc-assisted-read.ts).
  */
 export const WHOLE_READ_EVERY = 32;
 export interface SyncResult {
@@ -120,12 +122,15 @@ export class Proxier {
     const changes = cluster.takeChanges();
     let scope = this.translator.update(cluster, changes.services, node, settings);
     const reading = outcome?.reading;
-    // Every WHOLE_READ_EVERY-th full sync reads everything over netlink and compares everything,
-    // as a restart would: what an audited sync trusts to the cache (a virtual server some sync
-    // touched during each of its reads) and the ownership decisions that depend on other objects
-    // (an address bound since) are then looked at again.
-    const wholeRead = full && ++this.fullSyncs % WHOLE_READ_EVERY === 0;
-    if (reading && reading.cache === this.cache && !wholeRead) return this.planAudited(reading, scope, changes);
+    // Every WHOLE_READ_EVERY-th full sync diffs everything, as a restart would, so that what an
+    // audited sync trusts to the cache (a virtual server some sync touched during each of its
+    // reads) and the ownership decisions that depend on other objects (an address bound since)
+    // are looked at again. Its read ran beside the other syncs as every full read does; only the
+    // virtual servers they touched meanwhile (a few, at the rate of changes) are read in line.
+    const wholeDiff = full && ++this.fullSyncs % WHOLE_READ_EVERY === 0;
+    if (reading && reading.cache === this.cache) {
+      return wholeDiff ? this.planAudited(reading, EVERYTHING, changes, await this.readTouchedAgain(reading)) : this.planAudited(reading, scope, changes);
+    }
     // Without a cache (first sync, or after a failure) nobody knows what the kernel has.
     const fresh = full || !this.cache;
     if (fresh) {
@@ -141,9 +146,11 @@ export class Proxier {
    * counts of the virtual servers the diff looks at), and the diff looks at what drifted, what
    * changed, and what drains. Everywhere else the cache already held the desired state.
    */
-  private planAudited(reading: Reading, scope: DiffScope, changes: ClusterChanges): Planned {
-    const { cache, kernel, touched } = reading;
-    const drift = withoutTouched(reading.drift, touched);
+  private planAudited(reading: Reading, scope: DiffScope, changes: ClusterChanges, touchedAsNow?: ObservedState): Planned {
+    const { cache, kernel } = reading;
+    // Read again since: no longer touched, their counts fresh.
+    const touched = touchedAsNow ? new TouchedKeys() : reading.touched;
+    const drift = withoutTouched(reading.drift, reading.touched);
     const untouched = (key: string): boolean => !touched.virtualServers.has(key);
     const draining = [...this.options.ownership.load().draining.values()].map((entry) => entry.virtualServer);
     if (this.wholeDiffDue) scope = EVERYTHING;
@@ -152,6 +159,8 @@ export class Proxier {
     for (const name of drift.ipsets)
       entries.set(name, new Set([...(cache.view().ipsets.get(name)?.entries.keys() ?? []), ...(kernel.ipsets.get(name)?.entries.keys() ?? [])]));
     cache.patch(kernel, { ...drift, virtualServers: new Set([...drift.virtualServers, ...counted.filter(untouched)]) });
+    if (touchedAsNow)
+      cache.patch(touchedAsNow, { dummyInterface: false, virtualServers: reading.touched.virtualServers, addresses: [], ipsets: [], ipsetEntries: new Map() });
     if (scope.all) return this.planScoped(cache, EVERYTHING, changes, { fresh: true, full: true, stale: touched.virtualServers });
     for (const [name, keys] of [...scope.ipsetEntries, ...drift.ipsetEntries]) for (const key of keys) addKeyOf(entries, name, key);
     const audited: DiffScope = {
@@ -222,6 +231,24 @@ export class Proxier {
       this.recorders.delete(touched);
       return { error };
     }
+  }
+
+  /**
+   * The virtual servers syncs touched while `reading` was read, as the kernel holds them now (in
+   * line: no sync runs meanwhile). Those both the cache and the desired state lack are not looked
+   * for; the cache holds them absent.
+   */
+  private readTouchedAgain(reading: Reading): Promise<ObservedState> {
+    const held = reading.cache.view().virtualServers;
+    const desired = this.translator.desired.virtualServers;
+    const keys: IpvsServiceKey[] = [];
+    for (const key of reading.touched.virtualServers) {
+      const service = held.get(key)?.service ?? desired.get(key)?.service;
+      if (service) keys.push(service.key);
+    }
+    return this.options.kernel
+      .observeVirtualServers(keys)
+      .then((virtualServers) => ({ dummyInterfaceExists: true, virtualServers, boundAddresses: new Set<string>(), ipsets: new Map() }));
   }
 
   private async takeReading(): Promise<ReadOutcome> {

@@ -14,7 +14,7 @@ import { constants } from 'node:os';
 import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
 import { KipvsError } from '../errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
-import { describeOperation, type IpvsDestination, type IpvsOperation, type IpvsService } from '../netlink/ipvs/types.js';
+import { describeOperation, type IpvsDestination, type IpvsOperation, type IpvsService, type IpvsServiceKey } from '../netlink/ipvs/types.js';
 import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
@@ -52,6 +52,11 @@ export interface Kernel {
    * cannot show.
    */
   observe(hint: ObserveHint): Promise<ObservedState>;
+  /**
+   * Just these virtual servers as the kernel holds them now (settings, real servers and their
+   * counts), by key; one the kernel does not have is absent. The caller owns the result.
+   */
+  observeVirtualServers(keys: readonly IpvsServiceKey[]): Promise<Map<string, ObservedVirtualServer>>;
   apply(plan: Plan): Promise<ApplyResult>;
   close(): void;
 }
@@ -144,6 +149,17 @@ export class NetlinkKernel implements Kernel {
       }
     }
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
+  }
+
+  async observeVirtualServers(keys: readonly IpvsServiceKey[]): Promise<Map<string, ObservedVirtualServer>> {
+    const virtualServers = new Map<string, ObservedVirtualServer>();
+    for (const key of keys) {
+      const service = await this.ipvs.getService(key);
+      if (!service) continue;
+      const [dumped] = await this.ipvs.listDestinationsOf([service], { withStats: false });
+      if (dumped) virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));
+    }
+    return virtualServers;
   }
 
   private async readIpvs(): Promise<FreshObservedState['virtualServers']> {

@@ -90,6 +90,19 @@ describe('the IPVS read through /proc/net/ip_vs in a real kernel', () => {
     const full = comparableState(await kernel.observe());
     expect(full).not.toEqual(comparableState(mirror.view()));
     for (let round = 0; round < FULL_READ_ROUNDS; round++) expect(comparableState(await kernel.observe({ expected: mirror.view(), round }))).toEqual(full);
+    // Some virtual servers alone (what the whole-diff round reads again in line): as the full read
+    // has them, and one deleted by hand absent.
+    const some = [KEYS[0], KEYS[1], KEYS[2], KEYS[6], KEYS[8]] as IpvsServiceKey[];
+    const alone = comparableState({
+      dummyInterfaceExists: true,
+      virtualServers: await kernel.observeVirtualServers(some),
+      boundAddresses: new Set(),
+      ipsets: new Map(),
+    });
+    const wholeRead = await kernel.observe();
+    const fromWhole = new Map([...wholeRead.virtualServers].filter(([key]) => some.map(virtualServerKey).includes(key)));
+    expect(fromWhole.has(virtualServerKey(tcp('10.96.0.1')))).toBe(false);
+    expect(alone).toEqual(comparableState({ dummyInterfaceExists: true, virtualServers: fromWhole, boundAddresses: new Set(), ipsets: new Map() }));
   });
 
   it('finds an ipset member replaced by a foreign one, the set as large as expected', async () => {

@@ -5,8 +5,9 @@
 // mirror contract test holds the mirror to the real kernel. Its maps are public for tests that
 // play an administrator changing the kernel behind the agent's back.
 import type { IpsetEntry, IpsetSetSpec } from '../../src/netlink/ipset/types.js';
-import type { IpvsDestination, IpvsService } from '../../src/netlink/ipvs/types.js';
-import type { FreshObservedState, KernelOperation, ObservedState, Plan } from '../../src/reconcile/state.js';
+import type { IpvsDestination, IpvsService, IpvsServiceKey } from '../../src/netlink/ipvs/types.js';
+import type { FreshObservedState, KernelOperation, ObservedState, ObservedVirtualServer, Plan } from '../../src/reconcile/state.js';
+import { virtualServerKey } from '../../src/model/desired.js';
 import type { ApplyResult, Kernel, OperationFailure } from '../../src/kernel/netlink-kernel.js';
 import { KernelMirror } from '../../src/kernel/mirror.js';
 import { defined } from './defined.js';
@@ -44,6 +45,15 @@ export class FakeKernel implements Kernel {
 
   observe(): Promise<FreshObservedState> {
     return Promise.resolve(this.mirror.copy());
+  }
+
+  observeVirtualServers(keys: readonly IpvsServiceKey[]): Promise<Map<string, ObservedVirtualServer>> {
+    const found = new Map<string, ObservedVirtualServer>();
+    for (const key of keys) {
+      const vs = this.virtualServers.get(virtualServerKey(key));
+      if (vs) found.set(virtualServerKey(key), { service: vs.service, realServers: new Map(vs.realServers) });
+    }
+    return Promise.resolve(found);
   }
 
   apply(plan: Plan): Promise<ApplyResult> {

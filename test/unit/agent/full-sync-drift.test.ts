@@ -16,6 +16,8 @@ import type { EndpointSlice, Service } from '../../../src/model/kubernetes.js';
 import { translate } from '../../../src/translate/translate.js';
 import { diff } from '../../../src/reconcile/diff.js';
 import type { FreshObservedState, KernelOperation } from '../../../src/reconcile/state.js';
+import type { IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
+import { virtualServerKey } from '../../../src/model/desired.js';
 import { describeKernelOperation } from '../../../src/kernel/netlink-kernel.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { realServer } from '../../support/ipvs-objects.js';
@@ -135,10 +137,17 @@ const sortedDescriptions = (operations: readonly KernelOperation[]): string[] =>
 /** A kernel whose reads wait at a gate the test opens: syncs of changes run meanwhile. */
 class SlowKernel extends FakeKernel {
   gate: Promise<void> | undefined;
+  /** Whole reads, and the keys of each read of some virtual servers. */
+  readonly reads: { whole: number; some: string[][] } = { whole: 0, some: [] };
   override async observe(): Promise<FreshObservedState> {
+    this.reads.whole++;
     const state = await super.observe();
     await this.gate;
     return state;
+  }
+  override observeVirtualServers(keys: readonly IpvsServiceKey[]): ReturnType<FakeKernel['observeVirtualServers']> {
+    this.reads.some.push(keys.map(virtualServerKey));
+    return super.observeVirtualServers(keys);
   }
 }
 
@@ -200,7 +209,7 @@ describe('a full sync against the cache', () => {
     expect((await proxier.sync({ full: true })).plan.operations).toEqual([]);
   });
 
-  it('repairs drift in a virtual server that a sync touches during every read, by the whole read of every WHOLE_READ_EVERY-th full sync', async () => {
+  it('repairs drift in a virtual server that a sync touches during every read, on every WHOLE_READ_EVERY-th full sync, which reads it again in line', async () => {
     const kernel = new SlowKernel();
     const { store, proxier } = agentOn(kernel);
     const web = (endpoints: string[]): ServiceShape => ({ index: 0, nodePort: false, udp: false, endpoints });
@@ -221,5 +230,33 @@ describe('a full sync against the cache', () => {
     }
     expect(repaired()).toBe(true);
     expect(fullSyncs).toBeLessThanOrEqual(WHOLE_READ_EVERY);
+  });
+
+  it('reads the whole kernel only beside the other syncs, also on the round that diffs everything; in line only what they touched', async () => {
+    const kernel = new SlowKernel();
+    const { store, proxier } = agentOn(kernel);
+    const services = (extra: string[]): ServiceShape[] => [
+      { index: 0, nodePort: false, udp: false, endpoints: ['10.244.0.1', ...extra] },
+      { index: 1, nodePort: true, udp: true, endpoints: ['10.244.0.2'] },
+    ];
+    load(store, services([]));
+    await proxier.sync();
+    const wholeBefore = kernel.reads.whole;
+    for (let fullSyncs = 1; fullSyncs <= WHOLE_READ_EVERY; fullSyncs++) {
+      let release = (): void => {};
+      kernel.gate = new Promise((resolve) => (release = resolve));
+      const full = proxier.sync({ full: true });
+      // The read waits at the gate: a change syncs meanwhile, every time, the last one included.
+      load(store, services(fullSyncs % 2 === 1 ? ['10.244.1.3'] : []));
+      expect((await proxier.sync({ full: false })).plan.operations).toHaveLength(1);
+      release();
+      const result = await full;
+      expect(result.failures).toEqual([]);
+      expect(result.plan.operations).toEqual([]);
+    }
+    // One read per full sync, none in line; the round that diffed everything read again only the
+    // virtual server the change touched during its read.
+    expect(kernel.reads.whole - wholeBefore).toBe(WHOLE_READ_EVERY);
+    expect(kernel.reads.some).toEqual([['TCP 10.96.0.1:80']]);
   });
 });
