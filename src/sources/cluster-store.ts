@@ -3,7 +3,7 @@
 // object by object; the agent translates only the Services it marks changed, so one endpoint
 // change costs the same with 100 Services or 10,000.
 import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
-import { identityOf, serviceIdOfSlice } from '../translate/translation.js';
+import { identityOf, serviceIdOfSlice, type ObjectIdentity } from '../translate/translation.js';
 
 /** What sources call; the store and test doubles implement it. */
 export interface ClusterSink {
@@ -61,7 +61,11 @@ export class ClusterStore implements ClusterSink {
   }
 
   upsertService(service: Service): void {
-    const { id, name } = identityOf(service);
+    this.upsertServiceAs(identityOf(service), service);
+  }
+
+  /** With its identity already made (replaceAll makes it for every object of a reread). */
+  private upsertServiceAs({ id, name }: ObjectIdentity, service: Service): void {
     if (name === '' || this.services.get(id) === service) return;
     this.services.set(id, service);
     this.countEvent('services');
@@ -76,7 +80,10 @@ export class ClusterStore implements ClusterSink {
   }
 
   upsertEndpointSlice(slice: EndpointSlice): void {
-    const { id, name } = identityOf(slice);
+    this.upsertSliceAs(identityOf(slice), slice);
+  }
+
+  private upsertSliceAs({ id, name }: ObjectIdentity, slice: EndpointSlice): void {
     if (name === '' || this.slices.get(id) === slice) return;
     this.unfileSlice(id);
     this.slices.set(id, slice);
@@ -100,22 +107,22 @@ export class ClusterStore implements ClusterSink {
     const round = ++this.replaceRound;
     const repeated: string[] = [];
     for (const service of services) {
-      const { id } = identityOf(service);
-      if (this.serviceRounds.get(id) === round) {
-        repeated.push(id);
+      const identity = identityOf(service);
+      if (this.serviceRounds.get(identity.id) === round) {
+        repeated.push(identity.id);
         continue;
       }
-      this.serviceRounds.set(id, round);
-      this.upsertService(service);
+      this.serviceRounds.set(identity.id, round);
+      this.upsertServiceAs(identity, service);
     }
     this.services.forEach((service, id) => {
       if (this.serviceRounds.get(id) !== round) this.deleteService(service);
     });
     for (const slice of endpointSlices) {
-      const { id } = identityOf(slice);
-      if (this.sliceRounds.get(id) === round) continue;
-      this.sliceRounds.set(id, round);
-      this.upsertEndpointSlice(slice);
+      const identity = identityOf(slice);
+      if (this.sliceRounds.get(identity.id) === round) continue;
+      this.sliceRounds.set(identity.id, round);
+      this.upsertSliceAs(identity, slice);
     }
     this.slices.forEach((_, id) => {
       if (this.sliceRounds.get(id) !== round) this.removeSlice(id);
