@@ -7,7 +7,8 @@
 // read by the file source into the store, synced against a kernel mirror, and recorded by the
 // observers the daemon runs (metrics, health-check node ports, the names record). A full sync here
 // reads a kernel that holds exactly what the mirror expects (the real read's own allocation,
-// netlink dumps and /proc/net/ip_vs, is not in it).
+// netlink dumps and /proc/net/ip_vs, is not in it), or with KIPVS_BENCH_KERNEL=sandbox, inside the
+// sandbox, the real kernel in a namespace of its own.
 //
 // V8's sampling heap profiler, with the objects collected by either collection kept in the
 // samples (so: every allocation, sampled every KIPVS_BENCH_SAMPLE bytes, default 4096).
@@ -15,6 +16,7 @@
 //   node --import tsx bench/churn-allocation.ts                       N = 10,000, 200 changes, 3 full syncs
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN=500 node --import tsx bench/churn-allocation.ts
 //   KIPVS_BENCH_SAMPLE=0 node --max-semi-space-size=1 --trace-gc-nvp --import tsx bench/churn-allocation.ts   what is promoted
+//   node scripts/sandbox.mjs -- env KIPVS_BENCH_KERNEL=sandbox node --import tsx bench/churn-allocation.ts
 import { Session } from 'node:inspector/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,12 +31,14 @@ import { ProxyMetrics } from '../src/agent/metrics.js';
 import { metricsObserver, serviceHealthObserver } from '../src/agent/observers.js';
 import { ServiceHealthServer } from '../src/agent/service-health.js';
 import { ServiceNamesRecorder, serviceNamesObserver } from '../src/agent/service-names.js';
-import type { ApplyResult, Kernel } from '../src/kernel/netlink-kernel.js';
+import { allIpsetNames } from '../src/cli/agent-options.js';
+import { NetlinkKernel, type ApplyResult, type Kernel } from '../src/kernel/netlink-kernel.js';
 import type { ObserveHint } from '../src/kernel/proc-assisted-read.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
 import type { FreshObservedState, ObservedState, Plan } from '../src/reconcile/state.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
+import { makeNodeNamespace } from './node-namespace.js';
 import { extraSlice, generateWorkload, NODE, spreadServiceIndex, writeWorkload } from './workload.js';
 
 const sizes = (process.env.KIPVS_BENCH_SIZES ?? '10000').split(',').map(Number);
@@ -42,6 +46,8 @@ const churn = Number(process.env.KIPVS_BENCH_CHURN ?? 200);
 const fullSyncs = Number(process.env.KIPVS_BENCH_FULL_SYNCS ?? 3);
 const samplingInterval = Number(process.env.KIPVS_BENCH_SAMPLE ?? 4096);
 const shown = Number(process.env.KIPVS_BENCH_TOP ?? 15);
+/** KIPVS_BENCH_KERNEL=sandbox: the real NetlinkKernel, in a namespace of its own (run inside the sandbox). */
+const inSandbox = process.env.KIPVS_BENCH_KERNEL === 'sandbox';
 
 /** Empty at the first read (every plan lands); afterwards it holds what the caller expects. */
 class ExpectedKernel implements Kernel {
@@ -117,6 +123,10 @@ session.connect();
 await session.post('HeapProfiler.enable');
 for (const size of sizes) {
   const dir = mkdtempSync(join(tmpdir(), 'kipvs-alloc-'));
+  const node = inSandbox ? makeNodeNamespace('kipvs-alloc') : undefined;
+  const kernel = node
+    ? await NetlinkKernel.open({ netns: node.netns, dummyInterface: DEFAULT_SETTINGS.dummyInterface, ipsetNames: allIpsetNames() })
+    : new ExpectedKernel();
   try {
     writeWorkload(join(dir, 'source'), generateWorkload(size));
     const files = new FileSource(join(dir, 'source'));
@@ -128,7 +138,7 @@ for (const size of sizes) {
     take();
     const log = pino({ level: 'silent' });
     const proxier = new Proxier({
-      kernel: new ExpectedKernel(),
+      kernel,
       node: NODE,
       settings: DEFAULT_SETTINGS,
       log,
@@ -178,6 +188,8 @@ for (const size of sizes) {
       ),
     );
   } finally {
+    kernel.close();
+    node?.remove();
     rmSync(dir, { recursive: true, force: true });
   }
 }
