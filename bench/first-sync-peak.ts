@@ -4,7 +4,6 @@
 // each step's start. Run inside the sandbox:
 //
 //   node scripts/sandbox.mjs -- node --expose-gc --max-semi-space-size=1 --import tsx bench/first-sync-peak.ts
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,8 @@ import { DEFAULT_SETTINGS } from '../src/model/settings.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
 import { IncrementalTranslator } from '../src/translate/incremental.js';
-import { generateWorkload, NODE, NODE_ADDRESS, NODE_ADDRESS_PREFIX, writeWorkload } from './workload.js';
+import { makeNodeNamespace } from './node-namespace.js';
+import { generateWorkload, NODE, writeWorkload } from './workload.js';
 
 const size = Number(process.env.KIPVS_BENCH_SIZES ?? 10000);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -57,13 +57,7 @@ wrap(NetlinkKernel.prototype, 'observe', 'observe');
 wrap(NetlinkKernel.prototype, 'apply', 'apply');
 wrap(KernelMirror.prototype, 'apply', 'mirror apply');
 
-const netns = `kipvs-peak-${process.pid}`;
-const ip = (...args: string[]): void => void spawnSync('ip', ['-n', netns, ...args], { stdio: 'inherit' });
-spawnSync('ip', ['netns', 'add', netns], { stdio: 'inherit' });
-ip('link', 'set', 'lo', 'up');
-ip('link', 'add', 'eth0', 'type', 'dummy');
-ip('address', 'add', `${NODE_ADDRESS}/${NODE_ADDRESS_PREFIX}`, 'dev', 'eth0');
-ip('link', 'set', 'eth0', 'up');
+const { netns, remove } = makeNodeNamespace('kipvs-peak');
 const dir = mkdtempSync(join(tmpdir(), 'kipvs-peak-'));
 const kernel = await NetlinkKernel.open({ netns, dummyInterface: DEFAULT_SETTINGS.dummyInterface, ipsetNames: allIpsetNames() });
 /** Apart, so that no register keeps the generated objects alive. */
@@ -97,7 +91,6 @@ try {
   console.log(`  peak: heap used ${mb(peak.used)} MiB of ${mb(peak.total)} committed, during "${peak.phase}" (${peak.spaces})`);
 } finally {
   kernel.close();
-  spawnSync('ip', ['netns', 'exec', netns, 'ipvsadm', '-C'], { stdio: 'ignore' });
-  spawnSync('ip', ['netns', 'delete', netns], { stdio: 'ignore' });
+  remove();
   rmSync(dir, { recursive: true, force: true });
 }

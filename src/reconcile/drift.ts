@@ -128,6 +128,9 @@ export function withoutTouched(drift: Drift, touched: TouchedKeys): Drift {
 function sameVirtualServer(read: ObservedVirtualServer | undefined, held: ObservedVirtualServer | undefined): boolean {
   if (!read || !held) return read === held;
   if (!sameService(read.service, held.service) || read.realServers.size !== held.realServers.size) return false;
+  // The mirror's own map: /proc confirmed its real servers (proc-assisted-read.ts), as it does for
+  // nearly all at each full read; walking 120,000 of them made as many entry pairs.
+  if (read.realServers === held.realServers) return true;
   for (const [key, destination] of read.realServers) {
     const other = held.realServers.get(key);
     if (other !== destination && (!other || !sameRealServer(destination, other))) return false;

@@ -3,7 +3,7 @@
 // object by object; the agent translates only the Services it marks changed, so one endpoint
 // change costs the same with 100 Services or 10,000.
 import type { ClusterSnapshot, EndpointSlice, Service } from '../model/kubernetes.js';
-import { identityOf, serviceIdOfSlice } from '../translate/translation.js';
+import { identityOf, serviceIdOfSlice, type ObjectIdentity } from '../translate/translation.js';
 
 /** What sources call; the store and test doubles implement it. */
 export interface ClusterSink {
@@ -28,7 +28,22 @@ export class ClusterStore implements ClusterSink {
   private readonly slices = new Map<string, EndpointSlice>();
   /** Slice id → the Service id it was filed under, so a relabelled slice leaves its old Service. */
   private readonly sliceOwner = new Map<string, string>();
-  private readonly slicesByService = new Map<string, Map<string, EndpointSlice>>();
+  /**
+   * Each Service's slices in name order: the array slicesOf hands out, replaced whenever one of
+   * them comes or goes, never changed in place. (Made on each call, from a map per Service, it was
+   * three arrays per Service each time the names record or a full sync's observers read every
+   * Service.) A Service's slices share its namespace, so name order is id order.
+   */
+  private readonly slicesByService = new Map<string, readonly EndpointSlice[]>();
+  /**
+   * replaceAll's calls so far, and the last one whose input held each id: what a reread no longer
+   * holds is what it did not stamp. (A new set of every id at each reread, 20,000 at 10,000
+   * Services, lived through the whole reread and so was promoted to the old generation at every
+   * endpoint change the file source read.)
+   */
+  private replaceRound = 0;
+  private readonly serviceRounds = new Map<string, number>();
+  private readonly sliceRounds = new Map<string, number>();
   private changed = new Set<string>();
   private changedSlices: EndpointSlice[] = [];
   private readonly totals = { services: 0, endpointSlices: 0 };
@@ -46,7 +61,11 @@ export class ClusterStore implements ClusterSink {
   }
 
   upsertService(service: Service): void {
-    const { id, name } = identityOf(service);
+    this.upsertServiceAs(identityOf(service), service);
+  }
+
+  /** With its identity already made (replaceAll makes it for every object of a reread). */
+  private upsertServiceAs({ id, name }: ObjectIdentity, service: Service): void {
     if (name === '' || this.services.get(id) === service) return;
     this.services.set(id, service);
     this.countEvent('services');
@@ -61,7 +80,10 @@ export class ClusterStore implements ClusterSink {
   }
 
   upsertEndpointSlice(slice: EndpointSlice): void {
-    const { id, name } = identityOf(slice);
+    this.upsertSliceAs(identityOf(slice), slice);
+  }
+
+  private upsertSliceAs({ id, name }: ObjectIdentity, slice: EndpointSlice): void {
     if (name === '' || this.slices.get(id) === slice) return;
     this.unfileSlice(id);
     this.slices.set(id, slice);
@@ -70,9 +92,7 @@ export class ClusterStore implements ClusterSink {
     const owner = serviceIdOfSlice(slice);
     if (owner !== undefined) {
       this.sliceOwner.set(id, owner);
-      let group = this.slicesByService.get(owner);
-      if (!group) this.slicesByService.set(owner, (group = new Map<string, EndpointSlice>()));
-      group.set(id, slice);
+      this.slicesByService.set(owner, [...(this.slicesByService.get(owner) ?? []), slice].sort(byName));
       this.mark(owner);
     }
   }
@@ -84,26 +104,31 @@ export class ClusterStore implements ClusterSink {
 
   /** Returns the ids of Services given more than once: the first copy is kept, the others ignored. */
   replaceAll(services: readonly Service[], endpointSlices: readonly EndpointSlice[]): string[] {
-    const serviceIds = new Set<string>();
+    const round = ++this.replaceRound;
     const repeated: string[] = [];
     for (const service of services) {
-      const { id } = identityOf(service);
-      if (serviceIds.has(id)) {
-        repeated.push(id);
+      const identity = identityOf(service);
+      if (this.serviceRounds.get(identity.id) === round) {
+        repeated.push(identity.id);
         continue;
       }
-      serviceIds.add(id);
-      this.upsertService(service);
+      this.serviceRounds.set(identity.id, round);
+      this.upsertServiceAs(identity, service);
     }
-    for (const [id, service] of this.services) if (!serviceIds.has(id)) this.deleteService(service);
-    const sliceIds = new Set<string>();
+    this.services.forEach((service, id) => {
+      if (this.serviceRounds.get(id) !== round) this.deleteService(service);
+    });
     for (const slice of endpointSlices) {
-      const { id } = identityOf(slice);
-      if (sliceIds.has(id)) continue;
-      sliceIds.add(id);
-      this.upsertEndpointSlice(slice);
+      const identity = identityOf(slice);
+      if (this.sliceRounds.get(identity.id) === round) continue;
+      this.sliceRounds.set(identity.id, round);
+      this.upsertSliceAs(identity, slice);
     }
-    for (const id of [...this.slices.keys()]) if (!sliceIds.has(id)) this.removeSlice(id);
+    this.slices.forEach((_, id) => {
+      if (this.sliceRounds.get(id) !== round) this.removeSlice(id);
+    });
+    forgetBefore(this.serviceRounds, round);
+    forgetBefore(this.sliceRounds, round);
     return repeated;
   }
 
@@ -112,10 +137,8 @@ export class ClusterStore implements ClusterSink {
   }
 
   /** The Service's slices in name order (the order translation sees them in, whatever the source). */
-  slicesOf(serviceId: string): EndpointSlice[] {
-    const group = this.slicesByService.get(serviceId);
-    if (!group) return [];
-    return [...group.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, slice]) => slice);
+  slicesOf(serviceId: string): readonly EndpointSlice[] {
+    return this.slicesByService.get(serviceId) ?? NO_SLICES;
   }
 
   /** The ids of the Services changed (added, updated, deleted, slices touched) since the last call. */
@@ -156,13 +179,15 @@ export class ClusterStore implements ClusterSink {
 
   /** Forgets the slice and marks its Service; false when there was none. */
   private unfileSlice(id: string): boolean {
-    if (!this.slices.delete(id)) return false;
+    const slice = this.slices.get(id);
+    if (!slice) return false;
+    this.slices.delete(id);
     const owner = this.sliceOwner.get(id);
     if (owner === undefined) return true;
     this.sliceOwner.delete(id);
-    const group = this.slicesByService.get(owner);
-    group?.delete(id);
-    if (group?.size === 0) this.slicesByService.delete(owner);
+    const rest = (this.slicesByService.get(owner) ?? []).filter((filed) => filed !== slice);
+    if (rest.length === 0) this.slicesByService.delete(owner);
+    else this.slicesByService.set(owner, rest);
     this.mark(owner);
     return true;
   }
@@ -181,4 +206,15 @@ export class ClusterStore implements ClusterSink {
       for (const listener of this.listeners) listener();
     });
   }
+}
+
+const NO_SLICES: readonly EndpointSlice[] = Object.freeze([]);
+
+const byName = (a: EndpointSlice, b: EndpointSlice): number => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0);
+
+/** Forgets the ids the last replaceAll did not hold. */
+function forgetBefore(rounds: Map<string, number>, round: number): void {
+  rounds.forEach((given, id) => {
+    if (given !== round) rounds.delete(id);
+  });
 }

@@ -23,8 +23,7 @@ export function parseAddress(text: unknown): ParsedAddress | undefined {
   if (typeof text !== 'string' || text.includes('%')) return undefined;
   const family = familyOf(text);
   if (!family) return undefined;
-  // node's isIPv4 takes only plain dotted decimal, which is already canonical: skip the bytes.
-  const address = family === 'inet' ? text : canonicalAddress(text);
+  const address = canonicalAddress(text);
   if (address === undefined || address === '0.0.0.0' || address === '::' || address.startsWith('::ffff:')) return undefined;
   return { address, family };
 }

@@ -64,6 +64,41 @@ describe('the Service names record', () => {
     expect(readServiceNamesRecord(path)).toMatchObject({ virtualServers: new Map(), pods: new Map() });
   });
 
+  it('writes names that JSON must escape, canonical IPv6 addresses, and records larger than one piece, as JSON.stringify would', () => {
+    directory = mkdtempSync(join(tmpdir(), 'kipvs-names-'));
+    const path = join(directory, 'service-names.json');
+    // Quotes, a backslash, a control character, an emoji (a surrogate pair), a lone surrogate, and accents (2-byte UTF-8).
+    const odd = ['we"b', 'back\\slash', 'tab\tbed', 'cat-\u{1F431}', 'lone-\ud800', 'café'];
+    const slices: EndpointSlice[] = odd.map((name, i) => ({
+      metadata: { name: `s-${i}`, namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv6',
+      endpoints: [{ addresses: [`2001:0db8:0000::${i + 1}`], targetRef: { kind: 'Pod', name, namespace: `ns-${name}` } }],
+    }));
+    // 3,000 pods more of long names: the record spans several 64 KB pieces.
+    const many: EndpointSlice = {
+      metadata: { name: 'many', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'many' } },
+      addressType: 'IPv4',
+      endpoints: Array.from({ length: 3000 }, (_, i) => ({
+        addresses: [`10.1.${i >> 8}.${i & 255}`],
+        targetRef: { kind: 'Pod', name: `pod-${'x'.repeat(40)}-${i}`, namespace: 'shop' },
+      })),
+    };
+    const recorder = new ServiceNamesRecorder(path);
+    const owner = { namespace: 'shop', name: odd[0] ?? '', port: 'h"ttp' };
+    recorder.record(desired([virtualServer('10.96.0.10', 80, owner)]), ['shop/web', 'shop/many'], {
+      serviceIds: () => ['shop/web', 'shop/many'],
+      slicesOf: (id) => (id === 'shop/web' ? slices : [many]),
+    });
+    const names = readServiceNamesRecord(path);
+    expect(names?.virtualServers).toEqual(new Map([['TCP 10.96.0.10:80', 'shop/we"b:h"ttp']]));
+    const expected = new Map([
+      ...odd.map((name, i): [string, string] => [`2001:db8::${i + 1}`, `ns-${name}/${name}`]),
+      ...Array.from({ length: 3000 }, (_, i): [string, string] => [`10.1.${i >> 8}.${i & 255}`, `shop/pod-${'x'.repeat(40)}-${i}`]),
+    ]);
+    expect(names?.pods).toEqual(expected);
+    expect(readFileSync(path).length).toBeGreaterThan(3 * 64 * 1024);
+  });
+
   it('is absent when the agent never wrote one', () => {
     expect(readServiceNamesRecord('/nonexistent/service-names.json')).toBeUndefined();
   });

@@ -41,6 +41,22 @@ describe('ClusterStore', () => {
     expect(store.size).toEqual({ services: 0, endpointSlices: 2 });
   });
 
+  it('hands out the same slices until one of the Service changes, and never changes what it handed out', () => {
+    const store = new ClusterStore();
+    store.upsertEndpointSlice(slice('web-c', 'web'));
+    store.upsertEndpointSlice(slice('web-a', 'web'));
+    const before = store.slicesOf('default/web');
+    expect(store.slicesOf('default/web')).toBe(before);
+    store.upsertEndpointSlice(slice('web-b', 'web'));
+    store.upsertEndpointSlice(slice('web-a', 'web'));
+    expect(before.map((s) => s.metadata.name)).toEqual(['web-a', 'web-c']);
+    expect(store.slicesOf('default/web').map((s) => s.metadata.name)).toEqual(['web-a', 'web-b', 'web-c']);
+    const updated = store.slicesOf('default/web');
+    store.deleteEndpointSlice(slice('web-b', 'web'));
+    expect(updated.map((s) => s.metadata.name)).toEqual(['web-a', 'web-b', 'web-c']);
+    expect(store.slicesOf('default/web').map((s) => s.metadata.name)).toEqual(['web-a', 'web-c']);
+  });
+
   it('replaceAll deletes what is no longer there, keeps the first of a repeated Service and says which', () => {
     const store = new ClusterStore();
     const web = service('web');
@@ -50,6 +66,25 @@ describe('ClusterStore', () => {
     expect(repeated).toEqual(['default/web']);
     expect(store.service('default/web')).toBe(web);
     expect(store.service('default/db')).toBeUndefined();
+    expect(store.takeChanged()).toEqual(new Set(['default/db', 'default/web']));
+  });
+
+  it('replaceAll again and again: an object given last time is no repeat, one left out is deleted, one given again comes back', () => {
+    const store = new ClusterStore();
+    const web = service('web');
+    const webSlice = slice('web-1', 'web');
+    expect(store.replaceAll([web, service('db')], [webSlice, slice('db-1', 'db')])).toEqual([]);
+    store.takeChanged();
+    expect(store.replaceAll([web], [webSlice])).toEqual([]);
+    expect(store.takeChanged()).toEqual(new Set(['default/db']));
+    expect(store.size).toEqual({ services: 1, endpointSlices: 1 });
+    const db = service('db');
+    expect(store.replaceAll([web, db, db], [webSlice, slice('db-1', 'db')])).toEqual(['default/db']);
+    expect(store.takeChanged()).toEqual(new Set(['default/db']));
+    expect(store.service('default/db')).toBe(db);
+    expect(store.slicesOf('default/db').map((s) => s.metadata.name)).toEqual(['db-1']);
+    expect(store.replaceAll([], [])).toEqual([]);
+    expect(store.size).toEqual({ services: 0, endpointSlices: 0 });
     expect(store.takeChanged()).toEqual(new Set(['default/db', 'default/web']));
   });
 

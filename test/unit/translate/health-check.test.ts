@@ -93,6 +93,9 @@ describe('healthCheckOf', () => {
       ['no valid ports', lb({ ports: [{ port: 0 }] })],
       ['only a family the node lacks', lb({ clusterIP: 'fd00::10' })],
       ['no name', lb({}, { name: '' })],
+      ['no type (ClusterIP)', lb({ type: undefined })],
+      ['a type of another case', lb({ type: 'loadBalancer' })],
+      ['a spec that is no object', { metadata: { name: 'web', namespace: 'shop' }, spec: 'LoadBalancer' } as unknown as Service],
     ];
     for (const [why, service] of cases) expect(healthCheckOf(service, [slice('web-1', [local('10.244.1.2')])], NODE), why).toBeUndefined();
   });
