@@ -35,7 +35,7 @@ import { allIpsetNames } from '../src/cli/agent-options.js';
 import { NetlinkKernel, type ApplyResult, type Kernel } from '../src/kernel/netlink-kernel.js';
 import type { ObserveHint } from '../src/kernel/proc-assisted-read.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
-import type { FreshObservedState, ObservedState, Plan } from '../src/reconcile/state.js';
+import type { FreshObservedState, ObservedState, ObservedVirtualServer, Plan } from '../src/reconcile/state.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
 import { makeNodeNamespace } from './node-namespace.js';
@@ -56,6 +56,9 @@ class ExpectedKernel implements Kernel {
   observe(hint?: ObserveHint): Promise<FreshObservedState | ObservedState> {
     if (hint) return Promise.resolve(hint.expected);
     return Promise.resolve({ dummyInterfaceExists: false, virtualServers: new Map(), boundAddresses: new Set(), ipsets: new Map() });
+  }
+  observeVirtualServers(): Promise<Map<string, ObservedVirtualServer>> {
+    return Promise.resolve(new Map<string, ObservedVirtualServer>());
   }
   apply(plan: Plan): Promise<ApplyResult> {
     return Promise.resolve({ applied: plan.operations.length, failures: [] });
