@@ -32,12 +32,11 @@ import { metricsObserver, serviceHealthObserver } from '../src/agent/observers.j
 import { ServiceHealthServer } from '../src/agent/service-health.js';
 import { ServiceNamesRecorder, serviceNamesObserver } from '../src/agent/service-names.js';
 import { allIpsetNames } from '../src/cli/agent-options.js';
-import { NetlinkKernel, type ApplyResult, type Kernel } from '../src/kernel/netlink-kernel.js';
-import type { ObserveHint } from '../src/kernel/proc-assisted-read.js';
+import { NetlinkKernel } from '../src/kernel/netlink-kernel.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
-import type { FreshObservedState, ObservedState, ObservedVirtualServer, Plan } from '../src/reconcile/state.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
+import { ExpectedKernel } from './expected-kernel.js';
 import { makeNodeNamespace } from './node-namespace.js';
 import { extraSlice, generateWorkload, NODE, spreadServiceIndex, writeWorkload } from './workload.js';
 
@@ -48,23 +47,6 @@ const samplingInterval = Number(process.env.KIPVS_BENCH_SAMPLE ?? 4096);
 const shown = Number(process.env.KIPVS_BENCH_TOP ?? 15);
 /** KIPVS_BENCH_KERNEL=sandbox: the real NetlinkKernel, in a namespace of its own (run inside the sandbox). */
 const inSandbox = process.env.KIPVS_BENCH_KERNEL === 'sandbox';
-
-/** Empty at the first read (every plan lands); afterwards it holds what the caller expects. */
-class ExpectedKernel implements Kernel {
-  observe(): Promise<FreshObservedState>;
-  observe(hint: ObserveHint): Promise<ObservedState>;
-  observe(hint?: ObserveHint): Promise<FreshObservedState | ObservedState> {
-    if (hint) return Promise.resolve(hint.expected);
-    return Promise.resolve({ dummyInterfaceExists: false, virtualServers: new Map(), boundAddresses: new Set(), ipsets: new Map() });
-  }
-  observeVirtualServers(): Promise<Map<string, ObservedVirtualServer>> {
-    return Promise.resolve(new Map<string, ObservedVirtualServer>());
-  }
-  apply(plan: Plan): Promise<ApplyResult> {
-    return Promise.resolve({ applied: plan.operations.length, failures: [] });
-  }
-  close(): void {}
-}
 
 interface SamplingNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };

@@ -18,12 +18,11 @@ import { stringify } from 'yaml';
 import { MemoryOwnershipStore } from '../src/agent/ownership.js';
 import { Proxier } from '../src/agent/proxier.js';
 import { ServiceNamesRecorder } from '../src/agent/service-names.js';
-import type { ApplyResult, Kernel } from '../src/kernel/netlink-kernel.js';
 import { DEFAULT_SETTINGS } from '../src/model/settings.js';
-import type { FreshObservedState, ObservedVirtualServer, Plan } from '../src/reconcile/state.js';
 import { ClusterStore } from '../src/sources/cluster-store.js';
 import { FileSource } from '../src/sources/file-source.js';
 import type { KubeSource } from '../src/sources/kube-source.js';
+import { ExpectedKernel } from './expected-kernel.js';
 import { summariseHeapSnapshot, summariseRetainers } from './heap-summary.js';
 import { extraSlice, generateWorkload, NODE, NODE_NAME, spreadServiceIndex, writeWorkload } from './workload.js';
 
@@ -31,20 +30,6 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
 const sizes = (process.env.KIPVS_BENCH_SIZES ?? '10000').split(',').map(Number);
 const churn = Number(process.env.KIPVS_BENCH_CHURN ?? 200);
-
-/** A kernel that holds nothing: the first read is empty and every plan lands. */
-class EmptyKernel implements Kernel {
-  observe(): Promise<FreshObservedState> {
-    return Promise.resolve({ dummyInterfaceExists: false, virtualServers: new Map(), boundAddresses: new Set(), ipsets: new Map() });
-  }
-  observeVirtualServers(): Promise<Map<string, ObservedVirtualServer>> {
-    return Promise.resolve(new Map<string, ObservedVirtualServer>());
-  }
-  apply(plan: Plan): Promise<ApplyResult> {
-    return Promise.resolve({ applied: plan.operations.length, failures: [] });
-  }
-  close(): void {}
-}
 
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 function heapUsed(): number {
@@ -136,7 +121,7 @@ for (const size of sizes) {
     await source.fill(store);
     const stored = heapUsed();
     const proxier = new Proxier({
-      kernel: new EmptyKernel(),
+      kernel: new ExpectedKernel(),
       node: NODE,
       settings: DEFAULT_SETTINGS,
       log: pino({ level: 'silent' }),
