@@ -17,6 +17,10 @@
 //   KIPVS_BENCH_SIZES=1000 KIPVS_BENCH_CHURN=500 node --import tsx bench/churn-allocation.ts
 //   KIPVS_BENCH_SAMPLE=0 node --max-semi-space-size=1 --trace-gc-nvp --import tsx bench/churn-allocation.ts   what is promoted
 //   node scripts/sandbox.mjs -- env KIPVS_BENCH_KERNEL=sandbox node --import tsx bench/churn-allocation.ts
+//   KIPVS_BENCH_SURVIVORS=1 node --max-semi-space-size=1 --import tsx bench/churn-allocation.ts   what is promoted, by who allocated it
+//
+// KIPVS_BENCH_SURVIVORS=1 drops from the samples what a young-generation collection frees: what
+// is left outlived one (promoted, or about to be: at most a semi-space of it), by allocation site.
 import { Session } from 'node:inspector/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +51,8 @@ const samplingInterval = Number(process.env.KIPVS_BENCH_SAMPLE ?? 4096);
 const shown = Number(process.env.KIPVS_BENCH_TOP ?? 15);
 /** KIPVS_BENCH_KERNEL=sandbox: the real NetlinkKernel, in a namespace of its own (run inside the sandbox). */
 const inSandbox = process.env.KIPVS_BENCH_KERNEL === 'sandbox';
+/** KIPVS_BENCH_SURVIVORS=1: only what outlived a young-generation collection (see the header). */
+const survivorsOnly = process.env.KIPVS_BENCH_SURVIVORS === '1';
 
 interface SamplingNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
@@ -82,7 +88,7 @@ function summarise(root: SamplingNode | undefined, per: number, unit: string): s
       .slice(0, shown)
       .map(([name, bytes]) => `  ${mb(bytes / per).padStart(10)} ${((100 * bytes) / total).toFixed(1).padStart(5)}%  ${name}`)
       .join('\n');
-  return `allocated ${mb(total / per)} per ${unit}\n by allocating function:\n${top(bySelf)}\n by nearest frame of ours:\n${top(byOurs)}`;
+  return `${survivorsOnly ? 'outlived a young collection:' : 'allocated'} ${mb(total / per)} per ${unit}\n by allocating function:\n${top(bySelf)}\n by nearest frame of ours:\n${top(byOurs)}`;
 }
 
 /** The work's allocation profile; with KIPVS_BENCH_SAMPLE=0, no profile (to read node's --trace-gc-nvp between the lines printed). */
@@ -96,7 +102,7 @@ async function profiled(session: Session, work: () => Promise<void>): Promise<Sa
   await session.post('HeapProfiler.startSampling', {
     samplingInterval,
     includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMinorGC: !survivorsOnly,
   });
   await work();
   const { profile } = await session.post('HeapProfiler.stopSampling');
