@@ -5,6 +5,7 @@ import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/cl
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
 import { forEachPaced, pacer, SLICE_MS } from '../util/event-loop.js';
 import { confirmedRealServers, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
+import { ExpectedSetMembers, keyedPaced } from './ipset-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
 import { ConntrackClient } from '../netlink/conntrack/client.js';
@@ -18,7 +19,7 @@ import { describeOperation, type IpvsDestination, type IpvsOperation, type IpvsS
 import { describeEntryOperation } from '../netlink/ipset/types.js';
 import { replaceIpset } from './ipset-repair.js';
 import { explainRefusal } from './refusal-causes.js';
-import { ipsetEntryKey, realServerKey, virtualServerKey } from '../model/desired.js';
+import { realServerKey, virtualServerKey } from '../model/desired.js';
 import type { FreshObservedState, KernelOperation, ObservedState, ObservedVirtualServer, Plan } from '../reconcile/state.js';
 import type { IpsetEntry } from '../netlink/ipset/types.js';
 
@@ -205,38 +206,25 @@ export class NetlinkKernel implements Kernel {
 
   /**
    * kube-proxy's sets; one kipvs cannot decode (hash:mac, ...) is reported by type, for the diff to
-   * replace. With an expectation, a set whose members are all expected, as many as expected, is
-   * given the expectation's own entries (no second map of 27,000 entries to keep and compare).
+   * replace. With an expectation, each member is compared with it as it is decoded
+   * (ExpectedSetMembers): a set whose members are all expected, as many as expected, is given the
+   * expectation's own entries, and no second copy of 27,000 entries is kept meanwhile.
    */
   private async observeIpsets(expected?: ObservedState): Promise<Pick<FreshObservedState, 'ipsets' | 'undecodedIpsets'>> {
     const ipsets: FreshObservedState['ipsets'] = new Map();
     const undecodedIpsets = new Map<string, string>();
     for (const name of this.options.ipsetNames) {
-      const listing = await this.ipsets.readSet(name);
+      const held = expected?.ipsets.get(name)?.entries;
+      const compared = held ? new ExpectedSetMembers(held) : undefined;
+      const listing = await this.ipsets.readSet(name, compared?.add);
       if (!listing) continue;
       if ('undecoded' in listing) {
         undecodedIpsets.set(name, listing.undecoded.type || 'an unknown type');
         continue;
       }
       const set = listing.decoded;
-      const keys: string[] = [];
-      const held = expected?.ipsets.get(name)?.entries;
-      let allHeld = held?.size === set.entries.length;
-      await forEachPaced(set.entries, pacer(SLICE_MS), (entry) => {
-        const key = ipsetEntryKey(entry);
-        keys.push(key);
-        allHeld &&= held?.has(key) === true;
-      });
-      // Syncs change the expectation meanwhile (their entries count as touched): as large at the
-      // end as at the start, no one change of theirs hides one of an administrator's; what two
-      // interleaved could hide, the next full read finds.
-      if (held && allHeld && held.size === set.entries.length) {
-        // Only with an expectation, whose read is only compared (Kernel.observe(hint)).
-        ipsets.set(name, { spec: set.header, entries: held as Map<string, IpsetEntry> });
-        continue;
-      }
-      const entries = new Map<string, IpsetEntry>();
-      set.entries.forEach((entry, i) => entries.set(keys[i] as string, entry));
+      // Only with an expectation, whose read is only compared (Kernel.observe(hint)).
+      const entries = compared ? ((await compared.entries()) as Map<string, IpsetEntry>) : await keyedPaced(set.entries);
       ipsets.set(name, { spec: set.header, entries });
     }
     return undecodedIpsets.size > 0 ? { ipsets, undecodedIpsets } : { ipsets };
@@ -435,8 +423,6 @@ function runsOf<T>(items: readonly T[], together: (a: T, b: T) => boolean): Arra
   }
   return runs;
 }
-
-export { ipsetEntryKey };
 
 /** A virtual server as dumped, with its real servers keyed as the diff keys them. */
 function observedFrom({ service, destinations }: IpvsServiceWithDestinations): { service: IpvsService; realServers: Map<string, IpvsDestination> } {

@@ -289,9 +289,10 @@ export class IpsetClient {
    * One set (`ipset list NAME`), or null when there is none; a set kipvs cannot decode (hash:mac,
    * list:set, a member it cannot read) comes back by name and type instead of failing. Decoded a
    * message at a time, in slices of SLICE_MS between which the event loop runs: a set of
-   * 27,000 members decoded in one piece held it for 60–150 ms under UML.
+   * 27,000 members decoded in one piece held it for 60–150 ms under UML. With `onMember`, each
+   * member goes to it as it is decoded and is not kept: the listing's entries are then empty.
    */
-  async readSet(name: string): Promise<IpsetListing | null> {
+  async readSet(name: string, onMember?: (entry: IpsetEntry) => void): Promise<IpsetListing | null> {
     checkSetName(name);
     let messages: NetlinkMessage[];
     try {
@@ -302,9 +303,10 @@ export class IpsetClient {
       if (error instanceof NetlinkRequestError && error.errnoName === 'ENOENT') return null;
       throw error;
     }
-    const decoder = new TolerantSetListingDecoder();
+    const decoder = new TolerantSetListingDecoder(onMember);
     await forEachPaced(messages, pacer(SLICE_MS, 1), (message) => {
-      decoder.push(decodeAttributes(setCommandAttributes, decodeIpsetMessage(message).attributes));
+      // The members (IPSET_ATTR_ADT's children) are decoded as the message is: views will do.
+      decoder.push(decodeAttributes(setCommandAttributes, decodeIpsetMessage(message).attributes, { unknownAsViews: true }));
     });
     return decoder.result().find((listing) => listingName(listing) === name) ?? null;
   }

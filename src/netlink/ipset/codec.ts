@@ -281,6 +281,9 @@ const IPSET_ATTR_DATA = setCommandAttributes.data.id;
 export class SetListingDecoder {
   private readonly sets = new Map<string, { header: IpsetSetHeader; entries: IpsetEntry[] }>();
 
+  /** With `onMember`, each member goes to it as it is decoded and is not kept (the sets' entries stay empty). */
+  constructor(private readonly onMember?: (entry: IpsetEntry) => void) {}
+
   push(wire: WireSetCommand): void {
     const name = required(wire.setName, 'LIST answer', 'IPSET_ATTR_SETNAME');
     let set = this.sets.get(name);
@@ -294,7 +297,9 @@ export class SetListingDecoder {
       if ((member.type & NLA_TYPE_MASK) !== IPSET_ATTR_DATA) {
         throw new NetlinkDecodeError(`set ${JSON.stringify(name)}: attribute ${member.type & NLA_TYPE_MASK} in IPSET_ATTR_ADT`);
       }
-      set.entries.push(decodeEntry(set.header.type, decodeAttributes(entryDataAttributes, member.value)));
+      const entry = decodeEntry(set.header.type, decodeAttributes(entryDataAttributes, member.value));
+      if (this.onMember) this.onMember(entry);
+      else set.entries.push(entry);
     }
   }
 
@@ -330,10 +335,13 @@ function describeUndecoded(wire: WireSetCommand, name: string, reason: string): 
 export class TolerantSetListingDecoder {
   private readonly bySet = new Map<string, { decoder: SetListingDecoder; first: WireSetCommand; header?: WireSetCommand; error?: string }>();
 
+  /** `onMember` as in SetListingDecoder: members handed over as decoded, not kept. */
+  constructor(private readonly onMember?: (entry: IpsetEntry) => void) {}
+
   push(wire: WireSetCommand): void {
     const name = required(wire.setName, 'LIST answer', 'IPSET_ATTR_SETNAME');
     let set = this.bySet.get(name);
-    if (!set) this.bySet.set(name, (set = { decoder: new SetListingDecoder(), first: wire }));
+    if (!set) this.bySet.set(name, (set = { decoder: new SetListingDecoder(this.onMember), first: wire }));
     if (set.header === undefined && wire.data !== undefined) set.header = wire;
     if (set.error !== undefined) return;
     try {
