@@ -145,9 +145,9 @@ export class NetlinkKernel implements Kernel {
     ]);
     const boundAddresses = new Set<string>();
     if (link) {
-      for (const address of await this.links.listAddresses(this.options.dummyInterface)) {
-        if (!address.address.startsWith('fe80:')) boundAddresses.add(address.address);
-      }
+      await this.links.listAddresses(this.options.dummyInterface, ({ address }) => {
+        if (!address.startsWith('fe80:')) boundAddresses.add(address);
+      });
     }
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
   }

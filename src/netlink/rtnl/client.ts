@@ -127,8 +127,12 @@ export class LinkClient {
     }
   }
 
-  /** The link's IPv4 and IPv6 addresses, including those the kernel made (IPv6 link-local). */
-  async listAddresses(linkName: string): Promise<InterfaceAddress[]> {
+  /**
+   * The link's IPv4 and IPv6 addresses, including those the kernel made (IPv6 link-local). With
+   * `onAddress`, each goes to it as it is decoded and is not kept (the result is then empty): a
+   * reader that keeps only a part of each keeps no 10,000 decoded addresses over a paced read.
+   */
+  async listAddresses(linkName: string, onAddress?: (address: InterfaceAddress) => void): Promise<InterfaceAddress[]> {
     const link = await this.requireLink(linkName);
     const messages = await this.connection.dump(this.request(dumpAddressesMessage(), `list addresses of ${linkName}`)).catch(explainPermission);
     const addresses: InterfaceAddress[] = [];
@@ -137,7 +141,9 @@ export class LinkClient {
     await forEachPaced(messages, pacer(SLICE_MS), (message) => {
       if (message.type !== RTM_NEWADDR) return;
       const address = decodeAddress(message.payload);
-      if (address && address.linkIndex === link.index) addresses.push(address);
+      if (!address || address.linkIndex !== link.index) return;
+      if (onAddress) onAddress(address);
+      else addresses.push(address);
     });
     return addresses;
   }
