@@ -314,7 +314,7 @@ function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: numbe
         throw new NetlinkDecodeError(`${field.orig}: expected ${field.length} bytes, got ${length}`);
       }
       // A view into the received datagram, not a copy: codecs turn it into addresses and
-      // strings at once. Unknown attributes, which live on, are copied (unless DecodeOptions says not).
+      // strings at once. Unknown attributes, which live on, are copied.
       return buf.subarray(start, end);
     case 'flag':
       return true;
@@ -323,16 +323,28 @@ function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: numbe
   }
 }
 
-export interface DecodeOptions {
-  /**
-   * Unknown attributes as views into the datagram, not copies: for a caller that decodes them at
-   * once and keeps nothing of them (ipset's members, 27,000 copies per listing at 10,000 Services).
-   */
-  readonly unknownAsViews?: boolean;
+/**
+ * Each attribute of `buf` in order, its type (flags included) and a view of its value, for an
+ * attribute that repeats one type (ipset's IPSET_ATTR_ADT): the caller decodes each at once, and
+ * no list of them, copied or not, lives while a large one is walked.
+ */
+export function forEachAttribute(buf: Buffer, visit: (type: number, value: Buffer) => void): void {
+  let offset = 0;
+  while (offset < buf.length) {
+    if (buf.length - offset < NLA_HEADER_LENGTH) {
+      throw new NetlinkDecodeError(`truncated attribute header (${buf.length - offset} bytes left)`, offset);
+    }
+    const length = buf.readUInt16LE(offset);
+    if (length < NLA_HEADER_LENGTH || offset + length > buf.length) {
+      throw new NetlinkDecodeError(`attribute length ${length} does not fit in ${buf.length - offset} bytes`, offset);
+    }
+    visit(buf.readUInt16LE(offset + 2), buf.subarray(offset + NLA_HEADER_LENGTH, offset + length));
+    offset += align4(length);
+  }
 }
 
 /** Decodes attributes by `table`; attributes it does not know go to `unknown`, byte for byte. */
-export function decodeAttributes<T extends AttrTable>(table: T, buf: Buffer, options: DecodeOptions = {}, depth = 0): Attrs<T> {
+export function decodeAttributes<T extends AttrTable>(table: T, buf: Buffer, depth = 0): Attrs<T> {
   if (depth > 16) throw new NetlinkDecodeError('attributes nested too deeply');
   const index = fieldsById(table);
   const result: Record<string, unknown> = {};
@@ -355,12 +367,10 @@ export function decodeAttributes<T extends AttrTable>(table: T, buf: Buffer, opt
       continue;
     }
     if (!entry) {
-      const value = buf.subarray(start, end);
-      (unknown ??= []).push({ type, value: options.unknownAsViews ? value : Buffer.from(value) });
+      (unknown ??= []).push({ type, value: Buffer.from(buf.subarray(start, end)) });
     } else {
       const [name, field] = entry;
-      result[name] =
-        field.kind === 'nested' ? decodeAttributes(field.table, buf.subarray(start, end), options, depth + 1) : decodeScalar(field, buf, start, end);
+      result[name] = field.kind === 'nested' ? decodeAttributes(field.table, buf.subarray(start, end), depth + 1) : decodeScalar(field, buf, start, end);
     }
     offset += align4(length);
   }

@@ -305,8 +305,7 @@ export class IpsetClient {
     }
     const decoder = new TolerantSetListingDecoder(onMember);
     await forEachPaced(messages, pacer(SLICE_MS, 1), (message) => {
-      // The members (IPSET_ATTR_ADT's children) are decoded as the message is: views will do.
-      decoder.push(decodeAttributes(setCommandAttributes, decodeIpsetMessage(message).attributes, { unknownAsViews: true }));
+      decoder.push(decodeAttributes(setCommandAttributes, decodeIpsetMessage(message).attributes));
     });
     return decoder.result().find((listing) => listingName(listing) === name) ?? null;
   }

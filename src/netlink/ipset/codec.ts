@@ -1,7 +1,7 @@
 // Typed ipset objects <-> ipset nfnetlink attributes. Decoding treats every byte as hostile: what
 // does not make a valid set or entry raises NetlinkDecodeError, never anything else.
 import { addressToBytes, familyFromNumber, familyOf, formatIPv4, formatIPv6, isAddressFamily, type AddressFamily } from '../../ip.js';
-import { decodeAttributes, NLA_TYPE_MASK } from '../attributes.js';
+import { decodeAttributes, forEachAttribute, NLA_TYPE_MASK } from '../attributes.js';
 import { KernelUnsupportedError, NetlinkDecodeError, NetlinkEncodeError } from '../errors.js';
 import type { NetlinkMessage } from '../message.js';
 import {
@@ -293,14 +293,16 @@ export class SetListingDecoder {
       this.sets.set(name, set);
     }
     if (!set) throw new NetlinkDecodeError(`set ${JSON.stringify(name)}: members before the header`);
-    for (const member of wire.adt?.unknown ?? []) {
-      if ((member.type & NLA_TYPE_MASK) !== IPSET_ATTR_DATA) {
-        throw new NetlinkDecodeError(`set ${JSON.stringify(name)}: attribute ${member.type & NLA_TYPE_MASK} in IPSET_ATTR_ADT`);
+    if (!wire.adt) return;
+    const { header, entries } = set;
+    forEachAttribute(wire.adt, (type, value) => {
+      if ((type & NLA_TYPE_MASK) !== IPSET_ATTR_DATA) {
+        throw new NetlinkDecodeError(`set ${JSON.stringify(name)}: attribute ${type & NLA_TYPE_MASK} in IPSET_ATTR_ADT`);
       }
-      const entry = decodeEntry(set.header.type, decodeAttributes(entryDataAttributes, member.value));
+      const entry = decodeEntry(header.type, decodeAttributes(entryDataAttributes, value));
       if (this.onMember) this.onMember(entry);
-      else set.entries.push(entry);
-    }
+      else entries.push(entry);
+    });
   }
 
   result(): IpsetSet[] {

@@ -134,8 +134,9 @@ export const entryDataAttributes = {
 /**
  * Command-level attributes of CREATE, DESTROY, FLUSH, LIST (request and answer), HEADER, PROTOCOL.
  * IPSET_ATTR_ADT holds one IPSET_ATTR_DATA per member, repeated: a table cannot name a repeated
- * attribute, so the members arrive in `adt.unknown`, in order and byte for byte, and the codec
- * decodes each with entryDataAttributes.
+ * attribute, so it arrives as a view of its bytes, and the codec walks the members one at a time
+ * (forEachAttribute), decoding each with entryDataAttributes. Never encoded: kipvs sends members
+ * one per message.
  */
 export const setCommandAttributes = {
   protocol: u8(1, 'IPSET_ATTR_PROTOCOL'),
@@ -145,7 +146,7 @@ export const setCommandAttributes = {
   family: u8(5, 'IPSET_ATTR_FAMILY'),
   flags: net32(6, 'IPSET_ATTR_FLAGS'),
   data: nested(7, 'IPSET_ATTR_DATA', createDataAttributes, true),
-  adt: nested(8, 'IPSET_ATTR_ADT', {}, true),
+  adt: binary(8, 'IPSET_ATTR_ADT'),
   lineno: net32(9, 'IPSET_ATTR_LINENO'),
   protocolMin: u8(10, 'IPSET_ATTR_PROTOCOL_MIN'),
   index: net16(11, 'IPSET_ATTR_INDEX'),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeAttributes, NLA_F_NESTED } from '../../../../src/netlink/attributes.js';
+import { adtOf } from '../../support/ipset-members.js';
 import { KernelUnsupportedError, NetlinkDecodeError, NetlinkEncodeError } from '../../../../src/netlink/errors.js';
 import {
   checkSetName,
@@ -222,8 +223,8 @@ describe('ipset listings', () => {
 
   it('merges a set that comes in several messages, the header in the first', () => {
     const listing = decodeSetListing([
-      { ...header, adt: { unknown: [member({ ip: '10.0.0.1', comment: 'x y' })] } },
-      { protocol: 7, setName: 'S', adt: { unknown: [member({ ip: '10.0.0.2' })] } },
+      { ...header, adt: adtOf([member({ ip: '10.0.0.1', comment: 'x y' })]) },
+      { protocol: 7, setName: 'S', adt: adtOf([member({ ip: '10.0.0.2' })]) },
     ]);
     expect(listing).toEqual([
       {
@@ -247,7 +248,7 @@ describe('ipset listings', () => {
   });
 
   it('refuses members before their header, a second header, and types it does not read', () => {
-    expect(() => decodeSetListing([{ protocol: 7, setName: 'S', adt: { unknown: [member({ ip: '10.0.0.2' })] } }])).toThrow(/before the header/);
+    expect(() => decodeSetListing([{ protocol: 7, setName: 'S', adt: adtOf([member({ ip: '10.0.0.2' })]) }])).toThrow(/before the header/);
     expect(() => decodeSetListing([header, header])).toThrow(/second header/);
     expect(() => decodeSetListing([{ ...header, typeName: 'hash:mac' }])).toThrow(NetlinkDecodeError);
   });
@@ -256,7 +257,7 @@ describe('ipset listings', () => {
     const mac = { ...header, setName: 'MAC', typeName: 'hash:mac', data: { ...header.data, elements: 3 } };
     const listing = decodeSetListingTolerant([
       mac,
-      { ...header, adt: { unknown: [member({ ip: '10.0.0.1' })] } },
+      { ...header, adt: adtOf([member({ ip: '10.0.0.1' })]) },
       { protocol: 7, setName: 'LIST', typeName: 'list:set', revision: 3 },
     ]);
     expect(listing.map((set) => ('decoded' in set ? `decoded ${set.decoded.header.name}` : `${set.undecoded.name} ${set.undecoded.type}`))).toEqual([

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { formatIPv4, formatIPv6, type AddressFamily } from '../../../../src/ip.js';
 import { decodeAttributes, encodeAttributes, NLA_F_NESTED } from '../../../../src/netlink/attributes.js';
+import { adtOf } from '../../support/ipset-members.js';
 import { NetlinkDecodeError } from '../../../../src/netlink/errors.js';
 import { decodeEntry, decodeIpsetMessage, decodeSetHeader, decodeSetListing, encodeEntry, nfgenHeader } from '../../../../src/netlink/ipset/codec.js';
 import { ipsetSetTypes, type IpNet, type IpsetEntry, type IpsetSetType } from '../../../../src/netlink/ipset/types.js';
@@ -96,9 +97,9 @@ describe('ipset entries round-trip (property)', () => {
           value: encodeAttributes(entryDataAttributes, encodeEntry(entry)),
         }));
         const size = Math.ceil(members.length / parts) || 1;
-        const messages: WireSetCommand[] = [{ ...header, adt: { unknown: members.slice(0, size) } }];
+        const messages: WireSetCommand[] = [{ ...header, adt: adtOf(members.slice(0, size)) }];
         for (let start = size; start < members.length; start += size) {
-          messages.push({ protocol: 7, setName: 'S', adt: { unknown: members.slice(start, start + size) } });
+          messages.push({ protocol: 7, setName: 'S', adt: adtOf(members.slice(start, start + size)) });
         }
         // Through bytes, as the dump delivers them.
         const decoded = messages.map((wire) => decodeAttributes(setCommandAttributes, encodeAttributes(setCommandAttributes, wire)));
@@ -159,7 +160,7 @@ describe('ipset decoders on hostile bytes (property)', () => {
           revision: 1,
           family,
           data: { hashSize: 64, maxElements: 8, port: 1, portTo: 2 },
-          adt: { unknown: members.map((value) => ({ type: 7 | NLA_F_NESTED, value })) },
+          adt: adtOf(members.map((value) => ({ type: 7 | NLA_F_NESTED, value }))),
         };
         survives(() => decodeSetListing([decodeAttributes(setCommandAttributes, encodeAttributes(setCommandAttributes, wire))]));
       }),
