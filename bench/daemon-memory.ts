@@ -11,6 +11,7 @@ import { copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, renameSyn
 import { join, resolve } from 'node:path';
 import { extraSlice, generateWorkload, NODE_ADDRESS, NODE_ADDRESS_PREFIX, NODE_NAME, spreadServiceIndex, writeWorkload } from './workload.js';
 import { summariseHeapSnapshot } from './heap-summary.js';
+import { IMAGE_NODE_OPTIONS } from './image.js';
 import { stringify } from 'yaml';
 
 const root = resolve(import.meta.dirname, '..');
@@ -27,8 +28,6 @@ const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,10000')
   .split(',')
   .map(Number)
   .filter((n) => Number.isInteger(n) && n > 0);
-/** The image's NODE_OPTIONS (deploy/Dockerfile), which the daemon runs with here too. */
-const imageNodeOptions = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(root, 'deploy', 'Dockerfile'), 'utf8'))?.[1] ?? '';
 /** More node flags for the daemon, to compare (e.g. --trace-gc, whose last full GC line is printed). */
 const nodeFlags = (process.env.KIPVS_BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 const churnSeconds = Number(process.env.KIPVS_BENCH_CHURN_S ?? 60);
@@ -149,7 +148,7 @@ async function heapSnapshot(daemon: ChildProcess, cwd: string): Promise<string> 
 }
 
 console.log(
-  `daemon memory: ${process.env.KIPVS_BENCH_SOURCE === 'api' ? 'API' : 'file'} source, sizes ${sizes.join(', ')}, churn ${churnSeconds} s, NODE_OPTIONS=${imageNodeOptions} (the image's)${nodeFlags.length > 0 ? `, node flags ${nodeFlags.join(' ')}` : ''}`,
+  `daemon memory: ${process.env.KIPVS_BENCH_SOURCE === 'api' ? 'API' : 'file'} source, sizes ${sizes.join(', ')}, churn ${churnSeconds} s, NODE_OPTIONS=${IMAGE_NODE_OPTIONS} (the image's)${nodeFlags.length > 0 ? `, node flags ${nodeFlags.join(' ')}` : ''}`,
 );
 /** Where the daemon reads the cluster from, and how the churn changes it. */
 interface BenchSource {
@@ -224,7 +223,7 @@ for (const size of sizes) {
     ],
     {
       cwd: dir,
-      env: { ...process.env, NODE_OPTIONS: imageNodeOptions },
+      env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS },
       stdio: ['ignore', openSync(join(dir, 'agent.out'), 'w'), openSync(join(dir, 'agent.log'), 'w')],
     },
   );

@@ -2,6 +2,7 @@
 // it from an API server; when its source was read, when its first sync was done, and its VmRSS.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { IMAGE_NODE_OPTIONS } from '../image.js';
 import { NODE_NAME } from '../workload.js';
 import { startApiServer, type BenchApiServer } from './api-server.js';
 import { freshNamespace, retireNamespace } from './namespaces.js';
@@ -64,7 +65,8 @@ export async function runDaemon(results: Results, size: number, source: DaemonSo
     const sourceArgs = server ? ['--kubeconfig', server.kubeconfig] : ['--source', sourceDir];
     const args = [...childProfileArgs(`agent-daemon-${source}-${size}`), CLI, 'agent', ...sourceArgs, '--netns', netns, '--hostname-override', NODE_NAME];
     const startedAt = Date.now();
-    const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // As the image runs it: its memory row is the deployed daemon's.
+    const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS } });
     try {
       const run = await measure(daemon, startedAt);
       results.daemons.push({ source, ...run });
