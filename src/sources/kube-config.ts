@@ -156,7 +156,13 @@ function fromFile(path: string): Promise<KubeAccess> | KubeAccess {
     throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: no cluster for current context "${contextName ?? ''}"`);
   }
   if (!URL.canParse(server)) throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: server "${server}" is not a URL`);
-  const user = named(config.users, asText(context.user), 'user') ?? {};
+  const userName = asText(context.user);
+  const listedUser = named(config.users, userName, 'user');
+  // As client-go's validation: a context naming a user the file lacks is a mistake, not anonymity.
+  if (userName !== undefined && listedUser === undefined) {
+    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: user "${userName}" was not found for context "${contextName ?? ''}"`);
+  }
+  const user = listedUser ?? {};
   if (needsClientNode(cluster, user)) return clientNodeAccess(path, origin);
   const directory = dirname(path);
   const insecure = cluster['insecure-skip-tls-verify'] === true;

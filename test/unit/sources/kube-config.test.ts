@@ -128,6 +128,13 @@ describe('reaching the API server', () => {
     await expect(starting).rejects.toMatchObject({ code: 'KIPVS_ABORTED' });
   });
 
+  it('refuses a context that names a user the kubeconfig lacks, as client-go does', async () => {
+    const api = (server = await TestApiServer.start());
+    const kubeconfig = api.writeKubeconfig(dir, { token: 't' });
+    writeFileSync(kubeconfig, readFileSync(kubeconfig, 'utf8').replace('"user": "test"', '"user": "nobody"'));
+    await expect(loadKubeAccess(kubeconfig)).rejects.toThrow(`kubeconfig ${kubeconfig}: user "nobody" was not found for context "test"`);
+  });
+
   it('prefers a token file, as the kubelet rotates it, to an inline token (as client-go)', async () => {
     const api = (server = await TestApiServer.start());
     writeFileSync(join(dir, 'token'), 'from-file\n');
