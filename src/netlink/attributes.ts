@@ -323,6 +323,18 @@ function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: numbe
   }
 }
 
+/** The length of the attribute at `offset`, its header included, checked to fit in `buf`. */
+function attributeLength(buf: Buffer, offset: number): number {
+  if (buf.length - offset < NLA_HEADER_LENGTH) {
+    throw new NetlinkDecodeError(`truncated attribute header (${buf.length - offset} bytes left)`, offset);
+  }
+  const length = buf.readUInt16LE(offset);
+  if (length < NLA_HEADER_LENGTH || offset + length > buf.length) {
+    throw new NetlinkDecodeError(`attribute length ${length} does not fit in ${buf.length - offset} bytes`, offset);
+  }
+  return length;
+}
+
 /**
  * Each attribute of `buf` in order, its type (flags included) and a view of its value, for an
  * attribute that repeats one type (ipset's IPSET_ATTR_ADT): the caller decodes each at once, and
@@ -331,13 +343,7 @@ function decodeScalar(field: ScalarField, buf: Buffer, start: number, end: numbe
 export function forEachAttribute(buf: Buffer, visit: (type: number, value: Buffer) => void): void {
   let offset = 0;
   while (offset < buf.length) {
-    if (buf.length - offset < NLA_HEADER_LENGTH) {
-      throw new NetlinkDecodeError(`truncated attribute header (${buf.length - offset} bytes left)`, offset);
-    }
-    const length = buf.readUInt16LE(offset);
-    if (length < NLA_HEADER_LENGTH || offset + length > buf.length) {
-      throw new NetlinkDecodeError(`attribute length ${length} does not fit in ${buf.length - offset} bytes`, offset);
-    }
+    const length = attributeLength(buf, offset);
     visit(buf.readUInt16LE(offset + 2), buf.subarray(offset + NLA_HEADER_LENGTH, offset + length));
     offset += align4(length);
   }
@@ -351,14 +357,8 @@ export function decodeAttributes<T extends AttrTable>(table: T, buf: Buffer, dep
   let unknown: RawAttribute[] | undefined;
   let offset = 0;
   while (offset < buf.length) {
-    if (buf.length - offset < NLA_HEADER_LENGTH) {
-      throw new NetlinkDecodeError(`truncated attribute header (${buf.length - offset} bytes left)`, offset);
-    }
-    const length = buf.readUInt16LE(offset);
+    const length = attributeLength(buf, offset);
     const type = buf.readUInt16LE(offset + 2);
-    if (length < NLA_HEADER_LENGTH || offset + length > buf.length) {
-      throw new NetlinkDecodeError(`attribute length ${length} does not fit in ${buf.length - offset} bytes`, offset);
-    }
     const start = offset + NLA_HEADER_LENGTH;
     const end = offset + length;
     const entry = index.get(type & NLA_TYPE_MASK);
