@@ -52,3 +52,8 @@ export class KipvsError extends Error {
     this.name = new.target.name;
   }
 }
+
+/** What was thrown or rejected, as an Error (a promise may reject with anything). */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}

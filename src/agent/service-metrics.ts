@@ -4,6 +4,7 @@
 // scrape, and scrapes closer together than MIN_READ_INTERVAL_MS share one read and its rendered
 // text: a scrape storm costs the kernel one dump and the agent one rendering per interval,
 // whatever its size (60,000 series at 10,000 Services).
+import { asError } from '../errors.js';
 import type { Logger } from 'pino';
 import type { DesiredState, ServicePortRef } from '../model/desired.js';
 import { virtualServerKey } from '../model/desired.js';
@@ -180,7 +181,7 @@ export function serviceTrafficExposition(options: ServiceTrafficOptions): Servic
     const text = options.read().then(
       (table) => renderTrafficSample(foldByServicePort(table, options.ownerOf), (performance.now() - started) / 1000, options.perEndpoint === true),
       (error: unknown) => {
-        options.onError?.(error instanceof Error ? error : new Error(String(error)));
+        options.onError?.(asError(error));
         return renderTrafficSample(EMPTY, (performance.now() - started) / 1000, options.perEndpoint === true);
       },
     );

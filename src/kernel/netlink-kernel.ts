@@ -13,7 +13,7 @@ import { describeUdpFlowDeletion, type UdpFlowTarget } from '../netlink/conntrac
 import type { RequestOutcome } from '../netlink/connection.js';
 import { constants } from 'node:os';
 import { NetlinkRequestError, NetlinkTransportError, PermissionError } from '../netlink/errors.js';
-import { KipvsError } from '../errors.js';
+import { KipvsError, asError } from '../errors.js';
 import { LinkNotFoundError } from '../netlink/rtnl/types.js';
 import { describeOperation, type IpvsDestination, type IpvsOperation, type IpvsService, type IpvsServiceKey } from '../netlink/ipvs/types.js';
 import { describeEntryOperation } from '../netlink/ipset/types.js';
@@ -184,7 +184,7 @@ export class NetlinkKernel implements Kernel {
       readProcIpvsTable(shown.add, this.options.netns, SLICE_MS).then(
         () => true,
         (error: unknown) => {
-          if (!this.procUnreadableTold) this.options.onProcUnreadable?.(error instanceof Error ? error : new Error(String(error)));
+          if (!this.procUnreadableTold) this.options.onProcUnreadable?.(asError(error));
           this.procUnreadableTold = true;
           return false;
         },

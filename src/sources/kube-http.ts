@@ -1,6 +1,7 @@
 // The two requests the API source makes, over node's http(s): a list page (GET, JSON) and a watch
 // (GET ?watch=true, one JSON event per line, as kube-apiserver streams it). Both bounded: an
 // answer's size, a request that is never answered, a line that never ends.
+import { asError } from '../errors.js';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { KubeAccess } from './kube-config.js';
@@ -92,7 +93,7 @@ export function getJson(access: KubeAccess, path: string, query: Query, timeoutM
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     answer
-      .then(resolve, (error: unknown) => reject(stopped ?? (error instanceof Error ? error : new Error(String(error)))))
+      .then(resolve, (error: unknown) => reject(stopped ?? asError(error)))
       .finally(() => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -177,7 +178,7 @@ export function openWatch(access: KubeAccess, path: string, query: Query, timeou
           // The answer timer still runs: an error body that never ends fails the watch too.
           readBody(response, MAX_ERROR_BODY_BYTES).then(
             (body) => finish(new KubeHttpError(response.statusCode ?? 0, body.toString('utf8'))),
-            (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))),
+            (error: unknown) => finish(asError(error)),
           );
           return;
         }
@@ -203,7 +204,7 @@ export function openWatch(access: KubeAccess, path: string, query: Query, timeou
         response.on('error', (error) => finish(error));
       });
     },
-    (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))),
+    (error: unknown) => finish(asError(error)),
   );
   return abort;
 }
