@@ -127,7 +127,7 @@ interface ReflectorSettings {
   readonly onListed: () => void;
 }
 
-function idOf(object: ApiObject): string {
+function idOf(object: { readonly metadata?: { readonly name?: string; readonly namespace?: string } }): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
 
@@ -206,11 +206,8 @@ class Reflector {
 
   private async run(loop: number): Promise<void> {
     if (this.resourceVersion === '') {
-      if (this.gone > 1) {
-        // A server that answers every watch with 410 must not get lists back to back.
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.gone - 1, this.settings.backoff)).unref());
-        if (!this.current(loop)) return;
-      }
+      // A server that answers every watch with 410 must not get lists back to back.
+      if (this.gone > 1 && !(await this.backOff(this.gone - 1, loop))) return;
       try {
         await this.relist(loop);
       } catch (error) {
@@ -224,13 +221,16 @@ class Reflector {
       this.settings.onListed();
     }
     this.watches++;
-    if (this.emptyWatches > 0) {
-      // A healthy watch has events (with bookmarks, at least one a minute); after one without
-      // any, back off first, so a server or proxy that closes every watch at once is not hammered.
-      await new Promise((resolve) => setTimeout(resolve, backoffDelay(this.emptyWatches, this.settings.backoff)).unref());
-      if (!this.current(loop)) return;
-    }
+    // A healthy watch has events (with bookmarks, at least one a minute); after one without any,
+    // back off first, so a server or proxy that closes every watch at once is not hammered.
+    if (this.emptyWatches > 0 && !(await this.backOff(this.emptyWatches, loop))) return;
     this.watch(loop);
+  }
+
+  /** Waits the backoff of `attempt`; false when the loop was given up meanwhile. */
+  private async backOff(attempt: number, loop: number): Promise<boolean> {
+    await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, this.settings.backoff)).unref());
+    return this.current(loop);
   }
 
   /** Every page of one list, each passed on as it comes; then what the list no longer has is removed. */
@@ -301,10 +301,8 @@ class Reflector {
       ended: (error) => {
         if (!this.current(loop)) return;
         this.abortWatch = undefined;
-        if (error instanceof KubeHttpError && error.statusCode === 410) {
-          this.resourceVersion = '';
-          this.gone++;
-        } else if (error) {
+        if (error instanceof KubeHttpError && error.statusCode === 410) this.expired();
+        else if (error) {
           this.failed(error);
           return;
         }
@@ -327,10 +325,8 @@ class Reflector {
         break;
       case 'ERROR':
         // 410: what we would watch from is compacted away; list again once the server closes.
-        if ((object as { code?: unknown }).code === 410) {
-          this.resourceVersion = '';
-          this.gone++;
-        } else this.settings.log.warn({ resource: this.spec.resource, err: String((object as { message?: unknown }).message) }, 'watch error event');
+        if ((object as { code?: unknown }).code === 410) this.expired();
+        else this.settings.log.warn({ resource: this.spec.resource, err: String((object as { message?: unknown }).message) }, 'watch error event');
         return;
       default:
         return;
@@ -338,11 +334,17 @@ class Reflector {
     this.resourceVersion = object.metadata?.resourceVersion ?? '';
   }
 
+  /** 410 Gone: what it would watch from is compacted away; it lists again. */
+  private expired(): void {
+    this.resourceVersion = '';
+    this.gone++;
+  }
+
   /** Passes the object on unless it was passed on at this very resourceVersion. */
   private upsert(object: ApiObject): void {
     const id = idOf(object);
     const version = object.metadata?.resourceVersion;
-    if (this.known.has(id) && version !== undefined && this.known.get(id) === version) return;
+    if (version !== undefined && this.known.get(id) === version) return;
     this.known.set(id, version);
     this.pass(this.spec.upsert, object);
   }
@@ -407,11 +409,11 @@ class SliceNotices {
   constructor(private readonly log: Logger) {}
 
   forget(slice: EndpointSlice): void {
-    this.reported.delete(`${slice.metadata.namespace ?? ''}/${slice.metadata.name}`);
+    this.reported.delete(idOf(slice));
   }
 
   report(slice: EndpointSlice): void {
-    const id = `${slice.metadata.namespace ?? ''}/${slice.metadata.name}`;
+    const id = idOf(slice);
     const notice = sliceNotice(slice as unknown as Record<string, unknown>);
     if (notice === undefined) {
       this.reported.delete(id);
