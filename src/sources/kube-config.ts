@@ -108,12 +108,7 @@ function inCluster({ env, directory }: InCluster): KubeAccess {
     throw new KipvsError('KIPVS_KUBECONFIG', 'no --kubeconfig given and not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set)');
   }
   const origin = 'the in-cluster service account';
-  let ca: Buffer;
-  try {
-    ca = readFileSync(`${directory}/ca.crt`);
-  } catch (error) {
-    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: cannot read ${directory}/ca.crt: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const ca = readCredentialFile(`${directory}/ca.crt`, `${directory}/ca.crt`, origin);
   const server = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
   const agent = new HttpsAgent({ keepAlive: true, ca });
   return directAccess(server, origin, agent, { tokenFile: new TokenFile(`${directory}/token`) });
@@ -125,12 +120,20 @@ function dataOrFile(entry: YamlMap, dataField: string, fileField: string, direct
   if (data !== undefined) return Buffer.from(data, 'base64');
   const file = asText(entry[fileField]);
   if (file === undefined) return undefined;
+  return readCredentialFile(resolve(directory, file), `${fileField} ${file}`, origin);
+}
+
+/** A file the credentials name; one that cannot be read fails the start, named as `what`. */
+function readCredentialFile(path: string, what: string, origin: string): Buffer {
   try {
-    return readFileSync(resolve(directory, file));
+    return readFileSync(path);
   } catch (error) {
-    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: cannot read ${fileField} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: cannot read ${what}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
 }
+
+/** The server's URL as requests are built on it (`server + path`). */
+const withoutTrailingSlash = (server: string): string => server.replace(/\/+$/, '');
 
 /** What only client-node's KubeConfig does: exec plugins, auth providers, impersonation, a proxy. */
 function needsClientNode(cluster: YamlMap, user: YamlMap): boolean {
@@ -177,7 +180,7 @@ function fromFile(path: string): Promise<KubeAccess> | KubeAccess {
   // `tokenFile` is what kubeadm writes for kube-proxy; `token-file` is client-node's spelling.
   const tokenFile = asText(user.tokenFile) ?? asText(user['token-file']);
   const username = asText(user.username);
-  return directAccess(server.replace(/\/+$/, ''), origin, agent, {
+  return directAccess(withoutTrailingSlash(server), origin, agent, {
     token: asText(user.token),
     tokenFile: tokenFile === undefined ? undefined : new TokenFile(resolve(directory, tokenFile)),
     basic: username === undefined ? undefined : { username, password: asText(user.password) ?? '' },
@@ -203,7 +206,7 @@ async function clientNodeAccess(path: string, origin: string): Promise<KubeAcces
     );
   }
   return {
-    server: (cluster?.server ?? '').replace(/\/+$/, ''),
+    server: withoutTrailingSlash(cluster?.server ?? ''),
     origin,
     requestOptions: async () => {
       const options: { headers: Record<string, string>; agent?: HttpAgent; auth?: string } = { headers: {} };
