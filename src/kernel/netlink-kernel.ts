@@ -153,12 +153,14 @@ export class NetlinkKernel implements Kernel {
   }
 
   async observeVirtualServers(keys: readonly IpvsServiceKey[]): Promise<Map<string, ObservedVirtualServer>> {
-    const virtualServers = new Map<string, ObservedVirtualServer>();
+    const services: IpvsService[] = [];
     for (const key of keys) {
       const service = await this.ipvs.getService(key);
-      if (!service) continue;
-      const [dumped] = await this.ipvs.listDestinationsOf([service], { withStats: false });
-      if (dumped) virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));
+      if (service) services.push(service);
+    }
+    const virtualServers = new Map<string, ObservedVirtualServer>();
+    for (const dumped of await this.ipvs.listDestinationsOf(services, { withStats: false })) {
+      virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));
     }
     return virtualServers;
   }
