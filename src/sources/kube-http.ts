@@ -262,6 +262,7 @@ export async function listPages(
       // unchanged objects skipped by the caller.
       page = (await getJson(access, path, query, options.timeoutMs, options.signal)) as ListPage;
       resourceVersion = undefined;
+      items = 0;
     }
     const pageItems = Array.isArray(page.items) ? page.items : [];
     resourceVersion ??= page.metadata?.resourceVersion;
