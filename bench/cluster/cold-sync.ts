@@ -5,6 +5,7 @@ import { ipvsSysctls } from '../../src/kernel/sysctl.js';
 import { buildIptablesRules, iptablesRestoreInput } from '../../src/translate/iptables-rules.js';
 import { translate } from '../../src/translate/translate.js';
 import { countDifferences, desiredCounts, kernelState, programWithCTools, toolInputs, type KernelState, type ToolRun } from '../c-tools.js';
+import { IMAGE_NODE_OPTIONS } from '../image.js';
 import { expectedCounts, NODE, NODE_NAME, type Workload } from '../workload.js';
 import { closeAgent, openAgent, type InProcessAgent } from './in-process-agent.js';
 import { freshNamespace, retireNamespace } from './namespaces.js';
@@ -55,6 +56,7 @@ export async function coldSyncs(results: Results, size: number, workload: Worklo
     const tag = `${size}-r${round + 1}`;
     let cTools: ToolRun[] = [];
     let agentProcessMs = 0;
+    let agentDefaultsMs = 0;
     let inProcessMs = 0;
     const steps = {
       c: async () => {
@@ -65,26 +67,36 @@ export async function coldSyncs(results: Results, size: number, workload: Worklo
         log(`N=${size} round ${round + 1} C tools: ${cTools.map((run) => `${run.tool} ${run.ms.toFixed(0)} ms`).join(', ')}`);
       },
       process: async () => {
-        const netns = freshNamespace();
-        const args = [
-          ...childProfileArgs(`agent-once-${tag}`),
-          CLI,
-          'agent',
-          '--once',
-          '--source',
-          sourceDir,
-          '--netns',
-          netns,
-          '--hostname-override',
-          NODE_NAME,
-        ];
-        const started = performance.now();
-        const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
-        agentProcessMs = performance.now() - started;
-        if (run.status !== 0) throw new Error(`kipvs agent --once (N=${size}) exited ${run.status}: ${run.stderr.split('\n').slice(-5).join('\n')}`);
-        fingerprints.push(verify(results, `N=${size} kipvs agent --once`, netns, withRules).fingerprint);
-        await retireNamespace(netns);
-        log(`N=${size} round ${round + 1} kipvs agent --once: ${agentProcessMs.toFixed(0)} ms`);
+        // As the image runs it (its NODE_OPTIONS), and with node's defaults (kipvs from npm),
+        // in alternating order.
+        const runs = round % 2 === 0 ? (['image', 'defaults'] as const) : (['defaults', 'image'] as const);
+        for (const how of runs) {
+          const netns = freshNamespace();
+          const args = [
+            ...childProfileArgs(`agent-once-${how}-${tag}`),
+            CLI,
+            'agent',
+            '--once',
+            '--source',
+            sourceDir,
+            '--netns',
+            netns,
+            '--hostname-override',
+            NODE_NAME,
+          ];
+          const env = how === 'image' ? { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS } : process.env;
+          const started = performance.now();
+          const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28, env });
+          const elapsed = performance.now() - started;
+          if (how === 'image') agentProcessMs = elapsed;
+          else agentDefaultsMs = elapsed;
+          if (run.status !== 0) throw new Error(`kipvs agent --once (N=${size}, ${how}) exited ${run.status}: ${run.stderr.split('\n').slice(-5).join('\n')}`);
+          fingerprints.push(verify(results, `N=${size} kipvs agent --once (${how})`, netns, withRules).fingerprint);
+          await retireNamespace(netns);
+          log(
+            `N=${size} round ${round + 1} kipvs agent --once (${how === 'image' ? "the image's NODE_OPTIONS" : "node's defaults"}): ${elapsed.toFixed(0)} ms`,
+          );
+        }
       },
       inProcess: async () => {
         // The agent of the last round stays open for the change measurements.
@@ -107,7 +119,7 @@ export async function coldSyncs(results: Results, size: number, workload: Worklo
     };
     // Alternate which goes first, so that none always meets the freshest kernel.
     for (const step of (order + round) % 2 === 0 ? (['c', 'process', 'inProcess'] as const) : (['inProcess', 'process', 'c'] as const)) await steps[step]();
-    rounds.push({ cTools, agentProcessMs, inProcessMs });
+    rounds.push({ cTools, agentProcessMs, agentDefaultsMs, inProcessMs });
   }
   if (new Set(fingerprints).size !== 1) results.problems.push(`N=${size}: the namespaces hold different objects (fingerprints ${fingerprints.join(', ')})`);
   results.cold.push({ size, rounds, inProcessOperations });

@@ -3,7 +3,10 @@ import type { ToolRun } from '../c-tools.js';
 
 export interface ColdRound {
   readonly cTools: readonly ToolRun[];
+  /** `kipvs agent --once` as a process, as the image runs it (its NODE_OPTIONS). */
   readonly agentProcessMs: number;
+  /** The same with node's defaults (kipvs installed from npm). */
+  readonly agentDefaultsMs: number;
   readonly inProcessMs: number;
 }
 
