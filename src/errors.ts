@@ -13,6 +13,7 @@ export type KipvsErrorCode =
   // sources/
   | 'KIPVS_SOURCE'
   | 'KIPVS_KUBECONFIG'
+  | 'KIPVS_KUBE_CREDENTIALS'
   // agent/
   | 'KIPVS_BIND_ADDRESS'
   | 'KIPVS_LISTEN'

@@ -6,13 +6,14 @@
 // own http(s) agent. Exec plugins, auth providers, impersonation and proxy-url are left to client-node's
 // KubeConfig, loaded only then: its generated API, which KubeConfig imports, is about 36 MB of
 // resident memory and a second of start-up under UML.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { KipvsError } from '../errors.js';
+import { asError, KipvsError } from '../errors.js';
 
 /** How to reach the API server: its URL, and what each request carries. */
 export interface KubeAccess {
@@ -33,6 +34,10 @@ const SERVICE_ACCOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** client-go's cachedTokenSource reads a token file again after a minute (the kubelet rotates it). */
 const TOKEN_FILE_PERIOD_MS = 60_000;
 const USER_AGENT = 'kipvs';
+/** A list page or a watch request unanswered this long is given up, its credentials included. */
+export const REQUEST_TIMEOUT_MS = 60_000;
+/** What an exec credential plugin may print (an ExecCredential is a few kB) before it is killed. */
+const EXEC_PLUGIN_OUTPUT_BYTES = 1024 * 1024;
 
 type YamlMap = Readonly<Record<string, unknown>>;
 
@@ -142,7 +147,7 @@ function needsClientNode(cluster: YamlMap, user: YamlMap): boolean {
   );
 }
 
-function fromFile(path: string): Promise<KubeAccess> | KubeAccess {
+function fromFile(path: string, execTimeoutMs: number): Promise<KubeAccess> | KubeAccess {
   const origin = `kubeconfig ${path}`;
   let config: YamlMap;
   try {
@@ -166,7 +171,7 @@ function fromFile(path: string): Promise<KubeAccess> | KubeAccess {
     throw new KipvsError('KIPVS_KUBECONFIG', `${origin}: user "${userName}" was not found for context "${contextName ?? ''}"`);
   }
   const user = listedUser ?? {};
-  if (needsClientNode(cluster, user)) return clientNodeAccess(path, origin);
+  if (needsClientNode(cluster, user)) return clientNodeAccess(path, origin, execTimeoutMs);
   const directory = dirname(path);
   const insecure = cluster['insecure-skip-tls-verify'] === true;
   const tls = {
@@ -187,8 +192,35 @@ function fromFile(path: string): Promise<KubeAccess> | KubeAccess {
   });
 }
 
+/**
+ * client-node's ExecAuth starts the plugin for each request that finds no cached credential, with
+ * no deadline, and keeps all it prints: a plugin that hung kept running after kipvs had given its
+ * request up, and each retry started one more. Its spawn function (`execFn`, private in its
+ * types, so found by name) is replaced by one that kills the plugin past `timeoutMs` or past
+ * EXEC_PLUGIN_OUTPUT_BYTES of output; client-node then fails that request as for any plugin that
+ * exits unsuccessfully.
+ */
+function boundExecPlugins(config: object, timeoutMs: number): void {
+  const authenticators = (config as { authenticators?: unknown }).authenticators;
+  const exec = Array.isArray(authenticators)
+    ? (authenticators as unknown[]).find((each): each is { execFn: unknown } => typeof each === 'object' && each !== null && 'execFn' in each)
+    : undefined;
+  if (!exec) throw new KipvsError('KIPVS_INTERNAL', "client-node's exec authenticator (its execFn) was not found: the bounds on exec plugins cannot be set");
+  exec.execFn = (command: string, args: readonly string[], options: SpawnOptions): ChildProcess => {
+    const plugin = spawn(command, args, { ...options, timeout: timeoutMs, killSignal: 'SIGKILL' });
+    let printed = 0;
+    const count = (chunk: { length: number }): void => {
+      printed += chunk.length;
+      if (printed > EXEC_PLUGIN_OUTPUT_BYTES) plugin.kill('SIGKILL');
+    };
+    plugin.stdout?.on('data', count);
+    plugin.stderr?.on('data', count);
+    return plugin;
+  };
+}
+
 /** client-node's KubeConfig for what only it does; each request gets its agent and headers. */
-async function clientNodeAccess(path: string, origin: string): Promise<KubeAccess> {
+async function clientNodeAccess(path: string, origin: string, execTimeoutMs: number): Promise<KubeAccess> {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const config = new KubeConfig();
   try {
@@ -196,6 +228,7 @@ async function clientNodeAccess(path: string, origin: string): Promise<KubeAcces
   } catch (error) {
     throw new KipvsError('KIPVS_KUBECONFIG', `cannot read kubeconfig ${path}: ${(error as Error).message.split('\n')[0]}`);
   }
+  boundExecPlugins(config, execTimeoutMs);
   const cluster = config.getCurrentCluster();
   // client-node refuses every request to an http:// server without this (config.js createAgent):
   // say so now rather than retry forever.
@@ -210,7 +243,13 @@ async function clientNodeAccess(path: string, origin: string): Promise<KubeAcces
     origin,
     requestOptions: async () => {
       const options: { headers: Record<string, string>; agent?: HttpAgent; auth?: string } = { headers: {} };
-      await config.applyToHTTPSOptions(options);
+      await config.applyToHTTPSOptions(options).catch((error: unknown) => {
+        // client-node's message for a failed exec plugin is the plugin's stderr, often empty.
+        const reason =
+          asError(error).message.trim() ||
+          `the exec plugin failed and printed nothing on stderr (it exited unsuccessfully, or was killed: still running after ${execTimeoutMs / 1000} s, or more than ${EXEC_PLUGIN_OUTPUT_BYTES} bytes printed)`;
+        throw new KipvsError('KIPVS_KUBE_CREDENTIALS', `${origin}: no credentials: ${reason}`);
+      });
       const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': USER_AGENT, ...options.headers };
       if (options.auth !== undefined) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
       return { agent: options.agent ?? new HttpsAgent(), headers };
@@ -218,7 +257,17 @@ async function clientNodeAccess(path: string, origin: string): Promise<KubeAcces
   };
 }
 
+export interface KubeAccessOptions {
+  /** Where the pod's service account is, without a kubeconfig (the tests give their own). */
+  readonly pod?: InCluster;
+  /** An exec credential plugin still running this long is killed (the request's timeout). */
+  readonly execTimeoutMs?: number;
+}
+
 /** The API server and credentials of `path`, or of the pod's service account without one. */
-export async function loadKubeAccess(path: string | undefined, pod: InCluster = IN_CLUSTER): Promise<KubeAccess> {
-  return path === undefined ? inCluster(pod) : fromFile(path);
+export async function loadKubeAccess(
+  path: string | undefined,
+  { pod = IN_CLUSTER, execTimeoutMs = REQUEST_TIMEOUT_MS }: KubeAccessOptions = {},
+): Promise<KubeAccess> {
+  return path === undefined ? inCluster(pod) : fromFile(path, execTimeoutMs);
 }

@@ -22,7 +22,7 @@ import { KipvsError } from '../errors.js';
 import type { ClusterSink } from './cluster-store.js';
 import type { EndpointSlice } from '../model/kubernetes.js';
 import { toEndpointSlice, toNodeInfo, toService, type NodeInfo } from './kube-objects.js';
-import { loadKubeAccess, type KubeAccess } from './kube-config.js';
+import { loadKubeAccess, REQUEST_TIMEOUT_MS, type KubeAccess } from './kube-config.js';
 import { KubeHttpError, listPages, openWatch } from './kube-http.js';
 import { PROXY_LABEL_SELECTOR, sliceNotice } from './object-checks.js';
 
@@ -64,8 +64,6 @@ export interface KubeSourceStatus {
 }
 
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000 };
-/** A list page or a watch request unanswered this long is given up. */
-const REQUEST_TIMEOUT_MS = 60_000;
 
 /** The informers whose first list the first sync waits for, as kube-proxy waits for its caches; not the Node's. */
 const SYNC_RESOURCES = ['services', 'endpointslices'];
@@ -494,7 +492,7 @@ export class KubeSource {
    * bad kubeconfig, or when options.signal aborts first.
    */
   static async start(options: KubeSourceOptions): Promise<KubeSource> {
-    const source = new KubeSource(options, await loadKubeAccess(options.kubeconfig));
+    const source = new KubeSource(options, await loadKubeAccess(options.kubeconfig, { execTimeoutMs: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS }));
     const { signal } = options;
     if (signal?.aborted) throw new KipvsError('KIPVS_ABORTED', 'stopped before the first list from the API server');
     for (const reflector of source.reflectors) reflector.start();

@@ -110,9 +110,26 @@ describe('reaching the API server', () => {
     await expect(loadKubeAccess(api.writeKubeconfig(dir, { exec }, {}))).rejects.toThrow(/plain HTTP, which needs insecure-skip-tls-verify: true/);
   });
 
-  it('gives up a request whose exec plugin never answers, within the request timeout', async () => {
+  /** Whether the process of `pidFile` (written by a plugin) still runs. */
+  const pluginRuns = (pidFile: string): boolean => {
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  /** Starts the API source with an exec plugin that first writes its pid to `pidFile`; stopped when `given up` is logged. */
+  async function startWithPlugin(pluginScript: string, pidFile: string, givenUp: RegExp): Promise<void> {
     const api = (server = await TestApiServer.start());
-    const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: 'sleep', args: ['30'], interactiveMode: 'Never' };
+    const exec = {
+      apiVersion: 'client.authentication.k8s.io/v1',
+      command: 'sh',
+      args: ['-c', `echo $$ > ${pidFile}; ${pluginScript}`],
+      interactiveMode: 'Never',
+    };
     const controller = new AbortController();
     const starting = KubeSource.start({
       kubeconfig: api.writeKubeconfig(dir, { exec }),
@@ -123,9 +140,23 @@ describe('reaching the API server', () => {
       requestTimeoutMs: 300,
       signal: controller.signal,
     });
-    await waitFor('given up', () => logged.records.some((record) => /no answer within 0.3 s/.test(String(record.err))));
+    await waitFor('given up', () => logged.records.some((record) => givenUp.test(String(record.err))));
     controller.abort();
     await expect(starting).rejects.toMatchObject({ code: 'KIPVS_ABORTED' });
+  }
+
+  it('gives up a request whose exec plugin never answers, within the request timeout, and kills the plugin', async () => {
+    const pidFile = join(dir, 'plugin.pid');
+    await startWithPlugin('exec sleep 30', pidFile, /no answer within 0.3 s/);
+    // client-node alone left it running (and started one more at each retry).
+    await waitFor('the hung plugin killed', () => !pluginRuns(pidFile));
+  });
+
+  it('kills an exec plugin that prints without end, past a bound', async () => {
+    const pidFile = join(dir, 'plugin.pid');
+    // Killed at the bound, well before the request's timeout.
+    await startWithPlugin('exec yes', pidFile, /no credentials: the exec plugin failed and printed nothing on stderr/);
+    await waitFor('the endless plugin killed', () => !pluginRuns(pidFile));
   });
 
   it('refuses a context that names a user the kubeconfig lacks, as client-go does', async () => {
@@ -147,14 +178,15 @@ describe('reaching the API server', () => {
     copyFileSync(join(TLS_DIR, 'ca.crt'), join(dir, 'ca.crt'));
     writeFileSync(join(dir, 'token'), 'pod-token\n');
     const access = await loadKubeAccess(undefined, {
-      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) },
-      directory: dir,
+      pod: { env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) }, directory: dir },
     });
     expect(access.server).toBe(`https://127.0.0.1:${api.port}`);
     expect((await access.requestOptions()).headers.Authorization).toBe('Bearer pod-token');
-    await expect(loadKubeAccess(undefined, { env: {}, directory: dir })).rejects.toMatchObject({ code: 'KIPVS_KUBECONFIG' });
+    await expect(loadKubeAccess(undefined, { pod: { env: {}, directory: dir } })).rejects.toMatchObject({ code: 'KIPVS_KUBECONFIG' });
     await expect(
-      loadKubeAccess(undefined, { env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, directory: dir }).then((pod) => pod.server),
+      loadKubeAccess(undefined, { pod: { env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, directory: dir } }).then(
+        (pod) => pod.server,
+      ),
     ).resolves.toBe('https://[fd00::1]:443');
   });
 });
