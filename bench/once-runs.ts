@@ -3,6 +3,7 @@
 // run's time, minor page faults and peak RSS (the child's own process.resourceUsage() at exit),
 // and the time between its log lines, which shows where start-up goes (docs/benchmarks.md,
 // "Start-up"). `node -e 0` between rounds tells how fast the boot is at that moment.
+// KIPVS_BENCH_PROFILE=DIR: each run writes a CPU profile there.
 //
 //   node --import tsx bench/once-runs.ts                        N = 1,000, 4 rounds
 //   KIPVS_BENCH_SIZES=10000 KIPVS_BENCH_ROUNDS=2 node --import tsx bench/once-runs.ts
@@ -10,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteNamespaces, freshNamespace, retireNamespace } from './cluster/namespaces.js';
+import { childProfileArgs } from './cluster/profile.js';
 import { CLI, log, root } from './cluster/shared.js';
 import { IMAGE_NODE_OPTIONS } from './image.js';
 import { generateWorkload, NODE_NAME, writeWorkload } from './workload.js';
@@ -52,16 +54,20 @@ function phases(stderr: string, startedAt: number): string {
   return parts.join(' | ');
 }
 
-async function once(how: How): Promise<{ ms: number; faults: number; maxRssMiB: number; phases: string }> {
+async function once(how: How, tag: string): Promise<{ ms: number; faults: number; maxRssMiB: number; phases: string }> {
   const netns = freshNamespace();
   const options = [how === 'image' ? IMAGE_NODE_OPTIONS : '', `--import=${reportUsage}`].join(' ').trim();
   const startedAt = Date.now();
   const started = performance.now();
-  const run = spawnSync(process.execPath, [CLI, 'agent', '--once', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-    env: { ...process.env, NODE_OPTIONS: options },
-  });
+  const run = spawnSync(
+    process.execPath,
+    [...childProfileArgs(`once-${how}-${size}-${tag}`), CLI, 'agent', '--once', '--source', sourceDir, '--netns', netns, '--hostname-override', NODE_NAME],
+    {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+      env: { ...process.env, NODE_OPTIONS: options },
+    },
+  );
   const ms = performance.now() - started;
   await retireNamespace(netns);
   if (run.status !== 0) throw new Error(`agent --once (${how}) exited ${run.status}: ${run.stderr.split('\n').slice(-5).join('\n')}`);
@@ -72,11 +78,11 @@ async function once(how: How): Promise<{ ms: number; faults: number; maxRssMiB: 
 try {
   writeWorkload(sourceDir, generateWorkload(size));
   // The first run in a boot reads node's and kipvs's files over hostfs: once before measuring.
-  await once('image');
+  await once('image', 'first');
   const times: Record<How, number[]> = { image: [], defaults: [] };
   for (let round = 0; round < rounds; round++) {
     for (const how of round % 2 === 0 ? (['image', 'defaults'] as const) : (['defaults', 'image'] as const)) {
-      const run = await once(how);
+      const run = await once(how, `r${round + 1}`);
       times[how].push(run.ms);
       log(
         `N=${size} round ${round + 1} ${how === 'image' ? "the image's NODE_OPTIONS" : "node's defaults"}: ${(run.ms / 1000).toFixed(2)} s, ${run.faults} minor faults, peak RSS ${run.maxRssMiB.toFixed(0)} MiB; ${run.phases}`,
