@@ -7,7 +7,7 @@
 // netlink once every FULL_READ_ROUNDS reads, its turn set by its key: a change to one of those
 // made behind kipvs's back is found within that many full syncs.
 import type { ProcVirtualServer } from '../netlink/ipvs/proc-table.js';
-import { formatServiceKey, isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import { formatServiceKey, isFwmarkKey, sameServiceSettings, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../model/desired.js';
 import type { ObservedState, ObservedVirtualServer } from '../reconcile/state.js';
 
@@ -60,6 +60,16 @@ export class ProcConfirmations {
     const marked = this.byFwmark.get(service.key.fwmark);
     return marked?.length === 1 && marked[0] ? confirm(marked[0], this.expected.virtualServers.get(key)) : undefined;
   }
+}
+
+/**
+ * The expectation's own object for a virtual server read over netlink that equals it in every field
+ * (its key, settings, and no counters on either), else the one read. A full read keeps its
+ * 12,000 services until it is compared; kept as read, they were promoted at every full read.
+ */
+export function heldService(expected: ObservedState, read: IpvsService): IpvsService {
+  const held = expected.virtualServers.get(virtualServerKey(read.key))?.service;
+  return held && held.stats === undefined && read.stats === undefined && sameServiceSettings(held, read) ? held : read;
 }
 
 /**
