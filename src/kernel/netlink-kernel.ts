@@ -194,8 +194,14 @@ export class NetlinkKernel implements Kernel {
     const unconfirmed: IpvsService[] = [];
     await forEachPaced(services, pacer(SLICE_MS), (service) => {
       const realServers = confirmedRealServers(service, shown, hint);
-      if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
-      else unconfirmed.push(service);
+      if (!realServers) {
+        unconfirmed.push(service);
+        return;
+      }
+      const key = virtualServerKey(service.key);
+      // The expectation's own entry where the read confirmed all of it: no copy to promote.
+      const held = hint.expected.virtualServers.get(key);
+      virtualServers.set(key, held?.service === service && held.realServers === realServers ? held : { service, realServers });
     });
     for (const dumped of await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })) {
       virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));

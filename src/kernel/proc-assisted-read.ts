@@ -33,10 +33,12 @@ export function turnOf(key: string): number {
  * keeping only the outcome per virtual server. The parsed table itself (120,000 real servers at
  * 10,000 Services) lived through the whole read, and each young-generation collection meanwhile
  * copied it: pauses of 100–190 ms under UML, which an endpoint change arriving then waited for.
+ * The outcomes are keyed by the expectation's own entries, not by a key string made per virtual
+ * server: 12,000 strings that lived through the read and were promoted at every full read.
  */
 export class ProcConfirmations {
-  /** By virtualServerKey(): the real servers as /proc confirms them, or null where it shows others. */
-  private readonly byAddress = new Map<string, ReadonlyMap<string, IpvsDestination> | null>();
+  /** The expected virtual servers /proc confirmed, with their real servers as it confirmed them. */
+  private readonly confirmed = new Map<ObservedVirtualServer, ReadonlyMap<string, IpvsDestination>>();
   /** Firewall-mark services as read: their family (part of the key) is not printed. Rare. */
   private readonly byFwmark = new Map<number, ProcVirtualServer[]>();
 
@@ -49,14 +51,21 @@ export class ProcConfirmations {
       else this.byFwmark.set(shown.key.fwmark, [shown]);
       return;
     }
-    const key = formatServiceKey(shown.key);
-    this.byAddress.set(key, confirm(shown, this.expected.virtualServers.get(key)) ?? null);
+    const held = this.expected.virtualServers.get(formatServiceKey(shown.key));
+    const realServers = held && confirm(shown, held);
+    if (held && realServers) this.confirmed.set(held, realServers);
   };
 
-  /** The real servers of `service` as /proc confirmed the expectation, if it did. */
+  /**
+   * The real servers of `service` as /proc confirmed the expectation, if it did. One whose
+   * expectation a sync replaced since /proc was read is not confirmed: it is read over netlink.
+   */
   of(service: IpvsService): ReadonlyMap<string, IpvsDestination> | undefined {
     const key = virtualServerKey(service.key);
-    if (!isFwmarkKey(service.key)) return this.byAddress.get(key) ?? undefined;
+    if (!isFwmarkKey(service.key)) {
+      const held = this.expected.virtualServers.get(key);
+      return held && this.confirmed.get(held);
+    }
     const marked = this.byFwmark.get(service.key.fwmark);
     return marked?.length === 1 && marked[0] ? confirm(marked[0], this.expected.virtualServers.get(key)) : undefined;
   }
