@@ -1,5 +1,6 @@
 // The IPVS client: one generic netlink socket per network namespace (moby/ipvs's Handle).
 import { closeSync, openSync, readSync } from 'node:fs';
+import { pacer, SLICE_MS } from '../../util/event-loop.js';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
 import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
@@ -230,9 +231,15 @@ export class IpvsClient {
     };
     // Service i is read on socket i mod n, one dump in flight per socket, taken in order.
     const window = Array.from({ length: Math.min(connections.length, services.length) }, (_, index) => read(index));
+    // A dump's end is handled inside the socket's receive loop, which reads on while the socket has
+    // data (up to 32 datagrams): a dump asked for at once is answered inside that loop, and one
+    // loop ran a dozen dumps on the four sockets (8-14 ms under UML) while a sync waited.
+    const pace = pacer(SLICE_MS, 1);
     for (const [index, service] of services.entries()) {
       const slot = index % window.length;
       const result = await (window[slot] as Promise<Read>);
+      const turn = pace();
+      if (turn) await turn;
       if (index + window.length < services.length) window[slot] = read(index + window.length);
       if ('error' in result) throw result.error;
       if (result.destinations) yield { service, destinations: result.destinations };
