@@ -4,7 +4,7 @@
 import { IpvsClient, type IpvsServiceWithDestinations } from '../netlink/ipvs/client.js';
 import { readProcIpvsTable } from '../netlink/ipvs/proc-table.js';
 import { forEachPaced, pacer, SLICE_MS } from '../util/event-loop.js';
-import { confirmedRealServers, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
+import { confirmedRealServers, heldService, ProcConfirmations, type ObserveHint } from './proc-assisted-read.js';
 import { ExpectedSetMembers, keyedPaced } from './ipset-assisted-read.js';
 import { IpsetClient } from '../netlink/ipset/client.js';
 import { LinkClient } from '../netlink/rtnl/client.js';
@@ -143,12 +143,9 @@ export class NetlinkKernel implements Kernel {
       this.links.getLink(this.options.dummyInterface),
       this.observeIpsets(hint?.expected),
     ]);
-    const boundAddresses = new Set<string>();
-    if (link) {
-      await this.links.listAddresses(this.options.dummyInterface, ({ address }) => {
-        if (!address.startsWith('fe80:')) boundAddresses.add(address);
-      });
-    }
+    const boundAddresses = new Set(
+      link ? await this.links.listAddresses(this.options.dummyInterface, ({ address }) => (address.startsWith('fe80:') ? undefined : address)) : [],
+    );
     return { dummyInterfaceExists: link !== null, virtualServers, boundAddresses, ...ipsets };
   }
 
@@ -182,7 +179,7 @@ export class NetlinkKernel implements Kernel {
     // Compared with the expectation as it is read: see ProcConfirmations.
     const shown = new ProcConfirmations(hint.expected);
     const [services, procRead] = await Promise.all([
-      this.ipvs.listServices({ withStats: false }),
+      this.ipvs.listServices({ withStats: false, keep: (read) => heldService(hint.expected, read) }),
       readProcIpvsTable(shown.add, this.options.netns, SLICE_MS).then(
         () => true,
         (error: unknown) => {
@@ -197,8 +194,14 @@ export class NetlinkKernel implements Kernel {
     const unconfirmed: IpvsService[] = [];
     await forEachPaced(services, pacer(SLICE_MS), (service) => {
       const realServers = confirmedRealServers(service, shown, hint);
-      if (realServers) virtualServers.set(virtualServerKey(service.key), { service, realServers });
-      else unconfirmed.push(service);
+      if (!realServers) {
+        unconfirmed.push(service);
+        return;
+      }
+      const key = virtualServerKey(service.key);
+      // The expectation's own entry where the read confirmed all of it: no copy to promote.
+      const held = hint.expected.virtualServers.get(key);
+      virtualServers.set(key, held?.service === service && held.realServers === realServers ? held : { service, realServers });
     });
     for (const dumped of await this.ipvs.listDestinationsOf(unconfirmed, { withStats: false })) {
       virtualServers.set(virtualServerKey(dumped.service.key), observedFrom(dumped));

@@ -7,7 +7,7 @@
 // netlink once every FULL_READ_ROUNDS reads, its turn set by its key: a change to one of those
 // made behind kipvs's back is found within that many full syncs.
 import type { ProcVirtualServer } from '../netlink/ipvs/proc-table.js';
-import { formatServiceKey, isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import { formatServiceKey, isFwmarkKey, sameServiceSettings, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../model/desired.js';
 import type { ObservedState, ObservedVirtualServer } from '../reconcile/state.js';
 
@@ -33,10 +33,12 @@ export function turnOf(key: string): number {
  * keeping only the outcome per virtual server. The parsed table itself (120,000 real servers at
  * 10,000 Services) lived through the whole read, and each young-generation collection meanwhile
  * copied it: pauses of 100–190 ms under UML, which an endpoint change arriving then waited for.
+ * The outcomes are keyed by the expectation's own entries, not by a key string made per virtual
+ * server: 12,000 strings that lived through the read and were promoted at every full read.
  */
 export class ProcConfirmations {
-  /** By virtualServerKey(): the real servers as /proc confirms them, or null where it shows others. */
-  private readonly byAddress = new Map<string, ReadonlyMap<string, IpvsDestination> | null>();
+  /** The expected virtual servers /proc confirmed, with their real servers as it confirmed them. */
+  private readonly confirmed = new Map<ObservedVirtualServer, ReadonlyMap<string, IpvsDestination>>();
   /** Firewall-mark services as read: their family (part of the key) is not printed. Rare. */
   private readonly byFwmark = new Map<number, ProcVirtualServer[]>();
 
@@ -49,17 +51,34 @@ export class ProcConfirmations {
       else this.byFwmark.set(shown.key.fwmark, [shown]);
       return;
     }
-    const key = formatServiceKey(shown.key);
-    this.byAddress.set(key, confirm(shown, this.expected.virtualServers.get(key)) ?? null);
+    const held = this.expected.virtualServers.get(formatServiceKey(shown.key));
+    const realServers = held && confirm(shown, held);
+    if (held && realServers) this.confirmed.set(held, realServers);
   };
 
-  /** The real servers of `service` as /proc confirmed the expectation, if it did. */
+  /**
+   * The real servers of `service` as /proc confirmed the expectation, if it did. One whose
+   * expectation a sync replaced since /proc was read is not confirmed: it is read over netlink.
+   */
   of(service: IpvsService): ReadonlyMap<string, IpvsDestination> | undefined {
     const key = virtualServerKey(service.key);
-    if (!isFwmarkKey(service.key)) return this.byAddress.get(key) ?? undefined;
+    if (!isFwmarkKey(service.key)) {
+      const held = this.expected.virtualServers.get(key);
+      return held && this.confirmed.get(held);
+    }
     const marked = this.byFwmark.get(service.key.fwmark);
     return marked?.length === 1 && marked[0] ? confirm(marked[0], this.expected.virtualServers.get(key)) : undefined;
   }
+}
+
+/**
+ * The expectation's own object for a virtual server read over netlink that equals it in every field
+ * (its key, settings, and no counters on either), else the one read. A full read keeps its
+ * 12,000 services until it is compared; kept as read, they were promoted at every full read.
+ */
+export function heldService(expected: ObservedState, read: IpvsService): IpvsService {
+  const held = expected.virtualServers.get(virtualServerKey(read.key))?.service;
+  return held && held.stats === undefined && read.stats === undefined && sameServiceSettings(held, read) ? held : read;
 }
 
 /**

@@ -4,7 +4,7 @@
 // one inside --ipvs-exclude-cidrs. Someone else's virtual servers, ipsets and
 // addresses are left as they are.
 import { cidrContains } from '../ip.js';
-import { isFwmarkKey, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
+import { isFwmarkKey, sameServiceSettings, type IpvsDestination, type IpvsService } from '../netlink/ipvs/types.js';
 import type { IpsetSetSpec } from '../netlink/ipset/types.js';
 import { EVERYTHING, sameRealServer, type DesiredState, type DesiredVirtualServer, type DiffScope } from '../model/desired.js';
 import { mayDelete, recordedNodePorts, type OwnershipFacts } from './ownership.js';
@@ -33,13 +33,6 @@ export interface DiffContext {
    */
   readonly staleCounters?: ReadonlySet<string>;
 }
-
-export const sameService = (a: IpvsService, b: IpvsService): boolean =>
-  a.scheduler === b.scheduler &&
-  a.flags === b.flags &&
-  a.timeout === b.timeout &&
-  a.netmask === b.netmask &&
-  (a.persistenceEngine ?? '') === (b.persistenceEngine ?? '');
 
 function excluded(service: IpvsService, excludeCidrs: readonly string[]): boolean {
   return !isFwmarkKey(service.key) && excludeCidrs.some((cidr) => cidrContains(cidr, (service.key as { address: string }).address));
@@ -149,7 +142,7 @@ export function diff(desired: DesiredState, observed: ObservedState, context: Di
     if (want) {
       if (excluded(want.service, context.excludeCidrs)) continue;
       if (!have) plan.creations.push({ kind: 'ipvs', operation: { op: 'addService', service: want.service } });
-      else if (!sameService(have.service, want.service)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editService', service: want.service } });
+      else if (!sameServiceSettings(have.service, want.service)) plan.creations.push({ kind: 'ipvs', operation: { op: 'editService', service: want.service } });
       diffRealServers(key, want, have, context, plan);
     } else if (have && !excluded(have.service, context.excludeCidrs) && mayDelete(have.service, ownership)) {
       serviceDeletions.push({ kind: 'ipvs', operation: { op: 'deleteService', key: have.service.key } });

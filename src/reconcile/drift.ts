@@ -9,7 +9,7 @@
 import { forEachPaced, pacer, SLICE_MS } from '../util/event-loop.js';
 import { addKeyOf } from '../util/keys-by-name.js';
 import { sameSet } from '../kernel/mirror.js';
-import { sameService } from './diff.js';
+import { sameServiceSettings } from '../netlink/ipvs/types.js';
 import { sameRealServer } from '../model/desired.js';
 import type { ObservedState, ObservedStateKeys, ObservedVirtualServer, Plan } from './state.js';
 import { ipsetEntryKey, virtualServerKey } from '../model/desired.js';
@@ -127,7 +127,7 @@ export function withoutTouched(drift: Drift, touched: TouchedKeys): Drift {
 
 function sameVirtualServer(read: ObservedVirtualServer | undefined, held: ObservedVirtualServer | undefined): boolean {
   if (!read || !held) return read === held;
-  if (!sameService(read.service, held.service) || read.realServers.size !== held.realServers.size) return false;
+  if (!sameServiceSettings(read.service, held.service) || read.realServers.size !== held.realServers.size) return false;
   // The mirror's own map: /proc confirmed its real servers (proc-assisted-read.ts), as it does for
   // nearly all at each full read; walking 120,000 of them made as many entry pairs.
   if (read.realServers === held.realServers) return true;

@@ -1,6 +1,6 @@
 // The IPVS client: one generic netlink socket per network namespace (moby/ipvs's Handle).
 import { closeSync, openSync, readSync } from 'node:fs';
-import { forEachPaced, pacer, SLICE_MS } from '../../util/event-loop.js';
+import { pacer, SLICE_MS } from '../../util/event-loop.js';
 import { decodeAttributes, encodeAttributes } from '../attributes.js';
 import { NETLINK_GENERIC, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KernelUnsupportedError, NetlinkRequestError, PermissionError } from '../errors.js';
@@ -140,17 +140,30 @@ export class IpvsClient {
       .catch(explainPermission);
   }
 
-  /** Every virtual server; `withStats: false` leaves the counters out (cheaper for large tables). */
-  async listServices({ withStats = true }: ReadOptions = {}): Promise<IpvsService[]> {
-    const messages = await this.connection.dump(this.request(IpvsCommand.getService, {}, () => 'list virtual servers')).catch(explainPermission);
-    const services: IpvsService[] = [];
-    // 12,000 services at 10,000 Kubernetes Services: decoded in slices, so that a sync of an
-    // endpoint change does not wait behind a full read.
-    await forEachPaced(messages, pacer(SLICE_MS), (message) => {
-      const { service } = this.decode(message, withStats);
-      if (service) services.push(decodeService(service));
-    });
-    return services;
+  /**
+   * Every virtual server; `withStats: false` leaves the counters out (cheaper for large tables).
+   * Each is decoded as its datagram arrives (12,000 at 10,000 Kubernetes Services), and `keep`
+   * says what to keep of it: a reader that compares the table with one it holds passes its own
+   * equal object, and the decoded one dies young instead of living through the read.
+   */
+  async listServices({ withStats = true, keep }: ReadOptions & { readonly keep?: (read: IpvsService) => IpvsService } = {}): Promise<IpvsService[]> {
+    return this.connection
+      .dumpRead(
+        this.request(IpvsCommand.getService, {}, () => 'list virtual servers'),
+        () => {
+          const services: IpvsService[] = [];
+          return {
+            read: (message) => {
+              const { service } = this.decode(message, withStats);
+              if (!service) return;
+              const read = decodeService(service);
+              services.push(keep ? keep(read) : read);
+            },
+            result: () => services,
+          };
+        },
+      )
+      .catch(explainPermission);
   }
 
   /** One service, or null when the kernel has none with this key. */
@@ -218,9 +231,15 @@ export class IpvsClient {
     };
     // Service i is read on socket i mod n, one dump in flight per socket, taken in order.
     const window = Array.from({ length: Math.min(connections.length, services.length) }, (_, index) => read(index));
+    // A dump's end is handled inside the socket's receive loop, which reads on while the socket has
+    // data (up to 32 datagrams): a dump asked for at once is answered inside that loop, and one
+    // loop ran a dozen dumps on the four sockets (8-14 ms under UML) while a sync waited.
+    const pace = pacer(SLICE_MS, 1);
     for (const [index, service] of services.entries()) {
       const slot = index % window.length;
       const result = await (window[slot] as Promise<Read>);
+      const turn = pace();
+      if (turn) await turn;
       if (index + window.length < services.length) window[slot] = read(index + window.length);
       if ('error' in result) throw result.error;
       if (result.destinations) yield { service, destinations: result.destinations };

@@ -95,6 +95,14 @@ export type IpvsOperation =
   | { readonly op: 'editDestination'; readonly service: IpvsServiceKey; readonly destination: IpvsDestination }
   | { readonly op: 'deleteDestination'; readonly service: IpvsServiceKey; readonly destination: DestinationKey };
 
+/** Two services alike in what kipvs programs of them: scheduler, flags and persistence (not their keys, nor counters). */
+export const sameServiceSettings = (a: IpvsService, b: IpvsService): boolean =>
+  a.scheduler === b.scheduler &&
+  a.flags === b.flags &&
+  a.timeout === b.timeout &&
+  a.netmask === b.netmask &&
+  (a.persistenceEngine ?? '') === (b.persistenceEngine ?? '');
+
 /** `TCP 10.96.0.1:80`, `UDP [fd00::a]:53`, `FWM 7 IPv4`: one formatting for keys, logs and errors. */
 export function formatServiceKey(key: IpvsServiceKey): string {
   if (isFwmarkKey(key)) return `FWM ${key.fwmark} ${key.family === 'inet' ? 'IPv4' : 'IPv6'}`;

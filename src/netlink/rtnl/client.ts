@@ -1,7 +1,6 @@
 // The link client: links and their addresses over one rtnetlink socket per network namespace
 // (moby/ipvs's Handle, for `ip link` and `ip addr`). kube-proxy's IPVS mode needs one dummy link,
 // kube-ipvs0, holding every service IP as a /32 or /128, so that the node accepts packets for them.
-import { forEachPaced, pacer, SLICE_MS } from '../../util/event-loop.js';
 import { constants } from 'node:os';
 import { NETLINK_ROUTE, NetlinkConnection, type ConnectionOptions, type NetlinkRequest, type RequestOutcome } from '../connection.js';
 import { KipvsError } from '../../errors.js';
@@ -129,23 +128,28 @@ export class LinkClient {
 
   /**
    * The link's IPv4 and IPv6 addresses, including those the kernel made (IPv6 link-local). With
-   * `onAddress`, each goes to it as it is decoded and is not kept (the result is then empty): a
-   * reader that keeps only a part of each keeps no 10,000 decoded addresses over a paced read.
+   * `keep`, what it returns of each (undefined: nothing): each is decoded as its datagram arrives
+   * and only that is kept, not 10,000 decoded addresses nor the dump's messages over a full read.
    */
-  async listAddresses(linkName: string, onAddress?: (address: InterfaceAddress) => void): Promise<InterfaceAddress[]> {
+  listAddresses(linkName: string): Promise<InterfaceAddress[]>;
+  listAddresses<T>(linkName: string, keep: (address: InterfaceAddress) => T | undefined): Promise<T[]>;
+  async listAddresses<T>(linkName: string, keep?: (address: InterfaceAddress) => T | undefined): Promise<Array<T | InterfaceAddress>> {
     const link = await this.requireLink(linkName);
-    const messages = await this.connection.dump(this.request(dumpAddressesMessage(), `list addresses of ${linkName}`)).catch(explainPermission);
-    const addresses: InterfaceAddress[] = [];
-    // 10,000 addresses at 10,000 Services: decoded in slices, so that other work (a sync of an
-    // endpoint change) does not wait behind a full read.
-    await forEachPaced(messages, pacer(SLICE_MS), (message) => {
-      if (message.type !== RTM_NEWADDR) return;
-      const address = decodeAddress(message.payload);
-      if (!address || address.linkIndex !== link.index) return;
-      if (onAddress) onAddress(address);
-      else addresses.push(address);
-    });
-    return addresses;
+    return this.connection
+      .dumpRead(this.request(dumpAddressesMessage(), `list addresses of ${linkName}`), () => {
+        const kept: Array<T | InterfaceAddress> = [];
+        return {
+          read: (message) => {
+            if (message.type !== RTM_NEWADDR) return;
+            const address = decodeAddress(message.payload);
+            if (!address || address.linkIndex !== link.index) return;
+            const value = keep ? keep(address) : address;
+            if (value !== undefined) kept.push(value);
+          },
+          result: () => kept,
+        };
+      })
+      .catch(explainPermission);
   }
 
   /**

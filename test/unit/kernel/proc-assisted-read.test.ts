@@ -5,7 +5,7 @@
 // can tell, and everywhere once each virtual server's turn has come.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { confirmedRealServers, FULL_READ_ROUNDS, ProcConfirmations, turnOf, type ObserveHint } from '../../../src/kernel/proc-assisted-read.js';
+import { confirmedRealServers, FULL_READ_ROUNDS, heldService, ProcConfirmations, turnOf, type ObserveHint } from '../../../src/kernel/proc-assisted-read.js';
 import { ProcIpvsTableParser, type ProcVirtualServer } from '../../../src/netlink/ipvs/proc-table.js';
 import { isFwmarkKey, type IpvsDestination, type IpvsService, type IpvsServiceKey } from '../../../src/netlink/ipvs/types.js';
 import { realServerKey, virtualServerKey } from '../../../src/model/desired.js';
@@ -213,5 +213,40 @@ describe('the IPVS read through /proc/net/ip_vs', () => {
       assistedRead(kernel, expected, round).get(name)?.realServers.get(realServerKey(real))?.upperThreshold;
     expect(thresholds(turnOf(name) + 1)).toBe(0);
     expect(thresholds(turnOf(name))).toBe(50);
+  });
+
+  it('keeps the expected object for a virtual server read over netlink only when it equals the one read in every field', () => {
+    const settings = fc.record({
+      scheduler: fc.constantFrom('rr', 'wrr'),
+      flags: fc.constantFrom(0, 1),
+      timeout: fc.constantFrom(0, 10800),
+      netmask: fc.constantFrom(32, 24),
+      persistenceEngine: fc.option(fc.constant('sip'), { nil: undefined }),
+      counted: fc.boolean(),
+    });
+    const service = (
+      key: IpvsServiceKey,
+      {
+        counted,
+        persistenceEngine,
+        ...rest
+      }: { counted: boolean; persistenceEngine: string | undefined } & Omit<IpvsService, 'key' | 'persistenceEngine' | 'stats'>,
+    ): IpvsService => ({
+      key,
+      ...rest,
+      ...(persistenceEngine !== undefined ? { persistenceEngine } : {}),
+      ...(counted ? { stats: { conns: 1, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0, cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 } } : {}),
+    });
+    fc.assert(
+      fc.property(fc.constantFrom(...KEYS), settings, fc.option(settings, { nil: undefined }), (key, readSettings, heldSettings) => {
+        const read = service(key, readSettings);
+        const held = heldSettings ? service(key, heldSettings) : undefined;
+        const expected = asObserved(new Map(held ? [[virtualServerKey(key), { service: held, realServers: new Map<string, IpvsDestination>() }]] : []));
+        const kept = heldService(expected, read);
+        // Whichever is kept, it is the service as read, field for field.
+        expect(kept).toEqual(read);
+        expect(kept === held).toBe(held !== undefined && JSON.stringify(held) === JSON.stringify(read) && !readSettings.counted);
+      }),
+    );
   });
 });

@@ -67,6 +67,51 @@ describe('NetlinkConnection', () => {
     }
   });
 
+  it("reads a dump as it arrives with a fresh reader per attempt, and returns only the complete attempt's result", async () => {
+    const connection = NetlinkConnection.open(NETLINK_GENERIC);
+    try {
+      const complete = await connection.dump(listFamilies);
+      interruptDumps(connection, 2);
+      const readers: Array<{ read: Buffer[]; asked: boolean }> = [];
+      const result = await connection.dumpRead(listFamilies, () => {
+        const reader = { read: [] as Buffer[], asked: false };
+        readers.push(reader);
+        return {
+          read: (message) => void reader.read.push(Buffer.from(message.payload)),
+          result: () => {
+            reader.asked = true;
+            return reader.read;
+          },
+        };
+      });
+      // Two interrupted attempts and the complete one, each read from its start by its own reader.
+      expect(readers).toHaveLength(3);
+      expect(readers.map((reader) => reader.asked)).toEqual([false, false, true]);
+      expect(readers.every((reader) => reader.read.length === complete.length)).toBe(true);
+      expect(result).toEqual(complete.map((message) => message.payload));
+    } finally {
+      connection.close();
+    }
+  });
+
+  it('fails a dump whose reader throws with what it threw, and the socket still serves the next dump', async () => {
+    const connection = NetlinkConnection.open(NETLINK_GENERIC);
+    try {
+      const refused = new Error('a message that does not decode');
+      let messages = 0;
+      const failed = connection.dumpRead(listFamilies, () => ({
+        read: () => {
+          if (++messages === 2) throw refused;
+        },
+        result: () => messages,
+      }));
+      await expect(failed).rejects.toBe(refused);
+      expect((await connection.dump(listFamilies)).length).toBeGreaterThan(1);
+    } finally {
+      connection.close();
+    }
+  });
+
   it('sends thousands of requests in few datagrams and reports each failure on its own request', async () => {
     const connection = NetlinkConnection.open(NETLINK_GENERIC);
     try {
