@@ -20,7 +20,6 @@
 // The measurements, in the order they run, are in bench/cluster/: cold-sync.ts, one-change.ts,
 // resync.ts (no-op), changes-during-resync.ts, burst.ts and daemon.ts (the daemon on each source,
 // api-server.ts serving it); report.ts prints the table.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -34,24 +33,23 @@ import { machine, notes, table } from './cluster/report.js';
 import type { Results } from './cluster/results.js';
 import { noopResyncs } from './cluster/resync.js';
 import { changesDuringResyncs } from './cluster/changes-during-resync.js';
-import { log, profileDir, root } from './cluster/shared.js';
+import { log, profileDir } from './cluster/shared.js';
 import { warmUp } from './cluster/warm-up.js';
 import { generateWorkload, writeWorkload } from './workload.js';
+import { runInSandbox } from './sandboxed.js';
 
-if (!process.env.KIPVS_SANDBOX) {
-  // UML shows its guest processes a CPU called "UML": tell it the host's.
-  const host = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() };
-  const result = spawnSync(
-    process.execPath,
-    [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--expose-gc', '--import', 'tsx', 'bench/cluster.ts'],
-    {
-      cwd: root,
-      stdio: 'inherit',
-      env: { ...process.env, KIPVS_BENCH_HOST: JSON.stringify(host), KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
-    },
-  );
-  process.exit(result.status ?? 2);
-}
+// UML shows its guest processes a CPU called "UML": tell it the host's.
+runInSandbox('bench/cluster.ts', {
+  nodeFlags: ['--expose-gc'],
+  env: {
+    KIPVS_BENCH_HOST: JSON.stringify({
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+    }),
+  },
+});
 
 function benchSizes(): { sizes: number[]; smallest: number; largest: number } {
   const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,5000,10000')

@@ -13,15 +13,10 @@ import { extraSlice, generateWorkload, NODE_ADDRESS, NODE_ADDRESS_PREFIX, NODE_N
 import { summariseHeapSnapshot } from './heap-summary.js';
 import { IMAGE_NODE_OPTIONS } from './image.js';
 import { stringify } from 'yaml';
+import { runInSandbox } from './sandboxed.js';
 
 const root = resolve(import.meta.dirname, '..');
-if (!process.env.KIPVS_SANDBOX) {
-  const run = spawnSync(process.execPath, [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--import', 'tsx', import.meta.filename], {
-    stdio: 'inherit',
-    env: { ...process.env, KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
-  });
-  process.exit(run.status ?? 1);
-}
+runInSandbox(import.meta.filename);
 
 const CLI = join(root, 'dist', 'cli', 'main.js');
 const sizes = (process.env.KIPVS_BENCH_SIZES ?? '1000,10000')

@@ -5,8 +5,6 @@
 // three more no-op full syncs (summarise: node bench/profile-top.mjs FILE).
 //
 //   node --import tsx bench/noop-read-parts.ts                  N = 10,000, 3 rounds
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { allIpsetNames } from '../src/cli/agent.js';
 import { FULL_READ_ROUNDS, turnOf } from '../src/kernel/proc-assisted-read.js';
 import { virtualServerKey } from '../src/model/desired.js';
@@ -16,17 +14,11 @@ import { readProcIpvsTable } from '../src/netlink/ipvs/proc-table.js';
 import { closeAgent, openAgent } from './cluster/in-process-agent.js';
 import { freshNamespace } from './cluster/namespaces.js';
 import { profiled } from './cluster/profile.js';
-import { log, root } from './cluster/shared.js';
+import { log } from './cluster/shared.js';
 import { generateWorkload } from './workload.js';
+import { runInSandbox } from './sandboxed.js';
 
-if (!process.env.KIPVS_SANDBOX) {
-  const run = spawnSync(process.execPath, [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--import', 'tsx', import.meta.filename], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
-  });
-  process.exit(run.status ?? 2);
-}
+runInSandbox(import.meta.filename);
 
 const size = Number(process.env.KIPVS_BENCH_SIZES ?? 10_000);
 const rounds = Number(process.env.KIPVS_BENCH_ROUNDS ?? 3);

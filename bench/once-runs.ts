@@ -12,18 +12,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteNamespaces, freshNamespace, retireNamespace } from './cluster/namespaces.js';
 import { childProfileArgs } from './cluster/profile.js';
-import { CLI, log, root } from './cluster/shared.js';
+import { CLI, log } from './cluster/shared.js';
 import { IMAGE_NODE_OPTIONS } from './image.js';
 import { generateWorkload, NODE_NAME, writeWorkload } from './workload.js';
+import { runInSandbox } from './sandboxed.js';
 
-if (!process.env.KIPVS_SANDBOX) {
-  const run = spawnSync(process.execPath, [join(root, 'scripts', 'sandbox.mjs'), '--', process.execPath, '--import', 'tsx', import.meta.filename], {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, KIPVS_SANDBOX_MEM: process.env.KIPVS_SANDBOX_MEM ?? '3G' },
-  });
-  process.exit(run.status ?? 2);
-}
+runInSandbox(import.meta.filename);
 
 const size = Number(process.env.KIPVS_BENCH_SIZES ?? 1000);
 const rounds = Number(process.env.KIPVS_BENCH_ROUNDS ?? 4);
