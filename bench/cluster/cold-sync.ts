@@ -84,7 +84,7 @@ export async function coldSyncs(results: Results, size: number, workload: Worklo
             '--hostname-override',
             NODE_NAME,
           ];
-          const env = how === 'image' ? { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS } : process.env;
+          const env = { ...process.env, NODE_OPTIONS: how === 'image' ? IMAGE_NODE_OPTIONS : '' };
           const started = performance.now();
           const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28, env });
           const elapsed = performance.now() - started;
