@@ -502,11 +502,9 @@ export class NetlinkConnection {
               reject(new NetlinkDecodeError('NLMSG_OVERRUN in dump'));
               return;
             default:
-              try {
-                reader.push(message);
-              } catch (error) {
-                reject(asError(error));
-              }
+              // A reader's throw is kept until DONE: the kernel is still sending this dump, and a
+              // dump asked for meanwhile on this socket would be refused (EBUSY).
+              reader.push(message);
           }
         },
         fail: reject,
@@ -556,7 +554,13 @@ class PacedReader<T> {
       this.backlog.push(message);
       return;
     }
-    this.reader.read(message);
+    try {
+      this.reader.read(message);
+    } catch (error) {
+      // Reported once the dump is done (finished()); the rest of its messages are not read.
+      this.failure = asError(error);
+      return;
+    }
     const turn = this.pace();
     if (turn) this.waiting = this.drainAfter(turn);
   }
