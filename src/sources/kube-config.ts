@@ -198,20 +198,38 @@ function fromFile(path: string, execTimeoutMs: number): Promise<KubeAccess> | Ku
  * request up, and each retry started one more. Its spawn function (`execFn`, private in its
  * types, so found by name) is replaced by one that kills the plugin past `timeoutMs` or past
  * EXEC_PLUGIN_OUTPUT_BYTES of output; client-node then fails that request as for any plugin that
- * exits unsuccessfully.
+ * exits unsuccessfully. The plugin gets a process group of its own, killed whole: a plugin that
+ * is a script leaves its children holding its output pipes, and client-node answers only once
+ * those close.
  */
-function boundExecPlugins(config: object, timeoutMs: number): void {
+function boundExecPlugins(config: object, timeoutMs: number, userHasExec: boolean): void {
   const authenticators = (config as { authenticators?: unknown }).authenticators;
   const exec = Array.isArray(authenticators)
     ? (authenticators as unknown[]).find((each): each is { execFn: unknown } => typeof each === 'object' && each !== null && 'execFn' in each)
     : undefined;
-  if (!exec) throw new KipvsError('KIPVS_INTERNAL', "client-node's exec authenticator (its execFn) was not found: the bounds on exec plugins cannot be set");
+  if (!exec) {
+    if (!userHasExec) return;
+    throw new KipvsError('KIPVS_INTERNAL', "client-node's exec authenticator (its execFn) was not found: the bounds on exec plugins cannot be set");
+  }
   exec.execFn = (command: string, args: readonly string[], options: SpawnOptions): ChildProcess => {
-    const plugin = spawn(command, args, { ...options, timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const plugin = spawn(command, args, { ...options, detached: true });
+    const killAll = (): void => {
+      try {
+        if (plugin.pid !== undefined) process.kill(-plugin.pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+      plugin.stdout?.destroy();
+      plugin.stderr?.destroy();
+    };
+    // Until the pipes close, not until the plugin exits: a child left behind may hold them.
+    const deadline = setTimeout(killAll, timeoutMs);
+    deadline.unref();
+    plugin.on('close', () => clearTimeout(deadline));
     let printed = 0;
     const count = (chunk: { length: number }): void => {
       printed += chunk.length;
-      if (printed > EXEC_PLUGIN_OUTPUT_BYTES) plugin.kill('SIGKILL');
+      if (printed > EXEC_PLUGIN_OUTPUT_BYTES) killAll();
     };
     plugin.stdout?.on('data', count);
     plugin.stderr?.on('data', count);
@@ -228,7 +246,9 @@ async function clientNodeAccess(path: string, origin: string, execTimeoutMs: num
   } catch (error) {
     throw new KipvsError('KIPVS_KUBECONFIG', `cannot read kubeconfig ${path}: ${(error as Error).message.split('\n')[0]}`);
   }
-  boundExecPlugins(config, execTimeoutMs);
+  const user = config.getCurrentUser();
+  const authProvider = user?.authProvider as { readonly name?: unknown; readonly config?: { readonly exec?: unknown } } | undefined;
+  boundExecPlugins(config, execTimeoutMs, user?.exec !== undefined || authProvider?.name === 'exec' || authProvider?.config?.exec !== undefined);
   const cluster = config.getCurrentCluster();
   // client-node refuses every request to an http:// server without this (config.js createAgent):
   // say so now rather than retry forever.
@@ -245,8 +265,9 @@ async function clientNodeAccess(path: string, origin: string, execTimeoutMs: num
       const options: { headers: Record<string, string>; agent?: HttpAgent; auth?: string } = { headers: {} };
       await config.applyToHTTPSOptions(options).catch((error: unknown) => {
         // client-node's message for a failed exec plugin is the plugin's stderr, often empty.
+        // The plugin's stderr, which a plugin killed at the output bound may have filled.
         const reason =
-          asError(error).message.trim() ||
+          asError(error).message.trim().slice(0, 1024) ||
           `the exec plugin failed and printed nothing on stderr (it exited unsuccessfully, or was killed: still running after ${execTimeoutMs / 1000} s, or more than ${EXEC_PLUGIN_OUTPUT_BYTES} bytes printed)`;
         throw new KipvsError('KIPVS_KUBE_CREDENTIALS', `${origin}: no credentials: ${reason}`);
       });

@@ -52,7 +52,10 @@ function readBody(response: IncomingMessage, maxBytes: number): Promise<string> 
     response.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBytes) {
-        response.destroy(new Error(`answer larger than ${maxBytes} bytes`));
+        // Rejected first: destroying the response also says it was cut short.
+        const tooLarge = new Error(`answer larger than ${maxBytes} bytes`);
+        reject(tooLarge);
+        response.destroy(tooLarge);
         return;
       }
       texts.push(decoder.write(chunk));

@@ -1,6 +1,6 @@
 // How kipvs reaches the API server: the credentials and TLS settings of a kubeconfig or of a pod's
 // service account, against the test API server over HTTPS (test/fixtures/tls) and HTTP.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -150,6 +150,14 @@ describe('reaching the API server', () => {
     await startWithPlugin('exec sleep 30', pidFile, /no answer within 0.3 s/);
     // client-node alone left it running (and started one more at each retry).
     await waitFor('the hung plugin killed', () => !pluginRuns(pidFile));
+  });
+
+  it('kills an exec plugin that is a script, with the children that hold its output', async () => {
+    const childPid = join(dir, 'child.pid');
+    // The child holds the plugin's stdout and stderr: client-node waits for them to close.
+    await startWithPlugin(`sleep 30 & echo $! > ${childPid}; wait`, join(dir, 'plugin.pid'), /no answer within 0.3 s|no credentials/);
+    await waitFor('the child written down', () => existsSync(childPid) && readFileSync(childPid, 'utf8').trim() !== '');
+    await waitFor("the plugin's child killed", () => !pluginRuns(childPid));
   });
 
   it('kills an exec plugin that prints without end, past a bound', async () => {
