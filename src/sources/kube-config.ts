@@ -264,8 +264,8 @@ async function clientNodeAccess(path: string, origin: string, execTimeoutMs: num
     requestOptions: async () => {
       const options: { headers: Record<string, string>; agent?: HttpAgent; auth?: string } = { headers: {} };
       await config.applyToHTTPSOptions(options).catch((error: unknown) => {
-        // client-node's message for a failed exec plugin is the plugin's stderr, often empty.
-        // The plugin's stderr, which a plugin killed at the output bound may have filled.
+        // client-node's message for a failed exec plugin is the plugin's stderr: often empty, or
+        // up to the output bound from one that was killed.
         const reason =
           asError(error).message.trim().slice(0, 1024) ||
           `the exec plugin failed and printed nothing on stderr (it exited unsuccessfully, or was killed: still running after ${execTimeoutMs / 1000} s, or more than ${EXEC_PLUGIN_OUTPUT_BYTES} bytes printed)`;
