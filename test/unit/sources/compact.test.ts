@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compactEndpointSlice, compactService } from '../../../src/sources/compact.js';
 import type { EndpointSlice, Service } from '../../../src/model/kubernetes.js';
+import { asJson, endpointAsRead as asRead } from '../../support/read-endpoints.js';
 
 const asService = (object: object): Service => object as Service;
 const asSlice = (object: object): EndpointSlice => object as EndpointSlice;
@@ -82,7 +83,7 @@ describe('compact objects', () => {
         ports: [{ name: 'http', protocol: 'TCP', port: 8080, appProtocol: 'http' }],
       }),
     );
-    expect(slice).toEqual({
+    expect(asJson(slice)).toEqual({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
       metadata: { name: 's', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
@@ -118,5 +119,37 @@ describe('compact objects', () => {
       ports: null,
     });
     expect(compactService(asService({ metadata: { name: 'x' }, spec: 'broken' }))).toEqual({ metadata: { name: 'x' }, spec: 'broken' });
+  });
+
+  it('reads every endpoint shape as it was parsed, the usual one compact or not', () => {
+    const conditions = { ready: true };
+    const shapes: object[] = [
+      { addresses: ['10.244.0.1'], conditions },
+      { addresses: ['10.244.0.1'], conditions, targetRef: { kind: 'Pod', name: 'web-0' } },
+      { addresses: ['10.244.0.1'], conditions, targetRef: { kind: 'Pod', name: 'web-0', namespace: 'other' }, nodeName: 'n', zone: 'z' },
+      { addresses: ['10.244.0.1', '10.244.0.2'], conditions, targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' } },
+      { addresses: ['10.244.0.1'], conditions, targetRef: { kind: 'Node', name: 'n', namespace: 'shop' } },
+      { addresses: ['10.244.0.1'], conditions, targetRef: { kind: 'Pod' } },
+      { addresses: ['10.244.0.1'], conditions, targetRef: { kind: 'Pod', name: 'web-0', namespace: 7 } },
+      { addresses: ['10.244.0.1'], conditions, targetRef: null },
+      { addresses: [7], conditions },
+      { addresses: [], conditions },
+    ];
+    const slice = compactEndpointSlice(asSlice({ metadata: { name: 's', namespace: 'shop' }, addressType: 'IPv4', endpoints: shapes }));
+    const expected = shapes.map((shape) => {
+      const { addresses, targetRef } = shape as { addresses: unknown; targetRef?: unknown };
+      return {
+        addresses,
+        conditions,
+        nodeName: (shape as { nodeName?: string }).nodeName,
+        zone: (shape as { zone?: string }).zone,
+        // A targetRef keeps kind, name and namespace, each present even when absent in the input.
+        targetRef: typeof targetRef === 'object' && targetRef !== null ? { kind: undefined, name: undefined, namespace: undefined, ...targetRef } : targetRef,
+        hints: undefined,
+      };
+    });
+    expect(slice.endpoints?.map(asRead)).toStrictEqual(expected);
+    // Read twice, a compact endpoint answers the same.
+    expect(slice.endpoints?.map(asRead)).toStrictEqual(expected);
   });
 });

@@ -10,6 +10,7 @@ import { ClusterStore } from '../../../src/sources/cluster-store.js';
 import { backoffDelay, KubeSource, toEndpointSlice, toNodeInfo, toService, type KubeSourceOptions, type NodeInfo } from '../../../src/sources/kube-source.js';
 import { TestApiServer, type ApiObject, type Resource } from '../../support/api-server.js';
 import { defined } from '../../support/defined.js';
+import { asJson } from '../../support/read-endpoints.js';
 
 const BACKOFF = { initialMs: 40, maxMs: 160 };
 
@@ -161,7 +162,7 @@ describe('KubeSource against an API server', () => {
     ) as unknown as Record<string, unknown>;
     const { uid: _sliceUid, creationTimestamp: _sliceCreated, ...sliceMetadata } = listedSlice.metadata as Record<string, unknown>;
     const endpoints = (listedSlice.endpoints as Record<string, unknown>[]).map(({ hostname: _hostname, ...endpoint }) => endpoint);
-    expect(store.slicesOf('default/web')).toEqual([{ ...listedSlice, metadata: sliceMetadata, endpoints }]);
+    expect(asJson(store.slicesOf('default/web'))).toEqual([{ ...listedSlice, metadata: sliceMetadata, endpoints }]);
     expect(store.service('default/web')?.status?.loadBalancer?.ingress?.[0]?.ipMode).toBe('Proxy');
   });
 
@@ -472,8 +473,10 @@ describe('conversion of client-node objects', () => {
       hints: { forZones: [{ name: 'z1' }] },
     };
     expect(
-      toEndpointSlice(
-        Object.assign(new k8s.V1EndpointSlice(), { metadata: { name: 's' }, addressType: 'IPv4', endpoints: [endpoint], ports: [{ port: 8080 }] }),
+      asJson(
+        toEndpointSlice(
+          Object.assign(new k8s.V1EndpointSlice(), { metadata: { name: 's' }, addressType: 'IPv4', endpoints: [endpoint], ports: [{ port: 8080 }] }),
+        ),
       ),
     ).toEqual({
       apiVersion: 'discovery.k8s.io/v1',
