@@ -8,6 +8,8 @@ import { KipvsError } from './errors.js';
 export interface NativeShims {
   setns(fd: number, nstype: number): void;
   gettid(): number;
+  /** glibc's malloc_trim(0): true when it released memory; false elsewhere. */
+  mallocTrim(): boolean;
   readonly CLONE_NEWNET: number;
 }
 

@@ -1,11 +1,15 @@
 /*
- * Syscalls Node does not expose: setns(2), so that kipvs can program the IPVS table, ipsets and
+ * Calls Node does not expose: setns(2), so that kipvs can program the IPVS table, ipsets and
  * links of another network namespace (all three are per namespace). A netlink socket stays bound to
  * the namespace it was created in, so callers enter the namespace, open their sockets, and return.
+ * And glibc's malloc_trim(3), for the daemon's memory (src/agent/observers.ts).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <sched.h>
 #include <stdio.h>
@@ -55,12 +59,29 @@ static napi_value js_gettid(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * malloc_trim(0): glibc hands back free pages anywhere in its heaps, not only at their top. Returns
+ * whether it released any; false where the C library is not glibc (it has no such call).
+ */
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  int released = 0;
+#ifdef __GLIBC__
+  released = malloc_trim(0);
+#endif
+  napi_value result;
+  napi_get_boolean(env, released != 0, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, flag;
   napi_create_function(env, "setns", NAPI_AUTO_LENGTH, js_setns, NULL, &fn);
   napi_set_named_property(env, exports, "setns", fn);
   napi_create_function(env, "gettid", NAPI_AUTO_LENGTH, js_gettid, NULL, &fn);
   napi_set_named_property(env, exports, "gettid", fn);
+  napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, js_malloc_trim, NULL, &fn);
+  napi_set_named_property(env, exports, "mallocTrim", fn);
   napi_create_int32(env, CLONE_NEWNET, &flag);
   napi_set_named_property(env, exports, "CLONE_NEWNET", flag);
   return exports;

@@ -5,7 +5,8 @@ import { nodeAddressReader, type LiveNodeFacts, type NodeFactsOptions } from '..
 import { startDaemon, type SyncObserver } from '../agent/daemon.js';
 import { RetryBackoff } from '../agent/retry.js';
 import type { RulesWriter } from '../agent/node-setup.js';
-import { healthObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
+import { healthObserver, mallocTrimObserver, metricsObserver, serviceHealthObserver } from '../agent/observers.js';
+import { nativeShims } from '../native.js';
 import { serviceNamesObserver, type ServiceNamesRecorder } from '../agent/service-names.js';
 import { serviceTrafficObserver } from '../agent/service-metrics.js';
 import { startHealthServer, type ProxyHealth } from '../agent/health-server.js';
@@ -76,6 +77,7 @@ export async function runDaemon({
     serviceNamesObserver(names),
   ];
   observers.push(serviceTrafficObserver(metrics, options.netns, log, options.metricsPerEndpoint));
+  observers.push(mallocTrimObserver(() => nativeShims().mallocTrim(), log));
   observers.push({
     retryScheduled: (operations, delayMs) => {
       metrics.recordRetries(operations);

@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ProxyHealth } from '../../../src/agent/health-server.js';
 import { ServiceHealthServer } from '../../../src/agent/service-health.js';
-import { serviceHealthObserver } from '../../../src/agent/observers.js';
+import { mallocTrimObserver, serviceHealthObserver } from '../../../src/agent/observers.js';
+import { nativeShims } from '../../../src/native.js';
 import type { SyncResult } from '../../../src/agent/proxier.js';
 import { ClusterStore } from '../../../src/sources/cluster-store.js';
 
@@ -56,5 +57,35 @@ describe('serviceHealthObserver', () => {
     observer.synced(syncResult([], false), cluster);
     await waitFor(() => health.listening().get('shop/lb') === port);
     expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(503); // no local endpoint
+  });
+});
+
+describe('mallocTrimObserver', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('trims once a while after a full sync, not after a partial one, one trim for syncs in a row', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const trim = vi.fn(() => true);
+    const observer = mallocTrimObserver(trim, pino({ level: 'silent' }), 2000);
+    const cluster = new ClusterStore();
+    observer.synced?.(syncResult([], false), cluster);
+    vi.advanceTimersByTime(5000);
+    expect(trim).not.toHaveBeenCalled();
+    observer.synced?.(syncResult([], true), cluster);
+    observer.synced?.(syncResult([], true), cluster);
+    vi.advanceTimersByTime(1999);
+    expect(trim).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(trim).toHaveBeenCalledTimes(1);
+    observer.synced?.(syncResult([], true), cluster);
+    vi.advanceTimersByTime(2000);
+    expect(trim).toHaveBeenCalledTimes(2);
+  });
+
+  it("is glibc's malloc_trim in the native shims", () => {
+    // The test machine's C library is glibc: the call is there and answers.
+    expect(typeof nativeShims().mallocTrim()).toBe('boolean');
   });
 });
