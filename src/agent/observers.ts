@@ -75,18 +75,25 @@ const sameCheck = (a: ServiceHealthCheck | undefined, b: ServiceHealthCheck | un
  * included, into a 32 KiB block of its own, freed only when V8 collects its Buffer; glibc gives
  * back free memory only from its heap's top, so those blocks' pages stayed resident in holes
  * between live ones (at 10,000 Services, 20–24 MiB resident for 9 MB in use after a minute of
- * churn). A trim there takes 2–9 ms; docs/benchmarks.md has the figures.
+ * churn). A trim there takes 2–9 ms (docs/benchmarks.md, "malloc's heap after the churn").
  */
 export function mallocTrimObserver(trim: () => boolean, log: Logger, delayMs = 2000): SyncObserver {
   let timer: NodeJS.Timeout | undefined;
+  let failed = false;
   return {
     synced: (result) => {
-      if (!result.full || timer) return;
+      if (!result.full || timer || failed) return;
       timer = setTimeout(() => {
         timer = undefined;
         const started = performance.now();
-        const released = trim();
-        log.debug({ released, ms: Math.round((performance.now() - started) * 10) / 10 }, 'malloc trimmed');
+        try {
+          const released = trim();
+          log.debug({ released, ms: Math.round((performance.now() - started) * 10) / 10 }, 'malloc trimmed');
+        } catch (error) {
+          // In a timer, not in a sync: a throw here would end the process. Memory only, so given up.
+          failed = true;
+          log.warn({ err: (error as Error).message }, 'malloc trim failed; not tried again');
+        }
       }, delayMs);
       timer.unref();
     },

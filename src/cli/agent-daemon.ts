@@ -77,7 +77,8 @@ export async function runDaemon({
     serviceNamesObserver(names),
   ];
   observers.push(serviceTrafficObserver(metrics, options.netns, log, options.metricsPerEndpoint));
-  observers.push(mallocTrimObserver(() => nativeShims().mallocTrim(), log));
+  const trim = mallocTrimOf(log);
+  if (trim) observers.push(mallocTrimObserver(trim, log));
   observers.push({
     retryScheduled: (operations, delayMs) => {
       metrics.recordRetries(operations);
@@ -141,4 +142,19 @@ function keepServing(address: string, what: string, start: () => Promise<HttpEnd
       await endpoint?.close();
     },
   };
+}
+
+/**
+ * The native shims' malloc_trim, if they are built and have it: a daemon runs without (only its
+ * memory is larger) where they are missing or were built before it (`npm run build` is tsc only).
+ */
+function mallocTrimOf(log: Logger): (() => boolean) | undefined {
+  try {
+    const shims = nativeShims();
+    if (typeof shims.mallocTrim === 'function') return () => shims.mallocTrim();
+    log.warn('the native shims have no mallocTrim (built before it): run npm run install; malloc is not trimmed');
+  } catch (error) {
+    log.warn({ err: (error as Error).message }, 'malloc is not trimmed');
+  }
+  return undefined;
 }

@@ -62,6 +62,11 @@ export interface EndpointConditions {
   readonly terminating?: boolean;
 }
 
+/**
+ * Read by property access only: the store keeps most endpoints compact (src/sources/compact.ts),
+ * with `addresses` and `targetRef` made when read rather than own fields, so a spread, a clone
+ * or Object.keys sees other fields, and each read of one of those two is a new object.
+ */
 export interface Endpoint {
   readonly addresses: readonly string[];
   readonly conditions?: EndpointConditions;

@@ -84,6 +84,24 @@ describe('mallocTrimObserver', () => {
     expect(trim).toHaveBeenCalledTimes(2);
   });
 
+  it('gives up after a trim that throws, without throwing out of its timer', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const trim = vi.fn((): boolean => {
+      throw new TypeError('mallocTrim is not a function');
+    });
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+    const observer = mallocTrimObserver(trim, log, 2000);
+    const cluster = new ClusterStore();
+    observer.synced?.(syncResult([], true), cluster);
+    expect(() => vi.advanceTimersByTime(2000)).not.toThrow();
+    observer.synced?.(syncResult([], true), cluster);
+    vi.advanceTimersByTime(2000);
+    expect(trim).toHaveBeenCalledTimes(1);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('malloc trim failed');
+  });
+
   it("is glibc's malloc_trim in the native shims", () => {
     // The test machine's C library is glibc: the call is there and answers.
     expect(typeof nativeShims().mallocTrim()).toBe('boolean');

@@ -99,6 +99,8 @@ describe('compact objects', () => {
       ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
     });
     const [first, second] = slice.endpoints ?? [];
+    // The usual shape is kept compact: no address list or targetRef object of its own.
+    expect(Object.hasOwn(first ?? {}, 'addresses') || Object.hasOwn(first ?? {}, 'targetRef')).toBe(false);
     expect(first?.conditions).toBe(second?.conditions);
     expect(Object.isFrozen(first?.conditions)).toBe(true);
   });

@@ -70,6 +70,30 @@ describe('file source', () => {
     expect(second.services[2]).toBe(first.services[2]);
   });
 
+  it('keeps the very EndpointSlices an edit did not change, their endpoints compact or not', () => {
+    const source = new FileSource(dir);
+    const slice = (name: string, pod: string, addresses: string): string =>
+      `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: ${name}, namespace: default, labels: {kubernetes.io/service-name: ${name}}}\n` +
+      `addressType: IPv4\nendpoints:\n- addresses: [${addresses}]\n  targetRef: {kind: Pod, name: ${pod}, namespace: default, uid: u1}\nports: [{port: 80}]\n`;
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [slice('a', 'a-0', '10.244.0.1'), slice('b', 'b-0', '10.244.0.2, 10.244.0.3'), slice('c', 'c-0', '10.244.0.4')].join('---\n'),
+    );
+    const first = source.read();
+    // a: only the targetRef's uid changed (not kept); b: unchanged (not compact, two addresses); c: another pod.
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [slice('a', 'a-0', '10.244.0.1').replace('uid: u1', 'uid: u2'), slice('b', 'b-0', '10.244.0.2, 10.244.0.3'), slice('c', 'c-1', '10.244.0.4')].join(
+        '---\n',
+      ),
+    );
+    const second = source.read();
+    expect(second.endpointSlices[0]).toBe(first.endpointSlices[0]);
+    expect(second.endpointSlices[1]).toBe(first.endpointSlices[1]);
+    expect(second.endpointSlices[2]).not.toBe(first.endpointSlices[2]);
+    expect(second.endpointSlices[2]?.endpoints?.[0]?.targetRef?.name).toBe('c-1');
+  });
+
   it('a file broken from the start contributes nothing, and the others still count', () => {
     writeFileSync(join(dir, 'bad.yaml'), 'kind: Service\nmetadata: [half');
     writeFileSync(join(dir, 'good.yaml'), service('good'));
