@@ -198,28 +198,31 @@ const podRefOf = (ref: unknown): { name: string; namespace: string | undefined }
 
 function endpointOf(value: unknown): unknown {
   if (!isObject(value)) return owned(value);
-  const ref = value.targetRef;
-  const { addresses } = value;
+  const { addresses, targetRef: ref } = value;
+  const conditions = conditionsOf(value.conditions);
+  const nodeName = strings.intern(value.nodeName);
+  const zone = strings.intern(value.zone);
+  const hints = owned(value.hints);
   const podRef = podRefOf(ref);
   if (Array.isArray(addresses) && addresses.length === 1 && typeof addresses[0] === 'string' && podRef !== undefined) {
     return new PodEndpoint(
       ownedString(addresses[0]),
-      conditionsOf(value.conditions),
-      strings.intern(value.nodeName),
-      strings.intern(value.zone),
-      owned(value.hints),
+      conditions,
+      nodeName,
+      zone,
+      hints,
       podRef === 'none' ? undefined : ownedString(podRef.name),
       podRef === 'none' ? undefined : strings.intern(podRef.namespace),
     );
   }
   return {
     addresses: owned(addresses),
-    conditions: conditionsOf(value.conditions),
-    nodeName: strings.intern(value.nodeName),
-    zone: strings.intern(value.zone),
+    conditions,
+    nodeName,
+    zone,
     // `namespace/pod` for `kipvs inspect --names`; the kind says whether it is a Pod.
     targetRef: isObject(ref) ? { kind: strings.intern(ref.kind), name: owned(ref.name), namespace: strings.intern(ref.namespace) } : owned(ref),
-    hints: owned(value.hints),
+    hints,
   };
 }
 
